@@ -1,0 +1,192 @@
+"""The configuration schema: one pydantic model per INI section.
+
+Field names are the INI keys, so a validation error's location IS the section and key the operator must fix.
+Secrets never come from the INI: they are read from the environment into `Secrets` (SecretStr, never logged).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True, validate_default=True)
+
+
+class StorageConfig(_Section):
+    """[Storage]: where the image library lives."""
+
+    backend: Literal["local", "dropbox"] = "local"
+
+
+class LocalConfig(_Section):
+    """[Local]: the embedded default library, a folder on disk (relative paths: relative to the INI file)."""
+
+    image_folder: Optional[Path] = None
+    archive: str = "archive"
+
+
+class DropboxConfig(_Section):
+    """[Dropbox]: the production library."""
+
+    image_folder: str = ""
+    archive: str = "archive"
+    timeout_seconds: float = Field(default=60.0, gt=0)
+    max_retries: int = Field(default=3, ge=0, le=10)
+
+
+class AIConfig(_Section):
+    """[AI]: which analyser and caption generator run."""
+
+    backend: Literal["offline", "openai"] = "offline"
+
+
+class OpenAIConfig(_Section):
+    """[openAI]: models and prompts of the production analyser and caption generator."""
+
+    vision_model: str = "gpt-4o"
+    caption_model: str = "gpt-4o-mini"
+    system_prompt: str = "You are a concise, tasteful photo caption writer."
+    role_prompt: str = "Write a short caption for this photo."
+    sd_caption_enabled: bool = True
+    sd_caption_single_call_enabled: bool = True
+    sd_caption_model: Optional[str] = None
+    base_url: Optional[str] = None
+    timeout_seconds: float = Field(default=60.0, gt=0)
+    max_retries: int = Field(default=2, ge=0, le=10)
+    max_tokens: int = Field(default=800, gt=0)
+    rate_limit_per_minute: int = Field(default=20, gt=0)
+
+
+class ContentConfig(_Section):
+    """[Content]: what to post and where (each platform is a switch)."""
+
+    hashtag_string: str = ""
+    archive: bool = True
+    debug: bool = False
+    telegram: bool = False
+    instagram: bool = False
+    fetlife: bool = False  # historical name of the email publisher
+    email: bool = False
+
+
+class PublishingConfig(_Section):
+    """[Publishing]: `outbox` writes every enabled platform's post to a local folder; `live` uses the real APIs."""
+
+    backend: Literal["outbox", "live"] = "outbox"
+    outbox_folder: Path = Path("outbox")
+    timeout_seconds: float = Field(default=60.0, gt=0)
+
+
+class TelegramConfig(_Section):
+    """[Telegram]: Bot API settings (token and channel come from the environment)."""
+
+    base_url: Optional[str] = None
+    max_width: int = Field(default=1280, gt=0)
+
+
+class InstagramConfig(_Section):
+    """[Instagram]: Graph API settings (the access token comes from the environment)."""
+
+    name: str = ""
+    user_id: str = ""
+    graph_base_url: str = "https://graph.facebook.com/v21.0"
+    max_width: int = Field(default=1080, gt=0)
+    poll_interval_seconds: float = Field(default=2.0, gt=0)
+    poll_timeout_seconds: float = Field(default=60.0, gt=0)
+
+
+class EmailConfig(_Section):
+    """[Email]: SMTP delivery (the password comes from the environment)."""
+
+    sender: str = ""
+    recipient: str = ""
+    smtp_server: str = "smtp.gmail.com"
+    smtp_port: int = Field(default=587, gt=0, lt=65536)
+    confirmation_to_sender: bool = True
+    confirmation_tags_count: int = Field(default=5, ge=0)
+    confirmation_tags_nature: str = "short, lowercase, comma-separated"
+    caption_target: Literal["subject", "body", "both"] = "subject"
+    subject_mode: Literal["normal", "private", "avatar"] = "normal"
+
+
+class CaptionFileConfig(_Section):
+    """[CaptionFile]: the Stable-Diffusion caption sidecar."""
+
+    enabled: bool = True
+    extended_metadata_enabled: bool = False
+    artist_alias: str = ""
+
+
+class StateConfig(_Section):
+    """[State]: the dedup ledger (SQLite) and the local hash cache."""
+
+    ledger_path: Path = Path("publisher_state.sqlite")
+    claim_ttl_seconds: int = Field(default=3600, gt=0)
+
+
+class Secrets(BaseModel):
+    """Secrets, only ever from the environment (or the --env file)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    DROPBOX_APP_KEY: Optional[SecretStr] = None
+    DROPBOX_APP_SECRET: Optional[SecretStr] = None
+    DROPBOX_REFRESH_TOKEN: Optional[SecretStr] = None
+    OPENAI_API_KEY: Optional[SecretStr] = None
+    TELEGRAM_BOT_TOKEN: Optional[SecretStr] = None
+    TELEGRAM_CHANNEL_ID: Optional[str] = None
+    EMAIL_PASSWORD: Optional[SecretStr] = None
+    INSTA_PASSWORD: Optional[SecretStr] = None
+
+
+class ApplicationConfig(BaseModel):
+    """The whole configuration, as loaded from one INI file plus the environment."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    config_path: Path
+    storage: StorageConfig = StorageConfig()
+    local: LocalConfig = LocalConfig()
+    dropbox: DropboxConfig = DropboxConfig()
+    ai: AIConfig = AIConfig()
+    openai: OpenAIConfig = OpenAIConfig()
+    content: ContentConfig = ContentConfig()
+    publishing: PublishingConfig = PublishingConfig()
+    telegram: TelegramConfig = TelegramConfig()
+    instagram: InstagramConfig = InstagramConfig()
+    email: EmailConfig = EmailConfig()
+    captionfile: CaptionFileConfig = CaptionFileConfig()
+    state: StateConfig = StateConfig()
+    secrets: Secrets = Secrets()
+
+    def enabled_platforms(self) -> list[str]:
+        """Platform names switched on in [Content], in a stable order."""
+        names = []
+        if self.content.telegram:
+            names.append("telegram")
+        if self.content.instagram:
+            names.append("instagram")
+        if self.content.email or self.content.fetlife:
+            names.append("email")
+        return names
+
+
+#: INI section name → (attribute on ApplicationConfig, model). Section names match case-insensitively.
+SECTIONS: dict[str, tuple[str, type[_Section]]] = {
+    "Storage": ("storage", StorageConfig),
+    "Local": ("local", LocalConfig),
+    "Dropbox": ("dropbox", DropboxConfig),
+    "AI": ("ai", AIConfig),
+    "openAI": ("openai", OpenAIConfig),
+    "Content": ("content", ContentConfig),
+    "Publishing": ("publishing", PublishingConfig),
+    "Telegram": ("telegram", TelegramConfig),
+    "Instagram": ("instagram", InstagramConfig),
+    "Email": ("email", EmailConfig),
+    "CaptionFile": ("captionfile", CaptionFileConfig),
+    "State": ("state", StateConfig),
+}

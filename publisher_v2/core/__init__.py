@@ -1,0 +1,1 @@
+"""Domain models, exceptions and the workflow orchestrator (no SDK imports here)."""

@@ -1,0 +1,1 @@
+"""Adapters behind protocols: storage, AI, publishers, sidecars. Production SDKs are imported lazily."""

@@ -1,0 +1,1 @@
+"""Small shared utilities: logging, captions and sidecars, the dedup ledger, image helpers."""

@@ -1,0 +1,183 @@
+"""Structured JSON logging, secret redaction and the correlation-id context.
+
+Every event is one JSON object per line: `timestamp`, `level`, `logger`, `message`, then fields. `log_json`
+sanitises EVERY string value (nested too), not only the message, because secrets leak through URLs and error
+texts as often as through messages. The correlation id lives in a ContextVar owned here: whoever binds it
+(the workflow, a web request, a telemetry scope) makes every `log_json` call inside carry it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import re
+import sys
+import threading
+import uuid
+from contextvars import ContextVar, Token
+from datetime import datetime, timezone
+from typing import IO, Any, Iterator, Optional
+
+#: The correlation id of the current run or request (None when unbound).
+correlation_id: ContextVar[Optional[str]] = ContextVar("publisher_v2_correlation_id", default=None)
+
+REDACTED = "[REDACTED]"
+_RESERVED = ("timestamp", "level", "logger", "message")
+_SENSITIVE_KEY = re.compile(r"(pass(word)?|secret|token|api[_-]?key|authorization|cookie)$", re.IGNORECASE)
+# Each pattern captures an optional prefix to keep (group "keep") and the secret itself.
+_SECRET_PATTERNS = re.compile(
+    "|".join(
+        [
+            r"sk-(?:proj-)?[A-Za-z0-9_\-]{16,}",  # OpenAI keys
+            r"(?P<bot>/bot)\d{5,}:[A-Za-z0-9_\-]{20,}",  # Telegram token inside api.telegram.org/bot<token>
+            r"\b\d{5,}:[A-Za-z0-9_\-]{30,}\b",  # bare Telegram bot tokens
+            r"\bsl\.[A-Za-z0-9_\-]{20,}",  # Dropbox short-lived access tokens
+            r"(?P<auth>(?i:\b(?:bearer|basic)) )[A-Za-z0-9._~+/=\-]{8,}",  # Authorization header values
+            r"(?P<kv>(?i:\b(?:password|passwd|refresh_token|access_token|client_secret|api_key)=))[^\s&\"']+",
+        ]
+    )
+)
+
+
+def _keep_prefix(match: re.Match) -> str:
+    prefix = match.group("bot") or match.group("auth") or match.group("kv") or ""
+    return prefix + REDACTED
+
+
+_known_secrets: set[str] = set()
+_known_lock = threading.Lock()
+
+
+def register_secret(value: Optional[str]) -> None:
+    """Redact this exact value wherever it appears from now on (config secrets are registered on load)."""
+    if value and len(value) >= 4:
+        with _known_lock:
+            _known_secrets.add(value)
+
+
+def _redact_text(text: str) -> str:
+    for secret in _known_secrets:
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    return _SECRET_PATTERNS.sub(_keep_prefix, text)
+
+
+def sanitize(value: Any, key: Optional[str] = None) -> Any:
+    """Return `value` with secrets redacted in every string, recursing into dicts, lists and tuples.
+
+    A dict value whose key names a secret (password, token, api_key, authorization, cookie…) is redacted whole.
+    """
+    if key is not None and isinstance(value, str) and _SENSITIVE_KEY.search(key):
+        return REDACTED if value else value
+    if isinstance(value, str):
+        return _redact_text(value)
+    if isinstance(value, dict):
+        return {k: sanitize(v, str(k)) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [sanitize(v) for v in value]
+    return value
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if hasattr(value, "__dataclass_fields__"):
+        return {k: getattr(value, k) for k in value.__dataclass_fields__}
+    return str(value)
+
+
+def log_json(logger: logging.Logger, level: int, message: str, /, **fields: Any) -> None:
+    """Emit one structured event. Fields never overwrite `timestamp`, `level`, `logger` or `message`."""
+    if not logger.isEnabledFor(level):
+        return
+    event: dict[str, Any] = {
+        "timestamp": datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "level": logging.getLevelName(level),
+        "logger": logger.name,
+        "message": _redact_text(message),
+    }
+    cid = correlation_id.get()
+    if cid is not None and "correlation_id" not in fields:
+        event["correlation_id"] = cid
+    for key, value in fields.items():
+        if key in _RESERVED:
+            key = f"field_{key}"
+        event[key] = sanitize(value, key)
+    logger.log(level, json.dumps(event, default=_json_default, ensure_ascii=False))
+
+
+class _JsonLineFormatter(logging.Formatter):
+    """Lines from log_json are already JSON; wrap anything else (third-party loggers) into the same shape."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = record.getMessage()
+        if text.startswith("{") and text.endswith("}"):
+            return text
+        event = {
+            "timestamp": datetime.fromtimestamp(record.created, timezone.utc)
+            .isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": _redact_text(text),
+        }
+        cid = correlation_id.get()
+        if cid is not None:
+            event["correlation_id"] = cid
+        if record.exc_info:
+            event["exception"] = _redact_text(self.formatException(record.exc_info))
+        return json.dumps(event, ensure_ascii=False)
+
+
+def setup_logging(level: int = logging.INFO, stream: Optional[IO[str]] = None) -> None:
+    """Send every log record to `stream` (stderr by default) as one JSON object per line.
+
+    Chatty HTTP client loggers are held at WARNING: they print request URLs, and Telegram puts the bot token in
+    the URL path.
+    """
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(_JsonLineFormatter())
+    root = logging.getLogger()
+    for existing in list(root.handlers):
+        if getattr(existing, "_publisher_v2", False):
+            root.removeHandler(existing)
+    handler._publisher_v2 = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(level)
+    for noisy in ("httpx", "httpcore", "urllib3", "telegram", "dropbox", "openai", "aiosmtplib", "PIL"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+
+
+def new_correlation_id() -> str:
+    """A fresh opaque correlation id (UUID4)."""
+    return str(uuid.uuid4())
+
+
+def get_correlation_id() -> Optional[str]:
+    """The correlation id bound in this context, or None."""
+    return correlation_id.get()
+
+
+def bind_correlation_id(value: str) -> Token:
+    """Bind `value` in this context; pass the token to `unbind_correlation_id` in the same context."""
+    return correlation_id.set(value)
+
+
+def unbind_correlation_id(token: Token) -> None:
+    correlation_id.reset(token)
+
+
+@contextlib.contextmanager
+def bound_correlation_id(value: Optional[str] = None) -> Iterator[str]:
+    """Reuse the bound correlation id, or bind `value` (or a new UUID4) for the duration of the block."""
+    current = correlation_id.get()
+    if current is not None and value is None:
+        yield current
+        return
+    cid = value or new_correlation_id()
+    token = correlation_id.set(cid)
+    try:
+        yield cid
+    finally:
+        correlation_id.reset(token)
