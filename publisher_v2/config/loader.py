@@ -142,3 +142,10 @@ def _check_consistency(config: ApplicationConfig, path: Path) -> None:
                 raise ConfigurationError(f"{path}: [Email] {key}: required when email publishing is enabled")
     if config.publishing.backend == "live" and "instagram" in config.enabled_platforms() and not config.instagram.user_id:
         raise ConfigurationError(f"{path}: [Instagram] user_id: required when instagram publishing is enabled")
+    live_instagram = config.publishing.backend == "live" and "instagram" in config.enabled_platforms()
+    if live_instagram and config.storage.backend != "dropbox":
+        # Meta downloads the image itself, so it needs the public link only remote storage can give.
+        raise ConfigurationError(
+            f"{path}: [Content] instagram = true needs [Storage] backend = dropbox "
+            "(Instagram fetches the image from a public URL)"
+        )

@@ -36,6 +36,7 @@ class DropboxConfig(_Section):
     archive: str = "archive"
     timeout_seconds: float = Field(default=60.0, gt=0)
     max_retries: int = Field(default=3, ge=0, le=10)
+    retry_backoff_seconds: float = Field(default=1.0, ge=0)
 
 
 class AIConfig(_Section):
@@ -86,6 +87,8 @@ class TelegramConfig(_Section):
 
     base_url: Optional[str] = None
     max_width: int = Field(default=1280, gt=0)
+    max_retries: int = Field(default=2, ge=0, le=10)
+    retry_backoff_seconds: float = Field(default=1.0, ge=0)
 
 
 class InstagramConfig(_Section):
@@ -97,6 +100,8 @@ class InstagramConfig(_Section):
     max_width: int = Field(default=1080, gt=0)
     poll_interval_seconds: float = Field(default=2.0, gt=0)
     poll_timeout_seconds: float = Field(default=60.0, gt=0)
+    max_retries: int = Field(default=2, ge=0, le=10)
+    retry_backoff_seconds: float = Field(default=1.0, ge=0)
 
 
 class EmailConfig(_Section):

@@ -160,7 +160,8 @@ class WorkflowOrchestrator:
             return _Selection(entry, await self.storage.content_hash(entry), claimed=False)
 
         known = self.ledger.known_hashes()
-        candidates = [e for e in images if e.name not in options.skipped]
+        # Entries whose listed (or cached) hash is already known are out before any per-image work.
+        candidates = [e for e in images if e.name not in options.skipped and e.content_hash not in known]
         random.shuffle(candidates)
         for entry in candidates:
             digest = await self.storage.content_hash(entry)

@@ -1,0 +1,385 @@
+"""The import hooks and the patch registry: find the target, decide how to wrap it, apply, remember, restore.
+
+- Targets are wrapped by wrapt post-import hooks when their module is imported (`register_post_import_hook`,
+  called positionally: wrapt 2.0 renamed its keyword). A module already imported is wrapped at once and its
+  targets are reported as "late" (a `from x import f` done before that keeps the original function).
+- Resolution walks the class's MRO through `vars()` (`wrapt.resolve_path`), so we wrap the RAW object: a
+  classmethod/staticmethod is unwrapped to its `__func__`, wrapped, and re-wrapped in the same descriptor
+  type. An inherited method is wrapped by setting the wrapper on the NAMED class only; `uninstall()` deletes
+  it again. Properties and other non-functions are refused with a fault naming the manifest line.
+- A registry of (owner, attribute) -> original makes a second install a no-op and lets `uninstall()` restore
+  the exact original objects (`vars(cls)[name] is original`).
+- Nothing here may break the app: every hook body catches everything and reports a fault once.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import importlib.util
+import inspect
+import logging
+import sys
+import threading
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Tuple, Union
+
+from autoinstrument import wrappers
+from autoinstrument.emitter import Emitter, stderr_event
+from autoinstrument.manifest import Manifest, ManifestError, Ref, ScopeSpec, StageSpec, load_manifest
+from autoinstrument.scope import ScopeRuntime
+
+INSTALLED_EVENT = "autoinstrument_installed"
+
+
+@dataclass
+class Patch:
+    owner: Any
+    attr: str
+    original: Any  # the raw object found (from the defining class's __dict__ or the module)
+    installed: Any  # what we set on owner
+    inherited: bool  # True: owner did not define attr itself; uninstall deletes it
+    target: str
+    kind: str
+    late: bool
+
+
+class _State:
+    def __init__(self, manifest: Manifest, emitter: Emitter):
+        self.manifest = manifest
+        self.emitter = emitter
+        self.patches: Dict[Tuple[int, str], Patch] = {}
+        self.by_module: Dict[str, List[Union[ScopeSpec, StageSpec]]] = {}
+        self.missing: Dict[str, str] = {}
+        self.hooked_modules: set = set()
+        self.installing = True
+        self.reported = False
+        self._correlation: Optional[ContextVar] = None
+        self._correlation_resolved = False
+        for spec in list(manifest.scopes) + list(manifest.stages):
+            self.by_module.setdefault(spec.target.module, []).append(spec)
+
+    def correlation_var(self) -> Optional[ContextVar]:
+        """The app's ContextVar named by `log.correlation`, resolved on first use (None if unusable)."""
+        if self._correlation_resolved:
+            return self._correlation
+        self._correlation_resolved = True
+        ref = self.manifest.log.correlation
+        if ref is None:
+            return None
+        try:
+            var = _resolve_ref(ref)
+            if not isinstance(var, ContextVar):
+                raise TypeError(f"{ref.text} is a {type(var).__name__}, not a contextvars.ContextVar")
+            self._correlation = var
+        except Exception as exc:
+            self.emitter.fault(
+                "correlation_unusable", f"{type(exc).__name__}: {exc}", target=ref.text, line=ref.line
+            )
+        return self._correlation
+
+
+_lock = threading.RLock()
+_state: Optional[_State] = None
+_pending_hooks: set = set()  # module names with one of our wrapt hooks still waiting in wrapt's registry
+_atexit_registered = False
+
+
+def _resolve_ref(ref: Ref) -> Any:
+    obj: Any = importlib.import_module(ref.module)
+    for part in ref.attr.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+# --------------------------------------------------------------------------------------------- install / unin
+
+
+def install(manifest: Union[None, str, Manifest] = None, *, defer_report: bool = False) -> bool:
+    """Wrap every target of the manifest (now, or when its module is imported). False if nothing was
+    installed.
+
+    A second call while installed is a no-op. A bad manifest is reported as a fault and installs nothing.
+    """
+    global _state, _atexit_registered
+    with _lock:
+        if _state is not None:
+            return False
+        try:
+            loaded = manifest if isinstance(manifest, Manifest) else load_manifest(manifest)
+        except ManifestError as exc:
+            for problem in exc.problems:
+                stderr_event(
+                    "autoinstrument_fault",
+                    {
+                        "fault": "manifest_invalid",
+                        "detail": problem.message,
+                        "manifest": problem.path,
+                        "line": problem.line,
+                        "key": problem.key,
+                    },
+                    logging.WARNING,
+                )
+            return False
+        emitter = Emitter(loaded.log, defer=defer_report)
+        state = _State(loaded, emitter)
+        _state = state
+        wrappers.set_fault_sink(
+            lambda err: emitter.fault("bookkeeping_error", f"{type(err).__name__}: {err}")
+        )
+        try:
+            import wrapt
+
+            for module_name in state.by_module:
+                if module_name in sys.modules:
+                    _on_import(sys.modules[module_name])
+                elif module_name not in _pending_hooks:
+                    _pending_hooks.add(module_name)
+                    wrapt.register_post_import_hook(_on_import, module_name)
+        except Exception as exc:  # wrapt missing or broken: nothing is wrapped, the app runs as is
+            emitter.fault("hooks_unavailable", f"{type(exc).__name__}: {exc}")
+        state.installing = False
+        emitter.emit(INSTALLED_EVENT, _installed_fields)
+        if not _atexit_registered:
+            _atexit_registered = True
+            atexit.register(_at_exit)
+        return True
+
+
+def uninstall() -> int:
+    """Restore every original object; returns how many patches were undone. Pending hooks become inert."""
+    global _state
+    with _lock:
+        state, _state = _state, None
+        if state is None:
+            return 0
+        restored = 0
+        for patch in state.patches.values():
+            if _restore(patch, state):
+                restored += 1
+        wrappers.set_fault_sink(None)
+        return restored
+
+
+def current() -> Optional[_State]:
+    return _state
+
+
+def installed_targets() -> Dict[str, List[str]]:
+    """{"wrapped": [...], "late": [...], "missing": [...], "pending": [...]} for the current install."""
+    state = _state
+    if state is None:
+        return {"wrapped": [], "late": [], "missing": [], "pending": []}
+    return _target_report(state)
+
+
+# --------------------------------------------------------------------------------------------- hooks
+
+
+def _on_import(module: Any) -> None:
+    """wrapt post-import hook. Must never raise: an exception here would fail the app's import."""
+    try:
+        name = getattr(module, "__name__", None)
+        with _lock:
+            _pending_hooks.discard(name)
+            state = _state
+            if state is None or name not in state.by_module:
+                return
+            state.hooked_modules.add(name)
+            for spec in state.by_module[name]:
+                _patch(state, spec, module, late=state.installing)
+    except Exception as exc:  # pragma: no cover - _patch already isolates each target
+        with contextlib.suppress(Exception):
+            stderr_event(
+                "autoinstrument_fault", {"fault": "hook_failed", "detail": repr(exc)}, logging.WARNING
+            )
+
+
+def _patch(state: _State, spec: Union[ScopeSpec, StageSpec], module: Any, late: bool) -> None:
+    target = spec.target
+    try:
+        owner, attr, raw, inherited = _find(module, target)
+        key = (id(owner), attr)
+        existing = state.patches.get(key)
+        if existing is not None and vars(owner).get(attr) is existing.installed:
+            return  # already wrapped by this install
+        if wrappers.is_ours(raw):
+            # Inherited: the base class is listed too; time the subclass on its own, without nesting.
+            # Not inherited: a stale wrapper of ours; wrap what it wraps, never a wrapper twice.
+            raw = _unwrap_ours(raw)
+        installed, kind = _make(state, spec, raw, target)
+        setattr(owner, attr, installed)
+        state.patches[key] = Patch(owner, attr, raw, installed, inherited, target.text, kind, late)
+        state.missing.pop(target.text, None)
+    except Exception as exc:
+        reason = f"{type(exc).__name__}: {exc}"
+        state.missing[target.text] = reason
+        state.emitter.fault(
+            "target_unusable", reason, target=target.text, line=target.line, manifest=state.manifest.path
+        )
+
+
+def _find(module: Any, target: Ref) -> Tuple[Any, str, Any, bool]:
+    """(owner, attribute, raw object, inherited) for `module:Owner.attr`, never binding through getattr."""
+    import wrapt
+
+    owner, attr, raw = wrapt.resolve_path(module, target.attr)
+    if inspect.isclass(owner):
+        inherited = attr not in vars(owner)
+        if inherited:
+            for klass in inspect.getmro(owner):
+                if attr in vars(klass):
+                    raw = vars(klass)[attr]
+                    break
+            else:
+                raise AttributeError(f"{attr!r} is served dynamically on {owner.__name__}; nothing to wrap")
+        return owner, attr, raw, inherited
+    if inspect.ismodule(owner):
+        if attr not in vars(owner):
+            raise AttributeError(f"{attr!r} is served dynamically by {owner.__name__}; nothing to wrap")
+        return owner, attr, vars(owner)[attr], False
+    raise wrappers.UnsupportedTarget(
+        f"{target.text}: the owner is a {type(owner).__name__}, not a class or module"
+    )
+
+
+def _unwrap_ours(raw: Any) -> Any:
+    if isinstance(raw, (classmethod, staticmethod)):
+        return type(raw)(raw.__func__.__wrapped__)
+    return raw.__wrapped__
+
+
+def _make(state: _State, spec: Union[ScopeSpec, StageSpec], raw: Any, target: Ref) -> Tuple[Any, str]:
+    """Build the installed object for `raw`: a wrapper, re-wrapped in raw's descriptor type when needed."""
+    descriptor = None
+    function = raw
+    if isinstance(raw, (classmethod, staticmethod)):
+        descriptor = type(raw)
+        function = raw.__func__
+    elif isinstance(raw, (property,)) or not inspect.isfunction(raw):
+        what = type(raw).__name__
+        raise wrappers.UnsupportedTarget(
+            f"{target.text} is a {what}, not a function/classmethod/staticmethod; "
+            "only callables can be timed "
+            f"(manifest line {target.line})"
+        )
+    if not inspect.isfunction(function):
+        raise wrappers.UnsupportedTarget(f"{target.text} wraps a {type(function).__name__}, not a function")
+    if isinstance(spec, StageSpec):
+        field = spec.field
+        wrapper = wrappers.stage_wrapper(
+            function,
+            field,
+            lambda err: state.emitter.fault(
+                "bookkeeping_error", f"{type(err).__name__}: {err}", target=target.text
+            ),
+        )
+    else:
+        runtime = ScopeRuntime(
+            spec,
+            state.emitter.emit,
+            state.emitter.fault,
+            state.correlation_var,
+            on_open=state.emitter.ready,
+            fields=sorted({stage.field for stage in state.manifest.stages}),
+        )
+        wrapper = wrappers.scope_wrapper(function, runtime.open, runtime.close)
+    kind = wrappers.kind_of(function)
+    if descriptor is not None:
+        kind = f"{descriptor.__name__} {kind}"
+        return descriptor(wrapper), kind
+    return wrapper, kind
+
+
+def _restore(patch: Patch, state: _State) -> bool:
+    try:
+        current = vars(patch.owner).get(patch.attr)
+        if current is not patch.installed:
+            state.emitter.fault(
+                "not_restored", "the attribute was replaced after we wrapped it", target=patch.target
+            )
+            return False
+        if patch.inherited:
+            delattr(patch.owner, patch.attr)
+        else:
+            setattr(patch.owner, patch.attr, patch.original)
+        return True
+    except Exception as exc:
+        state.emitter.fault("not_restored", f"{type(exc).__name__}: {exc}", target=patch.target)
+        return False
+
+
+# --------------------------------------------------------------------------------------------- reporting
+
+
+def _target_report(state: _State) -> Dict[str, List[str]]:
+    wrapped, late = [], []
+    for patch in state.patches.values():
+        label = f"{patch.target} ({patch.kind}{', inherited' if patch.inherited else ''})"
+        wrapped.append(label)
+        if patch.late:
+            late.append(patch.target)
+    missing = [f"{target} ({reason})" for target, reason in state.missing.items()]
+    pending = []
+    done = {p.target for p in state.patches.values()} | set(state.missing)
+    for module_name, specs in state.by_module.items():
+        for spec in specs:
+            text = spec.target.text
+            if text in done:
+                continue
+            reason = _module_missing(module_name)
+            if reason:
+                missing.append(f"{text} ({reason})")
+            else:
+                pending.append(text)
+    return {"wrapped": wrapped, "late": late, "missing": missing, "pending": pending}
+
+
+def _module_missing(module_name: str) -> Optional[str]:
+    """Why a not-yet-imported module will never be importable, without importing it (None = may still
+    come)."""
+    parent = module_name.rpartition(".")[0]
+    if parent and parent not in sys.modules:
+        return None  # cannot tell without importing the parent package: still pending
+    try:
+        if importlib.util.find_spec(module_name) is None:
+            return "module not found"
+    except Exception as exc:
+        return f"module not importable: {type(exc).__name__}"
+    return None
+
+
+def _installed_fields() -> Dict[str, Any]:
+    state = _state
+    if state is None:
+        return {}
+    state.reported = True
+    report = _target_report(state)
+    for text in report["missing"]:
+        target = text.split(" ", 1)[0]
+        if target not in state.missing:
+            state.emitter.fault("target_missing", text, target=target, manifest=state.manifest.path)
+    fields: Dict[str, Any] = {"manifest": state.manifest.path}
+    fields.update(report)
+    fields.update(_wrapt_info())
+    return fields
+
+
+def _wrapt_info() -> Dict[str, str]:
+    try:
+        import wrapt
+
+        impl = "python" if getattr(wrapt.FunctionWrapper, "__module__", "") == "wrapt.wrappers" else "c"
+        return {"wrapt_version": getattr(wrapt, "__version__", "?"), "wrapt_impl": impl}
+    except Exception as exc:
+        return {"wrapt_version": f"unavailable ({type(exc).__name__})", "wrapt_impl": "none"}
+
+
+def _at_exit() -> None:
+    """Flush deferred events (faults, the installed report) if the app ran at all or something went wrong."""
+    state = _state
+    if state is None or not state.emitter.deferred:
+        return
+    if state.hooked_modules or state.missing:
+        state.emitter.ready()

@@ -1,0 +1,257 @@
+"""The scope: one accumulator per open scope, found through ONE ContextVar, plus the app's correlation id.
+
+Why it is built this way (see shared/design/instrumentation-lessons.md, traps 2 and 3):
+- `CURRENT` is set ONCE when a scope opens (and set back when it closes, in the same frame). It holds the
+  scope's `Accumulator`. `asyncio.gather` tasks and `asyncio.to_thread` work copy the context, so they find
+  the SAME accumulator object and add into it; nothing has to flow "back out".
+- Adding is `lists[field].append(seconds)`: C calls, atomic under the GIL (and per-object locked on
+  free-threaded builds), so threads can add at once without a lock on the hot path. The lock is taken only to
+  fold samples into totals (C-level sum, every `FOLD_AT` samples of a field, and when the scope closes).
+- Re-entry: each field has its own ContextVar holding a marker `[accumulator, running]`. A stage sets a fresh
+  marker when it starts and flips `running` to False when it ends (a list store, not a second `set`, never
+  `reset(token)`, so it cannot fail in another Context). A nested call of the same field in the same context
+  (super(), recursion, two shared targets) finds a running marker of its scope and is not counted again. Tasks
+  created inside a running stage inherit the marker: they are nested while it runs. Generators set and clear
+  the marker around each step only, never across a `yield`.
+- Outside any scope `CURRENT.get()` is None and a stage costs that one read.
+- A stage that finishes after its scope closed finds `closed` set and is reported as
+  `autoinstrument_late_stage` (once per scope and field), not silently dropped. (A thread finishing in the
+  same microsecond as the close may be both counted and reported; it is never lost.)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+import uuid
+from contextvars import ContextVar
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+
+CURRENT: ContextVar[Optional[Accumulator]] = ContextVar("autoinstrument_scope", default=None)
+
+FOLD_AT = 8192
+IDLE = (None, False)  # a field's marker when no call of it runs in this context
+
+_markers: Dict[str, ContextVar] = {}
+_markers_lock = threading.Lock()
+
+
+def marker_var(field: str) -> ContextVar:
+    """The re-entry ContextVar of `field` (one per field, shared by every target mapped to it)."""
+    with _markers_lock:
+        var = _markers.get(field)
+        if var is None:
+            var = _markers[field] = ContextVar(f"autoinstrument_active_{field}", default=IDLE)
+        return var
+
+
+def to_ms(seconds: float) -> int:
+    """Integer milliseconds, rounded, never negative."""
+    return max(0, int(round(seconds * 1000.0)))
+
+
+class Accumulator:
+    """Per-scope durations. Shared by every task and thread of one scope.
+
+    Hot path (the wrappers, inline): `lists[field].append(seconds)`, lock-free, into a plain dict made at
+    scope open with one list per stage field of the manifest; then one compare `len(list) > limit`, whose rare
+    branch (`overflow`) folds, or reports a late stage once `close()` has set `limit` to -1. `fold()` moves
+    samples into `totals` (field -> [seconds, calls]) with C-level `sum`/`len` under the lock. Generator
+    steps,
+    fields unknown at scope open and `record()` use `add()`, which updates `totals` under the lock
+    (`calls=0` for a later step of the same call).
+    """
+
+    __slots__ = ("lock", "lists", "totals", "limit", "closed", "late", "owner", "correlation_id")
+
+    def __init__(self, owner: Any = None, correlation_id: Optional[str] = None, fields: Iterable[str] = ()):
+        self.lock = threading.Lock()
+        self.lists: Dict[str, List[float]] = {name: [] for name in fields}
+        self.totals: Dict[str, List[float]] = {}
+        self.limit = FOLD_AT
+        self.closed = False
+        self.late: Dict[str, int] = {}
+        self.owner = owner
+        self.correlation_id = correlation_id
+
+    def add(self, field: str, seconds: float, calls: int = 1) -> None:
+        with self.lock:
+            closed = self.closed
+            if not closed:
+                slot = self.totals.get(field)
+                if slot is None:
+                    self.totals[field] = [seconds, calls]
+                else:
+                    slot[0] += seconds
+                    slot[1] += calls
+        if closed:
+            self.report_late(field, seconds)
+
+    def overflow(self, field: str, seconds: float) -> None:
+        """The rare branch of the hot path: the list is long (fold it) or the scope has closed (late)."""
+        if self.closed:
+            self.report_late(field, seconds)
+        else:
+            self.fold()
+
+    def fold(self) -> None:
+        """Move the samples present now into totals. Appends racing with this land after index n: kept."""
+        with self.lock:
+            self._fold_locked()
+
+    def _fold_locked(self) -> None:
+        totals = self.totals
+        for field, samples in list(self.lists.items()):
+            n = len(samples)
+            if not n:
+                continue
+            chunk = samples[:n]
+            del samples[:n]
+            slot = totals.get(field)
+            if slot is None:
+                totals[field] = [sum(chunk), n]
+            else:
+                slot[0] += sum(chunk)
+                slot[1] += n
+
+    def close(self) -> Dict[str, Tuple[float, int]]:
+        """Mark closed (later samples are late) and return field -> (seconds, calls)."""
+        with self.lock:
+            self.closed = True
+            self.limit = -1
+            self._fold_locked()
+            return {name: (slot[0], int(slot[1])) for name, slot in self.totals.items()}
+
+    def report_late(self, field: str, seconds: float) -> None:
+        """Called by a stage that ended after close(): report once per field (never raises)."""
+        try:
+            with self.lock:
+                first = field not in self.late
+                self.late[field] = self.late.get(field, 0) + 1
+            if first and self.owner is not None:
+                self.owner.late(self, field, seconds)
+        except Exception:  # pragma: no cover - owner.late isolates its own faults
+            pass
+
+
+def record(field: str, seconds: float, calls: int = 1) -> bool:
+    """Add a duration to the innermost open scope by hand (tools, tests). False when no scope is open."""
+    acc = CURRENT.get()
+    if acc is None:
+        return False
+    acc.add(field, seconds, calls)
+    return True
+
+
+class ScopeRuntime:
+    """Opens and closes one kind of scope (one manifest `scopes:` entry) and emits its event.
+
+    `open()` and `close()` never raise: any fault is reported through `fault(kind, detail)` and the app's call
+    goes on untouched.
+    """
+
+    def __init__(
+        self,
+        spec: Any,
+        emit: Callable[[str, Dict[str, Any]], None],
+        fault: Callable[..., None],
+        correlation: Callable[[], Optional[ContextVar]],
+        on_open: Optional[Callable[[], None]] = None,
+        fields: Iterable[str] = (),
+    ):
+        self.fields = tuple(fields)
+        self.spec = spec
+        self.emit = emit
+        self.fault = fault
+        self.correlation = correlation
+        self.on_open = on_open
+
+    def open(self) -> Optional[tuple]:
+        try:
+            if self.on_open is not None:
+                self.on_open()
+            var = self.correlation()
+            cid = previous = None
+            bound = False
+            if var is not None:
+                previous = var.get(None)
+                cid = previous
+                if not cid:
+                    cid = str(uuid.uuid4())
+                    var.set(cid)
+                    bound = True
+            parent = CURRENT.get()
+            acc = Accumulator(self, cid, self.fields)
+            CURRENT.set(acc)
+            return (parent, acc, var, bound, previous, time.perf_counter())
+        except Exception as exc:  # our fault, never the app's
+            self.fault("scope_open_failed", f"{type(exc).__name__}: {exc}", target=self.spec.target.text)
+            return None
+
+    def close(self, state: Optional[tuple], result: Any, exc: Optional[BaseException]) -> None:
+        if state is None:
+            return
+        end = time.perf_counter()
+        parent, acc, var, bound, previous, start = state
+        try:
+            CURRENT.set(parent)
+            fields = acc.close()
+            name, payload = self.event(acc.correlation_id, end - start, fields, result, exc)
+            self.emit(name, payload)
+        except Exception as err:
+            self.fault("scope_close_failed", f"{type(err).__name__}: {err}", target=self.spec.target.text)
+        finally:
+            if bound:
+                with contextlib.suppress(Exception):
+                    var.set(previous)
+
+    def event(
+        self,
+        correlation_id: Optional[str],
+        seconds: float,
+        fields: Dict[str, Tuple[float, int]],
+        result: Any,
+        exc: Optional[BaseException],
+    ) -> Tuple[str, Dict[str, Any]]:
+        """The summary event: correlation_id, result attributes, total, every stage field that ran."""
+        spec = self.spec
+        payload: Dict[str, Any] = {"correlation_id": correlation_id}
+        if exc is None:
+            for attr in spec.result:
+                try:
+                    payload[attr] = getattr(result, attr)
+                except Exception:
+                    continue
+            if spec.result_correlation:
+                try:
+                    value = getattr(result, spec.result_correlation, None)
+                except Exception:
+                    value = None
+                if isinstance(value, str) and value:
+                    payload["correlation_id"] = value
+        else:
+            payload["success"] = False
+            payload["error_type"] = type(exc).__name__
+        payload[spec.total] = to_ms(seconds)
+        for name, (secs, _calls) in fields.items():
+            payload[name] = to_ms(secs)
+        if fields:
+            payload["stage_calls"] = {name: calls for name, (_secs, calls) in fields.items()}
+        name = spec.event if exc is None else (spec.error_event or spec.event)
+        return name, payload
+
+    def late(self, acc: Accumulator, field: str, seconds: float) -> None:
+        """A stage ended after this scope emitted its event: say so once per scope and field."""
+        try:
+            self.emit(
+                "autoinstrument_late_stage",
+                {
+                    "correlation_id": acc.correlation_id,
+                    "scope_event": self.spec.event,
+                    "field": field,
+                    field: to_ms(seconds),
+                },
+            )
+        except Exception as exc:
+            self.fault("late_report_failed", f"{type(exc).__name__}: {exc}", target=self.spec.target.text)

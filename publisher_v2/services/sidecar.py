@@ -1,0 +1,88 @@
+"""SidecarWriter: the caption sidecar (`<stem>.txt`) of an image, rendered and written through the storage.
+
+One writer serves the CLI workflow and the web analyze endpoint, so both write the same file. `render` is
+pure (the preview shows exactly what a run would write); `write` is the telemetry stage `sidecar_write_ms`.
+Besides the documented phase-1/phase-2 keys, the sidecar records the caption (and, with extended metadata,
+the description and mood) so the web page can answer from the sidecar without calling the model again.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Dict, Optional
+
+from publisher_v2.config.schema import CaptionFileConfig
+from publisher_v2.core.exceptions import StorageError
+from publisher_v2.core.models import CaptionResult, ImageAnalysis, ImageContent
+from publisher_v2.services.storage.base import Storage
+from publisher_v2.utils.captions import build_caption_sidecar, build_metadata_phase1, build_metadata_phase2
+from publisher_v2.utils.logging import log_json
+
+logger = logging.getLogger("publisher_v2.sidecar")
+
+
+class SidecarWriter:
+    """Renders and writes caption sidecars for one storage, as [CaptionFile] configures."""
+
+    def __init__(self, storage: Storage, config: CaptionFileConfig) -> None:
+        self.storage = storage
+        self.config = config
+
+    def metadata(
+        self,
+        image: ImageContent,
+        analysis: ImageAnalysis,
+        captions: CaptionResult,
+        file_metadata: Optional[Dict[str, str]] = None,
+    ) -> Dict[str, Any]:
+        """The `# key: value` part: phase 1 always, phase 2 only with extended metadata enabled."""
+        ids = file_metadata or {}
+        meta: Dict[str, Any] = build_metadata_phase1(
+            image_file=image.name,
+            sha256=image.sha256,
+            model_version=captions.model_version,
+            dropbox_file_id=ids.get("id"),
+            dropbox_rev=ids.get("rev"),
+            artist_alias=self.config.artist_alias,
+        )
+        meta["caption"] = captions.caption
+        if self.config.extended_metadata_enabled:
+            meta["description"] = analysis.description
+            meta["mood"] = analysis.mood
+            meta.update(build_metadata_phase2(analysis))
+        return {key: value for key, value in meta.items() if value not in (None, "")}
+
+    def render(
+        self,
+        image: ImageContent,
+        analysis: ImageAnalysis,
+        captions: CaptionResult,
+        file_metadata: Optional[Dict[str, str]] = None,
+    ) -> str:
+        """The sidecar text for `image` (no I/O)."""
+        return build_caption_sidecar(
+            captions.sd_caption or "", self.metadata(image, analysis, captions, file_metadata)
+        )
+
+    async def write(self, image: ImageContent, analysis: ImageAnalysis, captions: CaptionResult) -> str:
+        """Write the sidecar beside `image` in the storage and return its text; StorageError on failure."""
+        try:
+            file_metadata = await self.storage.get_file_metadata(image.name)
+            text = self.render(image, analysis, captions, file_metadata)
+            await self.storage.write_sidecar_text(image.name, text)
+        except Exception as exc:
+            log_json(logger, logging.ERROR, "sidecar_upload_error", image_name=image.name, error=str(exc))
+            if isinstance(exc, StorageError):
+                raise
+            raise StorageError(
+                f"Cannot write the sidecar of {image.name}: {type(exc).__name__}: {exc}"
+            ) from exc
+        log_json(
+            logger,
+            logging.INFO,
+            "sidecar_upload_complete",
+            image_name=image.name,
+            extended_metadata=self.config.extended_metadata_enabled,
+            size=len(text),
+        )
+        return text

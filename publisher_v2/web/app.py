@@ -1,0 +1,430 @@
+"""The FastAPI app: routes, auth dependencies and error mapping over WebImageService.
+
+Start it with `uvicorn publisher_v2.web.app:app`, with `CONFIG_PATH` (and optionally `ENV_PATH`) set.
+The module-level `app` is built on first access (PEP 562 `__getattr__`), so tests can import `create_app`
+without a configuration, while a server with a missing or invalid configuration refuses to start with ONE line
+on stderr and exit status 1 (uvicorn imports the attribute before it starts serving, so no traceback, no
+half-started server).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, AsyncIterator, Dict, Mapping, Optional, Tuple, Type, TypeVar
+
+from dotenv import dotenv_values
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from publisher_v2.config.loader import load_application_config
+from publisher_v2.config.schema import ApplicationConfig
+from publisher_v2.core.exceptions import (
+    AIServiceError,
+    ConfigurationError,
+    SocialMediaPublisherError,
+)
+from publisher_v2.utils.images import InvalidImageError
+from publisher_v2.utils.logging import log_json, setup_logging
+from publisher_v2.web.auth import COOKIE_NAME, AdminSessions, LoginThrottle, WebSettings, check_api_auth
+from publisher_v2.web.errors import (
+    AdminNotConfigured,
+    AdminRequired,
+    BodyTooLarge,
+    InvalidRequest,
+    WebError,
+)
+from publisher_v2.web.models import (
+    AdminResponse,
+    AdminStatusResponse,
+    AnalyzeResponse,
+    ErrorResponse,
+    HealthResponse,
+    LoginRequest,
+    PublishRequest,
+    PublishResponse,
+    RandomImageResponse,
+)
+from publisher_v2.web.service import WebImageService
+
+logger = logging.getLogger("publisher_v2.web")
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+#: Request bodies (login, publish) larger than this are refused with 413 before they are read in full.
+MAX_JSON_BODY = 64 * 1024
+#: The page loads only its own script and style; images come from this app or from https storage links.
+PAGE_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' https: data:; script-src 'self'; style-src 'self'; "
+        "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-cache",
+}
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _errors(*statuses: int, model: Type[BaseModel] = ErrorResponse) -> Dict[int, Dict[str, Any]]:
+    """OpenAPI `responses` entries: each status answers with `model` (ErrorResponse by default)."""
+    return {status: {"model": model} for status in statuses}
+
+
+def _error_response(
+    status: int, error: str, code: str, headers: Optional[Mapping[str, str]] = None
+) -> JSONResponse:
+    return JSONResponse(
+        ErrorResponse(error=error, code=code).model_dump(), status_code=status, headers=headers
+    )
+
+
+def read_environment(env_path: Optional[str]) -> Dict[str, Optional[str]]:
+    """The process environment over the optional ENV_PATH file (the real environment wins, as in the CLI)."""
+    merged: Dict[str, Optional[str]] = {}
+    if env_path:
+        if not Path(env_path).is_file():
+            raise ConfigurationError(f"{env_path}: environment file not found (ENV_PATH)")
+        merged.update(dotenv_values(env_path))
+    merged.update(os.environ)
+    return merged
+
+
+def load_config_from_environment() -> Tuple[ApplicationConfig, Dict[str, Optional[str]]]:
+    """Load the config named by CONFIG_PATH (and ENV_PATH); ConfigurationError names what is wrong."""
+    config_path = os.environ.get("CONFIG_PATH")
+    if not config_path:
+        raise ConfigurationError(
+            "CONFIG_PATH is not set: point it at the INI file, e.g. CONFIG_PATH=publisher.ini"
+        )
+    env_path = os.environ.get("ENV_PATH") or None
+    return load_application_config(config_path, env_path), read_environment(env_path)
+
+
+# -- request helpers -----------------------------------------------------------------------------------------
+
+
+async def read_json_body(request: Request, model: Type[M], *, required: bool) -> Optional[M]:
+    """Parse the body as `model`, reading at most MAX_JSON_BODY bytes (413 beyond, whatever the headers say).
+
+    The route reads the body itself because FastAPI would read all of it before any dependency could object.
+    """
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            if int(declared) > MAX_JSON_BODY:
+                raise BodyTooLarge(f"Request body larger than {MAX_JSON_BODY} bytes")
+        except ValueError:
+            raise InvalidRequest("Invalid Content-Length") from None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_JSON_BODY:
+            raise BodyTooLarge(f"Request body larger than {MAX_JSON_BODY} bytes")
+    if not body.strip():
+        if required:
+            raise InvalidRequest("A JSON body is required")
+        return None
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/json":
+        raise InvalidRequest("The body must be JSON (Content-Type: application/json)")
+    try:
+        return model.model_validate_json(bytes(body))
+    except ValidationError as exc:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ())) or "body"
+        raise InvalidRequest(f"Invalid body: {where}: {first.get('msg', 'invalid')}") from None
+
+
+def _json_body_doc(model: Type[BaseModel], required: bool) -> Dict[str, Any]:
+    """Document a body that the route reads itself (bounded), so /openapi.json still shows its schema."""
+    return {
+        "requestBody": {
+            "required": required,
+            "content": {"application/json": {"schema": model.model_json_schema()}},
+        }
+    }
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+async def _service(request: Request) -> WebImageService:
+    # async on purpose: FastAPI runs a plain `def` dependency in its thread pool, a thread hop per request.
+    return request.app.state.service
+
+
+def _sessions(request: Request) -> AdminSessions:
+    return request.app.state.sessions
+
+
+async def require_admin(request: Request) -> None:
+    """Dependency of analyze/publish: API credentials (when configured), then a valid admin session."""
+    check_api_auth(request.app.state.settings, request.headers.get("authorization"))
+    sessions = _sessions(request)
+    if not sessions.configured:
+        raise AdminNotConfigured("Admin actions are disabled: no admin password is configured")
+    if not sessions.is_admin(request.cookies.get(COOKIE_NAME)):
+        raise AdminRequired("Admin login required")
+
+
+# -- error mapping -------------------------------------------------------------------------------------------
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(WebError)
+    async def web_error(request: Request, exc: WebError) -> JSONResponse:
+        return _error_response(exc.status_code, exc.message, exc.code, exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        first = errors[0] if errors else {}
+        where = ".".join(str(p) for p in first.get("loc", ())) or "request"
+        return _error_response(
+            422, f"Invalid request: {where}: {first.get('msg', 'invalid')}", "invalid_request"
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        codes = {404: "not_found", 405: "method_not_allowed"}
+        return _error_response(
+            exc.status_code,
+            str(exc.detail),
+            codes.get(exc.status_code, "http_error"),
+            getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(SocialMediaPublisherError)
+    async def domain_error(request: Request, exc: SocialMediaPublisherError) -> JSONResponse:
+        if isinstance(exc, InvalidImageError):
+            return _error_response(422, "The file is not a readable image", "unreadable_image")
+        # The detail (paths, upstream messages) goes to the log; the client gets a stable, generic answer.
+        log_json(
+            logger,
+            logging.ERROR,
+            "web_service_error",
+            path=request.url.path,
+            error_type=type(exc).__name__,
+            error=str(exc),
+        )
+        if isinstance(exc, AIServiceError):
+            return _error_response(503, "The AI service is unavailable", "ai_unavailable")
+        return _error_response(503, "The image library is unavailable", "storage_unavailable")
+
+
+# -- the app -------------------------------------------------------------------------------------------------
+
+
+def create_app(
+    config: Optional[ApplicationConfig] = None,
+    settings: Optional[WebSettings] = None,
+    service: Optional[WebImageService] = None,
+) -> FastAPI:
+    """Build the app. No `config`: load CONFIG_PATH/ENV_PATH; no `settings`: read them from the env."""
+    env: Optional[Dict[str, Optional[str]]] = None
+    if config is None and service is None:
+        config, env = load_config_from_environment()
+    if settings is None:
+        settings = WebSettings.from_env(
+            env if env is not None else read_environment(os.environ.get("ENV_PATH"))
+        )
+    if service is None:
+        assert config is not None
+        service = WebImageService.from_config(config)
+    web_service = service
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        log_json(
+            logger,
+            logging.INFO,
+            "web_app_started",
+            storage=web_service.storage.backend_name,
+            platforms=[p.platform_name for p in web_service.publishers],
+            admin_configured=app.state.sessions.configured,
+            api_auth=settings.api_auth_enabled,
+        )
+        yield
+        web_service.close()
+
+    app = FastAPI(
+        title="publisher_v2",
+        version="2.0.0",
+        description="Browse the image library, caption images and publish them (admin).",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.service = web_service
+    app.state.sessions = AdminSessions(settings)
+    app.state.throttle = LoginThrottle()
+    _install_error_handlers(app)
+    app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
+    _add_page_routes(app)
+    _add_image_routes(app)
+    _add_admin_routes(app)
+    return app
+
+
+def _add_page_routes(app: FastAPI) -> None:
+    @app.get("/", response_class=FileResponse, responses={200: {"content": {"text/html": {}}}}, tags=["page"])
+    async def page() -> FileResponse:
+        """The single-page UI (static HTML + JS; every server value is set as text, never as HTML)."""
+        return FileResponse(STATIC_DIR / "index.html", media_type="text/html", headers=PAGE_HEADERS)
+
+    @app.get("/health", response_model=HealthResponse, tags=["page"])
+    async def health() -> HealthResponse:
+        return HealthResponse()
+
+
+def _add_image_routes(app: FastAPI) -> None:
+    @app.get(
+        "/api/images/random",
+        response_model=RandomImageResponse,
+        responses=_errors(404, 503),
+        tags=["images"],
+    )
+    async def random_image(request: Request) -> Response:
+        """A random library image and its sidecar captions (public; no image bytes are read)."""
+        # The hot path: the model is already validated, so it is serialised once here instead of being
+        # validated again by FastAPI's response_model machinery (which still documents it).
+        image = await request.app.state.service.get_random_image()
+        return Response(image.model_dump_json(), media_type="application/json")
+
+    @app.get(
+        "/api/images/{filename}/file",
+        response_class=Response,
+        responses={200: {"content": {"image/*": {}}}, **_errors(404, 422, 503)},
+        tags=["images"],
+    )
+    async def image_file(filename: str, service: WebImageService = Depends(_service)) -> Response:
+        """The image bytes for a plain file name in the library (the page's `temp_url`)."""
+        image = await service.get_image_file(filename)
+        headers = {"X-Content-Type-Options": "nosniff", "Cache-Control": "private, no-cache"}
+        if image.path is not None:
+            return FileResponse(image.path, media_type=image.media_type, headers=headers)
+        return Response(image.data or b"", media_type=image.media_type, headers=headers)
+
+    @app.post(
+        "/api/images/{filename}/analyze",
+        response_model=AnalyzeResponse,
+        responses=_errors(401, 403, 404, 422, 503),
+        dependencies=[Depends(require_admin)],
+        tags=["admin actions"],
+    )
+    async def analyze(
+        filename: str,
+        force_refresh: bool = Query(
+            False, description="Analyse again even when a sidecar already holds captions."
+        ),
+        service: WebImageService = Depends(_service),
+    ) -> AnalyzeResponse:
+        """Analyse and caption an image (admin), reusing its sidecar unless `force_refresh`."""
+        return await service.analyze_and_caption(filename, force_refresh=force_refresh)
+
+    @app.post(
+        "/api/images/{filename}/publish",
+        response_model=PublishResponse,
+        responses=_errors(401, 403, 404, 409, 413, 422, 503),
+        dependencies=[Depends(require_admin)],
+        openapi_extra=_json_body_doc(PublishRequest, required=False),
+        tags=["admin actions"],
+    )
+    async def publish(
+        filename: str, request: Request, service: WebImageService = Depends(_service)
+    ) -> PublishResponse:
+        """Publish an image (admin) to every enabled platform or to `platforms`; a failure is a result."""
+        body = await read_json_body(request, PublishRequest, required=False)
+        return await service.publish_image(filename, platforms=body.platforms if body else None)
+
+
+def _add_admin_routes(app: FastAPI) -> None:
+    @app.post(
+        "/api/admin/login",
+        response_model=AdminResponse,
+        responses={**_errors(401, 503, model=AdminResponse), **_errors(413, 422, 429)},
+        openapi_extra=_json_body_doc(LoginRequest, required=True),
+        tags=["admin"],
+    )
+    async def login(request: Request) -> JSONResponse:
+        """Check the admin password; on success set the signed, expiring, HttpOnly admin cookie."""
+        sessions = _sessions(request)
+        throttle: LoginThrottle = request.app.state.throttle
+        client = _client(request)
+        if not sessions.configured:
+            log_json(
+                logger, logging.WARNING, "web_admin_login_failure", reason="not_configured", client=client
+            )
+            return JSONResponse(
+                AdminResponse(admin=False, error="Admin login is not configured").model_dump(),
+                status_code=503,
+            )
+        try:
+            throttle.check(client)
+            body = await read_json_body(request, LoginRequest, required=True)
+        except WebError as exc:
+            log_json(logger, logging.WARNING, "web_admin_login_failure", reason=exc.code, client=client)
+            raise
+        assert body is not None
+        if not sessions.password_matches(body.password):
+            throttle.failed(client)
+            log_json(
+                logger, logging.WARNING, "web_admin_login_failure", reason="wrong_password", client=client
+            )
+            return JSONResponse(
+                AdminResponse(admin=False, error="Invalid credentials").model_dump(), status_code=401
+            )
+        throttle.succeeded(client)
+        response = JSONResponse(AdminResponse(admin=True).model_dump())
+        response.set_cookie(value=sessions.issue(), max_age=sessions.ttl, **sessions.cookie_options())  # type: ignore[arg-type]
+        log_json(logger, logging.INFO, "web_admin_login_success", client=client, ttl_seconds=sessions.ttl)
+        return response
+
+    @app.get("/api/admin/status", response_model=AdminStatusResponse, tags=["admin"])
+    async def status(request: Request) -> AdminStatusResponse:
+        """Whether this browser holds a valid admin session (a forged or expired cookie reports false)."""
+        sessions = _sessions(request)
+        return AdminStatusResponse(
+            admin=sessions.is_admin(request.cookies.get(COOKIE_NAME)), configured=sessions.configured
+        )
+
+    @app.post("/api/admin/logout", response_model=AdminResponse, tags=["admin"])
+    async def logout(request: Request) -> JSONResponse:
+        """Drop the admin cookie."""
+        sessions = _sessions(request)
+        was_admin = sessions.is_admin(request.cookies.get(COOKIE_NAME))
+        response = JSONResponse(AdminResponse(admin=False).model_dump())
+        response.delete_cookie(**sessions.cookie_options())  # type: ignore[arg-type]
+        log_json(logger, logging.INFO, "web_admin_logout", client=_client(request), was_admin=was_admin)
+        return response
+
+
+# -- the module-level app for `uvicorn publisher_v2.web.app:app` ---------------------------------------------
+
+
+def _server_app() -> FastAPI:
+    """The app a server runs: JSON logs on stderr, config from the environment, a one-line refusal."""
+    setup_logging(logging.INFO, stream=sys.stderr)
+    try:
+        return create_app()
+    except SocialMediaPublisherError as exc:
+        sys.stderr.write(f"publisher_v2.web: cannot start: {exc}\n")
+        sys.stderr.flush()
+        raise SystemExit(1) from None
+
+
+def __getattr__(name: str) -> Any:
+    """Build `app` on first access (PEP 562) and keep it, so later lookups (and wrappers) see one object."""
+    if name == "app":
+        application = _server_app()
+        globals()["app"] = application
+        return application
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,226 @@
+"""Who may call what: optional API credentials, the admin password, and the signed admin session cookie.
+
+The earlier version's admin cookie was an unsigned "1" and its token check was not constant-time. Here:
+- API auth (optional): `WEB_AUTH_TOKEN` (Bearer) and/or `WEB_AUTH_USER`/`WEB_AUTH_PASS` (Basic), compared with
+  `hmac.compare_digest`.
+- Admin: `web_admin_pw`. A login sets a cookie signed with itsdangerous' TimestampSigner; the server checks
+  the signature AND its age on every admin request, so a forged, tampered or expired cookie is refused.
+- The signing key is derived from the admin password with PBKDF2 (salted with `WEB_SESSION_SECRET` when set):
+  changing the password invalidates every session, and a stolen cookie is no cheap oracle for the password.
+- With no admin password configured the admin actions are closed (503), never open.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import hashlib
+import hmac
+from collections import OrderedDict, deque
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Callable, Deque, Dict, Mapping, Optional
+
+from itsdangerous import BadSignature, TimestampSigner
+
+from publisher_v2.utils.logging import register_secret
+from publisher_v2.web.errors import TooManyAttempts, Unauthorized
+
+COOKIE_NAME = "publisher_admin"
+DEFAULT_COOKIE_TTL = 900
+MIN_COOKIE_TTL = 60
+MAX_COOKIE_TTL = 3600
+_ADMIN_VALUE = "admin"
+_SIGNER_SALT = "publisher_v2.web.admin-session"
+_KDF_ITERATIONS = 200_000
+_TRUTHY = frozenset({"1", "true", "yes", "on"})
+
+
+def _clean(value: Optional[str]) -> Optional[str]:
+    return value if value else None
+
+
+def _ttl(raw: Optional[str]) -> int:
+    """`WEB_ADMIN_COOKIE_TTL_SECONDS`, clamped to 60..3600; unparsable → the default."""
+    try:
+        value = int(str(raw).strip()) if raw not in (None, "") else DEFAULT_COOKIE_TTL
+    except ValueError:
+        value = DEFAULT_COOKIE_TTL
+    return max(MIN_COOKIE_TTL, min(MAX_COOKIE_TTL, value))
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    """The web app's auth settings, read from the environment (and the ENV_PATH file)."""
+
+    auth_token: Optional[str] = None
+    auth_user: Optional[str] = None
+    auth_pass: Optional[str] = None
+    admin_password: Optional[str] = None
+    session_secret: Optional[str] = None
+    cookie_ttl_seconds: int = DEFAULT_COOKIE_TTL
+    secure_cookies: bool = False
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, Optional[str]]) -> WebSettings:
+        settings = cls(
+            auth_token=_clean(env.get("WEB_AUTH_TOKEN")),
+            auth_user=_clean(env.get("WEB_AUTH_USER")),
+            auth_pass=_clean(env.get("WEB_AUTH_PASS")),
+            admin_password=_clean(env.get("web_admin_pw")) or _clean(env.get("WEB_ADMIN_PW")),
+            session_secret=_clean(env.get("WEB_SESSION_SECRET")),
+            cookie_ttl_seconds=_ttl(env.get("WEB_ADMIN_COOKIE_TTL_SECONDS")),
+            secure_cookies=str(env.get("WEB_SECURE_COOKIES") or "").strip().lower() in _TRUTHY,
+        )
+        for secret in (
+            settings.auth_token,
+            settings.auth_pass,
+            settings.admin_password,
+            settings.session_secret,
+        ):
+            register_secret(secret)  # never in a log line, whatever logs it
+        return settings
+
+    @property
+    def api_auth_enabled(self) -> bool:
+        return bool(self.auth_token or (self.auth_user and self.auth_pass))
+
+
+def _same(given: str, expected: str) -> bool:
+    return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
+
+
+def check_api_auth(settings: WebSettings, authorization: Optional[str]) -> None:
+    """Raise Unauthorized (with a WWW-Authenticate challenge) unless `authorization` has valid credentials.
+
+    No API credentials configured → everything passes.
+    """
+    if not settings.api_auth_enabled:
+        return
+    scheme, _, credentials = (authorization or "").strip().partition(" ")
+    scheme = scheme.lower()
+    credentials = credentials.strip()
+    if settings.auth_token and scheme == "bearer" and _same(credentials, settings.auth_token):
+        return
+    if settings.auth_user and settings.auth_pass and scheme == "basic":
+        try:
+            user, sep, password = base64.b64decode(credentials, validate=True).decode("utf-8").partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            user, sep, password = "", "", ""
+        # Both comparisons always run: the response time does not tell which half was wrong.
+        user_ok = _same(user, settings.auth_user)
+        pass_ok = _same(password, settings.auth_pass)
+        if sep and user_ok and pass_ok:
+            return
+    challenges = []
+    if settings.auth_token:
+        challenges.append('Bearer realm="publisher_v2"')
+    if settings.auth_user and settings.auth_pass:
+        challenges.append('Basic realm="publisher_v2", charset="UTF-8"')
+    raise Unauthorized("Authentication required", headers={"WWW-Authenticate": ", ".join(challenges)})
+
+
+@functools.lru_cache(maxsize=8)
+def _derive_key(password: str, secret: Optional[str]) -> bytes:
+    """PBKDF2 once per (password, secret): slow on purpose, cached so it is paid once per process."""
+    salt = (_SIGNER_SALT + "|" + (secret or "")).encode("utf-8")
+    return hashlib.pbkdf2_hmac("sha256", password.encode("utf-8"), salt, _KDF_ITERATIONS)
+
+
+class _Signer(TimestampSigner):
+    """A TimestampSigner whose clock can be injected (tests move it past the TTL)."""
+
+    def __init__(self, key: bytes, clock: Optional[Callable[[], int]]) -> None:
+        super().__init__(key, salt=_SIGNER_SALT, digest_method=hashlib.sha256)
+        self._clock = clock
+
+    def get_timestamp(self) -> int:
+        return self._clock() if self._clock is not None else super().get_timestamp()
+
+
+class AdminSessions:
+    """Checks the admin password and issues / verifies the signed, expiring session cookie."""
+
+    def __init__(self, settings: WebSettings, clock: Optional[Callable[[], int]] = None) -> None:
+        self.settings = settings
+        self.ttl = settings.cookie_ttl_seconds
+        self._signer: Optional[_Signer] = None
+        if settings.admin_password:
+            self._signer = _Signer(_derive_key(settings.admin_password, settings.session_secret), clock)
+
+    @property
+    def configured(self) -> bool:
+        return self._signer is not None
+
+    def password_matches(self, candidate: str) -> bool:
+        expected = self.settings.admin_password
+        return expected is not None and _same(candidate, expected)
+
+    def issue(self) -> str:
+        """A new cookie value: "admin", a timestamp and an HMAC over both."""
+        assert self._signer is not None, "issue() needs an admin password"
+        return self._signer.sign(_ADMIN_VALUE).decode("ascii")
+
+    def is_admin(self, cookie: Optional[str]) -> bool:
+        """True only for a cookie this server signed with the current password less than `ttl` s ago."""
+        if self._signer is None or not cookie or len(cookie) > 512:
+            return False
+        try:
+            value = self._signer.unsign(cookie, max_age=self.ttl)
+        except BadSignature:  # SignatureExpired is a BadSignature too
+            return False
+        return value == _ADMIN_VALUE.encode("ascii")
+
+    def cookie_options(self) -> Dict[str, object]:
+        """Keyword arguments for Response.set_cookie / delete_cookie."""
+        return {
+            "key": COOKIE_NAME,
+            "path": "/",
+            "httponly": True,
+            "samesite": "lax",
+            "secure": self.settings.secure_cookies,
+        }
+
+
+class LoginThrottle:
+    """At most `max_failures` wrong passwords per client address per `window`; then 429 until they age out."""
+
+    def __init__(
+        self, max_failures: int = 10, window: timedelta = timedelta(minutes=5), max_clients: int = 10_000
+    ):
+        self.max_failures = max_failures
+        self.window = window
+        self.max_clients = max_clients
+        self._failures: OrderedDict[str, Deque[datetime]] = OrderedDict()
+
+    def _recent(self, client: str, now: datetime) -> Deque[datetime]:
+        failures = self._failures.get(client)
+        if failures is None:
+            return deque()
+        while failures and now - failures[0] > self.window:
+            failures.popleft()
+        if not failures:
+            del self._failures[client]
+        return failures
+
+    def check(self, client: str) -> None:
+        """Raise TooManyAttempts (with Retry-After) while `client` is over its budget."""
+        now = datetime.now(timezone.utc)
+        failures = self._recent(client, now)
+        if len(failures) >= self.max_failures:
+            retry = max(1, int((failures[0] + self.window - now).total_seconds()) + 1)
+            raise TooManyAttempts(
+                "Too many failed logins; try again later", headers={"Retry-After": str(retry)}
+            )
+
+    def failed(self, client: str) -> None:
+        now = datetime.now(timezone.utc)
+        failures = self._failures.setdefault(client, deque())
+        failures.append(now)
+        self._failures.move_to_end(client)
+        while len(self._failures) > self.max_clients:
+            self._failures.popitem(last=False)
+
+    def succeeded(self, client: str) -> None:
+        self._failures.pop(client, None)

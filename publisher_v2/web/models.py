@@ -1,0 +1,93 @@
+"""The web API's request and response bodies, as pydantic models.
+
+They are the contract `/openapi.json` publishes (error bodies included), so every route names its models here
+and nowhere builds a JSON dict by hand.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ErrorResponse(BaseModel):
+    """Every 4xx/5xx answer: a human message and a stable machine code."""
+
+    error: str = Field(description="What went wrong, for humans.")
+    code: str = Field(description="Stable machine-readable code, e.g. image_not_found, admin_required.")
+
+
+class HealthResponse(BaseModel):
+    status: str = "ok"
+
+
+class RandomImageResponse(BaseModel):
+    """One library image to show, with what its caption sidecar already knows (no image bytes were read)."""
+
+    filename: str
+    temp_url: str = Field(
+        description="Where the page can load the image from (this app's image route locally)."
+    )
+    sha256: Optional[str] = Field(default=None, description="From the sidecar, when it records one.")
+    caption: Optional[str] = None
+    sd_caption: Optional[str] = None
+    metadata: Optional[Dict[str, Any]] = None
+    has_sidecar: bool
+
+
+class AnalyzeResponse(BaseModel):
+    """What the analyser saw and the captions it wrote (or what the existing sidecar already held)."""
+
+    filename: str
+    description: str
+    mood: str
+    tags: List[str]
+    nsfw: bool
+    caption: str
+    sd_caption: Optional[str] = None
+    sidecar_written: bool
+    from_sidecar: bool = Field(
+        default=False, description="True when an existing sidecar answered (no model call)."
+    )
+
+
+class PublishRequest(BaseModel):
+    """Optional body of a publish: restrict it to some of the enabled platforms."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    platforms: Optional[List[str]] = Field(default=None, max_length=16)
+
+
+class PlatformResult(BaseModel):
+    success: bool
+    post_id: Optional[str] = None
+    error: Optional[str] = None
+
+
+class PublishResponse(BaseModel):
+    """Per-platform outcomes: a failed platform is a result here, not an HTTP error."""
+
+    filename: str
+    results: Dict[str, PlatformResult]
+    archived: bool
+    any_success: bool
+
+
+class LoginRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    password: str = Field(max_length=1024)
+
+
+class AdminResponse(BaseModel):
+    """Login, logout and status all answer with the caller's admin state."""
+
+    admin: bool
+    error: Optional[str] = None
+
+
+class AdminStatusResponse(BaseModel):
+    admin: bool
+    configured: bool = Field(description="False when no admin password is set: admin actions answer 503.")

@@ -1,0 +1,355 @@
+"""WebImageService: what the web page can do with the library, on the very services the CLI uses.
+
+Three actions, each a plain `async def` so the telemetry manifest can time it:
+- `get_random_image`: a listing (stat only), one sidecar read, no image bytes. It prefers images the ledger
+  does not know yet when the listing already carries their content hash; it never hashes candidates for it.
+- `analyze_and_caption`: answers from an existing sidecar unless asked to refresh; otherwise downloads the
+  image, analyses and captions it with the shared AIService and writes the sidecar with the shared
+  SidecarWriter.
+- `publish_image`: runs `WorkflowOrchestrator.execute(select_filename=...)`, so a web publish is exactly a CLI
+  `--select` run: same stages, same sidecar, same archive, and the post recorded in the same ledger.
+
+Filenames from the URL are checked here before any storage call: a plain image file name or a 422.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import mimetypes
+import os
+import random
+from dataclasses import dataclass
+from pathlib import Path, PureWindowsPath
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
+from urllib.parse import quote
+
+from publisher_v2.config.schema import ApplicationConfig
+from publisher_v2.core.exceptions import SocialMediaPublisherError
+from publisher_v2.core.models import CaptionSpec, ImageContent, ImageEntry
+from publisher_v2.core.workflow import WorkflowOrchestrator
+from publisher_v2.services.ai.service import AIService
+from publisher_v2.services.publishers.base import Publisher
+from publisher_v2.services.sidecar import SidecarWriter
+from publisher_v2.services.storage.base import IMAGE_EXTENSIONS, Storage
+from publisher_v2.utils.images import check_image, sha256_hex
+from publisher_v2.utils.logging import log_json
+from publisher_v2.utils.state import PostLedger
+from publisher_v2.web.errors import (
+    ImageNotFound,
+    InvalidFilename,
+    InvalidRequest,
+    NoImages,
+    PublishInProgress,
+    ServiceUnavailable,
+)
+from publisher_v2.web.models import AnalyzeResponse, PlatformResult, PublishResponse, RandomImageResponse
+from publisher_v2.web.sidecar_parser import parse_sidecar_text
+
+logger = logging.getLogger("publisher_v2.web.service")
+
+MAX_FILENAME_LENGTH = 255
+#: Random draws before `_choose` filters the whole listing for images the ledger does not know.
+_RANDOM_DRAWS = 8
+_EXTRA_MEDIA_TYPES = {".heic": "image/heic", ".webp": "image/webp", ".bmp": "image/bmp", ".tif": "image/tiff"}
+
+
+def check_filename(filename: str) -> str:
+    """Return `filename` when it is a plain image file name; InvalidFilename (422) otherwise.
+
+    Runs before any storage call, so a hostile name never reaches a path join, whatever the backend.
+    """
+    if not filename or len(filename) > MAX_FILENAME_LENGTH:
+        raise InvalidFilename("Invalid filename")
+    if any(ch in filename for ch in ("/", "\\")) or any(ord(ch) < 32 or ord(ch) == 127 for ch in filename):
+        raise InvalidFilename("Invalid filename: path separators and control characters are not allowed")
+    if filename.startswith(".") or os.path.isabs(filename) or PureWindowsPath(filename).drive:
+        raise InvalidFilename("Invalid filename: not a plain file name")
+    if os.path.splitext(filename)[1].lower() not in IMAGE_EXTENSIONS:
+        raise InvalidFilename("Invalid filename: not an image file")
+    return filename
+
+
+def image_route(filename: str) -> str:
+    """This app's URL for the image bytes (the page's `temp_url` for a local library)."""
+    return "/api/images/" + quote(filename, safe="") + "/file"
+
+
+def media_type(filename: str) -> str:
+    ext = os.path.splitext(filename)[1].lower()
+    return mimetypes.guess_type(filename)[0] or _EXTRA_MEDIA_TYPES.get(ext, "application/octet-stream")
+
+
+def _text(value: Any) -> Optional[str]:
+    if value is None:
+        return None
+    text = value if isinstance(value, str) else str(value)
+    return text or None
+
+
+def _string_list(value: Any) -> List[str]:
+    if isinstance(value, (list, tuple)):
+        return [str(v) for v in value if v not in (None, "")]
+    if isinstance(value, str) and value.strip():
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return []
+
+
+@dataclass(frozen=True)
+class ImageFile:
+    """The bytes of one library image: a path on disk (streamed) or bytes from a remote storage."""
+
+    filename: str
+    media_type: str
+    path: Optional[Path] = None
+    data: Optional[bytes] = None
+
+
+class WebImageService:
+    """The web actions over one storage, AI service, publisher set and ledger (built like the CLI's)."""
+
+    def __init__(
+        self,
+        config: ApplicationConfig,
+        storage: Storage,
+        ai_service: AIService,
+        publishers: Sequence[Publisher],
+        ledger: PostLedger,
+        sidecar_writer: Optional[SidecarWriter] = None,
+        url_for_image: Callable[[str], str] = image_route,
+    ) -> None:
+        self.config = config
+        self.storage = storage
+        self.ai_service = ai_service
+        self.publishers = [p for p in publishers if p.is_enabled()]
+        self.ledger = ledger
+        self.sidecar_writer = sidecar_writer or SidecarWriter(storage, config.captionfile)
+        self.url_for_image = url_for_image
+        self._publishing: Set[str] = set()
+
+    @classmethod
+    def from_config(cls, config: ApplicationConfig) -> WebImageService:
+        """Build the services exactly as the CLI's composition root does."""
+        from publisher_v2.wiring import build_ai_service, build_publishers, build_storage
+
+        storage = build_storage(config)
+        return cls(
+            config,
+            storage,
+            build_ai_service(config),
+            build_publishers(config),
+            PostLedger(config.state.ledger_path, config.state.claim_ttl_seconds),
+        )
+
+    def close(self) -> None:
+        """Release the ledger's and the storage's SQLite connections."""
+        self.ledger.close()
+        close = getattr(self.storage, "close", None)
+        if callable(close):
+            close()
+
+    # -- shared steps ----------------------------------------------------------------------------------------
+
+    async def _entry(self, filename: str) -> ImageEntry:
+        entry = await self.storage.get_image(check_filename(filename))
+        if entry is None:
+            raise ImageNotFound("Image not found")
+        return entry
+
+    async def _read_sidecar(self, name: str) -> Tuple[Optional[str], Optional[Dict[str, Any]], bool]:
+        """(sd_caption, metadata, present) of the image's sidecar; no sidecar is (None, None, False)."""
+        text = await self.storage.read_sidecar_text(name)
+        if text is None:
+            return None, None, False
+        sd_caption, metadata = parse_sidecar_text(text)
+        return sd_caption, metadata, True
+
+    def _choose(self, entries: Sequence[ImageEntry]) -> ImageEntry:
+        """A random image, preferring ones whose (already listed) content hash the ledger has not seen.
+
+        Posted images usually leave the library (archive), so a few random draws almost always hit a fresh
+        one; only a library full of posted images pays for the full filter.
+        """
+        known = self.ledger.known_hashes()
+        for _ in range(_RANDOM_DRAWS):
+            entry = random.choice(entries)
+            if entry.content_hash is None or entry.content_hash not in known:
+                return entry
+        fresh = [e for e in entries if e.content_hash is None or e.content_hash not in known]
+        return random.choice(fresh or list(entries))
+
+    async def _temp_url(self, name: str) -> str:
+        if self.storage.has_public_links():
+            return await self.storage.get_temporary_link(name)
+        return self.url_for_image(name)
+
+    # -- actions ---------------------------------------------------------------------------------------------
+
+    async def get_random_image(self) -> RandomImageResponse:
+        """A random library image with its sidecar's captions; no image bytes are read."""
+        entries = await self.storage.list_images()
+        if not entries:
+            raise NoImages("No images found")
+        entry = self._choose(entries)
+        sd_caption, metadata, present = await self._read_sidecar(entry.name)
+        meta = metadata or {}
+        log_json(logger, logging.DEBUG, "web_random_image_chosen", filename=entry.name, has_sidecar=present)
+        return RandomImageResponse(
+            filename=entry.name,
+            temp_url=await self._temp_url(entry.name),
+            sha256=_text(meta.get("sha256")),
+            caption=_text(meta.get("caption")) or sd_caption,
+            sd_caption=sd_caption,
+            metadata=metadata,
+            has_sidecar=present,
+        )
+
+    async def get_image_file(self, filename: str) -> ImageFile:
+        """The bytes behind `temp_url`: a file inside the library folder, never anything outside it."""
+        entry = await self._entry(filename)
+        folder = getattr(self.storage, "folder", None)
+        if isinstance(folder, Path):
+            path = folder / entry.name
+            # A symlink in the library that points elsewhere is not served.
+            if path.resolve().parent != folder.resolve():
+                raise ImageNotFound("Image not found")
+            return ImageFile(entry.name, media_type(entry.name), path=path)
+        data = await self.storage.download_image(entry.name)
+        return ImageFile(entry.name, media_type(entry.name), data=data)
+
+    async def analyze_and_caption(self, filename: str, force_refresh: bool = False) -> AnalyzeResponse:
+        """The analysis and captions of `filename`: from its sidecar when there is one, else from the AI."""
+        entry = await self._entry(filename)
+        if not force_refresh:
+            reused = await self._answer_from_sidecar(entry.name)
+            if reused is not None:
+                return reused
+        log_json(
+            logger,
+            logging.INFO,
+            "web_vision_analysis_start",
+            filename=entry.name,
+            force_refresh=force_refresh,
+        )
+        image = await self._fetch(entry.name)
+        analysis = await self.ai_service.analyze(image)
+        spec = CaptionSpec(platform="generic", hashtags=self.config.content.hashtag_string)
+        captions = await self.ai_service.generate_caption(analysis, spec)
+        written = await self._write_sidecar(image, analysis, captions)
+        log_json(
+            logger,
+            logging.INFO,
+            "web_analyze_complete",
+            filename=entry.name,
+            sidecar_written=written,
+            model_version=captions.model_version,
+        )
+        return AnalyzeResponse(
+            filename=entry.name,
+            description=analysis.description,
+            mood=analysis.mood,
+            tags=list(analysis.tags),
+            nsfw=analysis.nsfw,
+            caption=captions.caption,
+            sd_caption=captions.sd_caption,
+            sidecar_written=written,
+            from_sidecar=False,
+        )
+
+    async def _answer_from_sidecar(self, name: str) -> Optional[AnalyzeResponse]:
+        sd_caption, metadata, present = await self._read_sidecar(name)
+        if not present or not sd_caption:
+            return None
+        meta: Dict[str, Any] = metadata or {}
+        log_json(logger, logging.INFO, "web_analyze_sidecar_reused", filename=name)
+        moderation = _string_list(meta.get("moderation"))
+        return AnalyzeResponse(
+            filename=name,
+            description=_text(meta.get("description")) or _text(meta.get("subject")) or sd_caption,
+            mood=_text(meta.get("mood")) or "",
+            tags=_string_list(meta.get("tags")),
+            nsfw=bool(meta.get("nsfw")) or any(label.lower() in ("nsfw", "explicit") for label in moderation),
+            caption=_text(meta.get("caption")) or sd_caption,
+            sd_caption=sd_caption,
+            sidecar_written=False,
+            from_sidecar=True,
+        )
+
+    async def _fetch(self, name: str) -> ImageContent:
+        data = await self.storage.download_image(name)
+        await asyncio.to_thread(check_image, data, name)
+        return ImageContent(
+            name=name,
+            data=data,
+            sha256=sha256_hex(data),
+            temp_url=await self.storage.get_temporary_link(name),
+            public_url=self.storage.has_public_links(),
+        )
+
+    async def _write_sidecar(self, image: ImageContent, analysis: Any, captions: Any) -> bool:
+        """Write the sidecar like the workflow does (not in debug mode, only with an SD caption)."""
+        if self.config.content.debug or not self.config.captionfile.enabled or not captions.sd_caption:
+            return False
+        try:
+            await self.sidecar_writer.write(image, analysis, captions)
+        except SocialMediaPublisherError as exc:
+            log_json(logger, logging.ERROR, "web_sidecar_write_error", filename=image.name, error=str(exc))
+            return False
+        return True
+
+    def _select_publishers(self, platforms: Optional[List[str]]) -> List[Publisher]:
+        if platforms is None:
+            selected = list(self.publishers)
+        else:
+            enabled = {p.platform_name: p for p in self.publishers}
+            unknown = sorted({name for name in platforms if name not in enabled})
+            if unknown or not platforms:
+                raise InvalidRequest(
+                    f"Unknown or disabled platform(s): {', '.join(unknown) or '(none given)'};"
+                    f" enabled: {', '.join(enabled) or '(none)'}"
+                )
+            selected = [p for p in self.publishers if p.platform_name in set(platforms)]
+        if not selected:
+            raise ServiceUnavailable("No publisher is enabled in the configuration")
+        return selected
+
+    async def publish_image(self, filename: str, platforms: Optional[List[str]] = None) -> PublishResponse:
+        """Publish `filename` through the CLI workflow (a `--select` run) to all or some enabled platforms."""
+        entry = await self._entry(filename)
+        publishers = self._select_publishers(platforms)
+        if entry.name in self._publishing:
+            raise PublishInProgress("This image is being published already")
+        self._publishing.add(entry.name)
+        try:
+            log_json(
+                logger,
+                logging.INFO,
+                "web_publish_start",
+                filename=entry.name,
+                platforms=[p.platform_name for p in publishers],
+            )
+            orchestrator = WorkflowOrchestrator(
+                self.config,
+                self.storage,
+                self.ai_service,
+                publishers,
+                ledger=self.ledger,
+                sidecar_writer=self.sidecar_writer,
+            )
+            result = await orchestrator.execute(select_filename=entry.name)
+        finally:
+            self._publishing.discard(entry.name)
+        if result.image_name is None:
+            # The workflow could not take the image after all (archived meanwhile, or unreadable).
+            if result.error and "not a readable image" in result.error:
+                raise InvalidFilename("The file is not a readable image")
+            raise ImageNotFound("Image not found")
+        return PublishResponse(
+            filename=entry.name,
+            results={
+                name: PlatformResult(success=r.success, post_id=r.post_id, error=r.error)
+                for name, r in result.publish_results.items()
+            },
+            archived=result.archived,
+            any_success=result.any_success,
+        )

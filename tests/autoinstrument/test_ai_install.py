@@ -1,0 +1,209 @@
+"""install() and uninstall(): import-time hooks, idempotency, exact restoration, faults that break nothing."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import textwrap
+import uuid
+
+import pytest
+from ai_fixture_app import kinds, workflow
+from ai_fixture_app.kinds import Base, Child
+from ai_testkit import LOG_SECTION, events, stderr_events
+
+import autoinstrument
+from autoinstrument import hooks
+
+
+def manifest(stages: str, scopes: str = "") -> str:
+    text = LOG_SECTION
+    if scopes:
+        text += "scopes:\n" + textwrap.indent(textwrap.dedent(scopes), "  ")
+    return text + "stages:\n" + textwrap.indent(textwrap.dedent(stages), "  ")
+
+
+@pytest.fixture
+def fresh_module(tmp_path, monkeypatch):
+    """A brand-new importable module (unique name) that nothing has imported yet."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+    created = []
+
+    def make(source: str) -> str:
+        name = f"ai_fresh_{uuid.uuid4().hex[:10]}"
+        (tmp_path / f"{name}.py").write_text(textwrap.dedent(source))
+        created.append(name)
+        return name
+
+    yield make
+    for name in created:
+        sys.modules.pop(name, None)
+
+
+def test_a_module_imported_after_install_is_wrapped_by_the_post_import_hook(write_manifest, fresh_module):
+    name = fresh_module("""
+        def work(x):
+            return x * 2
+
+        class Job:
+            def run(self):
+                return work(3)
+        """)
+    user = fresh_module(f"""
+        from {name} import work as imported_work
+        """)
+    assert autoinstrument.install(write_manifest(manifest(f"{name}:work: work_ms\n{name}:Job.run: run_ms\n")))
+    assert name not in sys.modules
+    assert autoinstrument.installed_targets()["pending"] == [f"{name}:work", f"{name}:Job.run"]
+    module = importlib.import_module(name)
+    assert module.work.__wrapped__(2) == 4 and module.Job.__dict__["run"].__wrapped__ is not None
+    # a `from x import f` done after the hook fired sees the wrapper
+    assert importlib.import_module(user).imported_work is module.work
+    report = autoinstrument.installed_targets()
+    assert report["late"] == [] and report["pending"] == [] and len(report["wrapped"]) == 2
+    assert module.Job().run() == 6
+
+
+def test_targets_of_already_imported_modules_are_wrapped_at_once_and_reported_late(write_manifest):
+    assert "ai_fixture_app.kinds" in sys.modules
+    assert autoinstrument.install(write_manifest(manifest("ai_fixture_app.kinds:Base.plain: plain_ms\n")))
+    assert Base.__dict__["plain"].__wrapped__ is not None
+    (installed,) = events("autoinstrument_installed")
+    assert installed["late"] == ["ai_fixture_app.kinds:Base.plain"]
+    assert installed["wrapped"] == ["ai_fixture_app.kinds:Base.plain (sync)"]
+    assert installed["wrapt_version"] and installed["wrapt_impl"] in ("c", "python")
+
+
+def test_a_second_install_is_a_no_op_and_never_nests(write_manifest):
+    path = write_manifest(manifest("ai_fixture_app.kinds:Base.plain: plain_ms\n"))
+    original = Base.__dict__["plain"]
+    assert autoinstrument.install(path) is True
+    wrapper = Base.__dict__["plain"]
+    assert autoinstrument.install(path) is False
+    assert Base.__dict__["plain"] is wrapper and wrapper.__wrapped__ is original
+    assert len(events("autoinstrument_installed")) == 1
+
+
+def test_uninstall_restores_the_exact_original_objects(write_manifest):
+    names = ("plain", "coro", "gen", "agen", "make", "pure", "recurse")
+    originals = {n: vars(Base)[n] for n in names}
+    original_function = kinds.module_function
+    stages = "".join(f"ai_fixture_app.kinds:Base.{n}: {n}_ms\n" for n in names)
+    stages += (
+        "ai_fixture_app.kinds:Child.plain: child_plain_ms\nai_fixture_app.kinds:module_function: mf_ms\n"
+    )
+    for _ in range(2):  # install / uninstall cycles leave no residue
+        assert autoinstrument.install(write_manifest(manifest(stages)))
+        assert all(vars(Base)[n] is not originals[n] for n in names)
+        assert "plain" in vars(Child)
+        assert autoinstrument.uninstall() == len(names) + 2
+        for n in names:
+            assert vars(Base)[n] is originals[n], n
+        assert "plain" not in vars(Child)
+        assert kinds.module_function is original_function
+    assert autoinstrument.uninstall() == 0
+
+
+def test_a_property_is_refused_with_a_fault_naming_the_manifest_line(write_manifest):
+    path = write_manifest(
+        manifest(
+            "ai_fixture_app.kinds:Base.plain: plain_ms\nai_fixture_app.kinds:Base.prop: prop_ms\n"
+            "ai_fixture_app.kinds:not_a_function: naf_ms\n"
+        )
+    )
+    assert autoinstrument.install(path)
+    assert isinstance(vars(Base)["prop"], property) and Base().prop == 1
+    assert vars(Base)["plain"].__wrapped__ is not None  # the good target is still wrapped
+    faults = {f["target"]: f for f in events("autoinstrument_fault")}
+    prop = faults["ai_fixture_app.kinds:Base.prop"]
+    assert prop["fault"] == "target_unusable" and "property" in prop["detail"] and prop["line"] == 7
+    assert prop["manifest"] == path
+    assert "NotAFunction" in faults["ai_fixture_app.kinds:not_a_function"]["detail"]
+    assert kinds.not_a_function() == 1
+    report = autoinstrument.installed_targets()
+    assert len(report["missing"]) == 2 and len(report["wrapped"]) == 1
+
+
+def test_missing_modules_and_attributes_are_reported_once_and_break_nothing(write_manifest):
+    path = write_manifest(
+        manifest(
+            "ai_fixture_app.gone:Thing.run: gone_ms\n"
+            "ai_fixture_app.kinds:Base.renamed: renamed_ms\n"
+            "ai_fixture_app.workflow:Orchestrator._select_image: image_selection_ms\n",
+            scopes="ai_fixture_app.workflow:Orchestrator.execute:"
+            " {event: workflow_timing, total: workflow_total_ms}\n",
+        )
+    )
+    assert autoinstrument.install(path)
+    result = workflow.run()
+    workflow.run()
+    assert result.success
+    faults = events("autoinstrument_fault")
+    assert sorted(f["target"] for f in faults) == [
+        "ai_fixture_app.gone:Thing.run",
+        "ai_fixture_app.kinds:Base.renamed",
+    ]
+    (installed,) = events("autoinstrument_installed")
+    assert any(m.startswith("ai_fixture_app.gone:Thing.run (module not found") for m in installed["missing"])
+    assert any(m.startswith("ai_fixture_app.kinds:Base.renamed") for m in installed["missing"])
+    assert len(events("workflow_timing")) == 2 and "image_selection_ms" in events("workflow_timing")[0]
+
+
+def test_a_broken_manifest_installs_nothing_and_the_app_runs_unchanged(write_manifest, capsys):
+    original = vars(Base)["plain"]
+    path = write_manifest(manifest("ai_fixture_app.kinds:Base.plain: plain_seconds\n"))
+    assert autoinstrument.install(path) is False
+    assert vars(Base)["plain"] is original and hooks.current() is None
+    assert workflow.run().success
+    (fault,) = [e for e in stderr_events(capsys.readouterr().err) if e["message"] == "autoinstrument_fault"]
+    assert fault["fault"] == "manifest_invalid" and fault["manifest"] == path and fault["line"] == 6
+    assert "_ms" in fault["detail"]
+
+
+def test_a_missing_manifest_file_installs_nothing(tmp_path, capsys):
+    assert autoinstrument.install(str(tmp_path / "absent.yaml")) is False
+    (fault,) = stderr_events(capsys.readouterr().err)
+    assert fault["fault"] == "manifest_invalid" and "cannot read" in fault["detail"]
+
+
+def test_an_unimportable_log_function_falls_back_to_stderr(write_manifest, capsys):
+    text = manifest(
+        "ai_fixture_app.workflow:Orchestrator._select_image: image_selection_ms\n",
+        scopes="ai_fixture_app.workflow:Orchestrator.execute: {event: workflow_timing, total: t_ms}\n",
+    )
+    text = text.replace("ai_fixture_app.applog:log_json", "ai_fixture_app.nolog:log_json")
+    assert autoinstrument.install(write_manifest(text))
+    result = workflow.run()
+    lines = stderr_events(capsys.readouterr().err)
+    (fault,) = [e for e in lines if e.get("fault") == "log_function_unusable"]
+    assert fault["target"] == "ai_fixture_app.nolog:log_json"
+    (timing,) = [e for e in lines if e["message"] == "workflow_timing"]
+    assert timing["correlation_id"] == result.correlation_id and "image_selection_ms" in timing
+
+
+def test_installed_targets_lists_kinds_and_inheritance(write_manifest):
+    assert autoinstrument.install(
+        write_manifest(
+            manifest(
+                "ai_fixture_app.kinds:Base.make: make_ms\nai_fixture_app.kinds:Child.gen: child_gen_ms\n"
+                "ai_fixture_app.kinds:Base.agen: agen_ms\n"
+            )
+        )
+    )
+    wrapped = autoinstrument.installed_targets()["wrapped"]
+    assert wrapped == [
+        "ai_fixture_app.kinds:Base.make (classmethod sync)",
+        "ai_fixture_app.kinds:Child.gen (generator, inherited)",
+        "ai_fixture_app.kinds:Base.agen (async generator)",
+    ]
+
+
+def test_a_generator_cannot_be_a_scope(write_manifest):
+    path = write_manifest(
+        manifest("", scopes="ai_fixture_app.kinds:Base.gen: {event: gen_timing, total: gen_total_ms}\n")
+    )
+    assert autoinstrument.install(path)
+    assert not hasattr(vars(Base)["gen"], "__wrapped__")
+    (fault,) = events("autoinstrument_fault")
+    assert fault["target"] == "ai_fixture_app.kinds:Base.gen" and "plain or async function" in fault["detail"]
+    assert list(Base().gen(2)) == [0, 1]

@@ -1,0 +1,55 @@
+"""Shared fixtures: a real sample library on disk, built by the same command the README uses."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Dict, Iterator, List
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+SECRET_VARS = (
+    "DROPBOX_APP_KEY",
+    "DROPBOX_APP_SECRET",
+    "DROPBOX_REFRESH_TOKEN",
+    "OPENAI_API_KEY",
+    "TELEGRAM_BOT_TOKEN",
+    "TELEGRAM_CHANNEL_ID",
+    "EMAIL_PASSWORD",
+    "INSTA_PASSWORD",
+)
+
+
+@pytest.fixture
+def sample_library(tmp_path: Path) -> Path:
+    """A small real library (8 images) and its INI on the embedded defaults; returns the INI path."""
+    from publisher_v2.sample import main as make_sample
+
+    root = tmp_path / "library"
+    assert make_sample([str(root), "--count", "8", "--seed", "7"]) == 0
+    ini = root / "publisher.ini"
+    assert ini.is_file()
+    return ini
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Dict[str, str]]:
+    """The process environment without secrets or telemetry switches (for subprocesses too)."""
+    for name in (*SECRET_VARS, "PUBLISHER_AUTOINSTRUMENT", "PUBLISHER_TELEMETRY_MANIFEST"):
+        monkeypatch.delenv(name, raising=False)
+    yield dict(os.environ)
+
+
+def json_events(text: str) -> List[dict]:
+    """Parse log output line by line: every non-empty line is one JSON object, except the CLI's own
+    one-line verdict (`publisher: ...`) printed last on failure."""
+    events = []
+    for line in text.splitlines():
+        if line.strip() and not line.startswith("publisher: "):
+            events.append(json.loads(line))
+    return events
