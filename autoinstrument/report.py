@@ -39,6 +39,7 @@ import os
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import IO, Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 SCHEMA_VERSION = 1
@@ -94,21 +95,24 @@ _decoder = json.JSONDecoder()
 
 
 class FieldStats:
-    """The distribution of one `_ms` field: a Counter of whole milliseconds, so percentiles stay exact."""
+    """The distribution of one `_ms` field: a Counter of whole milliseconds, so percentiles stay exact.
 
-    __slots__ = ("counts", "n", "total", "invalid")
+    Only `counts` is touched per event (the hot path); n, sum and the statistics are derived on demand.
+    """
+
+    __slots__ = ("counts", "invalid")
 
     def __init__(self) -> None:
         self.counts: Dict[int, int] = {}
-        self.n = 0
-        self.total = 0
         self.invalid = 0
+
+    @property
+    def n(self) -> int:
+        return sum(self.counts.values())
 
     def add(self, value: int, times: int = 1) -> None:
         counts = self.counts
         counts[value] = counts.get(value, 0) + times
-        self.n += times
-        self.total += value * times
 
     def merge(self, other: FieldStats) -> None:
         for value, times in other.counts.items():
@@ -121,29 +125,36 @@ class FieldStats:
 
     def summary(self, percentiles: Sequence[float] = PERCENTILES) -> Dict[str, Any]:
         """count, invalid, the nearest-rank percentiles, max and mean (one sort of the distinct values)."""
-        out: Dict[str, Any] = {"count": self.n, "invalid": self.invalid}
-        if not self.n:
+        n = self.n
+        out: Dict[str, Any] = {"count": n, "invalid": self.invalid}
+        if not n:
             out.update({f"p{p:g}": None for p in percentiles})
             out.update({"max": None, "mean": None})
             return out
-        ranks = [(max(1, math.ceil(p * self.n / 100)), f"p{p:g}") for p in percentiles]
-        ranks.sort()
+        ranks = sorted((_rank(p, n), f"p{p:g}") for p in percentiles)
         seen = 0
         i = 0
-        for value, times in sorted(self.counts.items()):
+        items = sorted(self.counts.items())
+        for value, times in items:
             seen += times
             while i < len(ranks) and ranks[i][0] <= seen:
                 out[ranks[i][1]] = value
                 i += 1
             if i == len(ranks):
                 break
-        out["max"] = max(self.counts)
-        out["mean"] = round(self.total / self.n, 1)
+        out["max"] = items[-1][0]
+        out["mean"] = round(sum(value * times for value, times in items) / n, 1)
         return out
 
     def over(self, limit: float) -> int:
         """How many samples are strictly greater than `limit`."""
         return sum(times for value, times in self.counts.items() if value > limit)
+
+
+def _rank(p: float, n: int) -> int:
+    """ceil(p / 100 * n), at least 1, in exact arithmetic (a float product can land a hair above an integer)."""
+    exact = Fraction(p) if isinstance(p, int) else Fraction(repr(p))
+    return max(1, math.ceil(exact * n / 100))
 
 
 class _Group:
@@ -343,39 +354,44 @@ class Aggregator:
         return group
 
     def _fold(self, obj: Dict[str, Any]) -> None:
-        durations = [(k, v) for k, v in obj.items() if k.endswith("_ms")]
+        # The hot path: one pass over the keys, ints taken as they are, one dict update per sample.
+        durations: List[Tuple[str, Optional[int]]] = []
+        valid: Dict[str, int] = {}
+        for key, raw in obj.items():
+            if key.endswith("_ms"):
+                value = raw if type(raw) is int and raw >= 0 else _ms_value(raw)
+                durations.append((key, value))
+                if value is not None:
+                    valid[key] = value
         if not durations:
             self.skipped[NO_MS_FIELDS] += 1
             return
         self.used += 1
         name = obj.get("message")
-        name = _text(name) if isinstance(name, str) and name else NO_MESSAGE
-        groups = [self._group(self.events, name, MAX_EVENTS, OTHER, "events_over_cap")]
+        name = _text(name) if type(name) is str and name else NO_MESSAGE
+        group = self.events.get(name) or self._group(self.events, name, MAX_EVENTS, OTHER, "events_over_cap")
+        self._add(group, durations)
         route = obj.get("route")
-        if isinstance(route, str) and route:
-            groups.append(self._route_group(name, obj, route))
-        valid: Dict[str, int] = {}
-        for key, raw in durations:
-            value = _ms_value(raw)
-            if value is not None:
-                valid[key] = value
-        for group in groups:
-            group.count += 1
-            fields = group.fields
-            for key, _raw in durations:
-                stats = fields.get(key)
-                if stats is None:
-                    if len(fields) >= MAX_FIELDS_PER_GROUP:
-                        self.dropped["fields_over_cap"] += 1
-                        continue
-                    stats = fields[key] = FieldStats()
-                value = valid.get(key)
-                if value is None:
-                    stats.invalid += 1
-                else:
-                    stats.add(value)
+        if type(route) is str and route:
+            self._add(self._route_group(name, obj, route), durations)
         if self.top and valid:
             self._track_slow(name, obj, valid)
+
+    def _add(self, group: _Group, durations: List[Tuple[str, Optional[int]]]) -> None:
+        group.count += 1
+        fields = group.fields
+        for key, value in durations:
+            stats = fields.get(key)
+            if stats is None:
+                if len(fields) >= MAX_FIELDS_PER_GROUP:
+                    self.dropped["fields_over_cap"] += 1
+                    continue
+                stats = fields[key] = FieldStats()
+            if value is None:
+                stats.invalid += 1
+            else:
+                counts = stats.counts
+                counts[value] = counts.get(value, 0) + 1
 
     def _route_group(self, name: str, obj: Dict[str, Any], route: str) -> _Group:
         method = obj.get("method")

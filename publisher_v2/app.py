@@ -26,12 +26,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--config", required=True, help="INI configuration file")
     parser.add_argument("--env", help=".env file with secrets (the real environment wins)")
-    parser.add_argument("--debug", action="store_true", help="skip sidecar, publish and archive with simulated successes")
+    parser.add_argument(
+        "--debug", action="store_true", help="skip sidecar, publish and archive with simulated successes"
+    )
     parser.add_argument("--select", metavar="NAME", help="post this image file (dedup bypassed)")
     parser.add_argument(
-        "--dry-publish", action="store_true", help="analyse and caption only: no sidecar, publish, archive or record"
+        "--dry-publish",
+        action="store_true",
+        help="analyse and caption only: no sidecar, publish, archive or record",
     )
-    parser.add_argument("--preview", action="store_true", help="dry-publish and print a human-readable report")
+    parser.add_argument(
+        "--preview", action="store_true", help="dry-publish and print a human-readable report"
+    )
     return parser
 
 
@@ -57,7 +63,11 @@ def render_preview(result: WorkflowResult) -> str:
         lines.append("  (none enabled)")
     if preview.get("email"):
         lines += ["", "Email plan: " + json.dumps(preview["email"])]
-    lines += ["", f"Archive after posting: {preview.get('archive')}", "Preview only: nothing was written or published."]
+    lines += [
+        "",
+        f"Archive after posting: {preview.get('archive')}",
+        "Preview only: nothing was written or published.",
+    ]
     return "\n".join(lines)
 
 

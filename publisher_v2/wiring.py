@@ -34,7 +34,9 @@ def build_storage(config: ApplicationConfig) -> Storage:
     from publisher_v2.services.storage.local import LocalStorage
 
     assert config.local.image_folder is not None  # checked by the loader
-    return LocalStorage(config.local.image_folder, archive=config.local.archive, hash_cache_path=config.state.ledger_path)
+    return LocalStorage(
+        config.local.image_folder, archive=config.local.archive, hash_cache_path=config.state.ledger_path
+    )
 
 
 def build_ai_service(config: ApplicationConfig) -> AIService:

@@ -36,7 +36,9 @@ def _describe(errors: list, file: Path, section: str) -> str:
     for err in errors:
         key = ".".join(str(p) for p in err.get("loc", ())) or "?"
         value = err.get("input")
-        shown = f" (got {value!r})" if isinstance(value, (str, int, float)) and section != "environment" else ""
+        shown = (
+            f" (got {value!r})" if isinstance(value, (str, int, float)) and section != "environment" else ""
+        )
         parts.append(f"[{section}] {key}: {err.get('msg', 'invalid')}{shown}")
     return f"{file}: " + "; ".join(parts)
 
@@ -97,7 +99,9 @@ def load_application_config(
             raise ConfigurationError(_describe(exc.errors(), path, section)) from None
         unknown = sorted(set(raw) - set(model.model_fields))
         if unknown:
-            log_json(logger, logging.WARNING, "config_unknown_keys", file=str(path), section=section, keys=unknown)
+            log_json(
+                logger, logging.WARNING, "config_unknown_keys", file=str(path), section=section, keys=unknown
+            )
 
     env = _environment(env_path)
     try:
@@ -129,7 +133,9 @@ def _check_consistency(config: ApplicationConfig, path: Path) -> None:
         needs.append(("AI", "backend = openai", "openai"))
     if config.publishing.backend == "live":
         for platform in config.enabled_platforms():
-            needs.append(("Content", f"{'fetlife/email' if platform == 'email' else platform} = true", platform))
+            needs.append(
+                ("Content", f"{'fetlife/email' if platform == 'email' else platform} = true", platform)
+            )
     for section, reason, what in needs:
         missing = [name for name in REQUIRED_SECRETS[what] if getattr(config.secrets, name) is None]
         if missing:
@@ -140,8 +146,14 @@ def _check_consistency(config: ApplicationConfig, path: Path) -> None:
         for key in ("sender", "recipient"):
             if not getattr(config.email, key):
                 raise ConfigurationError(f"{path}: [Email] {key}: required when email publishing is enabled")
-    if config.publishing.backend == "live" and "instagram" in config.enabled_platforms() and not config.instagram.user_id:
-        raise ConfigurationError(f"{path}: [Instagram] user_id: required when instagram publishing is enabled")
+    if (
+        config.publishing.backend == "live"
+        and "instagram" in config.enabled_platforms()
+        and not config.instagram.user_id
+    ):
+        raise ConfigurationError(
+            f"{path}: [Instagram] user_id: required when instagram publishing is enabled"
+        )
     live_instagram = config.publishing.backend == "live" and "instagram" in config.enabled_platforms()
     if live_instagram and config.storage.backend != "dropbox":
         # Meta downloads the image itself, so it needs the public link only remote storage can give.

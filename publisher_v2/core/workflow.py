@@ -80,14 +80,20 @@ class WorkflowOrchestrator:
         self.storage = storage
         self.ai_service = ai_service
         self.publishers = [p for p in publishers if p.is_enabled()]
-        self.ledger = ledger if ledger is not None else PostLedger(config.state.ledger_path, config.state.claim_ttl_seconds)
+        self.ledger = (
+            ledger
+            if ledger is not None
+            else PostLedger(config.state.ledger_path, config.state.claim_ttl_seconds)
+        )
         self.sidecar_writer = sidecar_writer or SidecarWriter(storage, config.captionfile)
 
     async def execute(
         self, select_filename: Optional[str] = None, dry_publish: bool = False, preview_mode: bool = False
     ) -> WorkflowResult:
         """Run the workflow once. Expected outcomes (nothing to post, unknown name) are results, not exceptions."""
-        options = _RunOptions(select_filename, dry_publish or preview_mode, preview_mode, self.config.content.debug)
+        options = _RunOptions(
+            select_filename, dry_publish or preview_mode, preview_mode, self.config.content.debug
+        )
         with bound_correlation_id() as cid:
             log_json(
                 logger,
@@ -122,7 +128,11 @@ class WorkflowOrchestrator:
         while True:
             selection = await self._select_image(images, options)
             if selection is None:
-                error = NO_NEW_IMAGES if options.select_filename is None else f"Image not found: {options.select_filename}"
+                error = (
+                    NO_NEW_IMAGES
+                    if options.select_filename is None
+                    else f"Image not found: {options.select_filename}"
+                )
                 if options.select_filename is not None and options.select_filename in options.skipped:
                     error = f"Image is not a readable image: {options.select_filename}"
                 log_json(logger, logging.WARNING, "workflow_no_selection", reason=error)
@@ -181,12 +191,18 @@ class WorkflowOrchestrator:
         await asyncio.to_thread(check_image, data, entry.name)
         link = await self.storage.get_temporary_link(entry.name)
         return ImageContent(
-            name=entry.name, data=data, sha256=sha256_hex(data), temp_url=link, public_url=self.storage.has_public_links()
+            name=entry.name,
+            data=data,
+            sha256=sha256_hex(data),
+            temp_url=link,
+            public_url=self.storage.has_public_links(),
         )
 
     def _skip_corrupt(self, selection: _Selection, options: _RunOptions, exc: InvalidImageError) -> None:
         options.skipped.add(selection.entry.name)
-        log_json(logger, logging.WARNING, "image_skipped_corrupt", image_name=selection.entry.name, error=str(exc))
+        log_json(
+            logger, logging.WARNING, "image_skipped_corrupt", image_name=selection.entry.name, error=str(exc)
+        )
         if selection.claimed:
             self.ledger.mark_rejected(selection.content_hash, selection.entry.name, str(exc))
 
@@ -194,12 +210,18 @@ class WorkflowOrchestrator:
         if selection.claimed:
             self.ledger.release(selection.content_hash)
 
-    async def _process(self, selection: _Selection, image: ImageContent, options: _RunOptions) -> WorkflowResult:
+    async def _process(
+        self, selection: _Selection, image: ImageContent, options: _RunOptions
+    ) -> WorkflowResult:
         name = selection.entry.name
         analysis = await self._analyze_image(image)
         captions = await self._generate_caption(analysis)
         result = WorkflowResult(
-            success=False, image_name=name, caption=captions.caption, sd_caption=captions.sd_caption, analysis=analysis
+            success=False,
+            image_name=name,
+            caption=captions.caption,
+            sd_caption=captions.sd_caption,
+            analysis=analysis,
         )
         if options.preview_mode:
             result.success = True
@@ -210,7 +232,8 @@ class WorkflowOrchestrator:
             return result
         if options.debug:
             result.publish_results = {
-                p.platform_name: PublishResult(True, p.platform_name, post_id="debug-simulated") for p in self.publishers
+                p.platform_name: PublishResult(True, p.platform_name, post_id="debug-simulated")
+                for p in self.publishers
             }
             result.success = True
             self._release(selection)
@@ -224,13 +247,18 @@ class WorkflowOrchestrator:
         result.success = result.any_success
         if not result.success:
             if selection.claimed:
-                self.ledger.abandon(selection.content_hash)  # nothing was posted: the image may be tried again
+                self.ledger.abandon(
+                    selection.content_hash
+                )  # nothing was posted: the image may be tried again
             result.error = "Every publisher failed" if result.publish_results else "No publisher is enabled"
             return result
         self.ledger.record_post(
             selection.content_hash,
             name,
-            {k: {"success": v.success, "post_id": v.post_id, "error": v.error} for k, v in result.publish_results.items()},
+            {
+                k: {"success": v.success, "post_id": v.post_id, "error": v.error}
+                for k, v in result.publish_results.items()
+            },
         )
         if self.config.content.archive:
             result.archived = await self._archive_image(name)
@@ -245,7 +273,9 @@ class WorkflowOrchestrator:
         spec = CaptionSpec(platform="generic", hashtags=self.config.content.hashtag_string)
         return await self.ai_service.generate_caption(analysis, spec)
 
-    async def _write_sidecar(self, image: ImageContent, analysis: ImageAnalysis, captions: CaptionResult) -> bool:
+    async def _write_sidecar(
+        self, image: ImageContent, analysis: ImageAnalysis, captions: CaptionResult
+    ) -> bool:
         """Stage: the caption sidecar beside the image. A failure is logged and the run goes on."""
         if not self.config.captionfile.enabled or not captions.sd_caption:
             return False
@@ -278,7 +308,12 @@ class WorkflowOrchestrator:
                 copies.append(copy)
             outcomes = await asyncio.gather(
                 *(
-                    self._publish_one(publisher, str(copy), format_caption(publisher.platform_name, captions.caption), context)
+                    self._publish_one(
+                        publisher,
+                        str(copy),
+                        format_caption(publisher.platform_name, captions.caption),
+                        context,
+                    )
                     for publisher, copy in zip(self.publishers, copies)
                 )
             )
@@ -315,7 +350,9 @@ class WorkflowOrchestrator:
         log_json(logger, logging.INFO, "image_archived", image_name=name)
         return True
 
-    def _preview(self, image: ImageContent, analysis: ImageAnalysis, captions: CaptionResult) -> Dict[str, Any]:
+    def _preview(
+        self, image: ImageContent, analysis: ImageAnalysis, captions: CaptionResult
+    ) -> Dict[str, Any]:
         """What a real run would do, for humans: captions per platform, the sidecar, the email plan."""
         return {
             "image": image.name,
@@ -324,7 +361,9 @@ class WorkflowOrchestrator:
             "caption": captions.caption,
             "sd_caption": captions.sd_caption,
             "sidecar": self.sidecar_writer.render(image, analysis, captions) if captions.sd_caption else None,
-            "platforms": {p.platform_name: format_caption(p.platform_name, captions.caption) for p in self.publishers},
+            "platforms": {
+                p.platform_name: format_caption(p.platform_name, captions.caption) for p in self.publishers
+            },
             "email": {
                 "caption_target": self.config.email.caption_target,
                 "subject_mode": self.config.email.subject_mode,

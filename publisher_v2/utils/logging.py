@@ -145,7 +145,17 @@ def setup_logging(level: int = logging.INFO, stream: Optional[IO[str]] = None) -
     handler._publisher_v2 = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level)
-    for noisy in ("httpx", "httpx2", "httpcore", "urllib3", "telegram", "dropbox", "openai", "aiosmtplib", "PIL"):
+    for noisy in (
+        "httpx",
+        "httpx2",
+        "httpcore",
+        "urllib3",
+        "telegram",
+        "dropbox",
+        "openai",
+        "aiosmtplib",
+        "PIL",
+    ):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 
 

@@ -23,7 +23,9 @@ def run_cli(capsys: pytest.CaptureFixture, *args: str) -> Tuple[int, str, str]:
 
 
 def images_of(ini: Path) -> List[str]:
-    return sorted(p.name for p in (ini.parent / "images").iterdir() if p.is_file() and not p.name.endswith(".txt"))
+    return sorted(
+        p.name for p in (ini.parent / "images").iterdir() if p.is_file() and not p.name.endswith(".txt")
+    )
 
 
 def outbox_posts(ini: Path, platform: str) -> List[dict]:
@@ -71,7 +73,9 @@ def test_second_run_picks_a_different_image(sample_library: Path, capsys: pytest
     assert sorted(r[0] for r in ledger_rows(sample_library)) == sorted(names)
 
 
-def test_post_is_recorded_even_when_archiving_is_off(sample_library: Path, capsys: pytest.CaptureFixture) -> None:
+def test_post_is_recorded_even_when_archiving_is_off(
+    sample_library: Path, capsys: pytest.CaptureFixture
+) -> None:
     text = sample_library.read_text().replace("archive = true", "archive = false")
     assert "archive = false" in text
     sample_library.write_text(text)
@@ -89,7 +93,9 @@ def test_post_is_recorded_even_when_archiving_is_off(sample_library: Path, capsy
 def test_missing_config_is_one_line_without_traceback(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     code, _, err = run_cli(capsys, "--config", str(tmp_path / "absent.ini"))
     assert code == 1
-    assert err.strip().splitlines() == [f"publisher: error: {tmp_path / 'absent.ini'}: configuration file not found"]
+    assert err.strip().splitlines() == [
+        f"publisher: error: {tmp_path / 'absent.ini'}: configuration file not found"
+    ]
 
 
 def test_unknown_section_value_names_key(sample_library: Path, capsys: pytest.CaptureFixture) -> None:
@@ -110,8 +116,12 @@ def test_empty_library_says_no_images_found(sample_library: Path, capsys: pytest
     assert err.strip().splitlines()[-1] == "publisher: No images found"
 
 
-def test_library_path_that_does_not_exist_is_one_clear_line(sample_library: Path, capsys: pytest.CaptureFixture) -> None:
-    sample_library.write_text(sample_library.read_text().replace("image_folder = images", "image_folder = nowhere"))
+def test_library_path_that_does_not_exist_is_one_clear_line(
+    sample_library: Path, capsys: pytest.CaptureFixture
+) -> None:
+    sample_library.write_text(
+        sample_library.read_text().replace("image_folder = images", "image_folder = nowhere")
+    )
     code, _, err = run_cli(capsys, "--config", str(sample_library))
     assert code == 1
     last = err.strip().splitlines()[-1]
@@ -137,7 +147,9 @@ def test_select_of_missing_name_fails_clearly(sample_library: Path, capsys: pyte
     assert outbox_posts(sample_library, "telegram") == []
 
 
-def test_select_posts_that_image_even_if_posted_before(sample_library: Path, capsys: pytest.CaptureFixture) -> None:
+def test_select_posts_that_image_even_if_posted_before(
+    sample_library: Path, capsys: pytest.CaptureFixture
+) -> None:
     sample_library.write_text(sample_library.read_text().replace("archive = true", "archive = false"))
     name = images_of(sample_library)[3]
     for _ in range(2):
@@ -159,10 +171,16 @@ def test_corrupt_image_is_skipped_with_a_warning_and_the_run_continues(
     for _ in range(2):
         code, _, err = run_cli(capsys, "--config", str(sample_library))
         results.append((code, json_events(err)))
-    published = [next(e for e in ev if e["message"] == "workflow_complete")["image_name"] for c, ev in results if c == 0]
+    published = [
+        next(e for e in ev if e["message"] == "workflow_complete")["image_name"]
+        for c, ev in results
+        if c == 0
+    ]
     assert published == [keep], "the good image is published exactly once"
     warnings = [e for _, ev in results for e in ev if e["message"] == "image_skipped_corrupt"]
-    assert len(warnings) == 1 and warnings[0]["image_name"] == "broken.jpg" and warnings[0]["level"] == "WARNING"
+    assert (
+        len(warnings) == 1 and warnings[0]["image_name"] == "broken.jpg" and warnings[0]["level"] == "WARNING"
+    )
     assert (folder / "broken.jpg").exists(), "a corrupt image is never deleted"
 
 
@@ -179,11 +197,21 @@ def test_dry_publish_writes_publishes_archives_and_records_nothing(
     assert "dry run" in out
 
 
-def test_preview_prints_a_report_and_has_no_side_effects(sample_library: Path, capsys: pytest.CaptureFixture) -> None:
+def test_preview_prints_a_report_and_has_no_side_effects(
+    sample_library: Path, capsys: pytest.CaptureFixture
+) -> None:
     before = images_of(sample_library)
     code, out, err = run_cli(capsys, "--config", str(sample_library), "--preview")
     assert code == 0, err
-    for heading in ("Image:", "Analysis:", "Caption:", "SD caption:", "Sidecar:", "Platforms:", "Email plan:"):
+    for heading in (
+        "Image:",
+        "Analysis:",
+        "Caption:",
+        "SD caption:",
+        "Sidecar:",
+        "Platforms:",
+        "Email plan:",
+    ):
         assert heading in out
     assert "telegram:" in out and "instagram:" in out
     assert images_of(sample_library) == before
@@ -192,7 +220,9 @@ def test_preview_prints_a_report_and_has_no_side_effects(sample_library: Path, c
     assert json_events(err) == [] or all(e["level"] != "INFO" for e in json_events(err))
 
 
-def test_debug_simulates_success_without_side_effects(sample_library: Path, capsys: pytest.CaptureFixture) -> None:
+def test_debug_simulates_success_without_side_effects(
+    sample_library: Path, capsys: pytest.CaptureFixture
+) -> None:
     before = images_of(sample_library)
     code, _, err = run_cli(capsys, "--config", str(sample_library), "--debug")
     assert code == 0, err
@@ -205,7 +235,11 @@ def test_debug_simulates_success_without_side_effects(sample_library: Path, caps
 def test_console_script_and_module_entry_points(sample_library: Path, clean_env: dict) -> None:
     for command in ([str(BIN / "publisher")], [str(BIN / "python"), "-m", "publisher_v2"]):
         proc = subprocess.run(
-            [*command, "--config", str(sample_library)], capture_output=True, text=True, env=clean_env, timeout=120
+            [*command, "--config", str(sample_library)],
+            capture_output=True,
+            text=True,
+            env=clean_env,
+            timeout=120,
         )
         assert proc.returncode == 0, proc.stderr
         assert json_events(proc.stderr), "logs are JSON lines on stderr"

@@ -103,7 +103,9 @@ def test_live_platform_without_its_secret_names_the_variable(tmp_path: Path) -> 
 
 
 def test_outbox_publishing_needs_no_secrets(tmp_path: Path) -> None:
-    path = write_ini(tmp_path, "[Local]\nimage_folder = images\n[Content]\ntelegram = true\ninstagram = true\n")
+    path = write_ini(
+        tmp_path, "[Local]\nimage_folder = images\n[Content]\ntelegram = true\ninstagram = true\n"
+    )
     assert load_application_config(path).enabled_platforms() == ["telegram", "instagram"]
 
 
@@ -113,7 +115,9 @@ def test_openai_backend_without_key_names_the_variable(tmp_path: Path) -> None:
         load_application_config(path)
 
 
-def test_env_file_supplies_secrets_and_real_environment_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_env_file_supplies_secrets_and_real_environment_wins(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = write_ini(tmp_path, "[Local]\nimage_folder = images\n[AI]\nbackend = openai\n")
     env = tmp_path / ".env"
     env.write_text("OPENAI_API_KEY=from-file-123456\nTELEGRAM_CHANNEL_ID=@file\n", encoding="utf-8")

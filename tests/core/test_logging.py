@@ -85,7 +85,11 @@ def test_sanitize_redacts_known_secret_shapes(text: str) -> None:
 
 
 def test_sanitize_recurses_and_redacts_sensitive_keys() -> None:
-    value = {"outer": [{"password": "p4ss", "url": "https://api.telegram.org/bot123456:ABCDEFGHIJKLMNOPQRSTUVWXYZ/x"}]}
+    value = {
+        "outer": [
+            {"password": "p4ss", "url": "https://api.telegram.org/bot123456:ABCDEFGHIJKLMNOPQRSTUVWXYZ/x"}
+        ]
+    }
     cleaned = sanitize(value)
     inner = cleaned["outer"][0]
     assert inner["password"] == REDACTED
@@ -93,7 +97,12 @@ def test_sanitize_recurses_and_redacts_sensitive_keys() -> None:
 
 
 def test_every_string_value_is_sanitised_not_only_the_message(captured: io.StringIO) -> None:
-    log_json(logging.getLogger("t"), logging.ERROR, "call failed sk-abcdefghijklmnopqrstuv", error="sk-zyxwvutsrqponmlkjihgf")
+    log_json(
+        logging.getLogger("t"),
+        logging.ERROR,
+        "call failed sk-abcdefghijklmnopqrstuv",
+        error="sk-zyxwvutsrqponmlkjihgf",
+    )
     (event,) = events(captured)
     assert "abcdefghijklmnop" not in json.dumps(event)
     assert "zyxwvutsrqponmlk" not in json.dumps(event)

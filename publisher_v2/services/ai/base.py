@@ -24,6 +24,8 @@ class CaptionGenerator(Protocol):
 
     model_version: str
 
-    async def generate(self, analysis: ImageAnalysis, spec: CaptionSpec, with_sd_caption: bool) -> CaptionResult:
+    async def generate(
+        self, analysis: ImageAnalysis, spec: CaptionSpec, with_sd_caption: bool
+    ) -> CaptionResult:
         """Write the caption; raise AIServiceError on failure."""
         ...

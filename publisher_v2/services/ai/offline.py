@@ -14,7 +14,6 @@ import contextlib
 import hashlib
 import io
 import re
-import warnings
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Dict, List, Optional, Tuple
@@ -216,23 +215,29 @@ def _dominant_colors(rgb: Image.Image) -> List[Tuple[str, Tuple[int, int, int], 
     return chosen[:4] or [(ranked[0][0], ranked[0][1][0], round(ranked[0][1][1], 3))]
 
 
+def _rotated(image: Image.Image) -> bool:
+    """True when EXIF says the camera was turned (the viewer sees width and height swapped)."""
+    try:
+        return image.getexif().get(_EXIF_ORIENTATION) in (5, 6, 7, 8)
+    except Exception:  # noqa: BLE001 - broken EXIF: take the pixels as they are
+        return False
+
+
 def measure(data: bytes, name: str) -> _Measures:
     """Decode `data` once, downscaled, and measure it; AIServiceError when it does not decode."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as image:
-                width, height = image.size
-                exif = read_exif(image)
-                try:
-                    if image.getexif().get(_EXIF_ORIENTATION) in (5, 6, 7, 8):
-                        width, height = height, width  # the camera was turned: show it as the viewer sees it
-                except Exception:  # noqa: BLE001
-                    pass
-                if image.format == "JPEG":
-                    image.draft("RGB", (_THUMBNAIL[0] * 2, _THUMBNAIL[1] * 2))
-                rgb = _flatten(image)
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        with Image.open(io.BytesIO(data)) as image:
+            width, height = image.size
+            limit = Image.MAX_IMAGE_PIXELS
+            if limit is not None and width * height > limit:
+                raise AIServiceError(f"Offline vision analysis refuses {name}: {width}x{height} pixels is too large")
+            exif = read_exif(image)
+            if _rotated(image):
+                width, height = height, width
+            # Shrink before any mode conversion: JPEGs decode scaled down (draft), others are resized once.
+            image.thumbnail((_THUMBNAIL[0] * 2, _THUMBNAIL[1] * 2))
+            rgb = _flatten(image)
+    except (UnidentifiedImageError, Image.DecompressionBombError) as exc:
         raise AIServiceError(f"Offline vision analysis cannot decode {name}: {exc}") from None
     except (OSError, SyntaxError, ValueError, TypeError, IndexError, EOFError) as exc:
         raise AIServiceError(f"Offline vision analysis cannot decode {name}: {exc}") from None
@@ -480,9 +485,7 @@ class TemplateCaptionGenerator:
         cleaned = [" ".join(piece.split()).rstrip(".") for piece in pieces]
         return ", ".join(dict.fromkeys(piece for piece in cleaned if piece))
 
-    async def generate(
-        self, analysis: ImageAnalysis, spec: CaptionSpec, with_sd_caption: bool
-    ) -> CaptionResult:
+    async def generate(self, analysis: ImageAnalysis, spec: CaptionSpec, with_sd_caption: bool) -> CaptionResult:
         """The caption with the configured and tag hashtags; the SD caption too when asked."""
         body = self.caption_text(analysis)
         hashtags = self._hashtags(analysis, spec)

@@ -21,5 +21,7 @@ class Publisher(ABC):
         return True
 
     @abstractmethod
-    async def publish(self, image_path: str, caption: str, context: Optional[Dict[str, Any]] = None) -> PublishResult:
+    async def publish(
+        self, image_path: str, caption: str, context: Optional[Dict[str, Any]] = None
+    ) -> PublishResult:
         """Publish `image_path` with `caption`; `context` carries the analysis, sd_caption, image name, links."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional, Protocol, runtime_checkable
 
-
 from publisher_v2.core.models import ImageEntry
 
 #: File extensions the library treats as images (lower case).

@@ -1,0 +1,253 @@
+"""`autoinstrument report` on a 1,000,000-event log: wall time and peak memory, against a 100,000-event log.
+
+Run: .venv/bin/python benchmarks/bench_report.py [--events 1000000] [--small 100000] [--gzip] [--markdown]
+
+Generates realistic logs (seeded, so reproducible) into a temp folder: `workflow_timing` summaries with all
+seven stages, the three web endpoints with their errors (route as `method` + `route`, or as one
+`"POST /api/..."` string), events without `_ms` fields, 20% of lines with a Heroku or syslog prefix, and 1% extra
+garbage lines (plain text, truncated JSON, arrays, binary junk, blank). Each log is then reported by a fresh
+subprocess doing the full work (`--json --html --budgets telemetry.yaml`):
+
+    python -m autoinstrument.report LOG --json --html OUT.html --budgets telemetry.yaml
+
+Wall time is measured around the child; peak RSS is the child's own `ru_maxrss` (os.wait4, so one run's peak
+never hides another's; resource.getrusage(RUSAGE_CHILDREN) would report the max over all children). The JSON
+output is checked against what the generator wrote (event counts, skipped lines by reason).
+
+Target (issue 7, "memory stays flat"): peak RSS on the large log <= peak RSS on the small log + 16 MiB, while
+the input is 10x larger. Exit status 1 when missed or when the counts do not match.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import math
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from typing import Any, Dict, List, Optional, Tuple
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROUTES = {
+    "web_random_image": ("GET", "/api/images/random", "web_random_image_ms", math.log(120), 0.8, 0.05),
+    "web_analyze": ("POST", "/api/images/{filename}/analyze", "web_analyze_ms", math.log(6000), 0.5, 0.03),
+    "web_publish": ("POST", "/api/images/{filename}/publish", "web_publish_ms", math.log(9000), 0.5, 0.05),
+}
+STAGES = (  # field, log-mean, sigma, probability the stage ran
+    ("dropbox_list_images_ms", math.log(300), 0.5, 1.0),
+    ("image_selection_ms", math.log(30), 0.7, 1.0),
+    ("vision_analysis_ms", math.log(4000), 0.4, 1.0),
+    ("caption_generation_ms", math.log(1500), 0.5, 1.0),
+    ("sidecar_write_ms", math.log(200), 0.6, 0.8),
+    ("publish_parallel_ms", math.log(2500), 0.6, 0.9),
+    ("archive_ms", math.log(300), 0.5, 0.85),
+)
+GARBAGE = (
+    b"Traceback (most recent call last):",
+    b'{"timestamp": "2026-11-28T10:00:00Z", "level": "INFO", "message": "workflow_timing", "workflow_to',
+    b"[1, 2, 3]",
+    b"\xff\xfe\x00binary\x80junk\x9c",
+    b"",
+)
+GARBAGE_REASON = ("not_json", "invalid_json", "not_object", "not_json", "empty")
+_MS_EVENTS = {"workflow_timing"} | {n + s for n in ROUTES for s in ("", "_error")}
+
+
+def generate(path: str, events: int, seed: int = 7) -> Dict[str, Any]:
+    """Write `events` JSON events (plus ~1% garbage lines) to `path`; return what the report must find."""
+    rng = random.Random(seed)
+    lognorm = rng.lognormvariate
+    expected_events: Counter = Counter()
+    skipped: Counter = Counter()
+    lines = 0
+    with open(path, "wb", buffering=1 << 20) as out:
+        for i in range(events):
+            roll = rng.random()
+            cid = f"{rng.getrandbits(64):016x}-{i}"
+            stamp = f"2026-11-28T{(i // 3600) % 24:02d}:{(i // 60) % 60:02d}:{i % 60:02d}.{i % 1000:03d}Z"
+            body: Dict[str, Any] = {"timestamp": stamp, "level": "INFO", "logger": "publisher_v2.telemetry"}
+            if roll < 0.45:
+                body["message"] = "workflow_timing"
+                body["correlation_id"] = cid
+                stages = {f: int(lognorm(mu, s)) for f, mu, s, p in STAGES if p >= 1.0 or rng.random() < p}
+                body["workflow_total_ms"] = sum(stages.values()) + int(lognorm(math.log(40), 0.5))
+                body.update(stages)
+                body.update(
+                    image_name=f"img_{i % 5000:05d}.jpg", success=True, archived="archive_ms" in stages
+                )
+            elif roll < 0.90:
+                name = (
+                    "web_random_image" if roll < 0.75 else ("web_analyze" if roll < 0.85 else "web_publish")
+                )
+                method, route, field, mu, sigma, p_err = ROUTES[name]
+                error = rng.random() < p_err
+                body["message"] = name + ("_error" if error else "")
+                body["correlation_id"] = cid
+                if rng.random() < 0.5:
+                    body.update(method=method, route=route)
+                else:
+                    body["route"] = f"{method} {route}"
+                body["status_code"] = rng.choice((404, 500, 503)) if error else 200
+                body[field] = int(lognorm(mu, sigma))
+            else:
+                body["message"] = rng.choice(
+                    ("vision_analysis_complete", "web_admin_login", "sidecar_upload_complete")
+                )
+                body["correlation_id"] = cid
+            expected_events[body["message"]] += 1
+            line = json.dumps(body).encode()
+            prefix = rng.random()
+            if prefix < 0.10:
+                line = b"2026-11-28T10:00:00.000000+00:00 app[web.1]: " + line
+            elif prefix < 0.20:
+                line = b"<134>1 2026-11-28T10:00:00Z host app web.1 - - " + line
+            out.write(line + b"\n")
+            lines += 1
+            if i % 100 == 99:
+                k = rng.randrange(len(GARBAGE))
+                out.write(GARBAGE[k] + b"\n")
+                skipped[GARBAGE_REASON[k]] += 1
+                lines += 1
+    skipped["no_ms_fields"] += sum(n for name, n in expected_events.items() if name not in _MS_EVENTS)
+    return {
+        "lines": lines,
+        "events": {k: v for k, v in expected_events.items() if k in _MS_EVENTS},
+        "skipped": dict(skipped),
+        "bytes": os.path.getsize(path),
+    }
+
+
+def run_child(argv: List[str], stdout_path: str) -> Tuple[float, int, int]:
+    """Run argv; return (wall seconds, peak RSS KiB of that child, exit status)."""
+    with open(stdout_path, "wb") as out:
+        start = time.perf_counter()
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.PIPE, cwd=ROOT)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+    proc.returncode = (
+        os.waitstatus_to_exitcode(status) if hasattr(os, "waitstatus_to_exitcode") else status >> 8
+    )
+    err = proc.stderr.read().decode("utf-8", "replace") if proc.stderr else ""
+    if proc.stderr:
+        proc.stderr.close()
+    if proc.returncode not in (0, 1):
+        raise SystemExit(f"report failed ({proc.returncode}): {err}")
+    return wall, int(usage.ru_maxrss), proc.returncode
+
+
+def check(doc: Dict[str, Any], expected: Dict[str, Any]) -> List[str]:
+    problems = []
+    if doc["lines"] != expected["lines"]:
+        problems.append(f"lines {doc['lines']} != {expected['lines']}")
+    got = {e["event"]: e["count"] for e in doc["events"]}
+    if got != expected["events"]:
+        problems.append(f"events {got} != {expected['events']}")
+    skipped = {k: v for k, v in doc["skipped"].items() if v}
+    if skipped != expected["skipped"]:
+        problems.append(f"skipped {skipped} != {expected['skipped']}")
+    return problems
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--small", type=int, default=100_000)
+    parser.add_argument("--gzip", action="store_true", help="also report the large log gzip-compressed")
+    parser.add_argument("--dir", help="work folder (default: a temp folder, removed afterwards)")
+    parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    parser.add_argument("--headroom-mib", type=float, default=16.0, help="allowed RSS growth small → large")
+    args = parser.parse_args(argv)
+
+    with tempfile.TemporaryDirectory(prefix="bench_report_") as tmp:
+        work = args.dir or tmp
+        os.makedirs(work, exist_ok=True)
+        py = sys.executable
+        budgets = os.path.join(ROOT, "telemetry.yaml")
+        rows: List[Dict[str, Any]] = []
+        failures: List[str] = []
+
+        wall, rss, _ = run_child([py, "-c", "import autoinstrument.report, json, gzip"], os.devnull)
+        rows.append({"input": "baseline: python + import autoinstrument.report", "wall": wall, "rss": rss})
+
+        cases = [("small", args.small), ("large", args.events)]
+        for label, n in cases:
+            path = os.path.join(work, f"{label}.log")
+            t0 = time.perf_counter()
+            expected = generate(path, n, seed=n)
+            gen = time.perf_counter() - t0
+            inputs = [(path, expected)]
+            if args.gzip and label == "large":
+                gz = path + ".gz"
+                with open(path, "rb") as src, gzip.open(gz, "wb", compresslevel=6) as dst:
+                    while True:
+                        chunk = src.read(1 << 20)
+                        if not chunk:
+                            break
+                        dst.write(chunk)
+                inputs.append((gz, expected))
+            for file, exp in inputs:
+                out_json = file + ".json"
+                cmd = [py, "-m", "autoinstrument.report", file, "--json", "--html", file + ".html"]
+                wall, rss, code = run_child(cmd + ["--budgets", budgets], out_json)
+                with open(out_json, encoding="utf-8") as handle:
+                    doc = json.load(handle)
+                failures += [f"{os.path.basename(file)}: {p}" for p in check(doc, exp)]
+                rows.append(
+                    {
+                        "input": f"{n:,} events{' (.gz)' if file.endswith('.gz') else ''}",
+                        "lines": exp["lines"],
+                        "mib": os.path.getsize(file) / 2**20,
+                        "wall": wall,
+                        "rss": rss,
+                        "rate": exp["lines"] / wall,
+                        "exit": code,
+                        "html_kib": os.path.getsize(file + ".html") / 1024,
+                        "generate": gen,
+                    }
+                )
+                print(f"  {rows[-1]['input']}: {wall:.1f} s, peak RSS {rss / 1024:.1f} MiB", file=sys.stderr)
+
+    small = next(r for r in rows if r["input"].startswith(f"{args.small:,} "))
+    large = next(r for r in rows if r["input"] == f"{args.events:,} events")
+    growth = (large["rss"] - small["rss"]) / 1024
+    flat = growth <= args.headroom_mib
+    if not flat:
+        failures.append(
+            f"peak RSS grew {growth:.1f} MiB from the small to the large log (> {args.headroom_mib})"
+        )
+
+    header = "| input | lines | file MiB | wall s | lines/s | peak RSS MiB | HTML KiB | exit |"
+    print(header if args.markdown else header.replace("|", " ").strip())
+    if args.markdown:
+        print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        cells = [
+            r["input"],
+            f"{r['lines']:,}" if "lines" in r else "",
+            f"{r['mib']:.1f}" if "mib" in r else "",
+            f"{r['wall']:.2f}",
+            f"{r['rate']:,.0f}" if "rate" in r else "",
+            f"{r['rss'] / 1024:.1f}",
+            f"{r['html_kib']:.0f}" if "html_kib" in r else "",
+            str(r.get("exit", "")),
+        ]
+        print("| " + " | ".join(cells) + " |" if args.markdown else "  ".join(cells))
+    print(
+        f"\npeak RSS growth {args.small:,} → {args.events:,} events: {growth:+.1f} MiB "
+        f"({'flat: met' if flat else 'NOT met'}, allowed {args.headroom_mib} MiB)"
+    )
+    for problem in failures:
+        print("FAIL:", problem)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
