@@ -67,6 +67,7 @@ MAX_LINE_BYTES = 1 << 20
 MAX_EVENTS = 1000
 MAX_ROUTES = 1000
 MAX_FIELDS_PER_GROUP = 200
+CACHE_SIZE = 4096
 MAX_TEXT = 200  # longest string kept from a log line (event names, ids, context values)
 OTHER = "(other)"
 NO_MESSAGE = "(no message)"
@@ -89,6 +90,7 @@ STAGE_ORDER = (
 CONTEXT_KEYS = ("image_name", "filename", "method", "route", "status_code", "success", "archived", "error")
 
 _decoder = json.JSONDecoder()
+_JSON_STARTS = frozenset('["-0123456789tfnNI')  # first characters of any JSON value Python's json accepts
 
 
 # ---------------------------------------------------------------------------------------------- statistics
@@ -272,11 +274,12 @@ def decode_line(line: str) -> Tuple[Optional[Dict[str, Any]], Optional[str]]:
                 pass  # trailing text after the object: raw_decode below
             start = 0
         else:
-            try:
-                json.loads(text)
-                return None, NOT_OBJECT  # an array, a string, a number...
-            except (ValueError, RecursionError):
-                pass
+            if text[0] in _JSON_STARTS:  # maybe a whole non-object JSON value; a platform prefix is not
+                try:
+                    json.loads(text)
+                    return None, NOT_OBJECT  # an array, a string, a number...
+                except (ValueError, RecursionError):
+                    pass
             start = text.find("{")
             if start < 0:
                 return None, NOT_JSON
@@ -305,6 +308,10 @@ class Aggregator:
         self.routes: Dict[Tuple[str, str, str], _Group] = {}
         self._heaps: Dict[str, List[Tuple[int, int, Run]]] = {}
         self._seq = 0
+        # Memo tables for the hot path (bounded: past CACHE_SIZE entries, results are computed, not stored).
+        self._ms_keys: Dict[Tuple[str, ...], Tuple[str, ...]] = {}
+        self._route_keys: Dict[Tuple[str, Any, str], Tuple[str, str, str]] = {}
+        self._own_total: Dict[str, str] = {}
 
     # -- input
 
@@ -355,18 +362,24 @@ class Aggregator:
 
     def _fold(self, obj: Dict[str, Any]) -> None:
         # The hot path: one pass over the keys, ints taken as they are, one dict update per sample.
-        durations: List[Tuple[str, Optional[int]]] = []
-        valid: Dict[str, int] = {}
-        for key, raw in obj.items():
-            if key.endswith("_ms"):
-                value = raw if type(raw) is int and raw >= 0 else _ms_value(raw)
-                durations.append((key, value))
-                if value is not None:
-                    valid[key] = value
-        if not durations:
+        keys = tuple(obj)
+        ms_keys = self._ms_keys.get(keys)
+        if ms_keys is None:
+            ms_keys = tuple(k for k in keys if k.endswith("_ms"))
+            if len(self._ms_keys) < CACHE_SIZE:
+                self._ms_keys[keys] = ms_keys
+        if not ms_keys:
             self.skipped[NO_MS_FIELDS] += 1
             return
         self.used += 1
+        durations: List[Tuple[str, Optional[int]]] = []
+        valid: Dict[str, int] = {}
+        for key in ms_keys:
+            raw = obj[key]
+            value = raw if type(raw) is int and raw >= 0 else _ms_value(raw)
+            durations.append((key, value))
+            if value is not None:
+                valid[key] = value
         name = obj.get("message")
         name = _text(name) if type(name) is str and name else NO_MESSAGE
         group = self.events.get(name) or self._group(self.events, name, MAX_EVENTS, OTHER, "events_over_cap")
@@ -394,13 +407,18 @@ class Aggregator:
                 counts[value] = counts.get(value, 0) + 1
 
     def _route_group(self, name: str, obj: Dict[str, Any], route: str) -> _Group:
-        method = obj.get("method")
-        method = method.upper() if isinstance(method, str) else ""
-        head, _, rest = route.partition(" ")
-        if rest and head.isalpha() and head.isupper():  # "POST /api/images/{filename}/publish"
-            method = method or head
-            route = rest.strip()
-        key = (family_of(name), _text(method), _text(route))
+        raw_method = obj.get("method")
+        memo = (name, raw_method if type(raw_method) is str else None, route)
+        key = self._route_keys.get(memo)
+        if key is None:
+            method = raw_method.upper() if isinstance(raw_method, str) else ""
+            head, _, rest = route.partition(" ")
+            if rest and head.isalpha() and head.isupper():  # "POST /api/images/{filename}/publish"
+                method = method or head
+                route = rest.strip()
+            key = (family_of(name), _text(method), _text(route))
+            if len(self._route_keys) < CACHE_SIZE:
+                self._route_keys[memo] = key
         group = self._group(self.routes, key, MAX_ROUTES, (OTHER, "", OTHER), "routes_over_cap")
         status = obj.get("status_code", obj.get("status"))
         if status is not None and not isinstance(status, (dict, list)):
@@ -413,7 +431,11 @@ class Aggregator:
         total = self.totals.get(name)
         if total is not None:
             return total if total in valid else None
-        own = family_of(name) + "_ms"
+        own = self._own_total.get(name)
+        if own is None:
+            own = family_of(name) + "_ms"
+            if len(self._own_total) < CACHE_SIZE:
+                self._own_total[name] = own
         if own in valid:
             return own
         for key in valid:

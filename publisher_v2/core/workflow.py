@@ -13,7 +13,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Set
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 from publisher_v2.config.schema import ApplicationConfig
 from publisher_v2.core.exceptions import SocialMediaPublisherError, StorageError
@@ -28,7 +28,7 @@ from publisher_v2.core.models import (
 )
 from publisher_v2.services.ai.service import AIService
 from publisher_v2.services.publishers.base import Publisher
-from publisher_v2.services.sidecar import SidecarWriter
+from publisher_v2.services.sidecar import SidecarWriter, read_approved_content
 from publisher_v2.services.storage.base import Storage
 from publisher_v2.utils.captions import format_caption
 from publisher_v2.utils.images import InvalidImageError, check_image, sha256_hex
@@ -56,6 +56,7 @@ class _RunOptions:
     dry_publish: bool
     preview_mode: bool
     debug: bool
+    reuse_sidecar: bool = False
     skipped: Set[str] = field(default_factory=set)
 
     @property
@@ -81,18 +82,28 @@ class WorkflowOrchestrator:
         self.ai_service = ai_service
         self.publishers = [p for p in publishers if p.is_enabled()]
         self.ledger = (
-            ledger
-            if ledger is not None
-            else PostLedger(config.state.ledger_path, config.state.claim_ttl_seconds)
+            ledger if ledger is not None else PostLedger(config.state.ledger_path, config.state.claim_ttl_seconds)
         )
         self.sidecar_writer = sidecar_writer or SidecarWriter(storage, config.captionfile)
 
     async def execute(
-        self, select_filename: Optional[str] = None, dry_publish: bool = False, preview_mode: bool = False
+        self,
+        select_filename: Optional[str] = None,
+        dry_publish: bool = False,
+        preview_mode: bool = False,
+        reuse_sidecar: bool = False,
     ) -> WorkflowResult:
-        """Run the workflow once. Expected outcomes (nothing to post, unknown name) are results, not exceptions."""
+        """Run the workflow once. Expected outcomes (nothing to post, unknown name) are results, not exceptions.
+
+        `reuse_sidecar` publishes the analysis and captions recorded in the image's sidecar (what an admin saw
+        in the web UI) instead of asking the AI again; without a matching sidecar the run analyses as usual.
+        """
         options = _RunOptions(
-            select_filename, dry_publish or preview_mode, preview_mode, self.config.content.debug
+            select_filename,
+            dry_publish or preview_mode,
+            preview_mode,
+            self.config.content.debug,
+            reuse_sidecar=reuse_sidecar,
         )
         with bound_correlation_id() as cid:
             log_json(
@@ -129,9 +140,7 @@ class WorkflowOrchestrator:
             selection = await self._select_image(images, options)
             if selection is None:
                 error = (
-                    NO_NEW_IMAGES
-                    if options.select_filename is None
-                    else f"Image not found: {options.select_filename}"
+                    NO_NEW_IMAGES if options.select_filename is None else f"Image not found: {options.select_filename}"
                 )
                 if options.select_filename is not None and options.select_filename in options.skipped:
                     error = f"Image is not a readable image: {options.select_filename}"
@@ -200,9 +209,7 @@ class WorkflowOrchestrator:
 
     def _skip_corrupt(self, selection: _Selection, options: _RunOptions, exc: InvalidImageError) -> None:
         options.skipped.add(selection.entry.name)
-        log_json(
-            logger, logging.WARNING, "image_skipped_corrupt", image_name=selection.entry.name, error=str(exc)
-        )
+        log_json(logger, logging.WARNING, "image_skipped_corrupt", image_name=selection.entry.name, error=str(exc))
         if selection.claimed:
             self.ledger.mark_rejected(selection.content_hash, selection.entry.name, str(exc))
 
@@ -210,12 +217,14 @@ class WorkflowOrchestrator:
         if selection.claimed:
             self.ledger.release(selection.content_hash)
 
-    async def _process(
-        self, selection: _Selection, image: ImageContent, options: _RunOptions
-    ) -> WorkflowResult:
+    async def _process(self, selection: _Selection, image: ImageContent, options: _RunOptions) -> WorkflowResult:
         name = selection.entry.name
-        analysis = await self._analyze_image(image)
-        captions = await self._generate_caption(analysis)
+        approved = await self._load_approved_content(image) if options.reuse_sidecar else None
+        if approved is not None:
+            analysis, captions = approved
+        else:
+            analysis = await self._analyze_image(image)
+            captions = await self._generate_caption(analysis)
         result = WorkflowResult(
             success=False,
             image_name=name,
@@ -240,16 +249,15 @@ class WorkflowOrchestrator:
             log_json(logger, logging.INFO, "debug_mode_simulated", image_name=name)
             return result
 
-        result.sidecar_written = await self._write_sidecar(image, analysis, captions)
+        if approved is None:
+            result.sidecar_written = await self._write_sidecar(image, analysis, captions)
         if selection.claimed:
             self.ledger.mark_publishing(selection.content_hash)
         result.publish_results = await self._publish_all(image, captions, analysis)
         result.success = result.any_success
         if not result.success:
             if selection.claimed:
-                self.ledger.abandon(
-                    selection.content_hash
-                )  # nothing was posted: the image may be tried again
+                self.ledger.abandon(selection.content_hash)  # nothing was posted: the image may be tried again
             result.error = "Every publisher failed" if result.publish_results else "No publisher is enabled"
             return result
         self.ledger.record_post(
@@ -264,6 +272,13 @@ class WorkflowOrchestrator:
             result.archived = await self._archive_image(name)
         return result
 
+    async def _load_approved_content(self, image: ImageContent) -> Optional[Tuple[ImageAnalysis, CaptionResult]]:
+        """The analysis and captions already recorded in the image's sidecar, or None."""
+        approved = await read_approved_content(self.storage, image)
+        if approved is not None:
+            log_json(logger, logging.INFO, "sidecar_captions_reused", image_name=image.name)
+        return approved
+
     async def _analyze_image(self, image: ImageContent) -> ImageAnalysis:
         """Stage: vision analysis through the AI service."""
         return await self.ai_service.analyze(image)
@@ -273,9 +288,7 @@ class WorkflowOrchestrator:
         spec = CaptionSpec(platform="generic", hashtags=self.config.content.hashtag_string)
         return await self.ai_service.generate_caption(analysis, spec)
 
-    async def _write_sidecar(
-        self, image: ImageContent, analysis: ImageAnalysis, captions: CaptionResult
-    ) -> bool:
+    async def _write_sidecar(self, image: ImageContent, analysis: ImageAnalysis, captions: CaptionResult) -> bool:
         """Stage: the caption sidecar beside the image. A failure is logged and the run goes on."""
         if not self.config.captionfile.enabled or not captions.sd_caption:
             return False
@@ -350,9 +363,7 @@ class WorkflowOrchestrator:
         log_json(logger, logging.INFO, "image_archived", image_name=name)
         return True
 
-    def _preview(
-        self, image: ImageContent, analysis: ImageAnalysis, captions: CaptionResult
-    ) -> Dict[str, Any]:
+    def _preview(self, image: ImageContent, analysis: ImageAnalysis, captions: CaptionResult) -> Dict[str, Any]:
         """What a real run would do, for humans: captions per platform, the sidecar, the email plan."""
         return {
             "image": image.name,
@@ -361,9 +372,7 @@ class WorkflowOrchestrator:
             "caption": captions.caption,
             "sd_caption": captions.sd_caption,
             "sidecar": self.sidecar_writer.render(image, analysis, captions) if captions.sd_caption else None,
-            "platforms": {
-                p.platform_name: format_caption(p.platform_name, captions.caption) for p in self.publishers
-            },
+            "platforms": {p.platform_name: format_caption(p.platform_name, captions.caption) for p in self.publishers},
             "email": {
                 "caption_target": self.config.email.caption_target,
                 "subject_mode": self.config.email.subject_mode,

@@ -9,13 +9,18 @@ the description and mood) so the web page can answer from the sidecar without ca
 from __future__ import annotations
 
 import logging
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from publisher_v2.config.schema import CaptionFileConfig
 from publisher_v2.core.exceptions import StorageError
 from publisher_v2.core.models import CaptionResult, ImageAnalysis, ImageContent
 from publisher_v2.services.storage.base import Storage
-from publisher_v2.utils.captions import build_caption_sidecar, build_metadata_phase1, build_metadata_phase2
+from publisher_v2.utils.captions import (
+    build_caption_sidecar,
+    build_metadata_phase1,
+    build_metadata_phase2,
+    parse_sidecar_text,
+)
 from publisher_v2.utils.logging import log_json
 
 logger = logging.getLogger("publisher_v2.sidecar")
@@ -60,9 +65,7 @@ class SidecarWriter:
         file_metadata: Optional[Dict[str, str]] = None,
     ) -> str:
         """The sidecar text for `image` (no I/O)."""
-        return build_caption_sidecar(
-            captions.sd_caption or "", self.metadata(image, analysis, captions, file_metadata)
-        )
+        return build_caption_sidecar(captions.sd_caption or "", self.metadata(image, analysis, captions, file_metadata))
 
     async def write(self, image: ImageContent, analysis: ImageAnalysis, captions: CaptionResult) -> str:
         """Write the sidecar beside `image` in the storage and return its text; StorageError on failure."""
@@ -74,9 +77,7 @@ class SidecarWriter:
             log_json(logger, logging.ERROR, "sidecar_upload_error", image_name=image.name, error=str(exc))
             if isinstance(exc, StorageError):
                 raise
-            raise StorageError(
-                f"Cannot write the sidecar of {image.name}: {type(exc).__name__}: {exc}"
-            ) from exc
+            raise StorageError(f"Cannot write the sidecar of {image.name}: {type(exc).__name__}: {exc}") from exc
         log_json(
             logger,
             logging.INFO,
@@ -86,3 +87,64 @@ class SidecarWriter:
             size=len(text),
         )
         return text
+
+
+def _as_text(value: Any) -> Optional[str]:
+    if value is None:
+        return None
+    text = value if isinstance(value, str) else str(value)
+    return text or None
+
+
+def _as_list(value: Any) -> List[str]:
+    if isinstance(value, (list, tuple)):
+        return [str(v) for v in value if v not in (None, "")]
+    if isinstance(value, str) and value.strip():
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return []
+
+
+def content_from_sidecar(sd_caption: str, metadata: Optional[Dict[str, Any]]) -> Tuple[ImageAnalysis, CaptionResult]:
+    """Rebuild what a sidecar records (analysis and captions), e.g. to publish exactly what an admin saw.
+
+    Older or hand-written sidecars may lack `caption`, `description` or `mood`: the SD caption stands in.
+    """
+    meta: Dict[str, Any] = metadata or {}
+    moderation = _as_list(meta.get("moderation"))
+    analysis = ImageAnalysis(
+        description=_as_text(meta.get("description")) or _as_text(meta.get("subject")) or sd_caption,
+        mood=_as_text(meta.get("mood")) or "",
+        tags=_as_list(meta.get("tags")),
+        nsfw=any(label.lower() in ("nsfw", "explicit") for label in moderation),
+        safety_labels=moderation,
+        subject=_as_text(meta.get("subject")),
+        lighting=_as_text(meta.get("lighting")),
+        camera=_as_text(meta.get("camera")),
+        color_palette=_as_list(meta.get("color_palette")),
+        aesthetic_terms=_as_list(meta.get("aesthetic_terms")),
+        model_version=_as_text(meta.get("model_version")) or "sidecar",
+    )
+    captions = CaptionResult(
+        caption=_as_text(meta.get("caption")) or sd_caption,
+        sd_caption=sd_caption,
+        model_version=_as_text(meta.get("model_version")) or "sidecar",
+    )
+    return analysis, captions
+
+
+async def read_approved_content(storage: Storage, image: ImageContent) -> Optional[Tuple[ImageAnalysis, CaptionResult]]:
+    """The analysis and captions recorded in `image`'s sidecar, if it has one written for these exact bytes.
+
+    A sidecar whose `sha256` names other bytes (the file was replaced since) is ignored.
+    """
+    text = await storage.read_sidecar_text(image.name)
+    if text is None:
+        return None
+    sd_caption, metadata = parse_sidecar_text(text)
+    if not sd_caption:
+        return None
+    recorded = (metadata or {}).get("sha256")
+    if recorded and recorded != image.sha256:
+        log_json(logger, logging.WARNING, "sidecar_stale_ignored", image_name=image.name)
+        return None
+    return content_from_sidecar(sd_caption, metadata)

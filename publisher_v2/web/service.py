@@ -30,7 +30,7 @@ from publisher_v2.core.models import CaptionSpec, ImageContent, ImageEntry
 from publisher_v2.core.workflow import WorkflowOrchestrator
 from publisher_v2.services.ai.service import AIService
 from publisher_v2.services.publishers.base import Publisher
-from publisher_v2.services.sidecar import SidecarWriter
+from publisher_v2.services.sidecar import SidecarWriter, content_from_sidecar
 from publisher_v2.services.storage.base import IMAGE_EXTENSIONS, Storage
 from publisher_v2.utils.images import check_image, sha256_hex
 from publisher_v2.utils.logging import log_json
@@ -85,14 +85,6 @@ def _text(value: Any) -> Optional[str]:
         return None
     text = value if isinstance(value, str) else str(value)
     return text or None
-
-
-def _string_list(value: Any) -> List[str]:
-    if isinstance(value, (list, tuple)):
-        return [str(v) for v in value if v not in (None, "")]
-    if isinstance(value, str) and value.strip():
-        return [part.strip() for part in value.split(",") if part.strip()]
-    return []
 
 
 @dataclass(frozen=True)
@@ -260,16 +252,15 @@ class WebImageService:
         sd_caption, metadata, present = await self._read_sidecar(name)
         if not present or not sd_caption:
             return None
-        meta: Dict[str, Any] = metadata or {}
         log_json(logger, logging.INFO, "web_analyze_sidecar_reused", filename=name)
-        moderation = _string_list(meta.get("moderation"))
+        analysis, captions = content_from_sidecar(sd_caption, metadata)
         return AnalyzeResponse(
             filename=name,
-            description=_text(meta.get("description")) or _text(meta.get("subject")) or sd_caption,
-            mood=_text(meta.get("mood")) or "",
-            tags=_string_list(meta.get("tags")),
-            nsfw=bool(meta.get("nsfw")) or any(label.lower() in ("nsfw", "explicit") for label in moderation),
-            caption=_text(meta.get("caption")) or sd_caption,
+            description=analysis.description,
+            mood=analysis.mood,
+            tags=list(analysis.tags),
+            nsfw=analysis.nsfw,
+            caption=captions.caption,
             sd_caption=sd_caption,
             sidecar_written=False,
             from_sidecar=True,
@@ -336,7 +327,7 @@ class WebImageService:
                 ledger=self.ledger,
                 sidecar_writer=self.sidecar_writer,
             )
-            result = await orchestrator.execute(select_filename=entry.name)
+            result = await orchestrator.execute(select_filename=entry.name, reuse_sidecar=True)
         finally:
             self._publishing.discard(entry.name)
         if result.image_name is None:

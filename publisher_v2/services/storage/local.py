@@ -159,6 +159,9 @@ class LocalStorage:
         self._cache = HashCache(
             Path(hash_cache_path) if hash_cache_path is not None else None, str(self.folder)
         )
+        # The last listing, keyed by the folder's (inode, mtime_ns): adding, removing or renaming a file changes
+        # the folder's mtime, so an unchanged key means an unchanged set of names. Our own moves invalidate it.
+        self._listing: Optional[Tuple[Tuple[int, int], List[ImageEntry]]] = None
 
     # -- names -----------------------------------------------------------------------------------------------
 
@@ -225,9 +228,37 @@ class LocalStorage:
         )
         return entries
 
+    def _folder_key(self) -> Optional[Tuple[int, int]]:
+        try:
+            st = os.stat(self.folder)
+        except OSError:
+            return None
+        return st.st_ino, st.st_mtime_ns
+
+    def _cached_listing(self) -> Optional[List[ImageEntry]]:
+        """The previous listing when the folder's set of names cannot have changed since (one stat)."""
+        if self._listing is not None and self._listing[0] == self._folder_key():
+            return list(self._listing[1])
+        return None
+
+    def _scan_and_remember(self) -> List[ImageEntry]:
+        key = self._folder_key()
+        entries = self._scan()
+        if key is not None and key == self._folder_key():  # nothing changed while we listed
+            self._listing = (key, entries)
+        return list(entries)
+
     async def list_images(self) -> List[ImageEntry]:
-        """Every image directly in the folder, sorted by name; stat only, hashes filled from the cache."""
-        return await asyncio.to_thread(self._scan)
+        """Every image directly in the folder, sorted by name; stat only, hashes filled from the cache.
+
+        A long-lived process (the web app) lists often: while the folder's mtime is unchanged the previous
+        listing is returned after one stat, without a thread hop. A file replaced in place keeps its name, so
+        its stale entry only costs a re-hash when its content hash is asked for.
+        """
+        cached = self._cached_listing()
+        if cached is not None:
+            return cached
+        return await asyncio.to_thread(self._scan_and_remember)
 
     def _lookup(self, name: str) -> Optional[ImageEntry]:
         path = self._image_path(name)
@@ -308,12 +339,14 @@ class LocalStorage:
             raise StorageError(f"Cannot read sidecar {path}: {exc}") from None
 
     async def read_sidecar_text(self, name: str) -> Optional[str]:
-        return await asyncio.to_thread(self._read_sidecar, name)
+        # A sidecar is a few hundred bytes on a local disk: reading it inline costs less than a thread hop.
+        return self._read_sidecar(name)
 
     # -- writing ---------------------------------------------------------------------------------------------
 
     def _write_sidecar(self, name: str, text: str) -> None:
         self._existing_image(name)
+        self._listing = None
         path = self._sidecar_path(name)
         # A hidden temp file in the same folder: os.replace is atomic there, and listings skip dot-files.
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=self.folder)
@@ -336,6 +369,7 @@ class LocalStorage:
 
     def _archive(self, name: str) -> None:
         source = self._existing_image(name)
+        self._listing = None
         try:
             self.archive_folder.mkdir(exist_ok=True)
         except OSError as exc:
