@@ -63,6 +63,7 @@ class Emitter:
     def __init__(self, log: Any, defer: bool = False):
         self.log = log
         self._function: Optional[Callable[..., Any]] = None
+        self._logger: Optional[logging.Logger] = None  # looked up once: `getLogger` takes a lock per call
         self._resolved = False
         self._deferred = defer
         self._queue: List[Tuple[str, Fields, int]] = []
@@ -146,7 +147,10 @@ class Emitter:
         function = self._resolve()
         if function is not None:
             try:
-                function(logging.getLogger(self.log.logger), level, event, **payload)
+                logger = self._logger
+                if logger is None:
+                    logger = self._logger = logging.getLogger(self.log.logger)
+                function(logger, level, event, **payload)
                 self.events_sent += 1
                 return
             except Exception as exc:

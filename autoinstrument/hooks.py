@@ -9,6 +9,8 @@
   it again. Properties and other non-functions are refused with a fault naming the manifest line.
 - A registry of (owner, attribute) -> original makes a second install a no-op and lets `uninstall()` restore
   the exact original objects (`vars(cls)[name] is original`).
+- The web app named by the manifest's `web.app` is hooked the same way; attaching the ASGI middleware to it
+  is `asgi.AppAttachment`'s job (imported only when the manifest has a `web:` section).
 - Nothing here may break the app: every hook body catches everything and reports a fault once.
 """
 
@@ -57,8 +59,30 @@ class _State:
         self.reported = False
         self._correlation: Optional[ContextVar] = None
         self._correlation_resolved = False
+        #: every stage field, pre-allocated in each scope's accumulator
+        self.stage_fields = tuple(sorted({stage.field for stage in manifest.stages}))
         for spec in list(manifest.scopes) + list(manifest.stages):
             self.by_module.setdefault(spec.target.module, []).append(spec)
+        self.web: Any = None  # asgi.AppAttachment when the manifest has a web section
+        if manifest.web is not None:
+            from autoinstrument.asgi import AppAttachment, WebTelemetry
+
+            telemetry = WebTelemetry(
+                manifest.web,
+                emitter.emit,
+                emitter.fault,
+                self.correlation_var,
+                emitter.ready,
+                self.stage_fields,
+            )
+            self.web = AppAttachment(manifest.web.app, telemetry)
+
+    def modules(self) -> List[str]:
+        """Every module to hook: those holding targets, and the web app's."""
+        names = list(self.by_module)
+        if self.web is not None and self.web.ref.module not in self.by_module:
+            names.append(self.web.ref.module)
+        return names
 
     def correlation_var(self) -> Optional[ContextVar]:
         """The app's ContextVar named by `log.correlation`, resolved on first use (None if unusable)."""
@@ -131,7 +155,7 @@ def install(manifest: Union[None, str, Manifest] = None, *, defer_report: bool =
         try:
             import wrapt
 
-            for module_name in state.by_module:
+            for module_name in state.modules():
                 if module_name in sys.modules:
                     _on_import(sys.modules[module_name])
                 elif module_name not in _pending_hooks:
@@ -158,6 +182,8 @@ def uninstall() -> int:
         for patch in state.patches.values():
             if _restore(patch, state):
                 restored += 1
+        if state.web is not None:
+            restored += state.web.detach()
         wrappers.set_fault_sink(None)
         return restored
 
@@ -184,11 +210,19 @@ def _on_import(module: Any) -> None:
         with _lock:
             _pending_hooks.discard(name)
             state = _state
-            if state is None or name not in state.by_module:
+            if state is None:
+                return
+            web = state.web if state.web is not None and state.web.ref.module == name else None
+            if name not in state.by_module and web is None:
                 return
             state.hooked_modules.add(name)
-            for spec in state.by_module[name]:
+            for spec in state.by_module.get(name, ()):
                 _patch(state, spec, module, late=state.installing)
+            if web is not None:
+                try:
+                    web.on_import(module, late=state.installing)
+                except Exception as exc:
+                    web.report(exc)
     except Exception as exc:  # pragma: no cover - _patch already isolates each target
         with contextlib.suppress(Exception):
             stderr_event(
@@ -282,7 +316,7 @@ def _make(state: _State, spec: Union[ScopeSpec, StageSpec], raw: Any, target: Re
             state.emitter.fault,
             state.correlation_var,
             on_open=state.emitter.ready,
-            fields=sorted({stage.field for stage in state.manifest.stages}),
+            fields=state.stage_fields,
         )
         wrapper = wrappers.scope_wrapper(function, runtime.open, runtime.close)
     kind = wrappers.kind_of(function)
@@ -333,6 +367,15 @@ def _target_report(state: _State) -> Dict[str, List[str]]:
                 missing.append(f"{text} ({reason})")
             else:
                 pending.append(text)
+    if state.web is not None:
+        status, label = state.web.describe()
+        if status == "pending":
+            reason = _module_missing(state.web.ref.module)
+            if reason:
+                status, label = "missing", f"{label} ({reason})"
+        {"wrapped": wrapped, "missing": missing, "pending": pending}[status].append(label)
+        if status == "wrapped" and state.web.late:
+            late.append(state.web.ref.text)
     return {"wrapped": wrapped, "late": late, "missing": missing, "pending": pending}
 
 

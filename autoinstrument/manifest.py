@@ -26,6 +26,8 @@ _FIELD_RE = re.compile(r"^[a-z][a-z0-9_]*_ms$")
 _EVENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _HEADER_RE = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
 _ROUTE_RE = re.compile(r"^(\S+)\s+(\S+)$")
+#: A path parameter in a route template: `{name}` or `{name:converter}` (Starlette's converters).
+TEMPLATE_PARAM_RE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::(str|path|int|float|uuid))?\}")
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 _PERCENTILES = ("p50", "p95", "p99", "max")
 
@@ -108,12 +110,16 @@ class ScopeSpec:
 
 @dataclass(frozen=True)
 class RouteSpec:
+    """`METHOD /template` timed into `field`; `event` (or `error_event` for status >= 400 or an exception).
+    `result` names top-level keys of the route's JSON response body copied into the event."""
+
     method: str
     template: str
     field: str
     event: str
     error_event: str
     line: int = 0
+    result: Tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -479,9 +485,14 @@ def _validate_web(c: _Checker, data: _Mapping) -> Optional[WebSpec]:
         if not template.startswith("/"):
             c.fail(line, where, "the route template must start with '/'")
             continue
+        problem = _template_problem(template)
+        if problem:
+            c.fail(line, where, problem)
+            continue
         event = error_event = None
+        result: List[str] = []
         if isinstance(body, dict):
-            c.known_keys(body, ("field", "event", "error_event"), where)
+            c.known_keys(body, ("field", "event", "error_event", "result"), where)
             name = c.field_name(body.get("field"), c.line_of(body, "field"), f"{where}.field")
             if "event" in body:
                 event = c.event_name(body["event"], c.line_of(body, "event"), f"{where}.event")
@@ -489,6 +500,10 @@ def _validate_web(c: _Checker, data: _Mapping) -> Optional[WebSpec]:
                 error_event = c.event_name(
                     body["error_event"], c.line_of(body, "error_event"), f"{where}.error_event"
                 )
+            result = body.get("result", [])
+            if not isinstance(result, list) or not all(isinstance(r, str) and r.isidentifier() for r in result):
+                c.fail(c.line_of(body, "result"), f"{where}.result", "must be a list of JSON key names")
+                result = []
         else:
             name = c.field_name(body, line, where)
         if not name:
@@ -497,10 +512,23 @@ def _validate_web(c: _Checker, data: _Mapping) -> Optional[WebSpec]:
             c.fail(line, where, f"field {name!r} is already used by the route on line {seen_fields[name]}")
         seen_fields.setdefault(name, line)
         event = event or name[: -len("_ms")]
-        routes.append(RouteSpec(method, template, name, event, error_event or f"{event}_error", line))
+        routes.append(
+            RouteSpec(method, template, name, event, error_event or f"{event}_error", line, tuple(result))
+        )
     if app is None:
         return None
     return WebSpec(app, headers["request_header"], headers["response_header"], tuple(routes))
+
+
+def _template_problem(template: str) -> Optional[str]:
+    """Why a route template cannot be matched (None when it can): stray braces, a repeated parameter."""
+    names = [m.group(1) for m in TEMPLATE_PARAM_RE.finditer(template)]
+    rest = TEMPLATE_PARAM_RE.sub("", template)
+    if "{" in rest or "}" in rest:
+        return "a path parameter must be written {name} or {name:str|path|int|float|uuid}"
+    if len(set(names)) != len(names):
+        return "a path parameter name is used twice"
+    return None
 
 
 def _validate_budgets(c: _Checker, data: _Mapping, fields: set) -> List[Budget]:

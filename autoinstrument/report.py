@@ -67,6 +67,7 @@ MAX_LINE_BYTES = 1 << 20
 MAX_EVENTS = 1000
 MAX_ROUTES = 1000
 MAX_FIELDS_PER_GROUP = 200
+MAX_TOTALS = 100  # total fields with a slowest-runs list
 CACHE_SIZE = 4096
 MAX_TEXT = 200  # longest string kept from a log line (event names, ids, context values)
 OTHER = "(other)"
@@ -221,6 +222,11 @@ class Report:
                 pooled.merge(stats)
         return pooled
 
+    def distinct_values(self) -> int:
+        """How many (group, field, ms value) entries are held: what the memory use grows with."""
+        groups = list(self.events.values()) + list(self.routes.values())
+        return sum(len(stats.counts) for group in groups for stats in group.fields.values())
+
     def events_with(self, name: str) -> List[str]:
         return sorted(event for event, group in self.events.items() if name in group.fields)
 
@@ -366,7 +372,7 @@ class Aggregator:
         ms_keys = self._ms_keys.get(keys)
         if ms_keys is None:
             ms_keys = tuple(k for k in keys if k.endswith("_ms"))
-            if len(self._ms_keys) < CACHE_SIZE:
+            if len(self._ms_keys) < CACHE_SIZE and len(keys) <= 64:  # a hostile 50,000-key line is not kept
                 self._ms_keys[keys] = ms_keys
         if not ms_keys:
             self.skipped[NO_MS_FIELDS] += 1
@@ -417,7 +423,7 @@ class Aggregator:
                 method = method or head
                 route = rest.strip()
             key = (family_of(name), _text(method), _text(route))
-            if len(self._route_keys) < CACHE_SIZE:
+            if len(self._route_keys) < CACHE_SIZE and len(route) <= MAX_TEXT:
                 self._route_keys[memo] = key
         group = self._group(self.routes, key, MAX_ROUTES, (OTHER, "", OTHER), "routes_over_cap")
         status = obj.get("status_code", obj.get("status"))
@@ -450,7 +456,7 @@ class Aggregator:
         total = valid[total_field]
         heap = self._heaps.get(total_field)
         if heap is None:
-            if len(self._heaps) >= MAX_EVENTS:
+            if len(self._heaps) >= MAX_TOTALS:
                 return
             heap = self._heaps[total_field] = []
         if len(heap) >= self.top and total <= heap[0][0]:
@@ -463,7 +469,7 @@ class Aggregator:
             total_ms=total,
             correlation_id=_text(cid) if cid is not None else None,
             timestamp=_text(stamp) if stamp is not None else None,
-            stages={_text(k): v for k, v in valid.items() if k != total_field},
+            stages={_text(k): v for k, v in list(valid.items())[:MAX_FIELDS_PER_GROUP] if k != total_field},
             context={k: _text(obj[k]) for k in CONTEXT_KEYS if k in obj and obj[k] is not None},
         )
         self._seq += 1
@@ -490,9 +496,7 @@ class Aggregator:
         )
 
 
-def aggregate(
-    lines: Iterable[Union[str, bytes]], top: int = 10, totals: Optional[Mapping[str, str]] = None
-) -> Report:
+def aggregate(lines: Iterable[Union[str, bytes]], top: int = 10, totals: Optional[Mapping[str, str]] = None) -> Report:
     """Fold an iterable of log lines (str, or bytes decoded as UTF-8 with replacement) into a Report."""
     agg = Aggregator(top=top, totals=totals)
     for line in lines:
@@ -576,13 +580,9 @@ def normalize_budgets(
             raise BudgetError(f"{where}.{name}: no statistic given (one of {', '.join(STATISTICS)})")
         for stat, limit in limits.items():
             if stat not in STATISTICS:
-                raise BudgetError(
-                    f"{where}.{name}.{stat}: unknown statistic (one of {', '.join(STATISTICS)})"
-                )
+                raise BudgetError(f"{where}.{name}.{stat}: unknown statistic (one of {', '.join(STATISTICS)})")
             if isinstance(limit, bool) or not isinstance(limit, (int, float)) or not limit > 0:
-                raise BudgetError(
-                    f"{where}.{name}.{stat}: a budget must be a positive number of milliseconds"
-                )
+                raise BudgetError(f"{where}.{name}.{stat}: a budget must be a positive number of milliseconds")
         out[name] = {stat: float(limits[stat]) for stat in STATISTICS if stat in limits}
     return out
 
@@ -651,6 +651,7 @@ def to_json(report: Report, breaches: Sequence[BudgetCheck] = ()) -> Dict[str, A
         "events_used": report.events_used,
         "skipped": {reason: report.skipped.get(reason, 0) for reason in SKIP_REASONS},
         "dropped": dict(report.dropped),
+        "distinct_values": report.distinct_values(),
         "events": [
             {"event": name, "count": group.count, "fields": _fields_json(group)}
             for name, group in sorted(report.events.items())
@@ -676,9 +677,7 @@ def to_json(report: Report, breaches: Sequence[BudgetCheck] = ()) -> Dict[str, A
 
 
 def _fields_json(group: _Group) -> List[Dict[str, Any]]:
-    return [
-        dict(field=name, **group.fields[name].summary()) for name in sorted(group.fields, key=field_sort_key)
-    ]
+    return [dict(field=name, **group.fields[name].summary()) for name in sorted(group.fields, key=field_sort_key)]
 
 
 def printable(text: Any) -> str:
@@ -703,9 +702,7 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], numeric_from: 
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
 
     def line(cells: Sequence[str]) -> str:
-        parts = [
-            c.rjust(w) if i >= numeric_from else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))
-        ]
+        parts = [c.rjust(w) if i >= numeric_from else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))]
         return "  ".join(parts).rstrip()
 
     return [line(headers), line(["-" * w for w in widths])] + [line(r) for r in rows]
@@ -728,9 +725,7 @@ def render_text(report: Report, breaches: Sequence[BudgetCheck] = ()) -> str:
         f"{skipped:,} skipped (percentiles: nearest-rank, ms)"
     )
     if skipped:
-        out.append(
-            "skipped: " + ", ".join(f"{r} {report.skipped[r]:,}" for r in SKIP_REASONS if r in report.skipped)
-        )
+        out.append("skipped: " + ", ".join(f"{r} {report.skipped[r]:,}" for r in SKIP_REASONS if r in report.skipped))
     if report.dropped:
         out.append("over the caps: " + ", ".join(f"{k} {v:,}" for k, v in sorted(report.dropped.items())))
 
@@ -748,11 +743,7 @@ def render_text(report: Report, breaches: Sequence[BudgetCheck] = ()) -> str:
         for (family, method, route), group in sorted(report.routes.items()):
             status = " ".join(f"{printable(c)}:{n:,}" for c, n in sorted(group.status.items())) or "-"
             for i, fname in enumerate(sorted(group.fields, key=field_sort_key)):
-                head = (
-                    [printable(f"{method} {route}".strip()), printable(family), status]
-                    if i == 0
-                    else ["", "", ""]
-                )
+                head = [printable(f"{method} {route}".strip()), printable(family), status] if i == 0 else ["", "", ""]
                 rows.append(head + [printable(fname)] + _stat_cells(group.fields[fname].summary()))
         out += _table(["route", "family", "status", "field"] + _STAT_HEADERS, rows, 4)
 
@@ -824,9 +815,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Exit: 0 ok, 1 budget breach, 2 error.",
     )
     parser.add_argument("files", nargs="*", metavar="FILE", help="log files (.gz ok); none or '-' = stdin")
-    parser.add_argument(
-        "--json", action="store_true", help="print a JSON document instead of the text tables"
-    )
+    parser.add_argument("--json", action="store_true", help="print a JSON document instead of the text tables")
     parser.add_argument("--html", metavar="FILE", help="also write a self-contained HTML page to FILE")
     parser.add_argument(
         "--budgets",

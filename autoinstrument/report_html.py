@@ -54,7 +54,8 @@ table{border-collapse:collapse;margin:6px 0 12px}
 th,td{padding:3px 10px;border-bottom:1px solid #eee;text-align:left}
 td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
 .breach{color:#b00020;font-weight:600}.ok{color:#1b7f3b}.nodata{color:#777}
-.muted{color:#666}.chart{margin:4px 0 16px}code{font-size:12px}
+.muted{color:#666}.chart{margin:4px 0 16px}code{font-size:12px}.scroll{overflow-x:auto}
+.runs td{white-space:nowrap}
 svg text{font:11px system-ui,sans-serif;fill:#333}
 .legend span{display:inline-block;margin-right:14px}
 .sw{display:inline-block;width:11px;height:11px;margin-right:4px;vertical-align:-1px}
@@ -99,9 +100,7 @@ def stage_sort(names: Sequence[str]) -> List[str]:
 # ---------------------------------------------------------------------------------------------- histograms
 
 
-def histogram(
-    stats: FieldStats, bins: int = MAX_BINS, hi_at_least: int = 0
-) -> Tuple[List[Tuple[int, int, int]], bool]:
+def histogram(stats: FieldStats, bins: int = MAX_BINS, hi_at_least: int = 0) -> Tuple[List[Tuple[int, int, int]], bool]:
     """Bins (lo, hi inclusive, count) over [min, max(max, hi_at_least)], and whether they are log-spaced.
 
     Log spacing when the range spans more than two orders of magnitude, so a long tail does not squash
@@ -130,8 +129,13 @@ def histogram_svg(name: str, stats: FieldStats, limits: Dict[str, float]) -> str
     summary = stats.summary()
     top_limit = int(max(limits.values())) if limits else 0
     bins, log = histogram(stats, hi_at_least=top_limit)
-    width, height, left, right, top, bottom = 720, 170, 48, 12, 26, 34
-    plot_w, plot_h = width - left - right, height - top - bottom
+    markers = [(f"p{p}", summary[f"p{p}"], "#333", "") for p in (50, 95, 99)]
+    markers += [(f"budget {stat}", limit, "#b00020", ' stroke-dasharray="5,3"') for stat, limit in limits.items()]
+    # One label row per marker, so close percentiles never print over each other.
+    width, left, right, bottom, plot_h = 720, 48, 12, 34, 110
+    top = 10 + 12 * len(markers)
+    height = top + plot_h + bottom
+    plot_w = width - left - right
     lo, hi = bins[0][0], bins[-1][1] + 1
     peak = max(c for _, _, c in bins) or 1
 
@@ -153,16 +157,14 @@ def histogram_svg(name: str, stats: FieldStats, limits: Dict[str, float]) -> str
             f'<rect x="{x0:.1f}" y="{top + plot_h - h:.1f}" width="{max(0.5, x1 - x0 - 0.5):.1f}" '
             f'height="{h:.1f}" fill="#4e79a7"><title>{_n(a)}–{_n(b)} ms: {_n(count)}</title></rect>'
         )
-    markers = [(f"p{p}", summary[f"p{p}"], "#333", "") for p in (50, 95, 99)]
-    markers += [
-        (f"budget {stat}", limit, "#b00020", ' stroke-dasharray="5,3"') for stat, limit in limits.items()
-    ]
     for i, (label, value, color, dash) in enumerate(markers):
         x = x_of(value)
-        y = 10 + 11 * (i % 2)
+        y = 18 + 12 * i
+        # right half: the label goes left of its line so it is never cut off at the edge
+        anchor = f'x="{x - 3:.1f}" text-anchor="end"' if x > left + plot_w / 2 else f'x="{x + 3:.1f}"'
         parts.append(
-            f'<line x1="{x:.1f}" y1="{top - 4}" x2="{x:.1f}" y2="{top + plot_h}" stroke="{color}"{dash}/>'
-            f'<text x="{x + 3:.1f}" y="{y}" fill="{color}">{esc(label)} {_n(int(value))}</text>'
+            f'<line x1="{x:.1f}" y1="{y - 9}" x2="{x:.1f}" y2="{top + plot_h}" stroke="{color}"{dash}/>'
+            f'<text {anchor} y="{y}" fill="{color}">{esc(label)} {_n(int(value))}</text>'
         )
     scale = "log scale" if log else "linear"
     parts.append(
@@ -217,8 +219,7 @@ def waterfall_svg(total_field: str, runs: Sequence[Run]) -> str:
             )
             x += w
         parts.append(
-            f'<text x="{label_w + max(total_w, x - label_w) + 6:.1f}" y="{y + 14}">'
-            f"{_n(run.total_ms)} ms</text>"
+            f'<text x="{label_w + max(total_w, x - label_w) + 6:.1f}" y="{y + 14}">{_n(run.total_ms)} ms</text>'
         )
     parts.append("</svg>")
     legend = "".join(f'<span><i class="sw" style="background:{colors[n]}"></i>{esc(n)}</span>' for n in names)
@@ -238,7 +239,7 @@ def _runs_table(runs: Sequence[Run]) -> str:
             f'<td class="n">{_n(run.total_ms)}</td>{cells}<td>{context}</td></tr>'
         )
     return (
-        f'<table><tr><th class="n">#</th><th>correlation_id</th><th>event</th><th>timestamp</th>'
+        f'<table class="runs"><tr><th class="n">#</th><th>correlation_id</th><th>event</th><th>timestamp</th>'
         f'<th class="n">total ms</th>{head}<th>context</th></tr>{"".join(rows)}</table>'
     )
 
@@ -248,19 +249,14 @@ def _runs_table(runs: Sequence[Run]) -> str:
 
 def _stats_cells(summary: Dict[str, Any]) -> str:
     return "".join(
-        f'<td class="n">{_n(summary[k])}</td>'
-        for k in ("count", "p50", "p95", "p99", "max", "mean", "invalid")
+        f'<td class="n">{_n(summary[k])}</td>' for k in ("count", "p50", "p95", "p99", "max", "mean", "invalid")
     )
 
 
-_STATS_HEAD = "".join(
-    f'<th class="n">{h}</th>' for h in ("count", "p50", "p95", "p99", "max", "mean", "invalid")
-)
+_STATS_HEAD = "".join(f'<th class="n">{h}</th>' for h in ("count", "p50", "p95", "p99", "max", "mean", "invalid"))
 
 
-def render_html(
-    report: Report, checks: Sequence[BudgetCheck] = (), title: str = "autoinstrument report"
-) -> str:
+def render_html(report: Report, checks: Sequence[BudgetCheck] = (), title: str = "autoinstrument report") -> str:
     """The whole page as a string (see the module docstring)."""
     out: List[str] = [
         "<!DOCTYPE html>",
@@ -281,9 +277,7 @@ def render_html(
     if checks:
         failed = sum(1 for c in checks if c.breached)
         verdict = (
-            f'<p class="breach">{failed} budget(s) breached.</p>'
-            if failed
-            else '<p class="ok">All budgets met.</p>'
+            f'<p class="breach">{failed} budget(s) breached.</p>' if failed else '<p class="ok">All budgets met.</p>'
         )
         rows = []
         for c in checks:
@@ -314,7 +308,7 @@ def render_html(
         for total_field, runs in report.slowest.items():
             out.append(f"<h3>By {esc(total_field)}</h3>")
             out.append(f'<div class="chart">{waterfall_svg(total_field, runs)}</div>')
-            out.append(_runs_table(runs))
+            out.append(f'<div class="scroll">{_runs_table(runs)}</div>')
     # Distributions
     fields = report.fields()
     if fields:
@@ -327,9 +321,7 @@ def render_html(
                 + (f"; {_n(stats.invalid)} invalid values ignored" if stats.invalid else "")
                 + "</p>"
             )
-            out.append(
-                f'<div class="chart">{histogram_svg(name, stats, limits_by_field.get(name, {}))}</div>'
-            )
+            out.append(f'<div class="chart">{histogram_svg(name, stats, limits_by_field.get(name, {}))}</div>')
     # Tables
     if report.events:
         rows = []
@@ -339,9 +331,7 @@ def render_html(
                 rows.append(
                     f"<tr><td>{label}</td><td>{esc(name)}</td>{_stats_cells(group.fields[name].summary())}</tr>"
                 )
-        out.append(
-            f"<h2>Events</h2><table><tr><th>event</th><th>field</th>{_STATS_HEAD}</tr>{''.join(rows)}</table>"
-        )
+        out.append(f"<h2>Events</h2><table><tr><th>event</th><th>field</th>{_STATS_HEAD}</tr>{''.join(rows)}</table>")
     if report.routes:
         rows = []
         for (family, method, route), group in sorted(report.routes.items()):
@@ -352,9 +342,7 @@ def render_html(
                     if i == 0
                     else "<td></td><td></td><td></td>"
                 )
-                rows.append(
-                    f"<tr>{head}<td>{esc(name)}</td>{_stats_cells(group.fields[name].summary())}</tr>"
-                )
+                rows.append(f"<tr>{head}<td>{esc(name)}</td>{_stats_cells(group.fields[name].summary())}</tr>")
         out.append(
             "<h2>Routes</h2><table><tr><th>route</th><th>family</th><th>status codes</th><th>field</th>"
             f"{_STATS_HEAD}</tr>{''.join(rows)}</table>"

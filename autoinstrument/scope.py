@@ -13,6 +13,11 @@ Why it is built this way (see shared/design/instrumentation-lessons.md, traps 2 
   (super(), recursion, two shared targets) finds a running marker of its scope and is not counted again. Tasks
   created inside a running stage inherit the marker: they are nested while it runs. Generators set and clear
   the marker around each step only, never across a `yield`.
+- Nested scopes: a stage counts in the innermost scope. A scope that is `inclusive` (a web request) ALSO
+  receives the stage fields of every scope nested in it: when an inner scope closes, its fields are added to
+  its `collector`, the nearest enclosing inclusive scope (`add_to_parent`). So `web_publish` carries the
+  stages of the workflow it ran, while `workflow_timing` stays exactly as it was, and a callable scope
+  nested in another callable scope still reports only its own stages (nothing is counted twice).
 - Outside any scope `CURRENT.get()` is None and a stage costs that one read.
 - A stage that finishes after its scope closed finds `closed` set and is reported as
   `autoinstrument_late_stage` (once per scope and field), not silently dropped. (A thread finishing in the
@@ -63,9 +68,27 @@ class Accumulator:
     (`calls=0` for a later step of the same call).
     """
 
-    __slots__ = ("lock", "lists", "totals", "limit", "closed", "late", "owner", "correlation_id")
+    __slots__ = (
+        "lock",
+        "lists",
+        "totals",
+        "limit",
+        "closed",
+        "late",
+        "owner",
+        "correlation_id",
+        "inclusive",
+        "collector",
+    )
 
-    def __init__(self, owner: Any = None, correlation_id: Optional[str] = None, fields: Iterable[str] = ()):
+    def __init__(
+        self,
+        owner: Any = None,
+        correlation_id: Optional[str] = None,
+        fields: Iterable[str] = (),
+        parent: Optional[Accumulator] = None,
+        inclusive: bool = False,
+    ):
         self.lock = threading.Lock()
         self.lists: Dict[str, List[float]] = {name: [] for name in fields}
         self.totals: Dict[str, List[float]] = {}
@@ -74,6 +97,11 @@ class Accumulator:
         self.late: Dict[str, int] = {}
         self.owner = owner
         self.correlation_id = correlation_id
+        self.inclusive = inclusive
+        #: where this scope's fields also go when it closes: the nearest enclosing inclusive scope, if any
+        self.collector: Optional[Accumulator] = None
+        if parent is not None:
+            self.collector = parent if parent.inclusive else parent.collector
 
     def add(self, field: str, seconds: float, calls: int = 1) -> None:
         with self.lock:
@@ -135,6 +163,15 @@ class Accumulator:
             pass
 
 
+def add_to_parent(collector: Accumulator, fields: Dict[str, Tuple[float, int]]) -> None:
+    """A closed inner scope's stage fields also count in its collector (its own total does not).
+
+    A collector that has closed already reports them as late, like any late stage.
+    """
+    for name, (seconds, calls) in fields.items():
+        collector.add(name, seconds, calls)
+
+
 def record(field: str, seconds: float, calls: int = 1) -> bool:
     """Add a duration to the innermost open scope by hand (tools, tests). False when no scope is open."""
     acc = CURRENT.get()
@@ -182,7 +219,7 @@ class ScopeRuntime:
                     var.set(cid)
                     bound = True
             parent = CURRENT.get()
-            acc = Accumulator(self, cid, self.fields)
+            acc = Accumulator(self, cid, self.fields, parent)
             CURRENT.set(acc)
             return (parent, acc, var, bound, previous, time.perf_counter())
         except Exception as exc:  # our fault, never the app's
@@ -197,6 +234,8 @@ class ScopeRuntime:
         try:
             CURRENT.set(parent)
             fields = acc.close()
+            if acc.collector is not None:
+                add_to_parent(acc.collector, fields)
             name, payload = self.event(acc.correlation_id, end - start, fields, result, exc)
             self.emit(name, payload)
         except Exception as err:

@@ -117,7 +117,11 @@ class WorkflowOrchestrator:
                 debug=options.debug,
                 platforms=[p.platform_name for p in self.publishers],
             )
-            result = await self._run(options)
+            try:
+                result = await self._run(options)
+            except Exception as exc:
+                log_json(logger, logging.ERROR, "workflow_error", error_type=type(exc).__name__, error=str(exc))
+                raise
             result.correlation_id = cid
             log_json(
                 logger,

@@ -105,6 +105,7 @@ def test_memory_follows_distinct_values_not_the_number_of_events() -> None:
     assert report.events["job"].count == 30000
     assert len(report.events["job"].fields["job_ms"].counts) == 50
     assert len(report.events["job"].fields["other_ms"].counts) == 1
+    assert report.distinct_values() == 51
 
 
 # ---------------------------------------------------------------------------------------------- input
@@ -217,9 +218,7 @@ def test_web_events_are_grouped_per_family_method_and_route_template() -> None:
             status_code=200,
             web_random_image_ms=40,
         ),
-        event(
-            "web_random_image_error", route="GET /api/images/random", status_code=404, web_random_image_ms=60
-        ),
+        event("web_random_image_error", route="GET /api/images/random", status_code=404, web_random_image_ms=60),
         event("web_analyze", method="POST", route="/api/images/{filename}/analyze", web_analyze_ms=7000),
     ]
     routes = aggregate(lines).routes
@@ -244,9 +243,7 @@ def test_events_without_a_route_are_not_in_the_route_table() -> None:
 
 
 def test_slowest_runs_keep_the_top_n_with_stages_and_correlation_id() -> None:
-    lines = [
-        workflow(1000 + i, f"c{i}", vision_analysis_ms=i, caption_generation_ms=2 * i) for i in range(50)
-    ]
+    lines = [workflow(1000 + i, f"c{i}", vision_analysis_ms=i, caption_generation_ms=2 * i) for i in range(50)]
     report = aggregate(lines, top=3)
     runs = report.slowest["workflow_total_ms"]
     assert [r.total_ms for r in runs] == [1049, 1048, 1047]
@@ -372,6 +369,7 @@ def test_json_output_has_a_stable_versioned_schema() -> None:
         "events_used",
         "skipped",
         "dropped",
+        "distinct_values",
         "events",
         "routes",
         "slowest",
@@ -468,14 +466,10 @@ def test_main_exits_2_with_one_clear_line_for_a_missing_file(
     assert main([str(logfile), str(missing)]) == 2
     captured = capsys.readouterr()
     assert captured.out == ""
-    assert captured.err.strip().splitlines() == [
-        f"autoinstrument report: cannot read {missing}: no such file"
-    ]
+    assert captured.err.strip().splitlines() == [f"autoinstrument report: cannot read {missing}: no such file"]
 
 
-def test_main_exits_2_for_a_bad_budgets_file(
-    logfile: Path, tmp_path: Path, capsys: pytest.CaptureFixture
-) -> None:
+def test_main_exits_2_for_a_bad_budgets_file(logfile: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     budgets = write_budgets(tmp_path, "budgets:\n  workflow_total_ms: soon\n")
     assert main([str(logfile), "--budgets", budgets]) == 2
     assert "workflow_total_ms" in capsys.readouterr().err
@@ -487,9 +481,7 @@ def test_main_exits_2_on_a_usage_error(capsys: pytest.CaptureFixture) -> None:
     assert main(["--top", "-1"]) == 2
 
 
-def test_main_reads_stdin_when_no_file_or_dash(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
-) -> None:
+def test_main_reads_stdin_when_no_file_or_dash(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
     data = (workflow(777, "from-stdin") + "\n").encode()
     for argv in ([], ["-"]):
         monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BufferedReader(io.BytesIO(data))))

@@ -72,9 +72,7 @@ def sample_lines() -> List[str]:
     lines = []
     for i in range(30):
         stages = {k: v + i for k, v in ALL_STAGES.items()}
-        lines.append(
-            event("workflow_timing", correlation_id=f"run-{i:02d}", workflow_total_ms=4000 + 97 * i, **stages)
-        )
+        lines.append(event("workflow_timing", correlation_id=f"run-{i:02d}", workflow_total_ms=4000 + 97 * i, **stages))
     lines.append(
         event(
             "workflow_timing",
@@ -102,9 +100,7 @@ def sample_lines() -> List[str]:
 @pytest.fixture
 def page() -> str:
     report = aggregate(sample_lines(), top=5)
-    return render_html(
-        report, evaluate_budgets(report, {"workflow_total_ms": 5000, "web_random_image_ms": 20000})
-    )
+    return render_html(report, evaluate_budgets(report, {"workflow_total_ms": 5000, "web_random_image_ms": 20000}))
 
 
 def test_page_is_well_formed(page: str) -> None:
@@ -214,15 +210,11 @@ def test_histogram_bins_hold_every_sample_and_switch_to_log_for_long_tails() -> 
     assert sum(c for _, _, c in bins) == stats.n
     assert bins[0][0] == 1 and bins[-1][1] == 100000
     assert all(a <= b for a, b, _ in bins) and all(bins[i][1] < bins[i + 1][0] for i in range(len(bins) - 1))
-    linear, log = histogram(
-        aggregate(event("job", job_ms=v) for v in range(100, 200)).events["job"].fields["job_ms"]
-    )
+    linear, log = histogram(aggregate(event("job", job_ms=v) for v in range(100, 200)).events["job"].fields["job_ms"])
     assert log is False and sum(c for _, _, c in linear) == 100
 
 
-def test_cli_writes_the_page_and_keeps_the_breach_exit_code(
-    tmp_path: Path, capsys: pytest.CaptureFixture
-) -> None:
+def test_cli_writes_the_page_and_keeps_the_breach_exit_code(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     log = tmp_path / "app.log"
     log.write_text("\n".join(sample_lines()) + "\n", encoding="utf-8")
     budgets = tmp_path / "b.yaml"
