@@ -2,6 +2,8 @@
 
 A YAML manifest (`telemetry.yaml`) names the app's callables: *stages* add their duration to an `_ms` field of
 the innermost open *scope*; a scope emits ONE summary event through the app's own log function when it exits.
+The manifest's `web:` section attaches a pure ASGI middleware to the named app (`autoinstrument.asgi`):
+correlation id in and out, one event per request of a mapped route.
 With `PUBLISHER_AUTOINSTRUMENT=1` the installed `autoinstrument.pth` calls `install()` at interpreter
 start-up; unset, nothing of this package is even imported. Everything below is imported lazily so that `import
 autoinstrument` stays cheap (no yaml, no wrapt).

@@ -30,6 +30,10 @@ else (empty, over-long, CR/LF, spaces, quotes, non-ASCII, and an AWS trace heade
 whose `=` and `;` are outside the set) is replaced by a fresh UUID4 and neither echoed nor logged. Only the
 first occurrence of the header is considered.
 
+Routes are matched here, from the manifest's templates compiled once (`{param}` -> `[^/]+`, Starlette's
+converters too), on the exact method and the path without `root_path`; events are keyed by the template, never
+the raw path. A HEAD is not a GET, and `/x/` is not `/x` (Starlette redirects it): those emit nothing.
+
 Path parameters (e.g. `filename`) are user input: a value of 1..128 characters of `[A-Za-z0-9._~@+,() -]` is
 logged as is; any other value is logged escaped (`\\xNN`, `\\uNNNN`, so a backslash in the result always
 starts an escape) and cut to 128 characters with `...` appended when cut.

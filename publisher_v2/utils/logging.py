@@ -56,11 +56,29 @@ def register_secret(value: Optional[str]) -> None:
             _known_secrets.add(value)
 
 
+def _may_hold_pattern(text: str) -> bool:
+    """A cheap gate before the regex: every pattern needs one of these substrings (ids, names, paths and
+    numbers, the bulk of what is logged, have none of them and skip the regex)."""
+    return "sk-" in text or ":" in text or "=" in text or "sl." in text or " " in text
+
+
 def _redact_text(text: str) -> str:
     for secret in _known_secrets:
         if secret in text:
             text = text.replace(secret, REDACTED)
-    return _SECRET_PATTERNS.sub(_keep_prefix, text)
+    if _may_hold_pattern(text):
+        return _SECRET_PATTERNS.sub(_keep_prefix, text)
+    return text
+
+
+_sensitive_keys: dict[str, bool] = {}
+
+
+def _is_sensitive_key(key: str) -> bool:
+    known = _sensitive_keys.get(key)
+    if known is None:
+        known = _sensitive_keys[key] = bool(_SENSITIVE_KEY.search(key))
+    return known
 
 
 def sanitize(value: Any, key: Optional[str] = None) -> Any:
@@ -68,7 +86,7 @@ def sanitize(value: Any, key: Optional[str] = None) -> Any:
 
     A dict value whose key names a secret (password, token, api_key, authorization, cookie…) is redacted whole.
     """
-    if key is not None and isinstance(value, str) and _SENSITIVE_KEY.search(key):
+    if key is not None and isinstance(value, str) and _is_sensitive_key(key):
         return REDACTED if value else value
     if isinstance(value, str):
         return _redact_text(value)
@@ -87,13 +105,30 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
+def _utc_timestamp(created: float) -> str:
+    """`2026-11-28T10:00:00.123Z` for a record's creation time (the seconds part is formatted once a second)."""
+    global _last_second
+    second = int(created)
+    if _last_second[0] != second:
+        _last_second = (second, datetime.fromtimestamp(second, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S"))
+    return f"{_last_second[1]}.{int((created - second) * 1000):03d}Z"
+
+
+_last_second: tuple = (None, "")
+
+
 def log_json(logger: logging.Logger, level: int, message: str, /, **fields: Any) -> None:
-    """Emit one structured event. Fields never overwrite `timestamp`, `level`, `logger` or `message`."""
+    """Emit one structured event. Fields never overwrite `timestamp`, `level`, `logger` or `message`.
+
+    Called once per web request by the telemetry, so it is kept lean: the record is made directly (no caller
+    lookup: the JSON names its logger and event), and the secret regex only runs on strings that could match.
+    """
     if not logger.isEnabledFor(level):
         return
+    record = logger.makeRecord(logger.name, level, "", 0, "", None, None)
     event: dict[str, Any] = {
-        "timestamp": datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-        "level": logging.getLevelName(level),
+        "timestamp": _utc_timestamp(record.created),
+        "level": record.levelname,
         "logger": logger.name,
         "message": _redact_text(message),
     }
@@ -104,7 +139,8 @@ def log_json(logger: logging.Logger, level: int, message: str, /, **fields: Any)
         if key in _RESERVED:
             key = f"field_{key}"
         event[key] = sanitize(value, key)
-    logger.log(level, json.dumps(event, default=_json_default, ensure_ascii=False))
+    record.msg = json.dumps(event, default=_json_default, ensure_ascii=False)
+    logger.handle(record)
 
 
 class _JsonLineFormatter(logging.Formatter):
@@ -115,9 +151,7 @@ class _JsonLineFormatter(logging.Formatter):
         if text.startswith("{") and text.endswith("}"):
             return text
         event = {
-            "timestamp": datetime.fromtimestamp(record.created, timezone.utc)
-            .isoformat(timespec="milliseconds")
-            .replace("+00:00", "Z"),
+            "timestamp": _utc_timestamp(record.created),
             "level": record.levelname,
             "logger": record.name,
             "message": _redact_text(text),
@@ -136,6 +170,10 @@ def setup_logging(level: int = logging.INFO, stream: Optional[IO[str]] = None) -
     Chatty HTTP client loggers are held at WARNING: they print request URLs, and Telegram puts the bot token in
     the URL path.
     """
+    # The JSON lines carry none of these record attributes; skipping them makes every record cheaper.
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(_JsonLineFormatter())
     root = logging.getLogger()

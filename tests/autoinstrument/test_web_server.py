@@ -166,6 +166,12 @@ def test_200_concurrent_requests_each_carry_their_own_id_in_header_and_every_log
     assert sum("pub" in r for r, _, _ in plan) == 4 and sum("ana" in r for r, _, _ in plan) == 4
 
     results = asyncio.run(_fire(base, plan))
+    failed = [(request_id, status) for request_id, status, _ in results if status != 200]
+    if failed:  # show the server's own account of what went wrong
+        process.terminate()
+        process.wait(timeout=15)
+        tail = [line for line in log_path.read_text().splitlines() if failed[0][0] in line or "rror" in line]
+        pytest.fail(f"{len(failed)} requests failed, first {failed[0]}:\n" + "\n".join(tail[-20:]))
     for request_id, status, header in results:
         assert status == 200, (request_id, status)
         assert header == request_id  # the response carries ITS request's id

@@ -237,8 +237,9 @@ class LocalStorage:
 
     def _cached_listing(self) -> Optional[List[ImageEntry]]:
         """The previous listing when the folder's set of names cannot have changed since (one stat)."""
-        if self._listing is not None and self._listing[0] == self._folder_key():
-            return list(self._listing[1])
+        listing = self._listing  # read once: a concurrent archive may reset it to None
+        if listing is not None and listing[0] == self._folder_key():
+            return list(listing[1])
         return None
 
     def _scan_and_remember(self) -> List[ImageEntry]:
