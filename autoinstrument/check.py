@@ -152,7 +152,7 @@ def _resolve_target(ref: Ref, field: str, is_stage: bool) -> Tuple[Result, Optio
         except wrappers.UnsupportedTarget as exc:
             raise _Fail(str(exc)) from None
         except AttributeError as exc:
-            raise _Fail(f"attribute not found: {_attribute_error(exc)}") from None
+            raise _Fail(f"attribute not found: {_missing_attribute(module, ref, exc)}") from None
         if wrappers.is_ours(raw):  # already wrapped by an install in this process: look through it
             raw = hooks._unwrap_ours(raw)
         parts: List[str] = []
@@ -192,10 +192,22 @@ def _resolve_target(ref: Ref, field: str, is_stage: bool) -> Tuple[Result, Optio
         return Result(FAIL, ref.line, ref.text, section, field, None, f"{type(exc).__name__}: {exc}"), None
 
 
-def _attribute_error(exc: AttributeError) -> str:
-    cause = exc.__cause__
-    text = str(cause) if isinstance(cause, AttributeError) and str(cause) else str(exc)
-    return text
+def _missing_attribute(module: Any, ref: Ref, exc: AttributeError) -> str:
+    """Which part of `Owner.attr` is missing, and on what (the exception's own text can be terse)."""
+    obj = module
+    where = f"module {module.__name__!r}"
+    try:
+        for part in ref.attr.split("."):
+            if inspect.isclass(obj):
+                if not any(part in vars(k) for k in inspect.getmro(obj)):
+                    return f"class {obj.__qualname__} has no attribute {part!r}"
+            elif not hasattr(obj, part):
+                return f"{where} has no attribute {part!r}"
+            obj = getattr(obj, part)
+            where = f"{type(obj).__name__} {getattr(obj, '__qualname__', part)}"
+    except Exception:
+        pass
+    return str(exc)
 
 
 def _not_callable(raw: Any) -> str:
@@ -262,27 +274,37 @@ def _check_log(manifest: Manifest) -> List[Result]:
 
 def normalize_template(template: str) -> str:
     """`/a/{name:str}` and `/a/{name}` are the same route (`str` is Starlette's default converter)."""
-    return TEMPLATE_PARAM_RE.sub(
-        lambda m: "{%s}" % m.group(1) if m.group(2) in (None, "str") else "{%s:%s}" % (m.group(1), m.group(2)),
-        template,
-    )
+
+    def one(match: Any) -> str:
+        name, converter = match.group(1), match.group(2)
+        return "{" + name + ("" if converter in (None, "str") else ":" + converter) + "}"
+
+    return TEMPLATE_PARAM_RE.sub(one, template)
 
 
-def app_routes(app: Any, prefix: str = "") -> List[Tuple[str, Tuple[str, ...]]]:
-    """(template, methods) of every HTTP route of a Starlette-style app, mounts included, read from
-    `app.routes` without calling anything of the app."""
+def app_routes(app: Any, prefix: str = "") -> Tuple[List[Tuple[str, Tuple[str, ...]]], int]:
+    """(template, methods) of every HTTP route of a Starlette-style app, mounts and included routers too,
+    read from `app.routes` without calling the app; plus how many route objects could not be read."""
     out: List[Tuple[str, Tuple[str, ...]]] = []
+    unreadable = 0
     for route in getattr(app, "routes", None) or ():
         path = getattr(route, "path", None)
-        if not isinstance(path, str):
-            continue
-        sub = getattr(route, "routes", None)
         methods = getattr(route, "methods", None)
-        if methods:
+        included = getattr(route, "original_router", None)  # FastAPI's lazily included router
+        if isinstance(path, str) and methods:
             out.append((normalize_template(prefix + path), tuple(sorted(methods))))
-        elif sub:
-            out.extend(app_routes(route, prefix + path.rstrip("/")))
-    return out
+        elif included is not None:
+            inner = prefix + str(getattr(getattr(route, "include_context", None), "prefix", "") or "")
+            found, bad = app_routes(included, inner)
+            out.extend(found)
+            unreadable += bad
+        elif isinstance(path, str) and getattr(route, "routes", None):
+            found, bad = app_routes(route, prefix + path.rstrip("/"))
+            out.extend(found)
+            unreadable += bad
+        elif not isinstance(path, str):
+            unreadable += 1  # e.g. a Host route: cannot tell which paths it serves
+    return out, unreadable
 
 
 def _check_web(manifest: Manifest, build_app: bool) -> List[Result]:
@@ -302,10 +324,7 @@ def _check_web(manifest: Manifest, build_app: bool) -> List[Result]:
             note = "ASGI app, built at import"
         elif callable(namespace.get("__getattr__")):
             if not build_app:
-                unverified = (
-                    "unverified: the app is built lazily by the module's __getattr__, and check does not build it "
-                    "(it may need the app's configuration); rerun with --build-app to verify the routes"
-                )
+                unverified = "unverified: the app is built lazily; --build-app builds it to verify the routes"
                 out.append(
                     Result(
                         OK,
@@ -313,7 +332,7 @@ def _check_web(manifest: Manifest, build_app: bool) -> List[Result]:
                         ref.text,
                         "web.app",
                         None,
-                        "ASGI app, built lazily by the module's __getattr__ on first access; not built by check",
+                        "ASGI app, built lazily by the module's __getattr__; not built by check",
                     )
                 )
                 obj = None
@@ -342,7 +361,7 @@ def _check_web(manifest: Manifest, build_app: bool) -> List[Result]:
         out.append(Result(FAIL, ref.line, ref.text, "web.app", None, None, f"{type(exc).__name__}: {exc}"))
         unverified = "unverified: the app could not be resolved"
 
-    routes = app_routes(app) if app is not None else []
+    routes, unreadable = app_routes(app) if app is not None else ([], 0)
     for route in web.routes:
         label = f"{route.method} {route.template}"
         if app is None:
@@ -365,6 +384,9 @@ def _check_web(manifest: Manifest, build_app: bool) -> List[Result]:
                     f"the app serves {route.template} only for {', '.join(sorted(set(methods)))}",
                 )
             )
+        elif unreadable:
+            reason = f"unverified: not among the app's routes, but {unreadable} of its route objects cannot be read"
+            out.append(Result(SKIP, route.line, label, "web.routes", route.field, None, reason))
         else:
             out.append(
                 Result(FAIL, route.line, label, "web.routes", route.field, None, "no such route template in the app")
@@ -375,6 +397,9 @@ def _check_web(manifest: Manifest, build_app: bool) -> List[Result]:
 def _build(module: Any, head: str) -> Any:
     try:
         return getattr(module, head)
+    except AttributeError:
+        message = f"module {module.__name__!r} has no attribute {head!r} (its __getattr__ does not build it)"
+        raise _Fail(message) from None
     except BaseException as exc:  # the app may refuse to start with SystemExit
         if isinstance(exc, KeyboardInterrupt):
             raise

@@ -638,6 +638,46 @@ def load_budgets(path: str) -> Dict[str, Dict[str, float]]:
     return normalize_budgets(data["budgets"], where=f"{path}: budgets")
 
 
+def manifest_settings(path: str) -> Tuple[Dict[str, Dict[str, float]], Dict[str, str]]:
+    """(budgets, totals) read from a telemetry manifest with the manifest's own loader.
+
+    `totals` maps every event the manifest can emit to its exact total field: a scope's `event` and
+    `error_event` to its `total`, a route's `event` and `error_event` to its `field`. Raises the loader's
+    `ManifestError` (it names the file, line and key) when the file is not a valid manifest.
+    """
+    from autoinstrument.manifest import load_manifest
+
+    manifest = load_manifest(path)
+    budgets = {budget.field: dict(budget.limits) for budget in manifest.budgets}
+    totals: Dict[str, str] = {}
+    for scope in manifest.scopes:
+        totals[scope.event] = scope.total
+        if scope.error_event:
+            totals[scope.error_event] = scope.total
+    for route in manifest.web.routes if manifest.web else ():
+        totals[route.event] = route.field
+        totals[route.error_event] = route.field
+    return normalize_budgets(budgets, where=f"{path}: budgets"), totals
+
+
+def _settings(manifest: Optional[str], budgets: Optional[str]) -> Tuple[Dict[str, Dict[str, float]], Dict[str, str]]:
+    """`--manifest`: a manifest, or an error. `--budgets`: a manifest when it is one, else any YAML with a
+    top-level `budgets:` mapping (`load_budgets`)."""
+    from autoinstrument.manifest import ManifestError
+
+    if manifest:
+        try:
+            return manifest_settings(manifest)
+        except ManifestError as exc:
+            raise BudgetError(f"not a valid manifest:\n{exc}") from None
+    if budgets:
+        try:
+            return manifest_settings(budgets)
+        except ManifestError:
+            return load_budgets(budgets), {}
+    return {}, {}
+
+
 # ---------------------------------------------------------------------------------------------- rendering
 
 
@@ -822,12 +862,17 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="YAML",
         help="a YAML file with a top-level `budgets:` mapping (telemetry.yaml works); a bare number is p95",
     )
+    parser.add_argument(
+        "--manifest",
+        metavar="YAML",
+        help="a telemetry manifest: its budgets, and the exact total field of each event it emits",
+    )
     parser.add_argument("--top", type=int, default=10, metavar="N", help="slowest runs kept per total (10)")
     return parser
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """`autoinstrument report [FILE ...] [--json] [--html FILE] [--budgets YAML] [--top N]`."""
+    """`autoinstrument report [FILE ...] [--json] [--html FILE] [--budgets YAML | --manifest YAML] [--top N]`."""
     parser = build_parser()
     try:
         args = parser.parse_args(list(argv) if argv is not None else None)
@@ -836,15 +881,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.top < 0:
         print("autoinstrument report: --top must be >= 0", file=sys.stderr)
         return 2
-    budgets: Dict[str, Dict[str, float]] = {}
     try:
-        if args.budgets:
-            budgets = load_budgets(args.budgets)
+        budgets, totals = _settings(args.manifest, args.budgets)
         files = args.files or ["-"]
         for path in files:  # fail before reading anything when a file is missing
             if path != "-" and not os.path.isfile(path):
                 raise InputError(f"cannot read {path}: no such file")
-        agg = Aggregator(top=args.top)
+        agg = Aggregator(top=args.top, totals=totals)
         for path in files:
             stream = _stdin() if path == "-" else open_input(path)
             try:
@@ -895,6 +938,7 @@ __all__ = [
     "field_sort_key",
     "load_budgets",
     "main",
+    "manifest_settings",
     "normalize_budgets",
     "open_input",
     "printable",

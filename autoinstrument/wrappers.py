@@ -62,20 +62,21 @@ def kind_of(fn: Any) -> str:
 
 # --------------------------------------------------------------------------------------------- templates
 
-_STAGE_SYNC = """
+# One template for plain and coroutine functions: `{def_}` is "def" or "async def", `{await_}` "" or "await ".
+_STAGE_CALL = """
 def __ai_make(_ai_fn, _ai_field, _ai_get, _ai_mget, _ai_mset, _ai_pc, _ai_fault):
-    def {name}({sig}):
+    {def_} {name}({sig}):
         _ai_acc = _ai_get()
         if _ai_acc is None:
-            return _ai_fn({call})
+            return {await_}_ai_fn({call})
         _ai_mark = _ai_mget()
         if _ai_mark[1] and _ai_mark[0] is _ai_acc:
-            return _ai_fn({call})
+            return {await_}_ai_fn({call})
         _ai_mark = [_ai_acc, True]
         _ai_mset(_ai_mark)
         _ai_t0 = _ai_pc()
         try:
-            return _ai_fn({call})
+            return {await_}_ai_fn({call})
         finally:
             _ai_t1 = _ai_pc()
             _ai_mark[1] = False
@@ -91,34 +92,8 @@ def __ai_make(_ai_fn, _ai_field, _ai_get, _ai_mget, _ai_mset, _ai_pc, _ai_fault)
     return {name}
 """
 
-_STAGE_ASYNC = """
-def __ai_make(_ai_fn, _ai_field, _ai_get, _ai_mget, _ai_mset, _ai_pc, _ai_fault):
-    async def {name}({sig}):
-        _ai_acc = _ai_get()
-        if _ai_acc is None:
-            return await _ai_fn({call})
-        _ai_mark = _ai_mget()
-        if _ai_mark[1] and _ai_mark[0] is _ai_acc:
-            return await _ai_fn({call})
-        _ai_mark = [_ai_acc, True]
-        _ai_mset(_ai_mark)
-        _ai_t0 = _ai_pc()
-        try:
-            return await _ai_fn({call})
-        finally:
-            _ai_t1 = _ai_pc()
-            _ai_mark[1] = False
-            try:
-                _ai_samples = _ai_acc.lists[_ai_field]
-                _ai_samples.append(_ai_t1 - _ai_t0)
-                if len(_ai_samples) > _ai_acc.limit:
-                    _ai_acc.overflow(_ai_field, _ai_t1 - _ai_t0)
-            except KeyError:
-                _ai_acc.add(_ai_field, _ai_t1 - _ai_t0)
-            except Exception as _ai_err:
-                _ai_fault(_ai_err)
-    return {name}
-"""
+_STAGE_SYNC = _STAGE_CALL.replace("{def_}", "def").replace("{await_}", "")
+_STAGE_ASYNC = _STAGE_CALL.replace("{def_}", "async def").replace("{await_}", "await ")
 
 _STAGE_GENERATOR = """
 def __ai_make(_ai_fn, _ai_field, _ai_step, _ai_noarg):

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 from publisher_v2.config.schema import ApplicationConfig
-from publisher_v2.core.exceptions import SocialMediaPublisherError, StorageError
+from publisher_v2.core.exceptions import StorageError
 from publisher_v2.core.models import (
     CaptionResult,
     CaptionSpec,
@@ -30,8 +30,9 @@ from publisher_v2.services.ai.service import AIService
 from publisher_v2.services.publishers.base import Publisher
 from publisher_v2.services.sidecar import SidecarWriter, read_approved_content
 from publisher_v2.services.storage.base import Storage
+from publisher_v2.services.storage.content import fetch_image_content
 from publisher_v2.utils.captions import format_caption
-from publisher_v2.utils.images import InvalidImageError, check_image, sha256_hex
+from publisher_v2.utils.images import InvalidImageError
 from publisher_v2.utils.logging import bound_correlation_id, log_json
 from publisher_v2.utils.state import PostLedger
 
@@ -200,16 +201,7 @@ class WorkflowOrchestrator:
 
     async def _fetch_image(self, entry: ImageEntry) -> ImageContent:
         """Download the chosen image, check that it decodes, and get a link a remote service could use."""
-        data = await self.storage.download_image(entry.name)
-        await asyncio.to_thread(check_image, data, entry.name)
-        link = await self.storage.get_temporary_link(entry.name)
-        return ImageContent(
-            name=entry.name,
-            data=data,
-            sha256=sha256_hex(data),
-            temp_url=link,
-            public_url=self.storage.has_public_links(),
-        )
+        return await fetch_image_content(self.storage, entry.name)
 
     def _skip_corrupt(self, selection: _Selection, options: _RunOptions, exc: InvalidImageError) -> None:
         options.skipped.add(selection.entry.name)
@@ -294,14 +286,7 @@ class WorkflowOrchestrator:
 
     async def _write_sidecar(self, image: ImageContent, analysis: ImageAnalysis, captions: CaptionResult) -> bool:
         """Stage: the caption sidecar beside the image. A failure is logged and the run goes on."""
-        if not self.config.captionfile.enabled or not captions.sd_caption:
-            return False
-        try:
-            await self.sidecar_writer.write(image, analysis, captions)
-        except SocialMediaPublisherError as exc:
-            log_json(logger, logging.ERROR, "sidecar_upload_error", image_name=image.name, error=str(exc))
-            return False
-        return True
+        return await self.sidecar_writer.try_write(image, analysis, captions)
 
     async def _publish_all(
         self, image: ImageContent, captions: CaptionResult, analysis: ImageAnalysis

@@ -88,6 +88,17 @@ class SidecarWriter:
         )
         return text
 
+    async def try_write(self, image: ImageContent, analysis: ImageAnalysis, captions: CaptionResult) -> bool:
+        """Write the sidecar when [CaptionFile] is on and there is an SD caption; False when skipped or failed
+        (a failed write is logged by `write`; callers go on without a sidecar)."""
+        if not self.config.enabled or not captions.sd_caption:
+            return False
+        try:
+            await self.write(image, analysis, captions)
+        except StorageError:
+            return False
+        return True
+
 
 def _as_text(value: Any) -> Optional[str]:
     if value is None:

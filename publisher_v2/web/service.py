@@ -14,7 +14,6 @@ Filenames from the URL are checked here before any storage call: a plain image f
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import mimetypes
 import os
@@ -25,14 +24,13 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 from urllib.parse import quote
 
 from publisher_v2.config.schema import ApplicationConfig
-from publisher_v2.core.exceptions import SocialMediaPublisherError
 from publisher_v2.core.models import CaptionSpec, ImageContent, ImageEntry
 from publisher_v2.core.workflow import WorkflowOrchestrator
 from publisher_v2.services.ai.service import AIService
 from publisher_v2.services.publishers.base import Publisher
 from publisher_v2.services.sidecar import SidecarWriter, content_from_sidecar
 from publisher_v2.services.storage.base import IMAGE_EXTENSIONS, Storage
-from publisher_v2.utils.images import check_image, sha256_hex
+from publisher_v2.services.storage.content import fetch_image_content
 from publisher_v2.utils.logging import log_json
 from publisher_v2.utils.state import PostLedger
 from publisher_v2.web.errors import (
@@ -223,7 +221,7 @@ class WebImageService:
             filename=entry.name,
             force_refresh=force_refresh,
         )
-        image = await self._fetch(entry.name)
+        image = await fetch_image_content(self.storage, entry.name)
         analysis = await self.ai_service.analyze(image)
         spec = CaptionSpec(platform="generic", hashtags=self.config.content.hashtag_string)
         captions = await self.ai_service.generate_caption(analysis, spec)
@@ -266,27 +264,11 @@ class WebImageService:
             from_sidecar=True,
         )
 
-    async def _fetch(self, name: str) -> ImageContent:
-        data = await self.storage.download_image(name)
-        await asyncio.to_thread(check_image, data, name)
-        return ImageContent(
-            name=name,
-            data=data,
-            sha256=sha256_hex(data),
-            temp_url=await self.storage.get_temporary_link(name),
-            public_url=self.storage.has_public_links(),
-        )
-
     async def _write_sidecar(self, image: ImageContent, analysis: Any, captions: Any) -> bool:
-        """Write the sidecar like the workflow does (not in debug mode, only with an SD caption)."""
-        if self.config.content.debug or not self.config.captionfile.enabled or not captions.sd_caption:
+        """Write the sidecar like the workflow does (never in debug mode)."""
+        if self.config.content.debug:
             return False
-        try:
-            await self.sidecar_writer.write(image, analysis, captions)
-        except SocialMediaPublisherError as exc:
-            log_json(logger, logging.ERROR, "web_sidecar_write_error", filename=image.name, error=str(exc))
-            return False
-        return True
+        return await self.sidecar_writer.try_write(image, analysis, captions)
 
     def _select_publishers(self, platforms: Optional[List[str]]) -> List[Publisher]:
         if platforms is None:

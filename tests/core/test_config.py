@@ -8,17 +8,7 @@ import pytest
 
 from publisher_v2.config.loader import load_application_config
 from publisher_v2.core.exceptions import ConfigurationError
-
-SECRET_VARS = (
-    "DROPBOX_APP_KEY",
-    "DROPBOX_APP_SECRET",
-    "DROPBOX_REFRESH_TOKEN",
-    "OPENAI_API_KEY",
-    "TELEGRAM_BOT_TOKEN",
-    "TELEGRAM_CHANNEL_ID",
-    "EMAIL_PASSWORD",
-    "INSTA_PASSWORD",
-)
+from tests.conftest import SECRET_VARS
 
 
 @pytest.fixture(autouse=True)
