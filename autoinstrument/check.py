@@ -237,7 +237,7 @@ def _overlaps(resolved: List[_Resolved], results: Dict[Tuple[int, str], Result])
             result.status = FAIL
             result.detail = (
                 f"overlaps {base.ref.text} (line {base.ref.line}): {_describe_owner(child.owner)}.{child.attr} "
-                f"overrides it, so a call through super() is counted in both {child.field} and {base.field}; "
+                f"overrides it: if it calls super(), that time is counted in both {child.field} and {base.field}; "
                 "list only one of them, or map both to one field with `shared: true`"
             )
 
