@@ -45,15 +45,19 @@ def _keep_prefix(match: re.Match) -> str:
     return prefix + REDACTED
 
 
-_known_secrets: set[str] = set()
+# Copy-on-write tuple: log_json iterates it from many threads while a config load may add to it.
+_known_secrets: tuple = ()
 _known_lock = threading.Lock()
 
 
 def register_secret(value: Optional[str]) -> None:
     """Redact this exact value wherever it appears from now on (config secrets are registered on load)."""
     if value and len(value) >= 4:
+        global _known_secrets
         with _known_lock:
-            _known_secrets.add(value)
+            if value not in _known_secrets:
+                # Longest first, so a secret that contains another is redacted whole.
+                _known_secrets = tuple(sorted((*_known_secrets, value), key=len, reverse=True))
 
 
 def _may_hold_pattern(text: str) -> bool:
