@@ -222,17 +222,29 @@ class _OpenAIClient:
         return (content if isinstance(content, str) else None), str(answered_by)
 
 
-class VisionAnalyzerOpenAI:
-    """Describes an image with a vision model, as JSON, into ImageAnalysis."""
+class _OpenAIRole:
+    """What both roles share: a client built from [openAI] and the key, and the model they report."""
 
     def __init__(self, api_key: str, cfg: OpenAIConfig) -> None:
         self._client = _OpenAIClient(api_key, cfg)
         self.cfg = cfg
-        self.model_version = cfg.vision_model
+        self.model_version = self._model(cfg)
+
+    @staticmethod
+    def _model(cfg: OpenAIConfig) -> str:
+        raise NotImplementedError
 
     @classmethod
-    def from_config(cls, config: ApplicationConfig) -> VisionAnalyzerOpenAI:
+    def from_config(cls, config: ApplicationConfig) -> Any:
         return cls(_OpenAIClient._api_key_from(config), config.openai)
+
+
+class VisionAnalyzerOpenAI(_OpenAIRole):
+    """Describes an image with a vision model, as JSON, into ImageAnalysis."""
+
+    @staticmethod
+    def _model(cfg: OpenAIConfig) -> str:
+        return cfg.vision_model
 
     async def analyze(self, image: ImageContent) -> ImageAnalysis:
         messages = [
@@ -262,17 +274,12 @@ class VisionAnalyzerOpenAI:
         return analysis_from_json(data, model)
 
 
-class CaptionGeneratorOpenAI:
+class CaptionGeneratorOpenAI(_OpenAIRole):
     """Writes the caption, plus the SD caption in the same JSON call when enabled (plain caption fallback)."""
 
-    def __init__(self, api_key: str, cfg: OpenAIConfig) -> None:
-        self._client = _OpenAIClient(api_key, cfg)
-        self.cfg = cfg
-        self.model_version = cfg.caption_model
-
-    @classmethod
-    def from_config(cls, config: ApplicationConfig) -> CaptionGeneratorOpenAI:
-        return cls(_OpenAIClient._api_key_from(config), config.openai)
+    @staticmethod
+    def _model(cfg: OpenAIConfig) -> str:
+        return cfg.caption_model
 
     def _brief(self, analysis: ImageAnalysis, spec: CaptionSpec) -> str:
         facts = {
