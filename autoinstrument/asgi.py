@@ -95,13 +95,33 @@ def request_id_from(raw: bytes) -> Optional[str]:
     return raw.decode("ascii")
 
 
+_ID_BATCH = 64
+_id_pool: List[str] = []
+
+
+def _refill_ids() -> None:
+    """Format a batch of UUID4s from ONE `os.urandom` call (a syscall per request cost more than the rest)."""
+    raw = bytearray(os.urandom(16 * _ID_BATCH))
+    fresh = []
+    for at in range(0, len(raw), 16):
+        raw[at + 6] = (raw[at + 6] & 0x0F) | 0x40  # version 4
+        raw[at + 8] = (raw[at + 8] & 0x3F) | 0x80  # RFC 4122 variant
+        h = raw[at : at + 16].hex()
+        fresh.append(f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}")
+    _id_pool.extend(fresh)
+
+
 def new_request_id() -> str:
-    """A random UUID4 string, formatted directly (`str(uuid.uuid4())` costs ~4x more: it is per request)."""
-    raw = bytearray(os.urandom(16))
-    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
-    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
-    h = raw.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    """A random UUID4 string, from a pool refilled in batches (`list.pop` is atomic: threads may share it)."""
+    try:
+        return _id_pool.pop()
+    except IndexError:
+        _refill_ids()
+        return _id_pool.pop()
+
+
+if hasattr(os, "register_at_fork"):  # a forked worker must not hand out the ids its parent will hand out
+    os.register_at_fork(after_in_child=_id_pool.clear)
 
 
 def loggable(value: str, limit: int = MAX_PARAM_LENGTH) -> str:
@@ -218,6 +238,8 @@ class WebTelemetry:
         self.correlation = correlation
         #: called at the first request only (the emitter never goes back to deferring)
         self.ready: Optional[Callable[[], None]] = ready
+        #: the app's correlation ContextVar, resolved at the first request (`first_request`)
+        self.var: Optional[ContextVar] = None
         self.fields = tuple(fields)
         self.validate = validate
         self.generate = generate
@@ -231,6 +253,13 @@ class WebTelemetry:
                 self.static[(route.method, route.template)] = route
             else:
                 self.dynamic.setdefault(route.method, []).append(route)
+
+    def first_request(self) -> None:
+        """Flush the deferred start-up events and resolve the correlation ContextVar, once."""
+        ready, self.ready = self.ready, None
+        if ready is not None:
+            ready()
+        self.var = self.correlation()
 
     def match(self, method: str, path: str) -> Tuple[Optional[_Route], Optional[Dict[str, str]]]:
         route = self.static.get((method, path))
@@ -298,8 +327,7 @@ class _Request:
 
     def __init__(self, t: WebTelemetry, scope: Scope, send: Send):
         if t.ready is not None:
-            ready, t.ready = t.ready, None
-            ready()
+            t.first_request()
         self.t = t
         self.downstream = send
         cid = None
@@ -316,44 +344,53 @@ class _Request:
         root = scope.get("root_path")
         if root and path.startswith(root):
             path = path[len(root) :] or "/"
-        self.route, self.params = t.match(scope["method"], path)
+        method = scope["method"]
+        route = t.static.get((method, path))
+        self.params = None
+        if route is None and t.dynamic:
+            route, self.params = t.match(method, path)
+        self.route = route
         self.status: Optional[int] = None
         self.body: Optional[bytearray] = None
         self.end = 0.0
         self.done = False
-        self.acc: Optional[Accumulator] = None
         # Bind last: nothing below can fail, so a fault above leaves no context changed.
-        self.var = var = t.correlation()
+        self.var = var = t.var
         self.previous_cid = None
         if var is not None:
             self.previous_cid = var.get(None)
             var.set(cid)
-        self.previous_acc = CURRENT.get()
-        if self.route is not None:
-            # No pre-allocated field lists: a request runs few stages, and an empty accumulator is cheaper to
-            # make and to close than 8 lists (a stage's first add takes the locked `add` path instead).
-            self.acc = Accumulator(self.route, cid, (), self.previous_acc, inclusive=True)
-            CURRENT.set(self.acc)
+        self.previous_acc = previous = CURRENT.get()
+        if route is not None:
+            # No pre-allocated field lists: a request runs few stages, so its lists are made on first use.
+            self.acc = acc = Accumulator(route, cid, (), previous, inclusive=True)
+            CURRENT.set(acc)
+        else:
+            self.acc = None
         self.start = time.perf_counter()
 
-    async def send(self, message: Message) -> None:
+    def send(self, message: Message) -> Awaitable[None]:
+        """The app's `send`: a plain function returning the server's awaitable (no coroutine of our own per
+        message). The request ends when its last body byte is handed to the server."""
         kind = message["type"]
         if kind == "http.response.start":
             try:
                 message = self._started(message)
             except Exception as exc:
                 self.t.failed("response_header_failed", exc)
-            await self.downstream(message)
         elif kind == "http.response.body":
             if self.body is not None:
                 self._keep(message)
-            await self.downstream(message)
             if not message.get("more_body", False):
                 self.end = time.perf_counter()
-        else:
-            await self.downstream(message)
-            if kind == "http.response.pathsend":
-                self.end = time.perf_counter()
+        elif kind == "http.response.pathsend":
+            return self._path_sent(message)
+        return self.downstream(message)
+
+    async def _path_sent(self, message: Message) -> None:
+        """A file the server sends itself: the request ends when the server says it has sent it."""
+        await self.downstream(message)
+        self.end = time.perf_counter()
 
     def _started(self, message: Message) -> Message:
         """A copy of the start message with our header appended (unless the app set it); the app's own

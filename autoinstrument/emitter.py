@@ -140,11 +140,14 @@ class Emitter:
         return function
 
     def _send(self, event: str, fields: Fields, level: int) -> None:
-        try:
-            payload = fields() if callable(fields) else fields
-        except Exception as exc:
-            payload = {"detail": f"could not build fields: {type(exc).__name__}: {exc}"}
-        function = self._resolve()
+        if type(fields) is dict:  # the per-request case: no call, no try
+            payload = fields
+        else:
+            try:
+                payload = fields() if callable(fields) else fields
+            except Exception as exc:
+                payload = {"detail": f"could not build fields: {type(exc).__name__}: {exc}"}
+        function = self._function if self._resolved else self._resolve()
         if function is not None:
             try:
                 logger = self._logger

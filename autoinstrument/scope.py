@@ -52,20 +52,29 @@ def marker_var(field: str) -> ContextVar:
 
 
 def to_ms(seconds: float) -> int:
-    """Integer milliseconds, rounded, never negative."""
-    return max(0, int(round(seconds * 1000.0)))
+    """Integer milliseconds, rounded half up, never negative (plain arithmetic: it runs per field per event)."""
+    ms = int(seconds * 1000.0 + 0.5)
+    return ms if ms > 0 else 0
+
+
+class _LazyLists(dict):
+    """Stage lists made on a field's first sample (a scope that cannot know its fields up front, such as a
+    web request, would otherwise pay for an exception and the locked `add` at every first sample)."""
+
+    def __missing__(self, field: str) -> List[float]:
+        return self.setdefault(field, [])  # atomic: two threads racing get the same list
 
 
 class Accumulator:
     """Per-scope durations. Shared by every task and thread of one scope.
 
     Hot path (the wrappers, inline): `lists[field].append(seconds)`, lock-free, into a plain dict made at
-    scope open with one list per stage field of the manifest; then one compare `len(list) > limit`, whose rare
-    branch (`overflow`) folds, or reports a late stage once `close()` has set `limit` to -1. `fold()` moves
-    samples into `totals` (field -> [seconds, calls]) with C-level `sum`/`len` under the lock. Generator
-    steps,
-    fields unknown at scope open and `record()` use `add()`, which updates `totals` under the lock
-    (`calls=0` for a later step of the same call).
+    scope open with one list per stage field of the manifest (or, given no fields, lists made on first use);
+    then one compare `len(list) > limit`, whose rare branch (`overflow`) folds, or reports a late stage once
+    `close()` has set `limit` to -1. `fold()` moves samples into `totals` (field -> [seconds, calls]) with
+    C-level `sum`/`len` under the lock. Generator steps, fields missing from a pre-allocated dict and
+    `record()` use `add()`, which updates `totals` under the lock (`calls=0` for a later step of the same
+    call).
     """
 
     __slots__ = (
@@ -90,11 +99,11 @@ class Accumulator:
         inclusive: bool = False,
     ):
         self.lock = threading.Lock()
-        self.lists: Dict[str, List[float]] = {name: [] for name in fields}
+        self.lists: Dict[str, List[float]] = {name: [] for name in fields} if fields else _LazyLists()
         self.totals: Dict[str, List[float]] = {}
         self.limit = FOLD_AT
         self.closed = False
-        self.late: Dict[str, int] = {}
+        self.late: Optional[Dict[str, int]] = None  # field -> late samples, made on the first one
         self.owner = owner
         self.correlation_id = correlation_id
         self.inclusive = inclusive
@@ -148,15 +157,22 @@ class Accumulator:
         with self.lock:
             self.closed = True
             self.limit = -1
-            self._fold_locked()
-            return {name: (slot[0], int(slot[1])) for name, slot in self.totals.items()}
+            if self.lists:
+                self._fold_locked()
+            result: Dict[str, Tuple[float, int]] = {}
+            for name, slot in self.totals.items():  # a loop, not a comprehension: no extra frame (< 3.12)
+                result[name] = (slot[0], int(slot[1]))
+            return result
 
     def report_late(self, field: str, seconds: float) -> None:
         """Called by a stage that ended after close(): report once per field (never raises)."""
         try:
             with self.lock:
-                first = field not in self.late
-                self.late[field] = self.late.get(field, 0) + 1
+                late = self.late
+                if late is None:
+                    late = self.late = {}
+                first = field not in late
+                late[field] = late.get(field, 0) + 1
             if first and self.owner is not None:
                 self.owner.late(self, field, seconds)
         except Exception:  # pragma: no cover - owner.late isolates its own faults

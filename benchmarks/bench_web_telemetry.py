@@ -53,9 +53,9 @@ def check_sides(on: str, off: str) -> None:
 
 
 def count_events(log_path: Path, name: str) -> int:
-    needle = f'"message": "{name}"'
+    needles = (f'"message":"{name}"', f'"message": "{name}"')  # compact (orjson) or spaced JSON
     with open(log_path, encoding="utf-8", errors="replace") as handle:
-        return sum(1 for line in handle if needle in line)
+        return sum(1 for line in handle if needles[0] in line or needles[1] in line)
 
 
 def in_process_cost(ini: Path, requests: int = 3000) -> Dict[str, float]:
