@@ -192,7 +192,10 @@ def _group_platforms(events: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
 
 
 def _lines(events: List[Dict[str, Any]], norm: Normaliser) -> str:
-    return "\n".join(json.dumps(norm.event(e)) for e in _group_platforms(events))
+    # compact, as log_json writes them
+    return "\n".join(
+        json.dumps(norm.event(e), ensure_ascii=False, separators=(",", ":")) for e in _group_platforms(events)
+    )
 
 
 # ---------------------------------------------------------------------------------------------- the document

@@ -248,3 +248,9 @@ def test_an_unusable_correlation_var_is_a_fault_and_the_app_keeps_its_own_id(wri
     (fault,) = [e for e in events("autoinstrument_fault") if e["fault"] == "correlation_unusable"]
     assert "not a contextvars.ContextVar" in fault["detail"]
     assert hooks.current() is not None
+
+
+def test_to_ms_rounds_half_up_and_never_goes_negative():
+    from autoinstrument.scope import to_ms
+
+    assert [to_ms(s) for s in (0.0, 0.0004, 0.0005, 0.0015, 1.2344, -0.002)] == [0, 0, 1, 2, 1234, 0]

@@ -52,3 +52,36 @@ def test_request_id_policy_and_loggable_values():
     assert first != second and first[14] == "4" and first[19] in "89ab" and len(first) == 36
     assert loggable("photo (1).jpg") == "photo (1).jpg"
     assert loggable("a\\b") == "a\\x5cb"
+
+
+def test_pooled_request_ids_are_distinct_uuid4s_across_refills():
+    import uuid
+
+    ids = [new_request_id() for _ in range(1000)]  # many more than one batch
+    assert len(set(ids)) == len(ids)
+    for value in ids[:200]:
+        parsed = uuid.UUID(value)
+        assert str(parsed) == value and parsed.version == 4 and parsed.variant == uuid.RFC_4122
+
+
+def test_a_forked_child_does_not_reuse_the_parents_pooled_ids():
+    import os
+
+    from autoinstrument import asgi
+
+    if not hasattr(os, "fork"):
+        pytest.skip("no fork here")
+    new_request_id()  # the pool now holds ids the parent will hand out next
+    pending = set(asgi._id_pool)
+    assert pending
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report the ids it would hand out, then leave at once
+        os.close(read)
+        os.write(write, ",".join(new_request_id() for _ in range(5)).encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        child_ids = set(pipe.read().split(","))
+    os.waitpid(pid, 0)
+    assert len(child_ids) == 5 and not child_ids & pending

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
+from typing import Iterator, Tuple
 
 import pytest
 
@@ -112,3 +114,115 @@ def test_third_party_records_become_json_lines(captured: io.StringIO) -> None:
     logging.getLogger("someone.else").warning("plain %s", "text")
     (event,) = events(captured)
     assert event["message"] == "plain text" and event["level"] == "WARNING"
+
+
+# -- the lean path (log_json runs once per web request) -----------------------------------------------------
+
+
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@contextlib.contextmanager
+def only_json_handler(name: str) -> Iterator[Tuple[logging.Logger, io.StringIO]]:
+    """A logger whose ONLY handler is setup_logging's kind, as in the app (pytest adds its capture handlers
+    around each test call, so this is entered inside the test)."""
+    from publisher_v2.utils import logging as app_logging
+
+    stream = io.StringIO()
+    handler = app_logging._JsonLineHandler(stream)
+    handler.setFormatter(app_logging._JsonLineFormatter())
+    logger = logging.getLogger(name)
+    saved, logger.handlers, logger.propagate = logger.handlers, [handler], False
+    try:
+        yield logger, stream
+    finally:
+        logger.handlers, logger.propagate = saved, True
+
+
+def test_direct_write_and_the_standard_path_write_the_same_line() -> None:
+    from publisher_v2.utils import logging as app_logging
+
+    collector = _Collect()
+    with only_json_handler("test.direct") as (logger, captured):
+        assert app_logging._sole_json_handler(logger, logging.INFO) is not None  # the direct path is taken
+        with bound_correlation_id("cid-1"):
+            log_json(logger, logging.INFO, "evt", n=1, text="a b", flag=True, none=None, ratio=0.5)
+        logger.addHandler(collector)  # a second handler: the standard path, with a real record
+        assert app_logging._sole_json_handler(logger, logging.INFO) is None
+        with bound_correlation_id("cid-1"):
+            log_json(logger, logging.INFO, "evt", n=1, text="a b", flag=True, none=None, ratio=0.5)
+    direct, standard = events(captured)
+    direct.pop("timestamp"), standard.pop("timestamp")
+    assert direct == standard == {
+        "level": "INFO",
+        "logger": "test.direct",
+        "message": "evt",
+        "correlation_id": "cid-1",
+        "n": 1,
+        "text": "a b",
+        "flag": True,
+        "none": None,
+        "ratio": 0.5,
+    }
+    (record,) = collector.records
+    assert json.loads(record.getMessage())["message"] == "evt"
+
+
+def test_the_template_record_matches_make_record() -> None:
+    from publisher_v2.utils import logging as app_logging
+
+    setup_logging(logging.INFO, stream=io.StringIO())  # thread and process logging off, as in the app
+    logger = logging.getLogger("test.record")
+    lean = app_logging._record(logger, logging.WARNING, "WARNING", "{}", 1_700_000_000.25)
+    standard = logger.makeRecord(logger.name, logging.WARNING, "", 0, "{}", None, None)
+    assert lean.msecs == 250.0 and lean.getMessage() == "{}"
+    lean_attrs, standard_attrs = dict(vars(lean)), dict(vars(standard))
+    assert set(lean_attrs) == set(standard_attrs)
+    for key in ("created", "msecs", "relativeCreated"):
+        lean_attrs.pop(key), standard_attrs.pop(key)
+    assert lean_attrs == standard_attrs
+
+
+def test_a_filter_takes_the_standard_path() -> None:
+    from publisher_v2.utils import logging as app_logging
+
+    with only_json_handler("test.filtered") as (logger, captured):
+        logger.addFilter(lambda record: "drop" not in record.getMessage())
+        try:
+            assert app_logging._sole_json_handler(logger, logging.INFO) is None
+            log_json(logger, logging.INFO, "drop me")
+            log_json(logger, logging.INFO, "keep me")
+        finally:
+            logger.filters.clear()
+    assert [e["message"] for e in events(captured)] == ["keep me"]
+
+
+def test_one_secret_among_many_string_fields_is_still_redacted(captured: io.StringIO) -> None:
+    log_json(
+        logging.getLogger("t"),
+        logging.INFO,
+        "evt",
+        a="plain",
+        b="https://x/?access_token=abcdef123456",
+        c="also plain",
+        api_key="visible-if-not-redacted",
+    )
+    (event,) = events(captured)
+    assert event["a"] == "plain" and event["c"] == "also plain"
+    assert event["b"] == f"https://x/?access_token={REDACTED}"
+    assert event["api_key"] == REDACTED
+
+
+@pytest.mark.parametrize("value", [2**70, "lone \udc80 surrogate"])
+def test_values_orjson_refuses_still_serialise(captured: io.StringIO, value: object) -> None:
+    log_json(logging.getLogger("t"), logging.INFO, "evt", value=value)
+    line = captured.getvalue().strip()
+    assert line.startswith("{") and '"message":"evt"' in line
+    if isinstance(value, int):
+        assert json.loads(line)["value"] == value

@@ -36,16 +36,16 @@ def test_examples_md_matches_a_fresh_real_run() -> None:
 def test_the_examples_cover_the_cli_and_every_timed_web_endpoint() -> None:
     text = (REPO / "docs_v2" / "examples.md").read_text(encoding="utf-8")
     for event in (
-        '"message": "workflow_timing"',
-        '"message": "autoinstrument_installed"',
-        '"message": "web_random_image"',
-        '"message": "web_analyze"',
-        '"message": "web_publish"',
-        '"message": "web_analyze_error"',
+        '"message":"workflow_timing"',
+        '"message":"autoinstrument_installed"',
+        '"message":"web_random_image"',
+        '"message":"web_analyze"',
+        '"message":"web_publish"',
+        '"message":"web_analyze_error"',
     ):
         assert event in text
     # the web publish and the workflow it runs share the request's id
-    assert text.count('"correlation_id": "demo-publish-1"') >= 3
+    assert text.count('"correlation_id":"demo-publish-1"') >= 3
 
 
 def test_normalisation_replaces_every_volatile_value() -> None:

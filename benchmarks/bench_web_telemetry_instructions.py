@@ -1,0 +1,193 @@
+"""Web telemetry, deterministic: CPU instructions per GET /api/images/random, middleware off / on / floor.
+
+Wall-clock throughput on a shared 2-core VM moves by ±10% between rounds; instruction counts do not. This runs
+the ASGI stack in-process (no network) under valgrind's callgrind, counting only inside the measured loop
+(`--toggle-collect=functools_reduce`: the loop is one `functools.reduce` call), with a seeded image choice, and
+reports instructions per request for:
+
+- `off`: the app without middleware;
+- `on`: the autoinstrument middleware and stage wrappers (one `web_random_image` event per request);
+- `on_events_discarded`: the same, events dropped before `log_json` (attribution only);
+- `floor`: the least any middleware meeting the issue could do (bind the id, add the header, one `log_json`
+  event; no stage timing, no validation, no route matching).
+
+The end-to-end cost of a request through uvicorn is the other figure needed: `--e2e` also counts a real
+uvicorn process serving N and 6N requests (the difference cancels start-up), to convert the added instructions
+into a share of a whole request.
+
+    .venv/bin/python benchmarks/bench_web_telemetry_instructions.py [--requests 200] [--e2e]
+
+Needs Debian's valgrind (`apt-get install valgrind`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import httpx
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path[:0] = [str(HERE), str(REPO)]
+
+from bench_web import build_library, free_port  # noqa: E402
+
+CHILD = r'''
+import asyncio, functools, logging, os, random, sys, time
+import publisher_v2.web.app as module
+app = module.app
+import autoinstrument
+from autoinstrument import hooks
+from autoinstrument.asgi import new_request_id
+from publisher_v2.utils.logging import correlation_id, log_json
+PATH = "/api/images/random"
+LOGGER = logging.getLogger("publisher_v2.telemetry")
+
+class Floor:
+    def __init__(self, app):
+        self.app = app
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        cid = new_request_id()
+        token = correlation_id.set(cid)
+        header = (b"x-correlation-id", cid.encode())
+        start = time.perf_counter()
+        status = [500]
+        def send_with_header(message):
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+                message = dict(message, headers=[*message.get("headers", ()), header])
+            return send(message)
+        try:
+            await self.app(scope, receive, send_with_header)
+        finally:
+            correlation_id.reset(token)
+            log_json(LOGGER, logging.INFO, "web_random_image", correlation_id=cid,
+                web_random_image_ms=int((time.perf_counter() - start) * 1000 + 0.5), method="GET", route=PATH,
+                status_code=status[0])
+
+variant = os.environ["BENCH_VARIANT"]
+if variant in ("off", "floor"):
+    autoinstrument.uninstall()
+if variant == "floor":
+    build = app.build_middleware_stack
+    app.build_middleware_stack = lambda: Floor(build())
+    app.middleware_stack = None
+if variant == "on_events_discarded":
+    hooks.current().web.telemetry.emit = lambda event, fields: None
+
+async def call():
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+        "scheme": "http", "path": PATH, "raw_path": PATH.encode(), "root_path": "", "query_string": b"",
+        "headers": [(b"host", b"bench")], "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80)}
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+    async def send(message):
+        pass
+    await app(scope, receive, send)
+
+loop = asyncio.new_event_loop()
+for _ in range(300):
+    loop.run_until_complete(call())
+random.seed(1234)
+def step(total, _):
+    loop.run_until_complete(call())
+    return total
+functools.reduce(step, range(int(os.environ["BENCH_REQUESTS"])), 0)
+'''
+
+VARIANTS = ("off", "on", "on_events_discarded", "floor")
+
+
+def callgrind_total(out_file: Path) -> int:
+    for line in out_file.read_text().splitlines():
+        if line.startswith("summary:") or line.startswith("totals:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no totals in {out_file}")
+
+
+def count_in_process(ini: Path, variant: str, requests: int, work: Path) -> float:
+    out = work / f"callgrind.{variant}"
+    env = dict(os.environ, CONFIG_PATH=str(ini), PYTHONPATH=str(REPO), PUBLISHER_AUTOINSTRUMENT="1")
+    env.update(BENCH_VARIANT=variant, BENCH_REQUESTS=str(requests), PYTHONHASHSEED="0")
+    subprocess.run(
+        ["valgrind", "--tool=callgrind", "--collect-atstart=no", "--toggle-collect=functools_reduce",
+         f"--callgrind-out-file={out}", sys.executable, "-c", CHILD],
+        env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    return callgrind_total(out) / requests
+
+
+def count_uvicorn(ini: Path, requests: int, work: Path, tag: str) -> int:
+    """Instructions of a whole uvicorn process (middleware off) that served `requests` requests."""
+    out, port = work / f"callgrind.e2e.{tag}", free_port()
+    env = dict(os.environ, CONFIG_PATH=str(ini), PYTHONPATH=str(REPO), PUBLISHER_AUTOINSTRUMENT="0")
+    process = subprocess.Popen(
+        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, "-m", "uvicorn",
+         "publisher_v2.web.app:app", "--host", "127.0.0.1", "--port", str(port), "--no-access-log",
+         "--log-level", "warning"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=5).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+            for _ in range(requests):
+                client.get("/api/images/random").raise_for_status()
+    finally:
+        process.send_signal(2)
+        process.wait(timeout=600)
+    return callgrind_total(out)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--e2e", action="store_true", help="also count a whole uvicorn request (slow)")
+    args = parser.parse_args(argv)
+    if shutil.which("valgrind") is None:
+        print("valgrind is not installed (apt-get install valgrind)", file=sys.stderr)
+        return 2
+    work = Path(tempfile.mkdtemp(prefix="bench_web_instr_"))
+    try:
+        ini = build_library(work, 1000)
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+            counts: Dict[str, float] = dict(
+                zip(VARIANTS, pool.map(lambda v: count_in_process(ini, v, args.requests, work), VARIANTS))
+            )
+            e2e = None
+            if args.e2e:
+                small, large = pool.map(
+                    lambda n: count_uvicorn(ini, n, work, str(n)), (args.requests // 2, args.requests * 3)
+                )
+                e2e = (large - small) / (args.requests * 3 - args.requests // 2)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    off = counts["off"]
+    print(f"instructions per GET {'/api/images/random'} in-process ({args.requests} requests, seeded):")
+    for variant in VARIANTS:
+        added = counts[variant] - off
+        share = f"   {added / e2e * 100:5.1f}% of a whole uvicorn request" if e2e and variant != "off" else ""
+        print(f"  {variant:20s} {counts[variant]:10,.0f}   {added:+10,.0f}{share}")
+    if e2e:
+        print(f"  a whole request through uvicorn (middleware off): {e2e:,.0f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
