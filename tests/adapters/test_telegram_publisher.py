@@ -90,7 +90,10 @@ async def test_a_timeout_is_a_failed_result_and_is_not_retried(telegram: tuple, 
     _, peer = telegram
     peer.inject(SEND, Reply.json({"ok": True}, delay=1.5))
     result = await publisher(peer, timeout_seconds=0.3).publish(str(photo), "caption")
-    assert not result.success and "TimedOut" in (result.error or "")
+    # PTB's read timeout, or on a loaded machine the publisher's own overall deadline (2x) first: both fail
+    # the post without a retry.
+    error = result.error or ""
+    assert not result.success and ("TimedOut" in error or "timed out after" in error)
     assert peer.paths().count(SEND) == 1
 
 
