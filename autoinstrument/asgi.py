@@ -256,10 +256,10 @@ class WebTelemetry:
 
     def first_request(self) -> None:
         """Flush the deferred start-up events and resolve the correlation ContextVar, once."""
+        self.var = self.correlation()  # first: a request must bind the id even if flushing went wrong
         ready, self.ready = self.ready, None
         if ready is not None:
             ready()
-        self.var = self.correlation()
 
     def match(self, method: str, path: str) -> Tuple[Optional[_Route], Optional[Dict[str, str]]]:
         route = self.static.get((method, path))
