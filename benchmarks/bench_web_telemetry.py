@@ -65,9 +65,7 @@ def in_process_cost(ini: Path, blocks: int = 60, per_block: int = 100) -> Dict[s
     - `off`: no middleware;
     - `on`: the autoinstrument middleware (one `web_random_image` event per request);
     - `on_events_discarded`: the same, its events dropped before `log_json` (attribution only);
-    - `floor`: the least any middleware meeting the issue could do: bind the id in the app's ContextVar, add
-      the response header, time the request and send ONE `log_json` event (no stage timing, no route
-      matching, no validation) — what "one event per request" costs at the minimum.
+    - `floor`: `asgi_floor.FloorMiddleware`, the least any middleware meeting the issue could do.
     Reported: the median and the 10th percentile of the per-block means, and `log_json` alone.
     """
     code = f"""
@@ -78,48 +76,9 @@ import publisher_v2.web.app as module
 app = module.app
 import autoinstrument
 from autoinstrument import hooks
-from autoinstrument.asgi import new_request_id
-from publisher_v2.utils.logging import correlation_id, log_json
+from asgi_floor import LOGGER, PATH, FloorMiddleware as Floor, get as call
+from publisher_v2.utils.logging import log_json
 sink = logging.StreamHandler(open({str(ini.parent / "inproc.log")!r}, "w"))
-LOGGER = logging.getLogger("publisher_v2.telemetry")
-PATH = {PATH!r}
-
-class Floor:
-    def __init__(self, app):
-        self.app = app
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        cid = new_request_id()
-        token = correlation_id.set(cid)
-        header = (b"x-correlation-id", cid.encode())
-        start = time.perf_counter()
-        status = [500]
-
-        def send_with_header(message):
-            if message["type"] == "http.response.start":
-                status[0] = message["status"]
-                message = dict(message, headers=[*message.get("headers", ()), header])
-            return send(message)
-
-        try:
-            await self.app(scope, receive, send_with_header)
-        finally:
-            correlation_id.reset(token)
-            log_json(LOGGER, logging.INFO, "web_random_image", correlation_id=cid,
-                web_random_image_ms=int((time.perf_counter() - start) * 1000 + 0.5), method="GET", route=PATH,
-                status_code=status[0])
-
-async def call(app):
-    scope = {{"type": "http", "asgi": {{"version": "3.0"}}, "http_version": "1.1", "method": "GET",
-        "scheme": "http", "path": PATH, "raw_path": PATH.encode(), "root_path": "", "query_string": b"",
-        "headers": [(b"host", b"bench")], "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80)}}
-    async def receive():
-        return {{"type": "http.request", "body": b"", "more_body": False}}
-    async def send(message):
-        pass
-    await app(scope, receive, send)
 
 def use(variant):
     # Switch the app to `variant` (the stack is rebuilt on the next request).
@@ -133,7 +92,6 @@ def use(variant):
         if variant == "on_events_discarded":
             telemetry.emit = lambda event, fields: None
         else:
-            vars(telemetry).pop("emit", None)
             telemetry.emit = state.emitter.emit
         return
     if state is not None:
@@ -184,7 +142,7 @@ asyncio.run(main())
     import subprocess
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("PUBLISHER_")}
-    env["PYTHONPATH"] = str(HERE.parent)
+    env["PYTHONPATH"] = os.pathsep.join([str(HERE.parent), str(HERE)])
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=900)
     if out.returncode != 0:
         return {"error": out.stderr[-800:]}  # type: ignore[dict-item]

@@ -47,34 +47,7 @@ import publisher_v2.web.app as module
 app = module.app
 import autoinstrument
 from autoinstrument import hooks
-from autoinstrument.asgi import new_request_id
-from publisher_v2.utils.logging import correlation_id, log_json
-PATH = "/api/images/random"
-LOGGER = logging.getLogger("publisher_v2.telemetry")
-
-class Floor:
-    def __init__(self, app):
-        self.app = app
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        cid = new_request_id()
-        token = correlation_id.set(cid)
-        header = (b"x-correlation-id", cid.encode())
-        start = time.perf_counter()
-        status = [500]
-        def send_with_header(message):
-            if message["type"] == "http.response.start":
-                status[0] = message["status"]
-                message = dict(message, headers=[*message.get("headers", ()), header])
-            return send(message)
-        try:
-            await self.app(scope, receive, send_with_header)
-        finally:
-            correlation_id.reset(token)
-            log_json(LOGGER, logging.INFO, "web_random_image", correlation_id=cid,
-                web_random_image_ms=int((time.perf_counter() - start) * 1000 + 0.5), method="GET", route=PATH,
-                status_code=status[0])
+from asgi_floor import FloorMiddleware as Floor, get
 
 variant = os.environ["BENCH_VARIANT"]
 if variant in ("off", "floor"):
@@ -86,15 +59,8 @@ if variant == "floor":
 if variant == "on_events_discarded":
     hooks.current().web.telemetry.emit = lambda event, fields: None
 
-async def call():
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
-        "scheme": "http", "path": PATH, "raw_path": PATH.encode(), "root_path": "", "query_string": b"",
-        "headers": [(b"host", b"bench")], "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80)}
-    async def receive():
-        return {"type": "http.request", "body": b"", "more_body": False}
-    async def send(message):
-        pass
-    await app(scope, receive, send)
+def call():
+    return get(app)
 
 loop = asyncio.new_event_loop()
 for _ in range(300):
@@ -118,7 +84,8 @@ def callgrind_total(out_file: Path) -> int:
 
 def count_in_process(ini: Path, variant: str, requests: int, work: Path) -> float:
     out = work / f"callgrind.{variant}"
-    env = dict(os.environ, CONFIG_PATH=str(ini), PYTHONPATH=str(REPO), PUBLISHER_AUTOINSTRUMENT="1")
+    env = dict(os.environ, CONFIG_PATH=str(ini), PYTHONPATH=os.pathsep.join([str(REPO), str(HERE)]))
+    env["PUBLISHER_AUTOINSTRUMENT"] = "1"
     env.update(BENCH_VARIANT=variant, BENCH_REQUESTS=str(requests), PYTHONHASHSEED="0")
     subprocess.run(
         ["valgrind", "--tool=callgrind", "--collect-atstart=no", "--toggle-collect=functools_reduce",

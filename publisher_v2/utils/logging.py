@@ -285,10 +285,7 @@ class _JsonLineHandler(logging.StreamHandler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            line = self.format(record)
-            stream = self.stream
-            stream.write(line + "\n")
-            stream.flush()
+            self._write(self.format(record))
         except RecursionError:  # as StreamHandler: a recursion error must surface
             raise
         except Exception:
@@ -299,12 +296,15 @@ class _JsonLineHandler(logging.StreamHandler):
         then sends a record the standard way, so the failure is reported as logging reports it)."""
         with self.lock:  # type: ignore[union-attr]  # made by Handler.__init__
             try:
-                stream = self.stream
-                stream.write(line + "\n")
-                stream.flush()
+                self._write(line)
                 return True
             except Exception:
                 return False
+
+    def _write(self, line: str) -> None:
+        stream = self.stream
+        stream.write(line + "\n")
+        stream.flush()
 
 
 def setup_logging(level: int = logging.INFO, stream: Optional[IO[str]] = None) -> None:
