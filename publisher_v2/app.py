@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import sys
-from dataclasses import asdict, is_dataclass
-from typing import Any, List, Optional
+from typing import List, Optional, Tuple
 
 from publisher_v2.config.loader import load_application_config
+from publisher_v2.config.preflight import preflight
 from publisher_v2.core.exceptions import SocialMediaPublisherError
 from publisher_v2.core.models import WorkflowResult
+from publisher_v2.run_summary import RunMode, render_preview, summarize
 from publisher_v2.utils.logging import setup_logging
 
 
@@ -41,46 +41,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _plain(value: Any) -> Any:
-    if is_dataclass(value) and not isinstance(value, type):
-        return {k: v for k, v in asdict(value).items() if v not in (None, [], {}, "")}
-    return value
-
-
-def render_preview(result: WorkflowResult) -> str:
-    """The --preview report: what a real run would post, without posting anything."""
-    preview = result.preview or {}
-    lines = [f"Image:    {preview.get('image')}", f"SHA-256:  {preview.get('sha256')}", "", "Analysis:"]
-    for key, value in (_plain(preview.get("analysis")) or {}).items():
-        lines.append(f"  {key}: {value}")
-    lines += ["", f"Caption:     {preview.get('caption')}", f"SD caption:  {preview.get('sd_caption')}", ""]
-    if preview.get("sidecar"):
-        lines += ["Sidecar:", *("  " + line for line in preview["sidecar"].splitlines()), ""]
-    lines.append("Platforms:")
-    for platform, caption in (preview.get("platforms") or {}).items():
-        lines.append(f"  {platform}: {caption}")
-    if not preview.get("platforms"):
-        lines.append("  (none enabled)")
-    if preview.get("email"):
-        lines += ["", "Email plan: " + json.dumps(preview["email"])]
-    lines += [
-        "",
-        f"Archive after posting: {preview.get('archive')}",
-        "Preview only: nothing was written or published.",
-    ]
-    return "\n".join(lines)
-
-
-async def _run(args: argparse.Namespace) -> WorkflowResult:
+async def _run(args: argparse.Namespace) -> Tuple[WorkflowResult, RunMode, List[str]]:
     from publisher_v2.wiring import build_orchestrator
 
     config = load_application_config(args.config, args.env)
     if args.debug:
         config.content.debug = True
+    mode = RunMode(debug=config.content.debug, dry_publish=args.dry_publish, preview=args.preview)
+    preflight(config, publishes=not (mode.simulated or mode.debug))  # before any work
     orchestrator = build_orchestrator(config)
-    return await orchestrator.execute(
+    result = await orchestrator.execute(
         select_filename=args.select, dry_publish=args.dry_publish, preview_mode=args.preview
     )
+    return result, mode, [p.platform_name for p in orchestrator.publishers]
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -89,7 +62,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.preview:
         logging.getLogger().setLevel(logging.WARNING)  # the report replaces the logs
     try:
-        result = asyncio.run(_run(args))
+        result, mode, platforms = asyncio.run(_run(args))
     except SocialMediaPublisherError as exc:
         print(f"publisher: error: {exc}", file=sys.stderr)
         return 1
@@ -99,16 +72,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.preview and result.success:
         print(render_preview(result))
         return 0
-    if not result.success:
-        print(f"publisher: {result.error}", file=sys.stderr)
+    summary = summarize(result, mode, platforms)
+    print(summary.stdout)
+    if summary.stderr is not None:
+        print(f"publisher: {summary.stderr}", file=sys.stderr)
         return 1
-    platforms = ", ".join(f"{k}={'ok' if v.success else 'failed'}" for k, v in result.publish_results.items())
-    print(
-        f"Published {result.image_name}"
-        + (f" ({platforms})" if platforms else " (dry run: nothing published)")
-        + (", archived" if result.archived else "")
-        + f" [correlation_id={result.correlation_id}]"
-    )
     return 0
 
 
