@@ -280,6 +280,15 @@ def _add_page_routes(app: FastAPI) -> None:
         """The single-page UI (static HTML + JS; every server value is set as text, never as HTML)."""
         return FileResponse(STATIC_DIR / "index.html", media_type="text/html", headers=PAGE_HEADERS)
 
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> FileResponse:
+        """The page's icon at the address browsers ask for by default (an SVG; no 404 in the console)."""
+        return FileResponse(
+            STATIC_DIR / "favicon.svg",
+            media_type="image/svg+xml",
+            headers={"Cache-Control": "public, max-age=86400", "X-Content-Type-Options": "nosniff"},
+        )
+
     @app.get("/health", response_model=HealthResponse, tags=["page"])
     async def health() -> HealthResponse:
         return HealthResponse()
@@ -392,9 +401,9 @@ def _add_admin_routes(app: FastAPI) -> None:
     async def status(request: Request) -> AdminStatusResponse:
         """Whether this browser holds a valid admin session (a forged or expired cookie reports false)."""
         sessions = _sessions(request)
-        return AdminStatusResponse(
-            admin=sessions.is_admin(request.cookies.get(COOKIE_NAME)), configured=sessions.configured
-        )
+        admin = sessions.is_admin(request.cookies.get(COOKIE_NAME))
+        platforms = [p.platform_name for p in request.app.state.service.publishers] if admin else []
+        return AdminStatusResponse(admin=admin, configured=sessions.configured, platforms=platforms)
 
     @app.post("/api/admin/logout", response_model=AdminResponse, tags=["admin"])
     async def logout(request: Request) -> JSONResponse:

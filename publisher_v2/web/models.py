@@ -91,3 +91,6 @@ class AdminResponse(BaseModel):
 class AdminStatusResponse(BaseModel):
     admin: bool
     configured: bool = Field(description="False when no admin password is set: admin actions answer 503.")
+    platforms: List[str] = Field(
+        default_factory=list, description="The platforms a publish goes to (listed for an admin only)."
+    )
