@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, is_dataclass
 from typing import Any, Dict, List, Optional
 
 from publisher_v2.core.models import PublishResult, WorkflowResult
+from publisher_v2.utils.logging import sanitize
 
 #: A reason longer than this is cut, so one platform's stack of errors never floods the line.
 MAX_REASON = 200
@@ -60,7 +61,15 @@ def _cid(result: WorkflowResult) -> str:
 
 
 def summarize(result: WorkflowResult, mode: RunMode, platforms: List[str]) -> Summary:
-    """The stdout line (and stderr verdict on failure) for `result`; `platforms` are the enabled ones."""
+    """The stdout line (and stderr verdict on failure) for `result`; `platforms` are the enabled ones.
+
+    Both lines go through the log redaction: a platform's error text may quote a token or a URL holding one.
+    """
+    summary = _summarize(result, mode, platforms)
+    return Summary(sanitize(summary.stdout), sanitize(summary.stderr) if summary.stderr is not None else None)
+
+
+def _summarize(result: WorkflowResult, mode: RunMode, platforms: List[str]) -> Summary:
     cid = _cid(result)
     if not result.success:
         return _failure(result, cid)

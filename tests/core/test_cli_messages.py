@@ -13,6 +13,8 @@ from typing import List, Tuple
 import pytest
 
 from publisher_v2.app import main
+from publisher_v2.core.models import PublishResult, WorkflowResult
+from publisher_v2.run_summary import MAX_REASON, RunMode, first_reason, summarize
 from tests.conftest import json_events
 
 pytestmark = pytest.mark.usefixtures("clean_env")
@@ -238,3 +240,28 @@ def test_a_key_set_twice_names_the_second_line(sample_library: Path, capsys: pyt
         r"telegram: the key is set twice",
         line,
     )
+
+
+# -- the words themselves ----------------------------------------------------------------------------------
+
+
+def test_a_secret_in_a_platform_error_is_redacted_on_both_lines() -> None:
+    token = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
+    result = WorkflowResult(
+        success=False,
+        image_name="a.jpg",
+        error="Every publisher failed",
+        publish_results={
+            "telegram": PublishResult(False, "telegram", error=f"POST https://api.telegram.org/bot{token}/sendPhoto")
+        },
+        correlation_id="c0ffee00-0000-4000-8000-000000000000",
+    )
+    summary = summarize(result, RunMode(), ["telegram"])
+    assert summary.stderr is not None and token not in summary.stdout + summary.stderr
+    assert summary.stderr.startswith("Every publisher failed: telegram: POST https://api.telegram.org/bot")
+
+
+def test_a_long_or_multi_line_reason_is_cut_to_its_first_line() -> None:
+    assert first_reason("first line\n  Traceback: second") == "first line"
+    assert first_reason("x" * 500) == "x" * (MAX_REASON - 1) + "…"
+    assert first_reason(None) == first_reason("  \n") == "unknown error"
