@@ -25,6 +25,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from publisher_v2.config.loader import load_application_config
+from publisher_v2.config.preflight import preflight
 from publisher_v2.config.schema import ApplicationConfig
 from publisher_v2.core.exceptions import (
     AIServiceError,
@@ -105,7 +106,9 @@ def load_config_from_environment() -> Tuple[ApplicationConfig, Dict[str, Optiona
             "CONFIG_PATH is not set: point it at the INI file, e.g. CONFIG_PATH=publisher.ini"
         )
     env_path = os.environ.get("ENV_PATH") or None
-    return load_application_config(config_path, env_path), read_environment(env_path)
+    config = load_application_config(config_path, env_path)
+    preflight(config, publishes=False)  # a library that is not a folder refuses the start, not every request
+    return config, read_environment(env_path)
 
 
 # -- request helpers -----------------------------------------------------------------------------------------

@@ -136,6 +136,7 @@ def test_server_without_config_path_refuses_to_start_with_one_line() -> None:
         (None, "not found"),
         ("[Content]\narchive = perhaps\n[Local]\nimage_folder = images\n", "[Content] archive"),
         ("[Storage]\nbackend = local\n", "[Local] image_folder"),
+        ("[Local]\nimage_folder = publisher.ini\n", "[Local] image_folder: "),  # a file, not a folder
     ],
 )
 def test_server_with_an_invalid_config_refuses_to_start_with_one_line_naming_it(
