@@ -111,6 +111,8 @@ def test_the_pasted_workflow_timing_event_has_the_keys_of_a_real_one(sample_dir:
     (pasted,) = [json.loads(body) for body in blocks("json") if '"workflow_timing"' in body]
     timing = publish_with(sample_dir, sample_dir / "telemetry.yaml")
     assert set(pasted) == set(timing) and set(pasted["stage_calls"]) == set(timing["stage_calls"])
+    summary = next(b for b in blocks("text") if b.startswith("Published "))
+    assert f"[correlation_id={pasted['correlation_id']}]" in summary and pasted["image_name"] in summary
 
 
 def guide_commands() -> List[str]:

@@ -1,8 +1,8 @@
-"""The CLI output pasted in README.md is what the CLI prints today, line for line (names and ids aside).
+"""The CLI output pasted in README.md and the operator guide is what the CLI prints today, line for line.
 
 Each situation the README shows is produced for real on a sample library; both sides are normalised (image
-names, correlation ids, the library's folder) and must match in both directions, so the README can neither
-show a message the CLI no longer prints nor miss one it does.
+names, correlation ids, the library's folder: they differ from run to run) and must match in both directions,
+so the docs can neither show a message the CLI no longer prints nor miss one it does.
 """
 
 from __future__ import annotations
@@ -29,9 +29,13 @@ def normalise(line: str) -> str:
 
 
 def readme_lines() -> Set[str]:
-    text = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
-    shown = [b for b in FENCE.findall(text) if "[correlation_id=" in b or "publisher: error:" in b]
-    assert len(shown) >= 2, "the README shows the run messages and the refusals"
+    """The CLI lines pasted in the README and the operator guide."""
+    shown = []
+    for doc in (REPO_ROOT / "README.md", REPO_ROOT / "docs_v2" / "operator-guide.md"):
+        text = doc.read_text(encoding="utf-8")
+        found = [b for b in FENCE.findall(text) if "[correlation_id=" in b or "publisher: error:" in b]
+        assert found, f"{doc.name} shows what the CLI prints"
+        shown += found
     return {normalise(x) for b in shown for x in b.splitlines() if x.strip() and not x.startswith("$ ")}
 
 
