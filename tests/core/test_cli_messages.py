@@ -109,7 +109,9 @@ def test_partial_success_names_each_failed_platform_and_its_first_reason(
     code, out, err = run_cli(capsys, "--config", str(sample_library))
     assert code == 0, err
     (name,) = posted_names(sample_library)
-    assert out.startswith(f"Published {name} to telegram, email; failed on instagram (Outbox write failed: [Errno ")
+    assert out.startswith(
+        f"Published {name} to telegram, email; failed on instagram (Outbox write failed: [Errno 20] Not a directory: "
+    )
     assert str(outbox / "instagram") in out and out.rstrip().endswith("]") and "; archived " in out
 
 
@@ -123,7 +125,9 @@ def test_every_platform_failing_gives_the_first_cause_on_the_one_line_verdict(
     code, out, err = run_cli(capsys, "--config", str(sample_library))
     assert code == 1
     verdict = err.strip().splitlines()[-1]
-    assert verdict.startswith("publisher: Every publisher failed: telegram: Outbox write failed: [Errno ")
+    assert verdict.startswith(
+        "publisher: Every publisher failed: telegram: Outbox write failed: [Errno 20] Not a directory: "
+    )
     assert str(outbox / "telegram") in verdict
     assert out.startswith("Not published: ") and all(f"{p} (Outbox write failed: [Errno" in out for p in PLATFORMS)
 

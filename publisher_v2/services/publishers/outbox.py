@@ -12,6 +12,7 @@ manifest can name one platform's publish, as it names `TelegramPublisher.publish
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import logging
 import os
@@ -125,6 +126,9 @@ class OutboxPublisher(Publisher):
 
     def _write_post(self, image_path: str, image_name: str, caption: str, record: Dict[str, Any]) -> Path:
         target = self.outbox_folder / self.platform_name / record["post_id"]
+        if target.parent.exists() and not target.parent.is_dir():
+            # mkdir would say "[Errno 17] File exists", which hides what an operator must fix.
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(target.parent))
         incoming = self.outbox_folder / INCOMING
         incoming.mkdir(parents=True, exist_ok=True)
         target.parent.mkdir(parents=True, exist_ok=True)
