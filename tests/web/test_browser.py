@@ -238,8 +238,9 @@ def test_every_control_is_reachable_and_usable_with_the_keyboard(
                 return visited
         raise AssertionError(f"Tab never reached #{element_id}: {visited}")
 
-    tab_to("password")
+    assert tab_to("password") == ["password"]  # the first control of the page
     keyboard.type(PASSWORD)
+    assert tab_to("login-button", limit=1) == ["login-button"]
     keyboard.press("Enter")
     w.wait_status("Logged in as admin")
     # From the top of the page, Tab visits every visible control once, in reading order.
