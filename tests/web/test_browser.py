@@ -221,6 +221,25 @@ def test_cancelling_the_confirmation_posts_nothing(
     assert w.problems == []
 
 
+def test_a_publish_that_failed_everywhere_says_so_and_can_be_retried(
+    site: Dict[str, object], open_page: Callable[..., Watched]
+) -> None:
+    library: Library = site["library"]  # type: ignore[assignment]
+    library.outbox.mkdir()
+    for platform in ("telegram", "email"):
+        (library.outbox / platform).write_text("a file where the platform's folder should be\n")
+    w = open_page(site["server"].base_url + "/", VIEWPORTS["phone"])  # type: ignore[attr-defined]
+    shown = w.wait_status("Showing ").removeprefix("Showing ")
+    log_in(w)
+    w.page.once("dialog", lambda dialog: dialog.accept())
+    w.page.locator("#publish-button").click()
+    assert w.wait_status("Not published") == "Not published: every platform failed (see the activity log)"
+    assert w.text("#filename") == shown and not w.disabled("#publish-button")
+    activity = w.text("#activity")
+    assert f"Publish {shown} to telegram: failed: Outbox write failed: [Errno 20] Not a directory" in activity
+    assert shown in library.names() and w.problems == []
+
+
 def test_every_control_is_reachable_and_usable_with_the_keyboard(
     site: Dict[str, object], open_page: Callable[..., Watched]
 ) -> None:
