@@ -178,7 +178,7 @@ def test_admin_walks_login_next_analyze_publish_logout(
     w.page.once("dialog", lambda dialog: (w.dialogs.append(dialog.message), dialog.accept()))
     w.page.locator("#publish-button").click()
     w.page.wait_for_function("() => document.getElementById('status').textContent.startsWith('Publishing')")
-    assert w.dialogs == [f"Publish {shown} to telegram, email?\nThis posts it for real and archives it."]
+    assert w.dialogs == [f"Publish {shown} to telegram, email?\nThis posts it for real."]
     assert w.text("#status") == f"Publishing {shown} to telegram, email…"
     for button in ("#publish-button", "#analyze-button", "#next-button", "#logout-button"):
         assert w.disabled(button), button

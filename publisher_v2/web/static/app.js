@@ -171,7 +171,7 @@
     if (!state.filename || state.published) return;
     const name = state.filename;
     const targets = platformList();
-    if (!window.confirm("Publish " + name + " to " + targets + "?\nThis posts it for real and archives it.")) {
+    if (!window.confirm("Publish " + name + " to " + targets + "?\nThis posts it for real.")) {
       setStatus("Publish cancelled: nothing was posted", false);
       return;
     }
