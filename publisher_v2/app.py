@@ -38,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--preview", action="store_true", help="dry-publish and print a human-readable report"
     )
+    from publisher_v2.ledger_cli import add_ledger_parser
+
+    add_ledger_parser(parser.add_subparsers(dest="command", metavar="COMMAND"))
     return parser
 
 
@@ -89,6 +92,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.preview:
         logging.getLogger().setLevel(logging.WARNING)  # the report replaces the logs
     try:
+        if args.command == "ledger":
+            from publisher_v2.ledger_cli import run_ledger_command
+
+            return run_ledger_command(args)
         result = asyncio.run(_run(args))
     except SocialMediaPublisherError as exc:
         print(f"publisher: error: {exc}", file=sys.stderr)
@@ -99,6 +106,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.preview and result.success:
         print(render_preview(result))
         return 0
+    for notice in result.notices:
+        print(f"publisher: warning: {notice}")
     if not result.success:
         print(f"publisher: {result.error}", file=sys.stderr)
         return 1

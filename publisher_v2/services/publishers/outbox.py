@@ -3,7 +3,8 @@
 It stands in for a real platform with the same contract: it gets its own copy of the image, resizes it like
 the platform would (Telegram and Instagram widths from the config; email keeps the original), and returns a
 PublishResult instead of raising. Each post is built in a temporary folder inside the outbox and moved into
-place with one rename, so a crash never leaves half a post for a reader to trip over.
+place with one rename, so a crash never leaves half a post for a reader to trip over. A staging folder is
+named after the process that builds it; the next publisher to start removes those of processes that are gone.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
@@ -34,6 +36,44 @@ SUBJECT_PREFIXES: Dict[str, str] = {"normal": "", "private": "Private: ", "avata
 #: Where unfinished posts are built (inside the outbox, so the final rename stays on one file system).
 INCOMING = ".incoming"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+#: `<platform>_<pid>_<random>`: the pid tells whether the run that built it is still alive.
+_STAGING_NAME = re.compile(r"^[A-Za-z0-9]+_(\d+)_")
+#: A staging folder older than this is removed even when its pid is alive (the pid was reused).
+STAGING_MAX_AGE_SECONDS = 24 * 3600
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def clean_stale_staging(outbox_folder: Path) -> int:
+    """Remove staging folders left in `outbox/.incoming` by killed runs; returns how many were removed."""
+    incoming = Path(outbox_folder) / INCOMING
+    try:
+        items = list(os.scandir(incoming))
+    except OSError:
+        return 0
+    removed = 0
+    now = time.time()
+    for item in items:
+        match = _STAGING_NAME.match(item.name)
+        try:
+            age = now - item.stat(follow_symlinks=False).st_mtime
+        except OSError:
+            continue
+        dead = match is None or not _pid_alive(int(match.group(1))) or age > STAGING_MAX_AGE_SECONDS
+        if dead and (match is not None or age > 3600):
+            shutil.rmtree(item.path, ignore_errors=True)
+            removed += 1
+    if removed:
+        log_json(logger, logging.WARNING, "outbox_staging_cleaned", folder=str(incoming), removed=removed)
+    return removed
 
 
 def _safe_stem(name: str) -> str:
@@ -48,6 +88,7 @@ class OutboxPublisher(Publisher):
         self.platform_name = platform_name
         self.outbox_folder = Path(outbox_folder)
         self.config = config
+        clean_stale_staging(self.outbox_folder)
 
     def is_enabled(self) -> bool:
         return True
@@ -125,7 +166,7 @@ class OutboxPublisher(Publisher):
         incoming = self.outbox_folder / INCOMING
         incoming.mkdir(parents=True, exist_ok=True)
         target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f"{self.platform_name}_", dir=incoming))
+        staging = Path(tempfile.mkdtemp(prefix=f"{self.platform_name}_{os.getpid()}_", dir=incoming))
         try:
             copy = staging / (_safe_stem(image_name) + os.path.splitext(image_name)[1].lower())
             shutil.copyfile(image_path, copy)
