@@ -312,12 +312,13 @@ class WorkflowOrchestrator:
                     approved = (fresh, await self._generate_caption(fresh))
                 analysis, captions = approved
                 results = await self._publish_all(image, captions, analysis, entry.content_hash, targets)
-            if any(o.state == SENDING for o in entry.platforms.values()):
-                return results
             entry.platforms.update(
                 (platform, PlatformOutcome(platform, POSTED if r.success else FAILED, r.post_id, r.error))
                 for platform, r in results.items()
             )
+            never_sent = [p.platform_name for p in self.publishers if p.platform_name not in entry.platforms]
+            if never_sent or any(o.state == SENDING for o in entry.platforms.values()):
+                return results  # unfinished until every platform has a known outcome
             if not self.ledger.finish_post(entry.content_hash, name, archive=self.config.content.archive):
                 return results
             entry.archive_state = ARCHIVE_PENDING if self.config.content.archive else None
