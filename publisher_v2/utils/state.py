@@ -100,6 +100,11 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).isoformat(timespec="microseconds")
 
 
+def readable_time(iso: str) -> str:
+    """'2024-05-01 12:00:00 UTC' from a stored timestamp (for messages people read)."""
+    return iso[:19].replace("T", " ") + " UTC"
+
+
 def _table_exists(conn: sqlite3.Connection, name: str) -> bool:
     return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone() is not None
 
@@ -205,8 +210,8 @@ def migrate(conn: sqlite3.Connection) -> int:
     Several processes may start on an old file at once: BEGIN IMMEDIATE lets one migrate while the others
     wait, then they read the new version and do nothing.
     """
-    if _table_exists(conn, "schema_version") and _schema_version(conn) >= SCHEMA_VERSION:
-        return _schema_version(conn)  # the common case: no write lock taken
+    if _table_exists(conn, "schema_version") and _schema_version(conn) == SCHEMA_VERSION:
+        return SCHEMA_VERSION  # the common case: no write lock taken
     conn.execute("BEGIN IMMEDIATE")
     try:
         current = _schema_version(conn)
@@ -526,7 +531,7 @@ class PostLedger:
         status, posted_at, name = refused
         if status in (POSTED,) and posted_at:
             raise ImageAlreadyPosted(
-                f"Image {image_name} was already posted on {posted_at}", content_hash, status, posted_at
+                f"Image {image_name} was already posted on {readable_time(posted_at)}", content_hash, status, posted_at
             )
         raise ImageBusy(
             f"Image {image_name} is being published by another run ({status}); see `publisher ledger list`",

@@ -316,7 +316,7 @@ class WebImageService:
         except ImageBusy:
             raise PublishInProgress("This image is being published already") from None
         except ImageAlreadyPosted as exc:
-            raise AlreadyPosted(f"This image was already posted on {exc.posted_at}") from None
+            raise AlreadyPosted(str(exc)) from None
         finally:
             self._publishing.discard(entry.name)
         if result.image_name is None:

@@ -1,0 +1,228 @@
+"""The ledger as the one truth: schema migration, per-platform outcomes, re-posts, take-over, and the stores
+shared by web workers (login failures, revoked sessions). Real SQLite files, real processes."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from publisher_v2.config.loader import load_application_config
+from publisher_v2.core.exceptions import StorageError
+from publisher_v2.services.publishers.outbox import INCOMING, OutboxPublisher
+from publisher_v2.utils.state import (
+    SCHEMA_VERSION,
+    ImageAlreadyPosted,
+    ImageBusy,
+    PostLedger,
+    SessionStore,
+)
+
+V1_SCHEMA = """
+CREATE TABLE posted_images (
+    content_hash TEXT PRIMARY KEY,
+    image_name   TEXT NOT NULL,
+    status       TEXT NOT NULL CHECK (status IN ('claimed', 'publishing', 'posted', 'rejected')),
+    claim_owner  TEXT,
+    claimed_at   TEXT,
+    posted_at    TEXT,
+    results      TEXT,
+    reason       TEXT
+)
+"""
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "state" / "ledger.sqlite"
+
+
+def write_v1_ledger(path: Path) -> None:
+    """A ledger file exactly as the previous version left it (no schema_version, one table)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(path) as raw:
+        raw.execute(V1_SCHEMA)
+        results = {
+            "telegram": {"success": True, "post_id": "t-1", "error": None},
+            "email": {"success": False, "post_id": None, "error": "smtp down"},
+        }
+        raw.executemany(
+            "INSERT INTO posted_images VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                ("h-posted", "a.jpg", "posted", "old", None, "2024-01-02T00:00:00+00:00", json.dumps(results), None),
+                ("h-publishing", "b.jpg", "publishing", "old", "2024-01-03T00:00:00+00:00", None, None, None),
+                ("h-rejected", "c.jpg", "rejected", "old", None, None, None, "not an image"),
+            ],
+        )
+
+
+def dead_pid() -> int:
+    """The pid of a process that has exited (and been reaped)."""
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def test_a_previous_version_ledger_migrates_and_keeps_every_row(db: Path) -> None:
+    write_v1_ledger(db)
+    ledger = PostLedger(db)
+    assert ledger.schema_version() == SCHEMA_VERSION == 2
+    assert ledger.known_hashes() == {"h-posted", "h-publishing", "h-rejected"}
+    posted = ledger.entry("h-posted")
+    assert posted is not None and posted.status == "posted" and posted.attempt == 1
+    assert {p: (o.state, o.post_id) for p, o in posted.platforms.items()} == {
+        "telegram": ("posted", "t-1"),
+        "email": ("failed", None),
+    }
+    assert posted.archive_state is None  # unknown for old rows: not listed as unfinished
+    assert [e.content_hash for e in ledger.unfinished()] == ["h-publishing"]
+    ledger.close()
+    with sqlite3.connect(db) as raw:
+        assert raw.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
+
+
+def _open_and_count(path: str, queue: multiprocessing.Queue[int]) -> None:
+    with PostLedger(Path(path)) as ledger:
+        queue.put(len(ledger.entry("h-posted").platforms))  # type: ignore[union-attr]
+
+
+def test_processes_opening_an_old_ledger_together_migrate_it_once(db: Path) -> None:
+    write_v1_ledger(db)
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    processes = [ctx.Process(target=_open_and_count, args=(str(db), queue)) for _ in range(4)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(60)
+        assert process.exitcode == 0
+    assert sorted(queue.get(timeout=5) for _ in processes) == [2, 2, 2, 2]
+    with sqlite3.connect(db) as raw:
+        assert raw.execute("SELECT COUNT(*) FROM platform_posts").fetchone() == (2,)
+        assert raw.execute("SELECT COUNT(*) FROM schema_version").fetchone() == (1,)
+
+
+def test_a_ledger_newer_than_the_program_is_refused_naming_the_file(db: Path) -> None:
+    with PostLedger(db) as ledger:
+        assert ledger.schema_version() == SCHEMA_VERSION
+    with sqlite3.connect(db) as raw:
+        raw.execute("UPDATE schema_version SET version = 99")
+    with pytest.raises(StorageError, match=str(db)):
+        PostLedger(db).known_hashes()
+
+
+def test_each_platform_is_sending_before_its_call_then_posted_or_failed(db: Path) -> None:
+    ledger, other = PostLedger(db), PostLedger(db)
+    assert ledger.claim("h", "a.jpg")
+    assert not ledger.begin_sending("h", "telegram")  # not publishing yet: nothing may be sent
+    ledger.mark_publishing("h")
+    assert not other.begin_sending("h", "telegram")  # only the holder sends
+    assert ledger.begin_sending("h", "telegram") and ledger.begin_sending("h", "email")
+    assert not ledger.begin_sending("h", "telegram")  # 'sending' is never sent again
+    ledger.record_outcome("h", "telegram", True, "t-9", None)
+    ledger.record_outcome("h", "email", False, None, "smtp down")
+    assert not ledger.begin_sending("h", "telegram")  # 'posted' is never sent again
+    entry = ledger.entry("h")
+    assert entry is not None
+    assert {p: o.state for p, o in entry.platforms.items()} == {"telegram": "posted", "email": "failed"}
+    assert ledger.begin_sending("h", "email")  # a failure may be retried
+    assert not ledger.finish_post("h", "a.jpg", archive=True)  # email is unknown again
+    ledger.record_outcome("h", "email", True, "e-1", None)
+    assert ledger.finish_post("h", "a.jpg", archive=True)
+    row = ledger.get("h")
+    assert row is not None and row["status"] == "posted" and row["archive_state"] == "pending"
+    assert row["results"]["telegram"] == {"success": True, "post_id": "t-9", "error": None}
+    ledger.mark_archived("h")
+    assert ledger.unfinished() == []
+
+
+def test_nothing_posted_or_unknown_is_ever_released(db: Path) -> None:
+    ledger = PostLedger(db)
+    assert ledger.claim("h", "a.jpg")
+    ledger.mark_publishing("h")
+    assert ledger.begin_sending("h", "telegram")
+    assert not ledger.abandon("h") and not ledger.release_unposted("h")  # unknown outcome
+    ledger.record_outcome("h", "telegram", True, "t", None)
+    assert not ledger.abandon("h") and not ledger.release_unposted("h")  # posted
+    assert "h" in ledger.known_hashes()
+    assert ledger.claim("x", "x.jpg")
+    ledger.mark_publishing("x")
+    assert ledger.begin_sending("x", "email")
+    ledger.record_outcome("x", "email", False, None, "down")
+    assert ledger.abandon("x")  # every platform failed: the image may be picked again
+    assert ledger.get("x") is None
+
+
+def test_selected_images_are_claimed_and_reposts_are_explicit(db: Path) -> None:
+    first, second = PostLedger(db), PostLedger(db)
+    assert first.claim_selected("h", "a.jpg", allow_repost=True) is False  # a fresh claim, not a re-post
+    with pytest.raises(ImageBusy, match="being published"):
+        second.claim_selected("h", "a.jpg", allow_repost=True)
+    first.mark_publishing("h")
+    assert first.begin_sending("h", "telegram")
+    first.record_outcome("h", "telegram", True, "t-1", None)
+    assert first.finish_post("h", "a.jpg", archive=False)
+    posted_at = first.get("h")["posted_at"]  # type: ignore[index]
+    when = posted_at[:10] + " " + posted_at[11:19] + " UTC"
+    with pytest.raises(ImageAlreadyPosted, match=f"a.jpg was already posted on {when}") as refused:
+        second.claim_selected("h", "a.jpg", allow_repost=False)
+    assert refused.value.posted_at == posted_at
+    assert second.claim_selected("h", "a.jpg", allow_repost=True) is True  # --select's bypass: attempt 2
+    entry = second.entry("h")
+    assert entry is not None and (entry.status, entry.attempt, entry.platforms) == ("claimed", 2, {})
+    second.mark_publishing("h")
+    assert second.abandon("h")  # nothing sent in attempt 2: back to the posted attempt 1
+    entry = second.entry("h")
+    assert entry is not None and (entry.status, entry.attempt) == ("posted", 1)
+    assert entry.platforms["telegram"].post_id == "t-1"
+
+
+def test_take_over_needs_the_expected_owner_and_staleness_knows_dead_local_runs(db: Path) -> None:
+    crashed, operator, rival = PostLedger(db), PostLedger(db), PostLedger(db)
+    crashed.owner = f"{socket.gethostname()}:{dead_pid()}:deadbeef"
+    assert crashed.claim("h", "a.jpg")
+    crashed.mark_publishing("h")
+    entry = operator.entry("h")
+    assert entry is not None and operator.is_stale(entry)
+    assert operator.take_over("h", entry.claim_owner)
+    assert not rival.take_over("h", entry.claim_owner)  # the owner changed: a second operator loses
+    live = PostLedger(db)
+    assert live.claim("k", "k.jpg")
+    live_entry = operator.entry("k")
+    assert live_entry is not None and not operator.is_stale(live_entry)  # our own pid is alive
+
+
+def test_staging_left_by_dead_runs_is_removed_when_a_publisher_starts(tmp_path: Path) -> None:
+    outbox = tmp_path / "outbox"
+    incoming = outbox / INCOMING
+    dead = incoming / f"telegram_{dead_pid()}_abc"
+    live = incoming / f"email_{os.getpid()}_def"
+    for folder in (dead, live):
+        folder.mkdir(parents=True)
+        (folder / "post.json").write_text("{}", encoding="utf-8")
+    ini = tmp_path / "p.ini"
+    ini.write_text("[Local]\nimage_folder = images\n", encoding="utf-8")
+    (tmp_path / "images").mkdir()
+    OutboxPublisher("telegram", outbox, load_application_config(ini))
+    assert sorted(p.name for p in incoming.iterdir()) == [live.name]
+
+
+def test_session_store_is_shared_between_instances(db: Path) -> None:
+    one, two = SessionStore(db), SessionStore(db)
+    now = datetime.now(timezone.utc)
+    one.revoke("cookie-a", now + timedelta(minutes=5))
+    assert two.is_revoked("cookie-a") and not two.is_revoked("cookie-b")
+    with sqlite3.connect(db) as raw:  # only a digest is stored, never the cookie
+        assert "cookie-a" not in str(raw.execute("SELECT * FROM revoked_sessions").fetchall())
+    one.record_failure(("account", "client:1.2.3.4"))
+    two.record_failure(("account", "client:5.6.7.8"))
+    assert one.failures_since("account", now - timedelta(minutes=1))[0] == 2
+    assert two.failures_since("client:1.2.3.4", now - timedelta(minutes=1))[0] == 1
