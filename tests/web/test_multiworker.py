@@ -275,3 +275,43 @@ def test_workers_and_cli_runs_with_kills_post_each_image_once_and_lose_none(
     assert lost == [] and staging == [] and unrecorded == [] and still_in_library == []
     assert tally["cli_killed"] >= ROUNDS  # every round killed at least its staged run (when it had an image)
     assert tally["web_200"] > 0 and tally["web_409"] > 0
+
+
+def test_logout_is_refused_by_every_worker_and_rotating_forwarded_for_buys_no_guesses(
+    tmp_path: Path, servers: Callable[..., Server]
+) -> None:
+    root = tmp_path / "library"
+    ini = build_library(root, extra=0)
+    env = {"CONFIG_PATH": str(ini), "web_admin_pw": PASSWORD}
+    front, other = servers(env, workers=2), servers(env, workers=1)  # two servers, one ledger file
+
+    session = admin_client(front)
+    cookie = session.cookies.get("publisher_admin")
+    assert cookie
+    with httpx.Client(base_url=other.base_url, timeout=30, cookies={"publisher_admin": cookie}) as elsewhere:
+        assert elsewhere.get("/api/admin/status").json()["admin"] is True
+        assert session.post("/api/admin/logout").json()["admin"] is False
+        assert elsewhere.get("/api/admin/status").json()["admin"] is False
+        refused = elsewhere.post("/api/images/nosuch.jpg/analyze")
+        assert (refused.status_code, refused.json()["code"]) == (403, "admin_required")
+    for _ in range(6):  # fresh connections, so both workers of the front server answer some of them
+        with httpx.Client(base_url=front.base_url, timeout=30, cookies={"publisher_admin": cookie}) as reused:
+            assert reused.get("/api/admin/status").json()["admin"] is False
+
+    # uvicorn trusts X-Forwarded-For from 127.0.0.1 by default: every attempt claims another client address.
+    statuses = []
+    for attempt in range(12):
+        with httpx.Client(base_url=front.base_url, timeout=30) as fresh:
+            statuses.append(
+                fresh.post(
+                    "/api/admin/login",
+                    json={"password": f"guess-{attempt}"},
+                    headers={"X-Forwarded-For": f"203.0.113.{attempt + 1}"},
+                ).status_code
+            )
+    assert statuses == [401] * 10 + [429] * 2, statuses
+    with httpx.Client(base_url=other.base_url, timeout=30) as right:  # another server, the right password
+        locked = right.post(
+            "/api/admin/login", json={"password": PASSWORD}, headers={"X-Forwarded-For": "198.51.100.7"}
+        )
+    assert locked.status_code == 429 and int(locked.headers["retry-after"]) > 0
