@@ -229,8 +229,9 @@ def migrate(conn: sqlite3.Connection) -> int:
         conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
-    if current < SCHEMA_VERSION:
-        log_json(logger, logging.INFO, "ledger_migrated", from_version=current, to_version=SCHEMA_VERSION)
+    if current < SCHEMA_VERSION:  # a new file is created quietly; an upgraded one is worth a line
+        level = logging.INFO if current else logging.DEBUG
+        log_json(logger, level, "ledger_migrated", from_version=current, to_version=SCHEMA_VERSION)
     return SCHEMA_VERSION
 
 
