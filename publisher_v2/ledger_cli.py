@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import sys
 from typing import Any, List
 
 from publisher_v2.config.loader import load_application_config
@@ -61,9 +60,9 @@ def add_ledger_parser(commands: Any) -> None:
             action.add_argument("--post-id", help="the platform's post id, when known")
 
 
-def _describe(entry: LedgerEntry, platforms: List[str]) -> List[str]:
+def _describe(entry: LedgerEntry, platforms: List[str], me: str = "") -> List[str]:
     alive = owner_alive(entry.claim_owner)
-    owner = {True: "alive", False: "gone", None: "unknown host"}[alive]
+    owner = "this command" if entry.claim_owner == me else {True: "alive", False: "gone", None: "unknown host"}[alive]
     state = entry.status if entry.status != POSTED else "posted, archive pending"
     lines = [
         f"{entry.image_name}  {entry.content_hash[:16]}  {state}  since {entry.claimed_at}"
@@ -163,9 +162,9 @@ async def _resolve(args: argparse.Namespace, config: ApplicationConfig, ledger: 
     if final is not None and final.status == POSTED and final.archive_state != ARCHIVE_PENDING:
         print(f"{entry.image_name}: finished (posted on {', '.join(final.posted_platforms)})")
         return 0
-    print("\n".join(_describe(final, config.enabled_platforms()) if final else []))
-    print(f"publisher: {entry.image_name} is still unfinished", file=sys.stderr)
-    return 1
+    print(f"{entry.image_name}: still unfinished")
+    print("\n".join(_describe(final, config.enabled_platforms(), ledger.owner) if final else []))
+    return 1 if any(not r.success for r in results.values()) else 0
 
 
 def run_ledger_command(args: argparse.Namespace) -> int:

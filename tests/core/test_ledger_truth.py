@@ -226,3 +226,70 @@ def test_session_store_is_shared_between_instances(db: Path) -> None:
     two.record_failure(("account", "client:5.6.7.8"))
     assert one.failures_since("account", now - timedelta(minutes=1))[0] == 2
     assert two.failures_since("client:1.2.3.4", now - timedelta(minutes=1))[0] == 1
+
+
+def _cli(ini: Path, *args: str, killer_stage: str = "") -> subprocess.CompletedProcess:
+    prefix = (
+        [sys.executable, str(Path(__file__).with_name("stage_killer.py")), killer_stage]
+        if killer_stage
+        else [str(Path(sys.executable).with_name("publisher"))]
+    )
+    return subprocess.run([*prefix, "--config", str(ini), *args], capture_output=True, text=True, timeout=120)
+
+
+def _verdict(stderr: str) -> list:
+    return [line for line in stderr.splitlines() if line.strip() and not line.startswith("{")]
+
+
+@pytest.mark.slow
+def test_the_operator_command_completes_a_run_killed_after_its_first_post(tmp_path: Path) -> None:
+    from publisher_v2.sample import main as make_sample
+
+    assert make_sample([str(tmp_path / "lib"), "--count", "1", "--seed", "3"]) == 0
+    ini, outbox = tmp_path / "lib" / "publisher.ini", tmp_path / "lib" / "outbox"
+    assert _cli(ini, killer_stage="first_post").returncode == -9
+    listing = json.loads(_cli(ini, "ledger", "list", "--json").stdout)
+    (entry,) = listing["unfinished"]
+    assert entry["status"] == "publishing" and entry["owner_alive"] is False
+    assert {o["state"] for o in entry["platforms"].values()} == {"sending"}  # all three outcomes unknown
+    assert "UNKNOWN" in _cli(ini, "ledger", "list").stdout
+
+    refused = _cli(ini, "ledger", "release", entry["image_name"])
+    assert refused.returncode == 1 and len(_verdict(refused.stderr)) == 1 and "unknown on" in refused.stderr
+    assert _cli(ini).returncode == 1  # an ordinary run never re-sends it: the only image is taken
+
+    seen = {p.parent.parent.name: p.parent.name for p in outbox.glob("*/*/post.json")}
+    assert seen  # the killed run wrote at least its first post
+    for platform, post_id in seen.items():
+        marked = _cli(
+            ini, "ledger", "mark-posted", entry["content_hash"][:12], "--platform", platform, "--post-id", post_id
+        )
+        assert marked.returncode == 0, marked.stderr
+    rest = [a for p in sorted(set(listing["platforms"]) - set(seen)) for a in ("--platform", p)]
+    retried = _cli(ini, "ledger", "retry", entry["image_name"], *rest)
+    assert retried.returncode == 0, retried.stderr
+    assert "finished (posted on email, instagram, telegram)" in retried.stdout
+    per_platform = sorted(p.parent.parent.name for p in outbox.glob("*/*/post.json"))
+    assert per_platform == ["email", "instagram", "telegram"]  # exactly one post each
+    assert json.loads(_cli(ini, "ledger", "list", "--json").stdout)["unfinished"] == []
+    assert (tmp_path / "lib" / "images" / "archive" / entry["image_name"]).is_file()
+    assert not (outbox / INCOMING).exists() or list((outbox / INCOMING).iterdir()) == []  # staging cleaned
+
+
+@pytest.mark.slow
+def test_the_operator_command_leaves_a_live_runs_post_alone_without_force(tmp_path: Path) -> None:
+    from publisher_v2.sample import main as make_sample
+
+    assert make_sample([str(tmp_path / "lib"), "--count", "1", "--seed", "3"]) == 0
+    ini = tmp_path / "lib" / "publisher.ini"
+    ledger = PostLedger(tmp_path / "lib" / "state" / "ledger.sqlite")
+    assert ledger.claim("0123456789abcdef", "live.jpg")  # held by this (living) test process
+    refused = _cli(ini, "ledger", "release", "live.jpg")
+    assert refused.returncode == 1
+    assert _verdict(refused.stderr) == [
+        f"publisher: error: live.jpg is held by a live run ({ledger.owner}, since"
+        f" {ledger.get('0123456789abcdef')['claimed_at']}); wait for it, or use --force if that run is gone"  # type: ignore[index]
+    ]
+    forced = _cli(ini, "ledger", "release", "0123456789ab", "--force")
+    assert forced.returncode == 0 and "Released live.jpg" in forced.stdout
+    assert ledger.get("0123456789abcdef") is None
