@@ -182,7 +182,8 @@ class WorkflowOrchestrator:
         """Stage: pick an image that was never posted, and claim it in the ledger so no concurrent run takes it.
 
         Candidates are tried in random order; each needs only its content hash (listed, or cached by the
-        storage), so a library of posted images costs no image reads. `--select` bypasses dedup.
+        storage), so a library of posted images costs no image reads. A `--select`ed image is claimed the same
+        way; a posted one is taken again only with `allow_repost` (the CLI's bypass, said out loud).
         """
         if options.select_filename is not None:
             entry = next((e for e in images if e.name == options.select_filename), None)
