@@ -34,7 +34,17 @@ from publisher_v2.services.storage.content import fetch_image_content
 from publisher_v2.utils.captions import format_caption
 from publisher_v2.utils.images import InvalidImageError
 from publisher_v2.utils.logging import bound_correlation_id, log_json
-from publisher_v2.utils.state import ARCHIVE_PENDING, FAILED, POSTED, SENDING, LedgerEntry, PlatformOutcome, PostLedger
+from publisher_v2.utils.state import (
+    ARCHIVE_PENDING,
+    CLAIMED,
+    FAILED,
+    POSTED,
+    SENDING,
+    ClaimConflict,
+    LedgerEntry,
+    PlatformOutcome,
+    PostLedger,
+)
 
 logger = logging.getLogger("publisher_v2.workflow")
 
@@ -127,6 +137,9 @@ class WorkflowOrchestrator:
             )
             try:
                 result = await self._run(options)
+            except ClaimConflict as exc:  # expected: another run holds the image, or it was posted
+                log_json(logger, logging.WARNING, "workflow_claim_refused", status=exc.status, error=str(exc))
+                raise
             except Exception as exc:
                 log_json(logger, logging.ERROR, "workflow_error", error_type=type(exc).__name__, error=str(exc))
                 raise
@@ -148,6 +161,8 @@ class WorkflowOrchestrator:
         if not images:
             log_json(logger, logging.WARNING, "workflow_no_images", reason=NO_IMAGES)
             return WorkflowResult(success=False, image_name=None, error=NO_IMAGES)
+        if options.select_filename is None and options.side_effects:
+            self._report_unfinished()
         while True:
             selection = await self._select_image(images, options)
             if selection is None:
@@ -171,6 +186,20 @@ class WorkflowOrchestrator:
             except BaseException:
                 self._release(selection)
                 raise
+
+    def _report_unfinished(self) -> None:
+        """Say when interrupted posts wait for the operator: a run never re-sends them by itself."""
+        waiting = [e for e in self.ledger.unfinished() if e.status != CLAIMED and self.ledger.is_stale(e)]
+        if waiting:
+            log_json(
+                logger,
+                logging.WARNING,
+                "ledger_unfinished_posts",
+                count=len(waiting),
+                unknown_platforms=sum(len(e.unknown) for e in waiting),
+                images=[e.image_name for e in waiting[:10]],
+                resolve="publisher --config FILE ledger list",
+            )
 
     async def _list_images(self) -> List[ImageEntry]:
         """Stage: the storage's listing (no image bytes are read)."""

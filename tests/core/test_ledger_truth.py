@@ -256,7 +256,12 @@ def test_the_operator_command_completes_a_run_killed_after_its_first_post(tmp_pa
 
     refused = _cli(ini, "ledger", "release", entry["image_name"])
     assert refused.returncode == 1 and len(_verdict(refused.stderr)) == 1 and "unknown on" in refused.stderr
-    assert _cli(ini).returncode == 1  # an ordinary run never re-sends it: the only image is taken
+    ordinary = _cli(ini)
+    assert ordinary.returncode == 1  # an ordinary run never re-sends it (the only image is taken) but says so
+    reported = [
+        e for e in map(json.loads, ordinary.stderr.splitlines()[:-1]) if e["message"] == "ledger_unfinished_posts"
+    ]
+    assert reported and reported[0]["count"] == 1 and reported[0]["unknown_platforms"] == 3
 
     seen = {p.parent.parent.name: p.parent.name for p in outbox.glob("*/*/post.json")}
     assert seen  # the killed run wrote at least its first post
@@ -293,3 +298,32 @@ def test_the_operator_command_leaves_a_live_runs_post_alone_without_force(tmp_pa
     forced = _cli(ini, "ledger", "release", "0123456789ab", "--force")
     assert forced.returncode == 0 and "Released live.jpg" in forced.stdout
     assert ledger.get("0123456789abcdef") is None
+
+
+def test_local_storage_treats_a_symlink_out_of_the_library_as_absent(tmp_path: Path) -> None:
+    import asyncio
+
+    from PIL import Image
+
+    from publisher_v2.services.storage.local import LocalStorage
+
+    library, outside = tmp_path / "library", tmp_path / "outside"
+    library.mkdir()
+    outside.mkdir()
+    Image.new("RGB", (8, 8), (9, 9, 9)).save(outside / "secret.jpg")
+    Image.new("RGB", (8, 8), (1, 1, 1)).save(library / "real.jpg")
+    (library / "escape.jpg").symlink_to(outside / "secret.jpg")
+    (library / "real.txt").symlink_to(outside / "notes.txt")
+    (outside / "notes.txt").write_text("outside text", encoding="utf-8")
+    storage = LocalStorage(library)
+
+    async def probe() -> None:
+        assert [e.name for e in await storage.list_images()] == ["real.jpg"]
+        assert await storage.get_image("escape.jpg") is None
+        for action in (storage.download_image, storage.archive_image, storage.get_file_metadata):
+            with pytest.raises(StorageError, match="Image not found"):
+                await action("escape.jpg")
+        assert await storage.read_sidecar_text("real.jpg") is None  # a sidecar link out is not read either
+
+    asyncio.run(probe())
+    assert (outside / "secret.jpg").is_file() and (library / "escape.jpg").is_symlink()

@@ -93,6 +93,7 @@ def test_a_claim_held_elsewhere_stops_select_and_web_publish_before_any_platform
     assert verdict_lines(refused.stderr) == [
         "publisher: error: Image alpha.jpg is being published by another run (claimed); see `publisher ledger list`"
     ]
+    assert [e["status"] for e in json_events(refused.stderr) if e["message"] == "workflow_claim_refused"] == ["claimed"]
     admin = make_client(library)
     assert login(admin).status_code == 200
     busy = admin.post("/api/images/alpha.jpg/publish")

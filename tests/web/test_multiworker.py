@@ -196,7 +196,7 @@ def test_workers_and_cli_runs_with_kills_post_each_image_once_and_lose_none(
     tmp_path: Path, servers: Callable[..., Server]
 ) -> None:
     root = tmp_path / "library"
-    ini = build_library(root, extra=4 * ROUNDS)
+    ini = build_library(root, extra=5 * ROUNDS)  # up to five posts a round
     images, archive, outbox = root / "images", root / "images" / "archive", root / "outbox"
     originals = {dropbox_content_hash(p): p.name for p in image_files(images)}
     server = servers({"CONFIG_PATH": str(ini), "web_admin_pw": PASSWORD}, workers=2)
