@@ -34,6 +34,7 @@ from publisher_v2.services.storage.content import fetch_image_content
 from publisher_v2.utils.captions import format_caption
 from publisher_v2.utils.images import InvalidImageError
 from publisher_v2.utils.logging import bound_correlation_id, log_json
+from publisher_v2.utils.staging import make_staging, remove_dead_staging
 from publisher_v2.utils.state import (
     ARCHIVE_PENDING,
     CLAIMED,
@@ -50,6 +51,8 @@ logger = logging.getLogger("publisher_v2.workflow")
 
 NO_IMAGES = "No images found"
 NO_NEW_IMAGES = "No new images to post"
+#: Per-run folders in the temp dir with each publisher's copy of the image (`publisher_v2_<pid>_…`).
+WORKDIR_PREFIX = "publisher_v2_"
 
 
 @dataclass
@@ -161,6 +164,8 @@ class WorkflowOrchestrator:
         if not images:
             log_json(logger, logging.WARNING, "workflow_no_images", reason=NO_IMAGES)
             return WorkflowResult(success=False, image_name=None, error=NO_IMAGES)
+        if options.side_effects:
+            remove_dead_staging(Path(tempfile.gettempdir()), WORKDIR_PREFIX)  # copies left by killed runs
         if options.select_filename is None and options.side_effects:
             self._report_unfinished()
         while True:
@@ -402,7 +407,7 @@ class WorkflowOrchestrator:
             "temp_url": image.temp_url,
             "public_url": image.public_url,
         }
-        workdir = Path(tempfile.mkdtemp(prefix="publisher_v2_"))
+        workdir = make_staging(Path(tempfile.gettempdir()), WORKDIR_PREFIX)
         try:
             copies = []
             for publisher in targets:

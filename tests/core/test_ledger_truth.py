@@ -10,6 +10,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import tempfile
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -203,8 +204,8 @@ def test_take_over_needs_the_expected_owner_and_staleness_knows_dead_local_runs(
 def test_staging_left_by_dead_runs_is_removed_when_a_publisher_starts(tmp_path: Path) -> None:
     outbox = tmp_path / "outbox"
     incoming = outbox / INCOMING
-    dead = incoming / f"telegram_{dead_pid()}_abc"
-    live = incoming / f"email_{os.getpid()}_def"
+    dead = incoming / f"post_{dead_pid()}_telegram_abc"
+    live = incoming / f"post_{os.getpid()}_email_def"
     for folder in (dead, live):
         folder.mkdir(parents=True)
         (folder / "post.json").write_text("{}", encoding="utf-8")
@@ -256,7 +257,10 @@ def test_the_operator_command_completes_a_run_killed_after_its_first_post(tmp_pa
 
     refused = _cli(ini, "ledger", "release", entry["image_name"])
     assert refused.returncode == 1 and len(_verdict(refused.stderr)) == 1 and "unknown on" in refused.stderr
+    leftover = Path(tempfile.gettempdir()) / f"publisher_v2_{dead_pid()}_copies"  # a killed run's image copies
+    leftover.mkdir()
     ordinary = _cli(ini)
+    assert not leftover.exists()
     assert ordinary.returncode == 1  # an ordinary run never re-sends it (the only image is taken) but says so
     reported = [
         e for e in map(json.loads, ordinary.stderr.splitlines()[:-1]) if e["message"] == "ledger_unfinished_posts"

@@ -15,8 +15,6 @@ import logging
 import os
 import re
 import shutil
-import tempfile
-import time
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
@@ -28,6 +26,7 @@ from publisher_v2.core.models import PublishResult
 from publisher_v2.services.publishers.base import Publisher
 from publisher_v2.utils.images import resize_copy
 from publisher_v2.utils.logging import get_correlation_id, log_json
+from publisher_v2.utils.staging import make_staging, remove_dead_staging
 
 logger = logging.getLogger("publisher_v2.publishers.outbox")
 
@@ -36,44 +35,13 @@ SUBJECT_PREFIXES: Dict[str, str] = {"normal": "", "private": "Private: ", "avata
 #: Where unfinished posts are built (inside the outbox, so the final rename stays on one file system).
 INCOMING = ".incoming"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-#: `<platform>_<pid>_<random>`: the pid tells whether the run that built it is still alive.
-_STAGING_NAME = re.compile(r"^[A-Za-z0-9]+_(\d+)_")
-#: A staging folder older than this is removed even when its pid is alive (the pid was reused).
-STAGING_MAX_AGE_SECONDS = 24 * 3600
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # exists, owned by someone else
-        return True
-    return True
+#: Staging folders are `.incoming/post_<pid>_<platform>_<random>`.
+STAGING_PREFIX = "post_"
 
 
 def clean_stale_staging(outbox_folder: Path) -> int:
     """Remove staging folders left in `outbox/.incoming` by killed runs; returns how many were removed."""
-    incoming = Path(outbox_folder) / INCOMING
-    try:
-        items = list(os.scandir(incoming))
-    except OSError:
-        return 0
-    removed = 0
-    now = time.time()
-    for item in items:
-        match = _STAGING_NAME.match(item.name)
-        try:
-            age = now - item.stat(follow_symlinks=False).st_mtime
-        except OSError:
-            continue
-        dead = match is None or not _pid_alive(int(match.group(1))) or age > STAGING_MAX_AGE_SECONDS
-        if dead and (match is not None or age > 3600):
-            shutil.rmtree(item.path, ignore_errors=True)
-            removed += 1
-    if removed:
-        log_json(logger, logging.WARNING, "outbox_staging_cleaned", folder=str(incoming), removed=removed)
-    return removed
+    return remove_dead_staging(Path(outbox_folder) / INCOMING, STAGING_PREFIX)
 
 
 def _safe_stem(name: str) -> str:
@@ -163,10 +131,8 @@ class OutboxPublisher(Publisher):
 
     def _write_post(self, image_path: str, image_name: str, caption: str, record: Dict[str, Any]) -> Path:
         target = self.outbox_folder / self.platform_name / record["post_id"]
-        incoming = self.outbox_folder / INCOMING
-        incoming.mkdir(parents=True, exist_ok=True)
         target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f"{self.platform_name}_{os.getpid()}_", dir=incoming))
+        staging = make_staging(self.outbox_folder / INCOMING, STAGING_PREFIX, f"{self.platform_name}_")
         try:
             copy = staging / (_safe_stem(image_name) + os.path.splitext(image_name)[1].lower())
             shutil.copyfile(image_path, copy)
