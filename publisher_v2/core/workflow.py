@@ -40,6 +40,7 @@ from publisher_v2.utils.state import (
     CLAIMED,
     FAILED,
     POSTED,
+    PUBLISHING,
     SENDING,
     ClaimConflict,
     LedgerEntry,
@@ -332,6 +333,9 @@ class WorkflowOrchestrator:
         """
         name = entry.image_name
         results: Dict[str, PublishResult] = {}
+        if entry.status == CLAIMED:  # its run died before any platform was contacted
+            self.ledger.mark_publishing(entry.content_hash)
+            entry.status = PUBLISHING
         if entry.status != POSTED:
             missing = {p for p, o in entry.platforms.items() if o.state == FAILED}
             missing |= {p.platform_name for p in self.publishers if p.platform_name not in entry.platforms}

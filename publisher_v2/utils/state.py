@@ -684,16 +684,14 @@ class PostLedger:
         """Make this instance the owner of an unfinished row (the operator completing it).
 
         Only succeeds while the row still carries `expected_owner`, so two operators cannot both take it.
-        A 'claimed' row becomes 'publishing' at once: its run never reached the platforms.
         """
         now = self._now()
 
         def work(conn: sqlite3.Connection) -> int:
             return conn.execute(
-                "UPDATE posted_images SET claim_owner = ?, claimed_at = ?,"
-                " status = CASE status WHEN ? THEN ? ELSE status END"
+                "UPDATE posted_images SET claim_owner = ?, claimed_at = ?"
                 " WHERE content_hash = ? AND claim_owner IS ? AND status IN (?, ?, ?)",
-                (self.owner, now, CLAIMED, PUBLISHING, content_hash, expected_owner, CLAIMED, PUBLISHING, POSTED),
+                (self.owner, now, content_hash, expected_owner, CLAIMED, PUBLISHING, POSTED),
             ).rowcount
 
         return self._write("take_over", work) == 1
