@@ -29,12 +29,13 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple, TypeVar
 
 from publisher_v2.core.exceptions import StorageError
 from publisher_v2.utils.logging import log_json
 
 logger = logging.getLogger("publisher_v2.state")
+_Self = TypeVar("_Self", bound="_LedgerFile")
 
 CLAIMED = "claimed"
 PUBLISHING = "publishing"
@@ -327,16 +328,11 @@ class LedgerEntry:
         return record
 
 
-class PostLedger:
-    """The dedup ledger. Every method is one short transaction and is safe from several threads."""
+class _LedgerFile:
+    """One connection to the ledger file, shared by the threads of a process; each call is one short transaction."""
 
-    def __init__(
-        self, path: Path, claim_ttl_seconds: int = 3600, *, clock: Optional[Callable[[], datetime]] = None
-    ) -> None:
+    def __init__(self, path: Path, clock: Optional[Callable[[], datetime]] = None) -> None:
         self.path = Path(path)
-        self.claim_ttl = timedelta(seconds=claim_ttl_seconds)
-        #: Identifies this ledger instance's claims; release/abandon touch only rows carrying it.
-        self.owner = _process_owner()
         self._clock = clock or _utc_now
         self._lock = threading.RLock()
         self._conn: Optional[sqlite3.Connection] = None
@@ -344,8 +340,6 @@ class PostLedger:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StorageError(f"Cannot create the ledger folder {self.path.parent}: {exc}") from None
-
-    # -- connection ------------------------------------------------------------------------------------------
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -375,6 +369,9 @@ class PostLedger:
 
         return self._run(action, transaction)
 
+    def _now(self) -> str:
+        return _iso(self._clock())
+
     def close(self) -> None:
         """Close the connection (a later call reopens it)."""
         with self._lock:
@@ -382,17 +379,26 @@ class PostLedger:
                 self._conn.close()
                 self._conn = None
 
-    def __enter__(self) -> PostLedger:
+    def __enter__(self: _Self) -> _Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+
+class PostLedger(_LedgerFile):
+    """The dedup ledger. Every method is one short transaction and is safe from several threads."""
+
+    def __init__(
+        self, path: Path, claim_ttl_seconds: int = 3600, *, clock: Optional[Callable[[], datetime]] = None
+    ) -> None:
+        super().__init__(path, clock)
+        self.claim_ttl = timedelta(seconds=claim_ttl_seconds)
+        #: Identifies this ledger instance's claims; release/abandon touch only rows carrying it.
+        self.owner = _process_owner()
+
     def _stale_before(self) -> str:
         return _iso(self._clock() - self.claim_ttl)
-
-    def _now(self) -> str:
-        return _iso(self._clock())
 
     # -- reads -----------------------------------------------------------------------------------------------
 
@@ -854,32 +860,21 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-class SessionStore:
+class SessionStore(_LedgerFile):
     """Admin login failures and revoked session cookies, in the ledger file, so every worker sees them.
 
     Only SHA-256 digests of cookies are stored; rows older than their window or expiry are pruned as new
     ones arrive, so the tables stay small.
     """
 
-    def __init__(self, path: Path, *, clock: Optional[Callable[[], datetime]] = None) -> None:
-        self._ledger = PostLedger(path, clock=clock)
-        self._clock = clock or _utc_now
-
-    @property
-    def path(self) -> Path:
-        return self._ledger.path
-
-    def close(self) -> None:
-        self._ledger.close()
-
     def record_failure(self, scopes: Sequence[str]) -> None:
         """One failed login, counted under each of `scopes` (e.g. the account and the client)."""
-        now = _iso(self._clock())
+        now = self._now()
 
         def work(conn: sqlite3.Connection) -> None:
             conn.executemany("INSERT INTO login_failures (scope, at) VALUES (?, ?)", [(s, now) for s in scopes])
 
-        self._ledger._write("record_failure", work)
+        self._write("record_failure", work)
 
     def failures_since(self, scope: str, since: datetime) -> Tuple[int, Optional[datetime]]:
         """(count, oldest time) of failures under `scope` after `since`."""
@@ -890,25 +885,19 @@ class SessionStore:
             ).fetchone()
             return int(row[0]), row[1]
 
-        count, oldest = self._ledger._run("failures_since", work)
+        count, oldest = self._run("failures_since", work)
         return count, datetime.fromisoformat(oldest) if oldest else None
 
-    def forget_failures(self, scope: str, before: Optional[datetime] = None) -> None:
-        """Drop `scope`'s failures (all, or those older than `before`)."""
-        cutoff = _iso(before) if before is not None else "9999"
-        self._ledger._run(
-            "forget_failures",
-            lambda c: c.execute("DELETE FROM login_failures WHERE scope = ? AND at < ?", (scope, cutoff)),
-        )
+    def forget_failures(self, scope: str) -> None:
+        """Drop every failure counted under `scope` (a client that just logged in)."""
+        self._run("forget_failures", lambda c: c.execute("DELETE FROM login_failures WHERE scope = ?", (scope,)))
 
     def prune_failures(self, before: datetime) -> None:
-        self._ledger._run(
-            "prune_failures", lambda c: c.execute("DELETE FROM login_failures WHERE at < ?", (_iso(before),))
-        )
+        self._run("prune_failures", lambda c: c.execute("DELETE FROM login_failures WHERE at < ?", (_iso(before),)))
 
     def revoke(self, token: str, expires_at: datetime) -> None:
         """Refuse `token` from now on, in every worker (until it would have expired anyway)."""
-        now = _iso(self._clock())
+        now = self._now()
 
         def work(conn: sqlite3.Connection) -> None:
             conn.execute("DELETE FROM revoked_sessions WHERE expires_at < ?", (now,))
@@ -918,11 +907,11 @@ class SessionStore:
                 (_token_hash(token), _iso(expires_at)),
             )
 
-        self._ledger._write("revoke", work)
+        self._write("revoke", work)
 
     def is_revoked(self, token: str) -> bool:
         return (
-            self._ledger._run(
+            self._run(
                 "is_revoked",
                 lambda c: c.execute(
                     "SELECT 1 FROM revoked_sessions WHERE token_hash = ?", (_token_hash(token),)
