@@ -242,6 +242,8 @@ def test_workers_and_cli_runs_with_kills_post_each_image_once_and_lose_none(
             if process.returncode == 1:
                 assert len(verdict_lines(err)) == 1, err  # one line, no traceback
             tally[f"cli_{'killed' if process.returncode < 0 else process.returncode}"] += 1
+            events = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+            tally["next_run_completed"] += sum(e.get("message") == "ledger_completing_interrupted" for e in events)
         assert statuses[:3].count(200) <= 1, statuses  # parallel publishes of one image: one winner at most
         tally.update(f"web_{s}" for s in statuses)
         tally.update(resolve_interrupted(ini, outbox))
