@@ -103,7 +103,7 @@ def events(stderr: str) -> List[dict]:
             found.append(json.loads(line))
         except ValueError:
             continue
-    return found
+    return [e for e in found if isinstance(e, dict)]
 
 
 def start_uvicorn(tmp_path: Path, env: Mapping[str, str], workers: int) -> Server:
