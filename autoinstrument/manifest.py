@@ -30,6 +30,7 @@ _ROUTE_RE = re.compile(r"^(\S+)\s+(\S+)$")
 TEMPLATE_PARAM_RE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::(str|path|int|float|uuid))?\}")
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 _PERCENTILES = ("p50", "p95", "p99", "max")
+BUDGET_STATISTICS = _PERCENTILES  # what a budget may name
 
 
 # --------------------------------------------------------------------------------------------- errors
@@ -531,6 +532,30 @@ def _template_problem(template: str) -> Optional[str]:
     return None
 
 
+def budget_limits(body: Any) -> Tuple[Dict[str, float], List[Tuple[str, str]]]:
+    """One budget's YAML value → ({statistic: ms}, problems as (statistic, message)).
+
+    The single rule for budgets, shared by the manifest and `autoinstrument report`: a bare number is the p95
+    limit; a mapping names statistics among p50, p95, p99, max; every limit is a positive number of ms.
+    """
+    problems: List[Tuple[str, str]] = []
+    if isinstance(body, dict):
+        problems += [(str(k), f"unknown key (allowed: {', '.join(_PERCENTILES)})") for k in body
+                     if k not in _PERCENTILES]
+        raw = {k: body[k] for k in _PERCENTILES if k in body}
+        if not body:
+            problems.append(("", f"no statistic given (one of {', '.join(_PERCENTILES)})"))
+    else:
+        raw = {"p95": body}
+    limits: Dict[str, float] = {}
+    for key, value in raw.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            problems.append((key, "a budget must be a positive number of milliseconds"))
+        else:
+            limits[key] = float(value)
+    return limits, problems
+
+
 def _validate_budgets(c: _Checker, data: _Mapping, fields: set) -> List[Budget]:
     budgets = c.mapping(data.get("budgets"), c.line_of(data, "budgets"), "budgets")
     out: List[Budget] = []
@@ -541,22 +566,12 @@ def _validate_budgets(c: _Checker, data: _Mapping, fields: set) -> List[Budget]:
             continue
         if name not in fields:
             c.fail(line, where, "no scope, stage or route produces this field")
-        if isinstance(body, dict):
-            c.known_keys(body, _PERCENTILES, where)
-            limits = {k: body[k] for k in _PERCENTILES if k in body}
-        else:
-            limits = {"p95": body}
-        good = True
-        for key, value in limits.items():
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-                c.fail(
-                    c.line_of(body, key) if isinstance(body, dict) else line,
-                    f"{where}.{key}",
-                    "a budget must be a positive number of milliseconds",
-                )
-                good = False
-        if good and limits:
-            out.append(Budget(name, {k: float(v) for k, v in limits.items()}, line))
+        limits, problems = budget_limits(body)
+        for key, message in problems:
+            at = c.line_of(body, key) if isinstance(body, dict) else line
+            c.fail(at, f"{where}.{key}" if key else where, message)
+        if not problems:
+            out.append(Budget(name, limits, line))
     return out
 
 
@@ -607,6 +622,8 @@ __all__ = [
     "WebSpec",
     "RouteSpec",
     "Budget",
+    "budget_limits",
+    "BUDGET_STATISTICS",
     "Ref",
     "load_manifest",
     "loads_manifest",
