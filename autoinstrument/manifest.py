@@ -29,8 +29,7 @@ _ROUTE_RE = re.compile(r"^(\S+)\s+(\S+)$")
 #: A path parameter in a route template: `{name}` or `{name:converter}` (Starlette's converters).
 TEMPLATE_PARAM_RE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::(str|path|int|float|uuid))?\}")
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
-_PERCENTILES = ("p50", "p95", "p99", "max")
-BUDGET_STATISTICS = _PERCENTILES  # what a budget may name
+PERCENTILES = ("p50", "p95", "p99", "max")
 
 
 # --------------------------------------------------------------------------------------------- errors
@@ -533,23 +532,20 @@ def _template_problem(template: str) -> Optional[str]:
 
 
 def budget_limits(body: Any) -> Tuple[Dict[str, float], List[Tuple[str, str]]]:
-    """One budget's YAML value → ({statistic: ms}, problems as (statistic, message)).
-
-    The single rule for budgets, shared by the manifest and `autoinstrument report`: a bare number is the p95
-    limit; a mapping names statistics among p50, p95, p99, max; every limit is a positive number of ms.
-    """
+    """One field's budget as written (a bare number = p95, or a mapping of PERCENTILES) -> (limits in ms,
+    problems as (key, message)). The one validation of budgets and percentile names: the manifest, `check`
+    and `report` share it."""
     problems: List[Tuple[str, str]] = []
     if isinstance(body, dict):
-        problems += [(str(k), f"unknown key (allowed: {', '.join(_PERCENTILES)})") for k in body
-                     if k not in _PERCENTILES]
-        raw = {k: body[k] for k in _PERCENTILES if k in body}
-        if not body:
-            problems.append(("", f"no statistic given (one of {', '.join(_PERCENTILES)})"))
+        for key in body:
+            if key not in PERCENTILES:
+                problems.append((str(key), f"unknown key (allowed: {', '.join(PERCENTILES)})"))
+        raw = {k: body[k] for k in PERCENTILES if k in body}
     else:
         raw = {"p95": body}
     limits: Dict[str, float] = {}
     for key, value in raw.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
             problems.append((key, "a budget must be a positive number of milliseconds"))
         else:
             limits[key] = float(value)
@@ -568,9 +564,8 @@ def _validate_budgets(c: _Checker, data: _Mapping, fields: set) -> List[Budget]:
             c.fail(line, where, "no scope, stage or route produces this field")
         limits, problems = budget_limits(body)
         for key, message in problems:
-            at = c.line_of(body, key) if isinstance(body, dict) else line
-            c.fail(at, f"{where}.{key}" if key else where, message)
-        if not problems:
+            c.fail(c.line_of(body, key) if isinstance(body, dict) else line, f"{where}.{key}", message)
+        if limits and not problems:
             out.append(Budget(name, limits, line))
     return out
 
@@ -622,8 +617,6 @@ __all__ = [
     "WebSpec",
     "RouteSpec",
     "Budget",
-    "budget_limits",
-    "BUDGET_STATISTICS",
     "Ref",
     "load_manifest",
     "loads_manifest",

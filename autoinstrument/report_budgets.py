@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Union
 
-from autoinstrument.manifest import BUDGET_STATISTICS as STATISTICS
+from autoinstrument.manifest import PERCENTILES as STATISTICS
 from autoinstrument.manifest import budget_limits
 from autoinstrument.report_aggregate import Report
 
@@ -74,6 +74,8 @@ def normalize_budgets(budgets: Mapping[str, Any], where: str = "budgets") -> Dic
         if not isinstance(name, str) or not name.endswith("_ms"):
             raise BudgetError(f"{where}.{name}: a budget names an `_ms` field")
         limits, problems = budget_limits(dict(spec) if isinstance(spec, Mapping) else spec)
+        if not limits and not problems:
+            problems = [("", f"no statistic given (one of {', '.join(STATISTICS)})")]
         if problems:
             key, message = problems[0]
             raise BudgetError(f"{where}.{name}{'.' + key if key else ''}: {message}")

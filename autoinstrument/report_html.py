@@ -53,7 +53,7 @@ td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
 .muted{color:#666}.chart{margin:4px 0 16px}code,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;
 font-size:12.5px}.scroll{overflow-x:auto}
 .runs td{white-space:nowrap}
-table.summary td,table.summary th{padding:3px 8px}
+table.summary td,table.summary th{padding:3px 8px}table.summary td.n{white-space:nowrap}
 svg text{font:11px system-ui,sans-serif;fill:#333}
 svg text.title{font:12px ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}
 .legend span{display:inline-block;margin-right:14px}
@@ -372,6 +372,8 @@ def render_html(report: Report, checks: Sequence[BudgetCheck] = (), title: str =
         "nearest-rank "
         "(the smallest observed value with at least p% of the samples at or below it).</p>",
     ]
+    if report.fields():
+        out.append(_summary_table(report, checks))
     # Budgets
     limits_by_field: Dict[str, Dict[str, float]] = {}
     for check in checks:

@@ -143,7 +143,8 @@ def test_page_is_self_contained(page: str) -> None:
     tags = {tag for tag, _ in parser.tags}
     assert not tags & {"script", "link", "img", "iframe", "object", "embed"}
     for _, attrs in parser.tags:
-        assert not {"src", "href", "xlink:href"} & set(attrs)
+        assert not {"src", "xlink:href"} & set(attrs)
+        assert (attrs.get("href") or "#").startswith("#")  # links only within the page
     csp = [a for t, a in parser.tags if t == "meta" and a.get("http-equiv") == "Content-Security-Policy"]
     assert csp and "default-src 'none'" in (csp[0].get("content") or "")
 
