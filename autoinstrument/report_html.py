@@ -218,7 +218,7 @@ def histogram_svg(name: str, stats: FieldStats, limits: Dict[str, float]) -> str
             parts.append(
                 f'<line x1="{mx:.1f}" y1="{y + 3}" x2="{mx:.1f}" y2="{base}" stroke="#b00020" stroke-dasharray="5,3"/>'
                 f'<text x="{mx:.1f}" y="{y}" text-anchor="middle" fill="#b00020">budget {esc(stat)} '
-                f"{ms_label(value)}</text>"
+                f"{_n(int(value))} ms</text>"
             )
         nearest = ordered[0][1] if side == "above" else ordered[-1][1]
         factor = nearest / hi if side == "above" else lo / nearest
