@@ -13,9 +13,9 @@ parsing starts at the first `{`. Unusable lines are counted by reason (SKIP_REAS
 
 Once per run: an event of a request (a route event) and the scope event inside it can both carry the same
 stage sample (one `publish_parallel_ms` in `workflow_timing` and in `web_publish`). Events are joined on
-`correlation_id`: a stage field already counted for that id is counted in the event's own table but not
-again in the pooled per-field distribution (budgets, charts). The join remembers the last 2 x JOIN_WINDOW ids
-that carried stage fields; runs log their events close together.
+`correlation_id`: a stage field already counted for that id by an event of another name is counted in the
+event's own table but not again in the pooled per-field distribution (budgets, charts). The join remembers the
+last 2 x JOIN_WINDOW ids that carried stage fields; runs log their events close together.
 """
 
 from __future__ import annotations
@@ -70,8 +70,6 @@ CONTEXT_KEYS = ("image_name", "filename", "method", "route", "status_code", "suc
 
 _decoder = json.JSONDecoder()
 _INT = {int}
-_STR = {str}
-_UNHASHABLE = {dict, list}
 NO_MS: Dict[Any, Any] = {}  # the marker for key tuples without any `_ms` key (never filled)
 _JSON_STARTS = frozenset('["-0123456789tfnNI')  # first characters of any JSON value Python's json accepts
 
@@ -243,7 +241,7 @@ class _Shape:
         self.keys = keys
         # itemgetter of ONE key returns the value, not a tuple: ask for it twice to keep rows uniform
         self.getter = itemgetter(*keys) if len(keys) > 1 else itemgetter(keys[0], keys[0])
-        self.rows: List[Dict[str, Any]] = []
+        self.rows: List[Tuple[Any, ...]] = []
         self.append = self.rows.append
         self.ms: List[Tuple[str, int, FieldStats]] = []
         self.total: Optional[int] = None
@@ -257,38 +255,43 @@ def _all_ints(column: Sequence[Any]) -> bool:
     """Every value a non-negative int (bools excluded): the column can be counted in C as it is.
 
     Cheap first: a sum that is an int rules out floats and non-numbers (they raise or make it a float), min
-    rules out negatives; only a column holding values equal to 0 or 1 (maybe a bool) is checked type by type.
+    rules out negatives; only a column whose min is 0 or 1 (it may hold a bool) is checked type by type.
     """
     try:
-        if type(sum(column)) is not int or min(column) < 0:
+        if type(sum(column)) is not int:
             return False
+        low = min(column)
     except TypeError:
         return False
-    if column.count(True) or column.count(False):
-        return set(map(type, column)) == _INT
-    return True
+    if low < 0:
+        return False
+    return low > 1 or set(map(type, column)) == _INT
 
 
 class _Columns:
-    """One batch's rows (parsed objects of one shape) read column by column, each column once, in C."""
+    """One batch's rows (the values a shape takes from each line) read column by column, each once, in C."""
 
-    __slots__ = ("keys", "rows", "n", "_cache")
+    __slots__ = ("keys", "rows", "n", "_cache", "_ints")
 
-    def __init__(self, keys: Tuple[str, ...], rows: List[Dict[str, Any]]) -> None:
+    def __init__(self, keys: Tuple[str, ...], rows: List[Tuple[Any, ...]]) -> None:
         self.keys = keys
         self.rows = rows
         self.n = len(rows)
         self._cache: Dict[int, Tuple[Any, ...]] = {}
+        self._ints: Dict[int, bool] = {}
 
     def __getitem__(self, index: int) -> Tuple[Any, ...]:
         column = self._cache.get(index)
         if column is None:
-            column = self._cache[index] = tuple(map(itemgetter(self.keys[index]), self.rows))
+            column = self._cache[index] = tuple(map(itemgetter(index), self.rows))
         return column
 
-
-def _hashable(column: Sequence[Any]) -> bool:
-    return not set(map(type, column)) & _UNHASHABLE
+    def all_ints(self, index: int) -> bool:
+        """`_all_ints` of a column, worked out once per batch."""
+        known = self._ints.get(index)
+        if known is None:
+            known = self._ints[index] = _all_ints(self[index])
+        return known
 
 
 def _count_slowly(stats: FieldStats, column: Sequence[Any]) -> None:
@@ -356,8 +359,9 @@ class Aggregator:
         self._shape_list: List[_Shape] = []
         self._spill: List[_Shape] = []
         self._route_keys: Dict[Tuple[str, Any, Any], Tuple[str, str, str]] = {}
-        self._join_new: Dict[str, Tuple[str, ...]] = {}
-        self._join_old: Dict[str, Tuple[str, ...]] = {}
+        self._join_new: Dict[Any, Tuple[str, Tuple[str, ...]]] = {}
+        self._join_old: Dict[Any, Tuple[str, Tuple[str, ...]]] = {}
+        self._carriers: Dict[str, set] = {}  # stage field → the event names that carry it
 
     # -- input
 
@@ -384,7 +388,7 @@ class Aggregator:
     # -- the hot path: one parse, one tuple of keys, two dict lookups, one itemgetter call per line
 
     def feed_lines(self, lines: List[bytes]) -> None:
-        """Fold a batch of lines (bytes, no newline, none longer than MAX_LINE_BYTES)."""
+        """Fold a batch of lines (bytes, a trailing newline allowed, none longer than MAX_LINE_BYTES)."""
         self.lines += len(lines)
         loads = _fast_loads
         shapes = self._shapes
@@ -414,7 +418,7 @@ class Aggregator:
             shape = by_name.get(name) if type(name) is str else None
             if shape is None:
                 shape = self._learn_shape(by_name, keys, name)
-            shape.append(obj)
+            shape.append(shape.getter(obj))
         if no_ms:
             self._skip(NO_MS_FIELDS, no_ms)
         self._fold()
@@ -476,6 +480,8 @@ class Aggregator:
             self._total_fields[total] = None
             shape.total = position[total]
         shape.stages = tuple(k for k in ms_keys if k != total)
+        for key in shape.stages:
+            self._carriers.setdefault(key, set()).add(name)
         shape.cid = position.get(CORRELATION_KEY)
         shape.stamp = position.get("timestamp")
         shape.route = position.get("route")
@@ -509,17 +515,16 @@ class Aggregator:
             self.dropped["fields_over_cap"] = self.dropped.get("fields_over_cap", 0) + n * shape.dropped
         columns = _Columns(shape.keys, rows)
         for _key, index, stats in shape.ms:
-            column = columns[index]
-            if _all_ints(column):
-                stats.counts.update(column)
+            if columns.all_ints(index):
+                stats.counts.update(columns[index])
             else:
-                _count_slowly(stats, column)
+                _count_slowly(stats, columns[index])
         if shape.route is not None:
             self._fold_routes(shape, columns)
         if shape.stages and shape.cid is not None:
             self._fold_join(shape, columns)
         if self.top and shape.total is not None:
-            self._fold_slowest(shape, rows, columns[shape.total])
+            self._fold_slowest(shape, rows, columns)
         rows.clear()
 
     def _route_group(self, name: str, method: Any, route: Any) -> Optional[Group]:
@@ -543,29 +548,31 @@ class Aggregator:
         n = columns.n
         routes = columns[shape.route]  # type: ignore[index]
         methods = columns[shape.method] if shape.method is not None else (None,) * n
-        if not (_hashable(routes) and _hashable(methods)):
+        try:
+            one_route = len(set(routes)) == 1 and len(set(methods)) == 1
+        except TypeError:  # a list or an object as route or method: not a route
             routes = tuple(r if type(r) is str else None for r in routes)
             methods = tuple(m if type(m) is str else None for m in methods)
-        pairs = Counter(zip(methods, routes))
-        for (method, route), times in pairs.items():
-            group = self._route_group(shape.name, method, route)
+            one_route = len(set(routes)) == 1 and len(set(methods)) == 1
+        if one_route:  # the usual batch: one route for the whole shape, count its columns in C
+            group = self._route_group(shape.name, methods[0], routes[0])
             if group is not None:
-                group.count += times
-        if len(pairs) == 1:  # the usual batch: one route for the whole shape, count its columns in C
-            ((method, route),) = pairs
-            group = self._route_group(shape.name, method, route)
-            if group is not None:
+                group.count += n
                 for key, index, _stats in shape.ms:
                     own = _route_stats(group, key)
-                    if _all_ints(columns[index]):
+                    if columns.all_ints(index):
                         own.counts.update(columns[index])
                     else:
                         _count_slowly(own, columns[index])
             self._fold_status(shape, columns, methods, routes)
             return
+        for (method, route), times in Counter(zip(methods, routes)).items():
+            group = self._route_group(shape.name, method, route)
+            if group is not None:
+                group.count += times
         for key, index, _stats in shape.ms:
             column = columns[index]
-            if _all_ints(column):
+            if columns.all_ints(index):
                 for (method, route, value), times in Counter(zip(methods, routes, column)).items():
                     group = self._route_group(shape.name, method, route)
                     if group is not None:
@@ -582,14 +589,15 @@ class Aggregator:
                             stats.add(value)
         self._fold_status(shape, columns, methods, routes)
 
-    def _fold_status(
-        self, shape: _Shape, columns: _Columns, methods: Sequence[Any], routes: Sequence[Any]
-    ) -> None:
+    def _fold_status(self, shape: _Shape, columns: _Columns, methods: Sequence[Any], routes: Sequence[Any]) -> None:
         if shape.status is not None:
             statuses = columns[shape.status]
-            if not _hashable(statuses):
+            try:
+                tally = Counter(zip(methods, routes, statuses))
+            except TypeError:  # a list or an object as status: not a status
                 statuses = tuple(None if isinstance(s, (dict, list)) else s for s in statuses)
-            for (method, route, status), times in Counter(zip(methods, routes, statuses)).items():
+                tally = Counter(zip(methods, routes, statuses))
+            for (method, route, status), times in tally.items():
                 group = self._route_group(shape.name, method, route)
                 if group is None or status is None or isinstance(status, (dict, list)):
                     continue
@@ -598,49 +606,59 @@ class Aggregator:
                     group.status[code] = group.status.get(code, 0) + times
 
     def _fold_join(self, shape: _Shape, columns: _Columns) -> None:
-        """Count a run's stage sample once: remember which stage fields each recent correlation id carried."""
+        """Count a run's stage sample once: remember which event carried which stage fields for each recent
+        correlation id; a later event of ANOTHER name with the same id and field is that run's second copy.
+
+        While no other event name carries any of this shape's stage fields, ids are only remembered (in C);
+        the comparison runs once a second carrier has been seen."""
         cids = columns[shape.cid]  # type: ignore[index]
         new, old = self._join_new, self._join_old
         if len(new) >= JOIN_WINDOW:
             self._join_old, old = new, new
             self._join_new = new = {}
-        stage_keys = shape.stages
-        if set(map(type, cids)) == _STR and len(set(cids)) == len(cids) and not any(c in new or c in old for c in cids):
-            new.update(dict.fromkeys(cids, stage_keys))  # the common case: no id seen before
-            return
+        entry = (shape.name, shape.stages)
+        carriers = self._carriers
+        if all(len(carriers[key]) == 1 for key in shape.stages):
+            try:
+                new.update(dict.fromkeys(cids, entry))
+                return
+            except TypeError:  # an unhashable id (a list, an object): value by value below
+                pass
         position = {key: index for key, index, _ in shape.ms}
         for row_index, cid in enumerate(cids):
             if type(cid) is not str or not cid:
-                continue
+                continue  # no id, or not one that can name a run
             before = new.get(cid)
             if before is None:
                 before = old.get(cid)
-            if before is None:
-                new[cid] = stage_keys
+            if before is None or before[0] == shape.name:
+                new[cid] = entry
                 continue
             added = []
-            for key in stage_keys:
-                if key in before:
-                    if key in position:
-                        value = ms_value(columns[position[key]][row_index])
-                        if value is not None:
-                            dup = self.duplicates.get(key)
-                            if dup is None:
-                                dup = self.duplicates[key] = {}
-                            dup[value] = dup.get(value, 0) + 1
+            for key in shape.stages:
+                if key in before[1]:
+                    value = ms_value(columns[position[key]][row_index]) if key in position else None
+                    if value is not None:
+                        dup = self.duplicates.get(key)
+                        if dup is None:
+                            dup = self.duplicates[key] = {}
+                        dup[value] = dup.get(value, 0) + 1
                 else:
                     added.append(key)
             if added:
-                new[cid] = tuple(before) + tuple(added)
+                new[cid] = (before[0], tuple(before[1]) + tuple(added))
 
-    def _fold_slowest(self, shape: _Shape, rows: List[Dict[str, Any]], totals: Sequence[Any]) -> None:
+    def _fold_slowest(self, shape: _Shape, rows: List[Tuple[Any, ...]], columns: _Columns) -> None:
         total_field = shape.keys[shape.total]  # type: ignore[index]
+        totals = columns[shape.total]  # type: ignore[index]
         heap = self._heaps.get(total_field)
         if heap is None:
             if len(self._heaps) >= MAX_TOTALS:
                 return
             heap = self._heaps[total_field] = []
-        values = totals if _all_ints(totals) else [-1 if ms_value(v) is None else ms_value(v) for v in totals]
+        values = (
+            totals if columns.all_ints(shape.total) else [-1 if ms_value(v) is None else ms_value(v) for v in totals]
+        )
         if len(heap) >= self.top and max(values) <= heap[0][0]:
             return  # the common case once the heap is full: nothing in this batch is among the slowest
         floor = heap[0][0] if len(heap) >= self.top else -1
@@ -651,7 +669,7 @@ class Aggregator:
             total = values[index]
             if len(heap) >= self.top and total <= heap[0][0]:
                 continue
-            run = self._run(shape, shape.getter(rows[index]), total_field, total)
+            run = self._run(shape, rows[index], total_field, total)
             self._seq += 1
             entry = (total, -self._seq, run)
             if len(heap) < self.top:

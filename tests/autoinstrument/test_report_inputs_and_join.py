@@ -73,7 +73,7 @@ def test_lines_split_across_chunks_are_joined_and_long_lines_dropped_across_chun
     long_line = b'{"message": "job", "job_ms": 7, "pad": "' + b"x" * 300 + b'"}'
     data = b"\n".join(good[:25] + [long_line] + good[25:]) + b"\n"
     batches = list(line_batches(io.BytesIO(data), chunk_bytes=37, max_line=200))
-    lines = [line for batch, _ in batches for line in batch]
+    lines = [line.rstrip(b"\n") for batch, _ in batches for line in batch]
     assert lines == good
     assert sum(dropped for _, dropped in batches) == 1
 
@@ -126,6 +126,22 @@ def test_the_join_works_in_either_order_and_across_batches() -> None:
     agg.feed_lines([workflow.encode()])
     report = agg.report()
     assert report.field_stats("publish_parallel_ms").counts == {3000: 1}
+
+
+def test_two_events_of_the_same_name_with_one_id_are_two_runs() -> None:
+    workflow, _ = publish_run("reused-request-id", 3000, 5000)
+    assert aggregate([workflow, workflow]).field_stats("publish_parallel_ms").counts == {3000: 2}
+
+
+def test_the_join_keeps_working_past_the_first_batch_once_a_second_carrier_appears() -> None:
+    agg = Aggregator()
+    for i in range(3):  # only the scope event carries the stage for a while: ids are just remembered
+        agg.feed_lines([publish_run(f"early-{i}", 100, 200)[0].encode()])
+    for i in range(3):
+        agg.feed_lines([line.encode() for line in publish_run(f"late-{i}", 300, 400)])
+    agg.feed_lines([publish_run("early-1", 100, 200)[1].encode()])  # the route event of an early run
+    report = agg.report()
+    assert report.field_stats("publish_parallel_ms").counts == {100: 3, 300: 3}
 
 
 def test_runs_with_different_ids_are_all_counted() -> None:
