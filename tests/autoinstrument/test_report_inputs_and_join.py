@@ -276,3 +276,15 @@ def test_report_modules_import_each_other_without_a_cycle() -> None:
 def test_report_modules_hold_no_application_name() -> None:
     for path in PACKAGE.glob("report*.py"):
         assert "publisher" not in path.read_text(encoding="utf-8").lower(), path.name
+
+
+def test_a_long_tail_gets_a_log_axis_with_decade_ticks_and_one_value_still_draws() -> None:
+    report = aggregate(event("job", job_ms=v) for v in [2, 3, 40, 500, 6000, 70000])
+    page = render_html(report)
+    svg = page[page.index('aria-label="distribution of job_ms"') :]
+    svg = svg[: svg.index("</svg>")]
+    assert "(log scale, 6 samples)" in svg
+    ticks = re.findall(r'text-anchor="middle">([\d.,]+ (?:ms|s|min))</text>', svg)
+    assert {"10 ms", "100 ms", "1 s", "10 s"} <= set(ticks)
+    single = render_html(aggregate([event("one", one_ms=7)] * 3))
+    assert "(linear scale, 3 samples)" in single and "7 ms" in single
