@@ -363,6 +363,18 @@ class Aggregator:
         self._join_old: Dict[Any, Tuple[str, Tuple[str, ...]]] = {}
         self._carriers: Dict[str, set] = {}  # stage field → the event names that carry it
 
+    def options(self) -> Dict[str, Any]:
+        """The settings this aggregator was made with (to make another one alike, in another process)."""
+        return {
+            "top": self.top,
+            "totals": dict(self.totals),
+            "stage_order": list(self.stage_order),
+            "event_key": self.event_key,
+            "total_order": list(self.total_order),
+            "max_events": self.max_events,
+            "max_routes": self.max_routes,
+        }
+
     # -- input
 
     def feed(self, line: Union[str, bytes]) -> None:

@@ -11,7 +11,9 @@ syslog prefix, and 1% extra garbage lines (plain text, truncated JSON, arrays, b
 Side by side, interleaved (each round runs the three in a rotated order, each in a fresh subprocess):
 
 - ours: the full operator command, `python -m autoinstrument.report LOG --json --html OUT --budgets telemetry.yaml`
-  (exact percentiles per event, field and route, slowest runs, the run join, budgets, the HTML page);
+  (exact percentiles per event, field and route, slowest runs, the run join, budgets, the HTML page); on a
+  two-core machine a big plain file is split over two processes (peak RSS is then the larger of the two);
+- ours, --jobs 1: the same in one process (its peak RSS is the whole memory);
 - orjson loop: the plain script an operator would write (`--floor orjson`): read lines, `orjson.loads` from the
   first `{`, count every int `_ms` value per (event, field), print count/p50/p95/p99/max per pair;
 - DuckDB given the field names (`--floor duckdb`, the `bench` extra): the lines as one text column, the JSON
@@ -252,6 +254,7 @@ def compare(path: str, expected: Dict[str, Any], rounds: int, budgets: str) -> T
     out_html = path + ".compare.html"
     contestants = {
         "ours": [py, "-m", "autoinstrument.report", path, "--json", "--html", out_html, "--budgets", budgets],
+        "ours, --jobs 1": [py, "-m", "autoinstrument.report", path, "--json", "--budgets", budgets, "--jobs", "1"],
         "orjson loop": [py, me, "--floor", "orjson", path],
     }
     try:

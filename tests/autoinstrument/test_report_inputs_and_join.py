@@ -288,3 +288,39 @@ def test_a_long_tail_gets_a_log_axis_with_decade_ticks_and_one_value_still_draws
     assert {"10 ms", "100 ms", "1 s", "10 s"} <= set(ticks)
     single = render_html(aggregate([event("one", one_ms=7)] * 3))
     assert "(linear scale, 3 samples)" in single and "7 ms" in single
+
+
+# ---------------------------------------------------------------------------------------------- two processes
+
+
+def test_a_file_split_over_two_processes_gives_the_same_report(tmp_path: Path) -> None:
+    from autoinstrument.report_parallel import fold_parallel, split_points
+
+    lines = []
+    for i in range(3000):
+        lines += publish_run(f"run-{i}", 1000 + i % 700, 5000 + (i * 37) % 9000)
+        lines.append(event("web_random_image", method="GET", route="/r", status_code=200, web_random_image_ms=i % 90))
+        if i % 100 == 0:
+            lines += ["garbage", "[1]", ""]
+    log = tmp_path / "big.log"
+    log.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    ranges = split_points(str(log), 2)
+    data = log.read_bytes()
+    assert ranges[0][0] == 0 and ranges[-1][1] == len(data) and data[ranges[1][0] - 1 : ranges[1][0]] == b"\n"
+
+    options = Aggregator(top=5).options()
+    sequential = Aggregator(**options)
+    with open(log, "rb") as handle:
+        sequential.feed_stream(handle)
+    one, two = to_json(sequential.report()), to_json(fold_parallel(str(log), 2, options))
+    # only a run whose two events straddle the split point can be counted twice in the pooled field
+    pooled_one = next(r for r in one.pop("fields") if r["field"] == "publish_parallel_ms")
+    pooled_two = next(r for r in two.pop("fields") if r["field"] == "publish_parallel_ms")
+    assert pooled_one["count"] == 3000 and pooled_one["joined"] == 3000
+    assert pooled_two["count"] - 3000 == 3000 - pooled_two["joined"] in (0, 1)
+    assert one == two
+
+
+def test_jobs_must_be_positive(capsys: pytest.CaptureFixture) -> None:
+    assert main(["--jobs", "0"]) == 2
+    assert "--jobs must be >= 1" in capsys.readouterr().err
