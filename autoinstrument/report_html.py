@@ -177,7 +177,7 @@ def histogram_svg(name: str, stats: FieldStats, limits: Dict[str, float]) -> str
             f'<line x1="{left - 4}" y1="{y:.1f}" x2="{left + plot_w}" y2="{y:.1f}" stroke="#eee"/>'
             f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{tick:,.0f}</text>'
         )
-    parts.append(f'<text x="{left - 6}" y="{top - 2}" text-anchor="end" class="muted">samples</text>')
+    parts.append(f'<text x="{left - 6}" y="{top - 12}" text-anchor="end" class="muted">samples</text>')
     for a, b, count in bins:
         x0, x1 = x_of(a), x_of(b + 1)
         h = plot_h * count / peak
