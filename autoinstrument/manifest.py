@@ -29,6 +29,7 @@ _ROUTE_RE = re.compile(r"^(\S+)\s+(\S+)$")
 #: A path parameter in a route template: `{name}` or `{name:converter}` (Starlette's converters).
 TEMPLATE_PARAM_RE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::(str|path|int|float|uuid))?\}")
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+#: The percentile names a budget may bound.
 PERCENTILES = ("p50", "p95", "p99", "max")
 
 
