@@ -16,6 +16,7 @@ from publisher_v2.config.loader import load_application_config
 from publisher_v2.config.preflight import preflight
 from publisher_v2.core.exceptions import SocialMediaPublisherError
 from publisher_v2.core.models import WorkflowResult
+from publisher_v2.ledger_cli import add_ledger_parser, run_ledger_command
 from publisher_v2.run_summary import RunMode, render_preview, summarize
 from publisher_v2.utils.logging import setup_logging
 
@@ -29,7 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--debug", action="store_true", help="skip sidecar, publish and archive with simulated successes"
     )
-    parser.add_argument("--select", metavar="NAME", help="post this image file (dedup bypassed)")
+    parser.add_argument(
+        "--select", metavar="NAME", help="post this file (claimed like any run; a posted one is posted again, loudly)"
+    )
     parser.add_argument(
         "--dry-publish",
         action="store_true",
@@ -38,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--preview", action="store_true", help="dry-publish and print a human-readable report"
     )
+    add_ledger_parser(parser.add_subparsers(dest="command", metavar="COMMAND"))
     return parser
 
 
@@ -62,6 +66,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.preview:
         logging.getLogger().setLevel(logging.WARNING)  # the report replaces the logs
     try:
+        if args.command == "ledger":
+            return run_ledger_command(args)
         result, mode, platforms = asyncio.run(_run(args))
     except SocialMediaPublisherError as exc:
         print(f"publisher: error: {exc}", file=sys.stderr)
@@ -72,6 +78,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.preview and result.success:
         print(render_preview(result))
         return 0
+    for notice in result.notices:
+        print(f"publisher: warning: {notice}")
     summary = summarize(result, mode, platforms)
     print(summary.stdout)
     if summary.stderr is not None:
