@@ -378,7 +378,8 @@ class Aggregator:
     # -- input
 
     def feed(self, line: Union[str, bytes]) -> None:
-        """Fold one line in; anything unusable is counted under a skip reason."""
+        """Fold one line in; anything unusable is counted under a skip reason. (One line is one batch: for
+        volume, `feed_lines` or `feed_stream`.)"""
         raw = line.encode("utf-8", "surrogatepass") if isinstance(line, str) else line
         if len(raw) > MAX_LINE_BYTES:
             self.lines += 1
