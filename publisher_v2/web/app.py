@@ -416,8 +416,7 @@ def _server_app() -> FastAPI:
     try:
         return create_app()
     except SocialMediaPublisherError as exc:
-        sys.stderr.write(f"publisher_v2.web: cannot start: {exc}\n")
-        sys.stderr.flush()
+        log_json(logger, logging.ERROR, "web_cannot_start", error=str(exc))  # one event, redacted, like all
         raise SystemExit(1) from None
 
 

@@ -135,8 +135,7 @@ def only_json_handler(name: str) -> Iterator[Tuple[logging.Logger, io.StringIO]]
     from publisher_v2.utils import logging as app_logging
 
     stream = io.StringIO()
-    handler = app_logging._JsonLineHandler(stream)
-    handler.setFormatter(app_logging._JsonLineFormatter())
+    handler = app_logging.EventHandler(stream, app_logging.dumps_line)
     logger = logging.getLogger(name)
     saved, logger.handlers, logger.propagate = logger.handlers, [handler], False
     try:
@@ -150,11 +149,11 @@ def test_direct_write_and_the_standard_path_write_the_same_line() -> None:
 
     collector = _Collect()
     with only_json_handler("test.direct") as (logger, captured):
-        assert app_logging._sole_json_handler(logger, logging.INFO) is not None  # the direct path is taken
+        assert app_logging._sole_event_handler(logger, logging.INFO) is not None  # the direct path is taken
         with bound_correlation_id("cid-1"):
             log_json(logger, logging.INFO, "evt", n=1, text="a b", flag=True, none=None, ratio=0.5)
         logger.addHandler(collector)  # a second handler: the standard path, with a real record
-        assert app_logging._sole_json_handler(logger, logging.INFO) is None
+        assert app_logging._sole_event_handler(logger, logging.INFO) is None
         with bound_correlation_id("cid-1"):
             log_json(logger, logging.INFO, "evt", n=1, text="a b", flag=True, none=None, ratio=0.5)
     direct, standard = events(captured)
@@ -174,19 +173,30 @@ def test_direct_write_and_the_standard_path_write_the_same_line() -> None:
     assert json.loads(record.getMessage())["message"] == "evt"
 
 
-def test_the_template_record_matches_make_record() -> None:
-    from publisher_v2.utils import logging as app_logging
+def test_setup_logging_and_log_json_change_no_global_logging_state() -> None:
+    """The fast path is the direct write alone: no template record, no switched-off logging flags."""
+    before = (logging.logThreads, logging.logProcesses, logging.logMultiprocessing, logging.getLogRecordFactory())
+    setup_logging(logging.INFO, stream=io.StringIO())
+    log_json(logging.getLogger("test.global"), logging.INFO, "evt", n=1)
+    after = (logging.logThreads, logging.logProcesses, logging.logMultiprocessing, logging.getLogRecordFactory())
+    assert after == before
 
-    setup_logging(logging.INFO, stream=io.StringIO())  # thread and process logging off, as in the app
+
+def test_the_standard_path_record_is_logging_s_own_and_carries_the_event() -> None:
+    collector = _Collect()
     logger = logging.getLogger("test.record")
-    lean = app_logging._record(logger, logging.WARNING, "WARNING", "{}", 1_700_000_000.25)
+    logger.addHandler(collector)
+    try:
+        with bound_correlation_id("cid-2"):
+            log_json(logger, logging.WARNING, "evt", n=2)
+    finally:
+        logger.removeHandler(collector)
+    (record,) = collector.records
     standard = logger.makeRecord(logger.name, logging.WARNING, "", 0, "{}", None, None)
-    assert lean.msecs == 250.0 and lean.getMessage() == "{}"
-    lean_attrs, standard_attrs = dict(vars(lean)), dict(vars(standard))
-    assert set(lean_attrs) == set(standard_attrs)
-    for key in ("created", "msecs", "relativeCreated"):
-        lean_attrs.pop(key), standard_attrs.pop(key)
-    assert lean_attrs == standard_attrs
+    assert set(vars(standard)) <= set(vars(record))  # a real makeRecord record (thread, process: as configured)
+    assert record.thread == standard.thread and record.process == standard.process
+    assert json.loads(record.getMessage())["correlation_id"] == "cid-2"
+    assert record.publisher_v2_event["n"] == 2
 
 
 def test_a_filter_takes_the_standard_path() -> None:
@@ -195,7 +205,7 @@ def test_a_filter_takes_the_standard_path() -> None:
     with only_json_handler("test.filtered") as (logger, captured):
         logger.addFilter(lambda record: "drop" not in record.getMessage())
         try:
-            assert app_logging._sole_json_handler(logger, logging.INFO) is None
+            assert app_logging._sole_event_handler(logger, logging.INFO) is None
             log_json(logger, logging.INFO, "drop me")
             log_json(logger, logging.INFO, "keep me")
         finally:

@@ -1,0 +1,161 @@
+"""Secret redaction for everything that is logged or printed: `redact_text` is the one `str -> str` rule.
+
+Two kinds of secrets are removed:
+- shapes (OpenAI keys, Telegram bot tokens, Dropbox tokens, Authorization values, `password=`-style pairs);
+- registered values (the configured secrets, the secret-named environment variables), also in the forms a
+  secret takes on its way through URLs, protocols and logs: URL-encoded, base64 (at any byte alignment, so a
+  secret inside an encoded blob such as SMTP `AUTH PLAIN` is found), `\\xNN`-escaped, and in any letter case.
+
+Why a gate before every regex: most logged strings are ids, names and numbers, so the usual call is a few
+substring tests on one lower-cased copy; the regexes run only when a test hits.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import threading
+from typing import Iterable, List, Mapping, Optional, Tuple
+from urllib.parse import quote, quote_plus
+
+REDACTED = "[REDACTED]"
+
+# Each pattern captures an optional prefix to keep (group "bot", "auth" or "kv") and the secret itself.
+_SECRET_PATTERNS = re.compile(
+    "|".join(
+        [
+            r"sk-(?:proj-)?[A-Za-z0-9_\-]{16,}",  # OpenAI keys
+            r"(?P<bot>/bot)\d{5,}:[A-Za-z0-9_\-]{20,}",  # Telegram token inside api.telegram.org/bot<token>
+            r"\b\d{5,}:[A-Za-z0-9_\-]{30,}\b",  # bare Telegram bot tokens
+            r"\bsl\.[A-Za-z0-9_\-]{20,}",  # Dropbox short-lived access tokens
+            r"(?P<auth>(?i:\b(?:bearer|basic)) )[A-Za-z0-9._~+/=\-]{8,}",  # Authorization header values
+            r"(?P<kv>(?i:\b(?:password|passwd|refresh_token|access_token|client_secret|api_key)=))[^\s&\"']+",
+        ]
+    )
+)
+#: Environment variables whose value is a secret, by name (`OPENAI_API_KEY`, `EMAIL_PASSWORD`, `web_admin_pw`…).
+SECRET_ENV_NAME = re.compile(r"(pass(word)?|passwd|secret|token|api_?key|app_?key|_pw)$", re.IGNORECASE)
+#: Characters a value keeps when it is logged escaped (`\\xNN` for every other character).
+_PLAIN_CHAR = re.compile(r"[A-Za-z0-9._~@+,() -]")
+_MIN_FORM = 6  # an encoded fragment shorter than this would match ordinary text
+
+
+def _keep_prefix(match: re.Match) -> str:
+    prefix = match.group("bot") or match.group("auth") or match.group("kv") or ""
+    return prefix + REDACTED
+
+
+def _may_hold_pattern(text: str) -> bool:
+    """Every shape above needs one of these substrings (ids, names and numbers have none)."""
+    return "sk-" in text or ":" in text or "=" in text or "sl." in text or " " in text
+
+
+def _base64_cores(secret: bytes) -> List[str]:
+    """The part of base64(anything + secret + anything) that depends on the secret alone, for each of the
+    three byte alignments (standard and URL-safe alphabets)."""
+    cores = []
+    for offset in range(3):
+        encoded = base64.b64encode(b"\0" * offset + secret).decode("ascii")
+        skip = (0, 2, 3)[offset]  # characters still mixing in the bytes before the secret
+        length = offset + len(secret)
+        end = (length // 3) * 4 + length % 3  # the last group keeps only the characters the secret fills
+        core = encoded[skip:end]
+        if len(core) >= _MIN_FORM:
+            cores.append(core)
+            cores.append(core.replace("+", "-").replace("/", "_"))
+    return cores
+
+
+def _escape_char(ch: str) -> str:
+    if _PLAIN_CHAR.fullmatch(ch):
+        return ch
+    code = ord(ch)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def _escaped(secret: str) -> str:
+    """The form a value takes when a logger escapes it character by character (`!` -> `\\x21`)."""
+    return "".join(_escape_char(ch) for ch in secret)
+
+
+class _Registry:
+    """The registered secrets and their forms, replaced whole on each registration (readers never lock)."""
+
+    def __init__(self) -> None:
+        self.secrets: Tuple[str, ...] = ()
+        self.plain: Tuple[str, ...] = ()  # lower-cased secrets, checked against the lower-cased text
+        self.encoded: Tuple[str, ...] = ()  # lower-cased URL-encoded / escaped forms (contain % or \\)
+        self.base64: Tuple[str, ...] = ()  # case-sensitive base64 cores
+        self.pattern: Optional[re.Pattern] = None
+        self.lock = threading.Lock()
+
+    def add(self, value: str) -> None:
+        with self.lock:
+            if value in self.secrets:
+                return
+            secrets = tuple(sorted((*self.secrets, value), key=len, reverse=True))
+            plain, encoded, b64 = set(), set(), set()
+            for secret in secrets:
+                plain.add(secret.lower())
+                for form in (quote(secret, safe=""), quote(secret), quote_plus(secret), _escaped(secret)):
+                    if form != secret and len(form) >= _MIN_FORM:
+                        encoded.add(form.lower())
+                b64.update(_base64_cores(secret.encode("utf-8")))
+            forms = sorted(plain | encoded | b64, key=len, reverse=True)  # longest first: whole before part
+            # Publish the pattern before the gates that lead to it (a reader never sees a gate without it).
+            self.pattern = re.compile("|".join(re.escape(f) for f in forms), re.IGNORECASE)
+            self.plain = tuple(sorted(plain, key=len, reverse=True))
+            self.encoded = tuple(encoded)
+            self.base64 = tuple(b64)
+            self.secrets = secrets
+
+    def hit(self, text: str) -> bool:
+        if not self.secrets:
+            return False
+        lowered = text.lower()
+        for form in self.plain:
+            if form in lowered:
+                return True
+        if "%" in text or "\\" in text:
+            for form in self.encoded:
+                if form in lowered:
+                    return True
+        for form in self.base64:  # noqa: SIM110  # a loop: any() over a generator costs more per call
+            if form in text:
+                return True
+        return False
+
+
+_registry = _Registry()
+
+
+def register_secret(value: Optional[str]) -> None:
+    """Redact this value, and its encoded and re-cased forms, wherever they appear from now on."""
+    if value and len(value) >= 4:
+        _registry.add(value)
+
+
+def register_environment_secrets(environ: Optional[Mapping[str, str]] = None) -> None:
+    """Register the value of every environment variable whose name says it is a secret (see SECRET_ENV_NAME),
+    so that even a line printed before the configuration is loaded cannot show one."""
+    for name, value in (os.environ if environ is None else environ).items():
+        if SECRET_ENV_NAME.search(name):
+            register_secret(value)
+
+
+def registered_secrets() -> Iterable[str]:
+    """The registered secret values (for checks that must look for them, e.g. an incoming request id)."""
+    return _registry.secrets
+
+
+def redact_text(text: str) -> str:
+    """`text` with every registered secret (in any of its forms) and every secret shape replaced by
+    `[REDACTED]`. Cheap when there is nothing to redact: a few substring tests, no regex."""
+    if _registry.hit(text):
+        pattern = _registry.pattern
+        if pattern is not None:
+            text = pattern.sub(REDACTED, text)
+    if _may_hold_pattern(text):
+        return _SECRET_PATTERNS.sub(_keep_prefix, text)
+    return text
