@@ -3,8 +3,10 @@
 Two kinds of secrets are removed:
 - shapes (OpenAI keys, Telegram bot tokens, Dropbox tokens, Authorization values, `password=`-style pairs);
 - registered values (the configured secrets, the secret-named environment variables), also in the forms a
-  secret takes on its way through URLs, protocols and logs: URL-encoded, base64 (at any byte alignment, so a
-  secret inside an encoded blob such as SMTP `AUTH PLAIN` is found), `\\xNN`-escaped, and in any letter case.
+  secret takes on its way through URLs, protocols and logs: URL-encoded (once or twice), base64 (at any byte
+  alignment, so a secret inside an encoded blob such as SMTP `AUTH PLAIN` is found), `\\xNN`-escaped, made a
+  file name (every character outside `[A-Za-z0-9._-]` replaced by `_`), each of these also after
+  URL-encoding, and in any letter case.
 
 Why a gate before every regex: most logged strings are ids, names and numbers, so the usual call is a few
 substring tests on one lower-cased copy; the regexes run only when a test hits.
@@ -38,6 +40,8 @@ _SECRET_PATTERNS = re.compile(
 SECRET_ENV_NAME = re.compile(r"(pass(word)?|passwd|secret|token|api_?key|app_?key|_pw)$", re.IGNORECASE)
 #: Characters a value keeps when it is logged escaped (`\\xNN` for every other character).
 _PLAIN_CHAR = re.compile(r"[A-Za-z0-9._~@+,() -]")
+#: What a file-name sanitiser leaves of a value (every other character becomes `_`), e.g. in an outbox post id.
+_SLUG_UNSAFE = (re.compile(r"[^A-Za-z0-9._-]"), re.compile(r"[^A-Za-z0-9._-]+"))
 _MIN_FORM = 6  # an encoded fragment shorter than this would match ordinary text
 
 
@@ -79,6 +83,11 @@ def _escaped(secret: str) -> str:
     return "".join(_escape_char(ch) for ch in secret)
 
 
+def _slugs(value: str) -> List[str]:
+    """`value` as file-name sanitisers leave it (each unsafe character, or each run of them, made `_`)."""
+    return [unsafe.sub("_", value).lower() for unsafe in _SLUG_UNSAFE]
+
+
 class _Registry:
     """The registered secrets and their forms, replaced whole on each registration (readers never lock)."""
 
@@ -98,9 +107,13 @@ class _Registry:
             plain, encoded, b64 = set(), set(), set()
             for secret in secrets:
                 plain.add(secret.lower())
-                for form in (quote(secret, safe=""), quote(secret), quote_plus(secret), _escaped(secret)):
+                once = quote(secret, safe="")
+                for form in (once, quote(once, safe=""), quote(secret), quote_plus(secret), _escaped(secret)):
                     if form != secret and len(form) >= _MIN_FORM:
                         encoded.add(form.lower())
+                        encoded.add(_escaped(form).lower())  # ... then escaped
+                        plain.update(_slugs(form))  # ... or made a file name
+                plain.update(_slugs(secret))
                 b64.update(_base64_cores(secret.encode("utf-8")))
             forms = sorted(plain | encoded | b64, key=len, reverse=True)  # longest first: whole before part
             # Publish the pattern before the gates that lead to it (a reader never sees a gate without it).
