@@ -1,12 +1,12 @@
 """Redaction fuzz: eleven secrets, in four forms each, in every input a user controls; not one byte leaks.
 
 The secrets are set in the environment as a deployment sets them. Each one is also sent URL-encoded, base64'd
-and in mixed case, in: INI values, file names, `--select` names and unknown CLI arguments (the `publisher`
-CLI), and in headers (X-Request-ID, Authorization, Cookie, others), path parameters, query strings and JSON
-bodies (a real `uvicorn publisher_v2.web.app:app` serving a library whose files are named after them). Every
-combination of telemetry on/off and JSON/console format runs. Every byte the processes print (stdout and
-stderr) and every response header is collected and searched for each secret in each form, and for every
-8-character fragment of each secret in any letter case.
+and in mixed case, in: INI values, file names, `--select` names, unknown CLI arguments and a peer's error
+replies (the `publisher` CLI against a local OpenAI stand-in); and in headers (X-Request-ID, Authorization,
+Cookie, others), path parameters, query strings and JSON bodies (a real `uvicorn publisher_v2.web.app:app`
+serving a library whose files are named after them). Every combination of telemetry on/off and JSON/console
+format runs. Every byte the processes print (stdout and stderr) and every response header is collected and
+searched for each secret in each form, and for every 8-character fragment of each secret in any letter case.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import httpx
 import pytest
 import yaml
 
+from tests.adapters.peers.httpd import HttpPeer, Reply, Request
 from tests.conftest import BIN, REPO_ROOT
 
 pytestmark = pytest.mark.slow
@@ -146,6 +147,17 @@ class Collected:
         return leaks("\n".join(self.texts))
 
 
+def peer_reply_text() -> str:
+    """What a careless peer sends back: every form of every secret, and the SMTP `AUTH PLAIN` blob
+    (base64 of NUL user NUL password) that carries a password at another byte alignment."""
+    auth_plain = base64.b64encode(f"\0user@example.com\0{SECRETS['EMAIL_PASSWORD']}".encode()).decode()
+    return f"Incorrect API key provided: {' '.join(ALL_FORMS)}; last AUTH PLAIN {auth_plain}"
+
+
+def echoing_peer(request: Request) -> Reply:
+    return Reply.json({"error": {"message": peer_reply_text(), "type": "invalid_request_error"}}, status=400)
+
+
 def run_cli(env: Dict[str, str], *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [str(BIN / "publisher"), *args], env=env, capture_output=True, text=True, timeout=120, cwd=str(REPO_ROOT)
@@ -174,7 +186,22 @@ def test_cli_prints_no_secret(tmp_path: Path, telemetry: bool, fmt: str, collect
     joined = "_".join(ALL_FORMS)  # every secret in every form, in one value
     bad_ini = tmp_path / "bad.ini"
     bad_ini.write_text(ini.read_text(encoding="utf-8") + f"\n[Telegram]\nmax_width = {joined}\n", "utf-8")
+    peer = HttpPeer(echoing_peer).start()  # an OpenAI stand-in whose errors quote every secret back
+    ai_ini = ini.parent / "ai.ini"  # relative paths resolve next to it
+    ai_ini.write_text(
+        ini.read_text(encoding="utf-8").replace(
+            "backend = offline", f"backend = openai\n[openAI]\nbase_url = {peer.url}/v1\nmax_retries = 0\n"
+        ),
+        "utf-8",
+    )
+    try:
+        peer_run = run_cli(env, "--config", str(ai_ini), "--select", names[3])
+    finally:
+        peer.stop()
+    # The peer was really asked, and its reply (secrets and all) reached the logs, redacted.
+    assert peer.requests and "Incorrect API key provided" in peer_run.stderr, peer_run.stderr[-2000:]
     runs = [
+        peer_run,
         run_cli(env, "--config", str(ini), "--select", f"{joined}.jpg"),  # unknown name: the error names it
         run_cli(env, "--config", str(bad_ini)),  # the INI value is echoed in the error
         run_cli(env, "--config", str(ini), "--bogus", joined),  # argparse echoes unknown arguments
@@ -183,7 +210,7 @@ def test_cli_prints_no_secret(tmp_path: Path, telemetry: bool, fmt: str, collect
         run_cli(env, "--config", str(ini)),
     ]
     assert [r.returncode for r in runs[-3:]] == [0, 0, 0], runs[-1].stderr[-2000:]
-    assert all(r.returncode != 0 for r in runs[:-3])
+    assert all(r.returncode != 0 for r in runs[1:-3])
     text = "\n".join(r.stdout + r.stderr for r in runs)
     print(f"cli {telemetry=} {fmt}: {len(text.splitlines())} lines scanned, {len(ALL_FORMS)} secret forms tried")
     assert not leaks(text), leaking_lines(text)
