@@ -6,8 +6,9 @@ to `os.devnull` through a real stream:
 - **log_json**: `publisher_v2.utils.logging.log_json` as the app runs it (JSON format, `setup_logging`);
 - **log_json+secrets**: the same with eight registered secrets (a configured deployment: every string is also
   checked for them and their encoded forms);
-- **baseline** (with `--baseline REF`): `log_json` from `publisher_v2/utils/logging.py` at git REF, loaded as a
-  separate module in this process, so before/after are measured side by side.
+- **…/id**: a new correlation id for every event (one event per web request: the id is never seen twice);
+- **baseline**, **baseline+secrets** (with `--baseline REF`): `log_json` from `publisher_v2/utils/logging.py`
+  at git REF, loaded as separate modules in this process, so before/after are measured side by side.
 
 Blocks of `--block` events per variant, round-robin over `--rounds` rounds (the order rotates each round), so
 drift and noisy neighbours hit every variant alike. Prints per variant the median events/s, the spread
@@ -29,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Callable, Dict, List
 
@@ -104,7 +106,9 @@ def _json_logger(module: object, name: str, stream: io.TextIOBase) -> logging.Lo
     return logger
 
 
-def make_variants(stream: io.TextIOBase, baseline: object, with_secrets: object) -> Dict[str, Callable[[int], None]]:
+def make_variants(
+    stream: io.TextIOBase, baseline: object, with_secrets: object, baseline_with_secrets: object
+) -> Dict[str, Callable[[int], None]]:
     def floor(n: int) -> None:
         for _ in range(n):
             event = {"timestamp": "2026-12-01T22:00:00.000Z", "level": "INFO", "logger": "bench", "message": "evt"}
@@ -113,7 +117,9 @@ def make_variants(stream: io.TextIOBase, baseline: object, with_secrets: object)
             stream.write(orjson.dumps(event).decode() + "\n")
             stream.flush()
 
-    def through(module: object, name: str) -> Callable[[int], None]:
+    fresh_ids = [str(uuid.uuid4()) for _ in range(4096)]
+
+    def through(module: object, name: str, fresh: bool = False) -> Callable[[int], None]:
         logger = _json_logger(module, name, stream)
         log = module.log_json  # type: ignore[attr-defined]
         var = module.correlation_id  # type: ignore[attr-defined]
@@ -126,15 +132,24 @@ def make_variants(stream: io.TextIOBase, baseline: object, with_secrets: object)
             finally:
                 var.reset(token)
 
-        return run
+        def run_fresh(n: int) -> None:  # a new correlation id per event, as one event per web request has
+            for i in range(n):
+                token = var.set(fresh_ids[i & 4095])
+                log(logger, logging.INFO, "web_random_image", **FIELDS)
+                var.reset(token)
+
+        return run_fresh if fresh else run
 
     variants = {
         "floor": floor,
         "log_json": through(app_logging, "bench.current"),
         "log_json+secrets": through(with_secrets, "bench.secrets"),
+        "log_json+secrets/id": through(with_secrets, "bench.secrets_ids", fresh=True),
     }
     if baseline is not None:
         variants["baseline"] = through(baseline, "bench.baseline")
+        variants["baseline+secrets"] = through(baseline_with_secrets, "bench.baseline_secrets")
+        variants["baseline+secrets/id"] = through(baseline_with_secrets, "bench.baseline_secrets_ids", fresh=True)
     return variants
 
 
@@ -147,11 +162,16 @@ def main(argv: List[str] = None) -> int:  # type: ignore[assignment]
     args = parser.parse_args(argv)
 
     stream = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115  # a real file stream, kept open
-    baseline = load_module(git_source(args.baseline), "baseline_logging") if args.baseline else None
+    baseline = baseline_with_secrets = None
+    if args.baseline:
+        baseline = load_module(git_source(args.baseline), "baseline_logging")
+        baseline_with_secrets = load_module(git_source(args.baseline), "baseline_secrets_logging")
+        for secret in SECRETS:
+            baseline_with_secrets.register_secret(secret)  # type: ignore[attr-defined]
     with_secrets = load_with_own_secrets()
     for secret in SECRETS:
         with_secrets.register_secret(secret)  # type: ignore[attr-defined]
-    variants = make_variants(stream, baseline, with_secrets)
+    variants = make_variants(stream, baseline, with_secrets, baseline_with_secrets)
     names = list(variants)
     rates: Dict[str, List[float]] = {name: [] for name in names}
     for round_no in range(args.rounds):
@@ -178,16 +198,18 @@ def main(argv: List[str] = None) -> int:  # type: ignore[assignment]
         print(json.dumps(report, indent=2))
     else:
         print(f"{args.rounds} rounds x {args.block} events per variant, interleaved, one process")
-        print(f"{'variant':<18} {'events/s':>10} {'spread (min..max)':>22} {'us/event':>9} {'x floor':>8}")
+        print(f"{'variant':<20} {'events/s':>10} {'spread (min..max)':>22} {'us/event':>9} {'x floor':>8}")
         for name, row in report.items():
             spread = f"{row['min']}..{row['max']}"
             print(
-                f"{name:<18} {row['events_per_s']:>10} {spread:>22} {row['us_per_event']:>9} "
+                f"{name:<20} {row['events_per_s']:>10} {spread:>22} {row['us_per_event']:>9} "
                 f"{row['cost_vs_floor']:>8}"
             )
         if "baseline" in report:
-            change = report["log_json"]["events_per_s"] / report["baseline"]["events_per_s"] - 1
-            print(f"log_json vs baseline ({args.baseline}): {change:+.1%} events/s")
+            pairs = (("log_json", "baseline"), ("log_json+secrets", "baseline+secrets"))
+            for mine, theirs in (*pairs, ("log_json+secrets/id", "baseline+secrets/id")):
+                change = report[theirs]["cost_vs_floor"] / report[mine]["cost_vs_floor"] - 1
+                print(f"{mine} vs {theirs} ({args.baseline}): {change:+.1%} events/s (against the floor)")
     return 0
 
 

@@ -31,6 +31,7 @@ from typing import IO, Any, Dict, Iterator, Optional
 from publisher_v2.utils.log_render import Renderer, choose_format, dumps_line, renderer_for
 from publisher_v2.utils.redact import (
     REDACTED,
+    all_clean,
     redact_text,
     register_environment_secrets,
     register_secret,
@@ -109,7 +110,7 @@ def log_json(logger: logging.Logger, level: int, message: str, /, **fields: Any)
     """Emit one structured event. Fields never overwrite `timestamp`, `level`, `logger` or `message`.
 
     Lean because it runs once per web request: numbers skip the sanitiser, the message, the correlation id and
-    every plain string key and value are checked for secrets in ONE pass, and the event goes straight to
+    every plain string key and value are checked for secrets together (`all_clean`), and the event goes straight to
     `setup_logging`'s handler when that is the only place it can go (see the module docstring).
     """
     if not logger.isEnabledFor(level):
@@ -139,10 +140,7 @@ def log_json(logger: logging.Logger, level: int, message: str, /, **fields: Any)
         elif not (kind is int or kind is float or kind is bool or value is None):
             value = sanitize(value, key)
         event[key] = value
-    # One pass over all of them: no secret or pattern in the NUL-joined text means none in any part
-    # (NUL is in no pattern and is a word boundary, like the ends of a string).
-    joined = "\x00".join(texts)
-    if redact_text(joined) != joined:
+    if not all_clean(texts):
         event = {
             redact_text(k): (redact_text(v) if type(v) is str else v) for k, v in event.items()
         }

@@ -18,7 +18,7 @@ import base64
 import os
 import re
 import threading
-from typing import Iterable, List, Mapping, Optional, Tuple
+from typing import Dict, Iterable, List, Mapping, Optional, Tuple
 from urllib.parse import quote, quote_plus
 
 REDACTED = "[REDACTED]"
@@ -88,15 +88,29 @@ def _slugs(value: str) -> List[str]:
     return [unsafe.sub("_", value).lower() for unsafe in _SLUG_UNSAFE]
 
 
+_ANCHOR_RUN = re.compile(r"[a-z0-9._-]+")
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_UUID_CHARS = re.compile(r"[0-9a-f-]+")
+
+
+def _anchor(secret: str) -> str:
+    """The longest run of characters that every non-base64 form of `secret` keeps as they are (URL-encoding,
+    escaping and file-name sanitising leave `[A-Za-z0-9._-]` alone): none of those forms can be in a text
+    that lacks it."""
+    return max(_ANCHOR_RUN.findall(secret.lower()), key=len, default="")
+
+
 class _Registry:
     """The registered secrets and their forms, replaced whole on each registration (readers never lock)."""
 
     def __init__(self) -> None:
         self.secrets: Tuple[str, ...] = ()
-        self.plain: Tuple[str, ...] = ()  # lower-cased secrets, checked against the lower-cased text
-        self.encoded: Tuple[str, ...] = ()  # lower-cased URL-encoded / escaped forms (contain % or \\)
+        #: per secret: (anchor, lower-cased forms: the secret, URL-encoded, escaped, file-name forms)
+        self.groups: Tuple[Tuple[str, Tuple[str, ...]], ...] = ()
         self.base64: Tuple[str, ...] = ()  # case-sensitive base64 cores
+        self.in_uuid: Tuple[str, ...] = ()  # the forms that could sit inside a lower-case UUID (usually none)
         self.pattern: Optional[re.Pattern] = None
+        self.version = 0
         self.lock = threading.Lock()
 
     def add(self, value: str) -> None:
@@ -104,36 +118,38 @@ class _Registry:
             if value in self.secrets:
                 return
             secrets = tuple(sorted((*self.secrets, value), key=len, reverse=True))
-            plain, encoded, b64 = set(), set(), set()
+            groups, everything, b64 = [], set(), set()
             for secret in secrets:
-                plain.add(secret.lower())
+                forms = {secret.lower(), *_slugs(secret)}
                 once = quote(secret, safe="")
                 for form in (once, quote(once, safe=""), quote(secret), quote_plus(secret), _escaped(secret)):
                     if form != secret and len(form) >= _MIN_FORM:
-                        encoded.add(form.lower())
-                        encoded.add(_escaped(form).lower())  # ... then escaped
-                        plain.update(_slugs(form))  # ... or made a file name
-                plain.update(_slugs(secret))
+                        forms.add(form.lower())
+                        forms.add(_escaped(form).lower())  # ... then escaped
+                        forms.update(_slugs(form))  # ... or made a file name
+                groups.append((_anchor(secret), tuple(sorted(forms, key=len, reverse=True))))
+                everything.update(forms)
                 b64.update(_base64_cores(secret.encode("utf-8")))
-            forms = sorted(plain | encoded | b64, key=len, reverse=True)  # longest first: whole before part
+            ordered = sorted(everything | b64, key=len, reverse=True)  # longest first: whole before part
             # Publish the pattern before the gates that lead to it (a reader never sees a gate without it).
-            self.pattern = re.compile("|".join(re.escape(f) for f in forms), re.IGNORECASE)
-            self.plain = tuple(sorted(plain, key=len, reverse=True))
-            self.encoded = tuple(encoded)
+            self.pattern = re.compile("|".join(re.escape(f) for f in ordered), re.IGNORECASE)
+            self.groups = tuple(groups)
             self.base64 = tuple(b64)
+            self.in_uuid = tuple(f for f in everything | b64 if _UUID_CHARS.fullmatch(f))
             self.secrets = secrets
+            self.version += 1
 
     def hit(self, text: str) -> bool:
         if not self.secrets:
             return False
+        if len(text) == 36 and _UUID.fullmatch(text):  # a correlation id: one event per web request has a new one
+            return any(form in text for form in self.in_uuid)
         lowered = text.lower()
-        for form in self.plain:
-            if form in lowered:
-                return True
-        if "%" in text or "\\" in text:
-            for form in self.encoded:
-                if form in lowered:
-                    return True
+        for anchor, forms in self.groups:
+            if anchor in lowered:
+                for form in forms:
+                    if form in lowered:
+                        return True
         for form in self.base64:  # noqa: SIM110  # a loop: any() over a generator costs more per call
             if form in text:
                 return True
@@ -160,6 +176,36 @@ def register_environment_secrets(environ: Optional[Mapping[str, str]] = None) ->
 def registered_secrets() -> Iterable[str]:
     """The registered secret values (for checks that must look for them, e.g. an incoming request id)."""
     return _registry.secrets
+
+
+_clean: Dict[str, int] = {}  # recently checked strings that hold no secret -> the registry version they were checked at
+_CLEAN_MAX_ENTRIES = 4096
+_CLEAN_MAX_LENGTH = 256
+
+
+def all_clean(texts: List[str]) -> bool:
+    """True when `redact_text` would leave every one of `texts` unchanged.
+
+    Why a cache: with secrets registered each string costs a few dozen substring tests, and most logged strings
+    (event names, field names, routes, file names, the correlation id of a run) repeat from event to event.
+    Short strings found clean are remembered until the next registration. Without registered secrets the
+    strings are checked joined, in one pass (NUL is in no pattern and is a word boundary).
+    """
+    registry = _registry
+    if not registry.secrets:
+        joined = "\x00".join(texts)
+        return not _may_hold_pattern(joined) or _SECRET_PATTERNS.search(joined) is None
+    version = registry.version
+    cache = _clean
+    for text in texts:
+        if cache.get(text) != version:
+            if redact_text(text) != text:
+                return False
+            if len(text) <= _CLEAN_MAX_LENGTH:
+                if len(cache) >= _CLEAN_MAX_ENTRIES:
+                    cache.clear()
+                cache[text] = version
+    return True
 
 
 def redact_text(text: str) -> str:

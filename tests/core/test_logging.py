@@ -417,3 +417,25 @@ def test_an_access_log_switched_off_stays_off(uvicorn_configured: None) -> None:
     access.handlers, access.propagate = [], False  # what `uvicorn --no-access-log` leaves
     setup_logging(logging.INFO, stream=io.StringIO())
     assert not access.hasHandlers()
+
+
+def test_a_secret_that_is_a_uuid_is_redacted_as_a_correlation_id(captured: io.StringIO) -> None:
+    from publisher_v2.utils.logging import register_secret
+
+    token = "0b9e2f4a-1c3d-4e5f-8a7b-9c0d1e2f3a4b"  # API tokens are often UUIDs
+    register_secret(token)
+    with bound_correlation_id(token):
+        log_json(logging.getLogger("t"), logging.INFO, "evt", other="6f1d2c3b-4a5e-4f60-8a71-b2c3d4e5f607")
+    (event,) = events(captured)
+    assert event["correlation_id"] == REDACTED and event["other"] == "6f1d2c3b-4a5e-4f60-8a71-b2c3d4e5f607"
+
+
+def test_strings_found_clean_are_checked_again_after_a_registration(captured: io.StringIO) -> None:
+    from publisher_v2.utils.logging import register_secret
+
+    logger = logging.getLogger("t")
+    log_json(logger, logging.INFO, "evt", name="later-secret-Vb81")  # remembered as clean ...
+    register_secret("later-secret-Vb81")  # ... until this
+    log_json(logger, logging.INFO, "evt", name="later-secret-Vb81")
+    first, second = events(captured)
+    assert first["name"] == "later-secret-Vb81" and second["name"] == REDACTED
