@@ -18,7 +18,7 @@ import base64
 import os
 import re
 import threading
-from typing import Dict, Iterable, List, Mapping, Optional, Tuple
+from typing import Iterable, List, Mapping, Optional, Set, Tuple
 from urllib.parse import quote, quote_plus
 
 REDACTED = "[REDACTED]"
@@ -89,7 +89,7 @@ def _slugs(value: str) -> List[str]:
 
 
 _ANCHOR_RUN = re.compile(r"[a-z0-9._-]+")
-_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_HEX_DASH = "0123456789abcdef-"
 _UUID_CHARS = re.compile(r"[0-9a-f-]+")
 
 
@@ -108,9 +108,8 @@ class _Registry:
         #: per secret: (anchor, lower-cased forms: the secret, URL-encoded, escaped, file-name forms)
         self.groups: Tuple[Tuple[str, Tuple[str, ...]], ...] = ()
         self.base64: Tuple[str, ...] = ()  # case-sensitive base64 cores
-        self.in_uuid: Tuple[str, ...] = ()  # the forms that could sit inside a lower-case UUID (usually none)
+        self.in_uuid: Tuple[str, ...] = ()  # forms of only hex digits and dashes (usually none)
         self.pattern: Optional[re.Pattern] = None
-        self.version = 0
         self.lock = threading.Lock()
 
     def add(self, value: str) -> None:
@@ -137,12 +136,13 @@ class _Registry:
             self.base64 = tuple(b64)
             self.in_uuid = tuple(f for f in everything | b64 if _UUID_CHARS.fullmatch(f))
             self.secrets = secrets
-            self.version += 1
+            global _clean
+            _clean = set()  # last: what was found clean was checked against fewer secrets
 
     def hit(self, text: str) -> bool:
         if not self.secrets:
             return False
-        if len(text) == 36 and _UUID.fullmatch(text):  # a correlation id: one event per web request has a new one
+        if not text.strip(_HEX_DASH):  # only hex digits and dashes (ids, hashes): few forms can be inside
             return any(form in text for form in self.in_uuid)
         lowered = text.lower()
         for anchor, forms in self.groups:
@@ -178,7 +178,7 @@ def registered_secrets() -> Iterable[str]:
     return _registry.secrets
 
 
-_clean: Dict[str, int] = {}  # recently checked strings that hold no secret -> the registry version they were checked at
+_clean: Set[str] = set()  # recently checked strings that hold no secret (a new set at each registration)
 _CLEAN_MAX_ENTRIES = 4096
 _CLEAN_MAX_LENGTH = 256
 
@@ -191,20 +191,18 @@ def all_clean(texts: List[str]) -> bool:
     Short strings found clean are remembered until the next registration. Without registered secrets the
     strings are checked joined, in one pass (NUL is in no pattern and is a word boundary).
     """
-    registry = _registry
-    if not registry.secrets:
+    if not _registry.secrets:
         joined = "\x00".join(texts)
         return not _may_hold_pattern(joined) or _SECRET_PATTERNS.search(joined) is None
-    version = registry.version
-    cache = _clean
+    clean = _clean
     for text in texts:
-        if cache.get(text) != version:
+        if text not in clean:
             if redact_text(text) != text:
                 return False
             if len(text) <= _CLEAN_MAX_LENGTH:
-                if len(cache) >= _CLEAN_MAX_ENTRIES:
-                    cache.clear()
-                cache[text] = version
+                if len(clean) >= _CLEAN_MAX_ENTRIES:
+                    clean.clear()
+                clean.add(text)
     return True
 
 
