@@ -22,6 +22,7 @@ import contextlib
 import logging
 import re
 import sys
+import threading
 import time
 import uuid
 from contextvars import ContextVar
@@ -266,11 +267,26 @@ def _route_uvicorn() -> None:
             target.propagate = True
 
 
+def _log_uncaught(kind: type, value: BaseException, tb: Any) -> None:
+    """A crash is one event too: its traceback redacted like every other text (Ctrl-C keeps Python's way)."""
+    if issubclass(kind, KeyboardInterrupt):
+        sys.__excepthook__(kind, value, tb)
+        return
+    logging.getLogger("publisher_v2").critical("uncaught_exception", exc_info=(kind, value, tb))
+
+
+def _log_uncaught_in_thread(args: Any) -> None:
+    if args.exc_type is SystemExit:
+        return
+    _log_uncaught(args.exc_type, args.exc_value or args.exc_type(), args.exc_traceback)
+
+
 def setup_logging(level: int = logging.INFO, stream: Optional[IO[str]] = None) -> None:
     """Send every log record to `stream` (stderr by default) as one redacted event per line.
 
     The format is JSON unless the stream is a terminal (console), `PUBLISHER_LOG_FORMAT=json|console` decides
-    when set. Secret-named environment variables are registered for redaction first. Chatty HTTP client
+    when set. Secret-named environment variables are registered for redaction first. Python's warnings and
+    uncaught exceptions (main thread and others) become events too, so nothing else prints on stderr. Chatty HTTP client
     loggers are held at WARNING: they print request URLs, and Telegram puts the bot token in the URL path.
     """
     register_environment_secrets()
@@ -291,6 +307,9 @@ def setup_logging(level: int = logging.INFO, stream: Optional[IO[str]] = None) -
     for noisy in _QUIET:
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
     _route_uvicorn()
+    logging.captureWarnings(True)  # `warnings` print plain text on stderr otherwise
+    sys.excepthook = _log_uncaught
+    threading.excepthook = _log_uncaught_in_thread
     if problem is not None:
         log_json(logging.getLogger("publisher_v2.logging"), logging.WARNING, "log_format_invalid", error=problem)
 

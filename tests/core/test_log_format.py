@@ -231,3 +231,26 @@ def test_a_server_that_cannot_start_says_so_in_one_json_line(tmp_path: Path) -> 
     assert done.returncode != 0
     (event,) = assert_json_lines(done.stderr)
     assert event["message"] == "web_cannot_start" and str(missing) in event["error"]
+
+
+def test_warnings_and_crashes_are_events_too() -> None:
+    """A warning, a crashed thread and an uncaught exception: JSON events with their texts redacted."""
+    key = "sk-proj-AbCdEfGhIjKlMnOpQrSt"
+    script = (
+        "import threading, warnings\n"
+        "from publisher_v2.utils.logging import setup_logging\n"
+        "setup_logging()\n"
+        f"warnings.warn('careful {key}')\n"
+        "t = threading.Thread(target=lambda: 1 / 0)\n"
+        "t.start(); t.join()\n"
+        "raise RuntimeError('peer said ' + __import__('os').environ['OPENAI_API_KEY'].lower())\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=clean_env(OPENAI_API_KEY=key), capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 1
+    warning, thread_crash, crash = assert_json_lines(done.stderr)
+    assert warning["logger"] == "py.warnings" and "UserWarning: careful [REDACTED]" in warning["message"]
+    assert thread_crash["message"] == "uncaught_exception" and "ZeroDivisionError" in thread_crash["exception"]
+    assert crash["exception"].endswith("RuntimeError: peer said [REDACTED]")
+    assert key[:8].lower() not in done.stderr.lower()
