@@ -27,7 +27,7 @@ import time
 import uuid
 from contextvars import ContextVar
 from datetime import datetime, timezone
-from typing import IO, Any, Dict, Iterator, Optional
+from typing import IO, Any, Dict, Iterator, MutableMapping, Optional
 
 from publisher_v2.utils.log_render import Renderer, choose_format, dumps_line, renderer_for
 from publisher_v2.utils.redact import (
@@ -49,6 +49,7 @@ __all__ = [
     "new_correlation_id",
     "record_event",
     "redact_text",
+    "request_scope",
     "register_environment_secrets",
     "register_secret",
     "registered_secrets",
@@ -58,6 +59,10 @@ __all__ = [
 
 #: The correlation id of the current run or request (None when unbound).
 correlation_id: ContextVar[Optional[str]] = ContextVar("publisher_v2_correlation_id", default=None)
+
+#: The ASGI scope of the HTTP request served in this context (bound by the web app's
+#: `RequestScopeMiddleware`): the access event reads the matched route template from it.
+request_scope: ContextVar[Optional[MutableMapping[str, Any]]] = ContextVar("publisher_v2_request_scope", default=None)
 
 _RESERVED = frozenset(("timestamp", "level", "logger", "message"))
 _SENSITIVE_KEY = re.compile(r"(pass(word)?|secret|token|api[_-]?key|authorization|cookie)$", re.IGNORECASE)
@@ -182,11 +187,16 @@ def _record_message(record: logging.LogRecord) -> str:
 
 
 def _access_event(record: logging.LogRecord, base: Dict[str, Any]) -> Dict[str, Any]:
-    """uvicorn's access line (`client - "METHOD path HTTP/x" status`) as fields, the path and query redacted."""
+    """uvicorn's access line (`client - "METHOD path HTTP/x" status`) as fields, the path and query redacted,
+    and the matched route template when the web app bound the request's scope (see `request_scope`)."""
     client, method, path, http_version, status = record.args  # type: ignore[misc]
     base["message"] = ACCESS_EVENT
+    base["method"] = redact_text(str(method))
+    scope = request_scope.get()
+    template = getattr(scope.get("route"), "path", None) if scope is not None else None
+    if isinstance(template, str):
+        base["route"] = redact_text(template)
     base.update(
-        method=redact_text(str(method)),
         path=redact_text(str(path)),
         status=status if type(status) is int else redact_text(str(status)),
         http_version=redact_text(str(http_version)),
@@ -205,6 +215,7 @@ def record_event(record: logging.LogRecord) -> Dict[str, Any]:
         "timestamp": _utc_timestamp(record.created),
         "level": record.levelname,
         "logger": record.name,
+        "message": "",  # set below; placed here so every event's keys come in the same order
     }
     cid = correlation_id.get()
     if cid is not None:

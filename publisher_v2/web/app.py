@@ -33,6 +33,7 @@ from publisher_v2.core.exceptions import (
 )
 from publisher_v2.utils.images import InvalidImageError
 from publisher_v2.utils.logging import log_json, setup_logging
+from publisher_v2.web.access import RequestScopeMiddleware
 from publisher_v2.web.auth import COOKIE_NAME, AdminSessions, LoginThrottle, WebSettings, check_api_auth
 from publisher_v2.web.errors import (
     AdminNotConfigured,
@@ -267,6 +268,7 @@ def create_app(
     app.state.sessions = AdminSessions(settings)
     app.state.throttle = LoginThrottle()
     _install_error_handlers(app)
+    app.add_middleware(RequestScopeMiddleware)  # the access event names the matched route
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     _add_page_routes(app)
     _add_image_routes(app)

@@ -194,6 +194,10 @@ def test_readme_uvicorn_command_prints_only_json_on_stderr(library: Path, tmp_pa
     access = [e for e in events if e["message"] == "http_access"]
     assert {e["status"] for e in access} >= {200, 404, 401}
     assert all(e["method"] in ("GET", "POST") and e["path"].startswith("/") for e in access)
+    routes = {e["path"]: e.get("route") for e in access}
+    assert routes["/api/images/random"] == "/api/images/random"  # the matched template, from the app
+    assert routes["/api/admin/login"] == "/api/admin/login"
+    assert all("route" not in e for e in access if e["status"] == 404)  # nothing matched: the path alone
     assert "hunter2" not in stderr_path.read_text(encoding="utf-8")  # the query string was redacted
     assert not stdout.strip()
 

@@ -401,14 +401,23 @@ def test_uvicorn_lines_are_routed_into_the_one_handler(uvicorn_configured: None,
     stream = io.StringIO()
     setup_logging(logging.INFO, stream=stream)
     logging.getLogger("uvicorn.error").info("Started server process [%d]", 42)
-    with bound_correlation_id("cid-9"):
-        logging.getLogger("uvicorn.access").info(
-            '%s - "%s %s HTTP/%s" %d', "127.0.0.1:5000", "GET", f"/x/{quote(registered)}?k={registered}", "1.1", 404
-        )
+    from publisher_v2.utils.logging import request_scope
+
+    class Route:
+        path = "/x/{name}"
+
+    token = request_scope.set({"type": "http", "route": Route()})  # as RequestScopeMiddleware binds it
+    try:
+        with bound_correlation_id("cid-9"):
+            logging.getLogger("uvicorn.access").info(
+                '%s - "%s %s HTTP/%s" %d', "127.0.0.1:5000", "GET", f"/x/{quote(registered)}?k={registered}", "1.1", 404
+            )
+    finally:
+        request_scope.reset(token)
     started, access = events(stream)
     assert started["message"] == "Started server process [42]" and started["logger"] == "uvicorn.error"
     assert access["message"] == "http_access" and access["correlation_id"] == "cid-9"
-    assert access["path"] == f"/x/{REDACTED}?k={REDACTED}"
+    assert access["path"] == f"/x/{REDACTED}?k={REDACTED}" and access["route"] == "/x/{name}"
     assert (access["method"], access["status"], access["http_version"]) == ("GET", 404, "1.1")
 
 
