@@ -77,6 +77,8 @@ _sensitive_keys: Dict[str, bool] = {}
 def _is_sensitive_key(key: str) -> bool:
     known = _sensitive_keys.get(key)
     if known is None:
+        if len(_sensitive_keys) >= 4096:  # keys of nested dicts can be user input (headers): stay bounded
+            _sensitive_keys.clear()
         known = _sensitive_keys[key] = bool(_SENSITIVE_KEY.search(key))
     return known
 
