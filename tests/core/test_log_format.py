@@ -101,11 +101,15 @@ def library(tmp_path: Path) -> Path:
     return tmp_path / "sample_library" / "publisher.ini"
 
 
-@pytest.mark.parametrize("telemetry", [False, True])
-def test_readme_run_command_prints_only_json_on_stderr(library: Path, telemetry: bool) -> None:
+@pytest.mark.parametrize(
+    ("command", "telemetry"),
+    [(["publisher"], False), (["publisher"], True), (["python", "-m", "publisher_v2"], False)],
+)
+def test_readme_run_command_prints_only_json_on_stderr(library: Path, command: List[str], telemetry: bool) -> None:
     env = clean_env(**({"PUBLISHER_AUTOINSTRUMENT": "1"} if telemetry else {}))
+    program = [str(BIN / command[0]), *command[1:]] if command[0] == "publisher" else [sys.executable, *command[1:]]
     done = subprocess.run(
-        [str(BIN / "publisher"), "--config", str(library)], env=env, capture_output=True, text=True, timeout=120
+        [*program, "--config", str(library)], env=env, capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr[-2000:]
     events = assert_json_lines(done.stderr)
