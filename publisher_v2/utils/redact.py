@@ -165,11 +165,14 @@ def register_secret(value: Optional[str]) -> None:
         _registry.add(value)
 
 
+_NOT_SECRETS = frozenset(("true", "false", "yes", "no", "none", "null", "on", "off", "unset", "changeme"))
+
+
 def register_environment_secrets(environ: Optional[Mapping[str, str]] = None) -> None:
     """Register the value of every environment variable whose name says it is a secret (see SECRET_ENV_NAME),
     so that even a line printed before the configuration is loaded cannot show one."""
     for name, value in (os.environ if environ is None else environ).items():
-        if SECRET_ENV_NAME.search(name):
+        if SECRET_ENV_NAME.search(name) and value.strip().lower() not in _NOT_SECRETS:
             register_secret(value)
 
 

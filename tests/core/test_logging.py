@@ -314,9 +314,11 @@ def test_exception_tracebacks_of_library_records_are_redacted(captured: io.Strin
 def test_secret_named_environment_variables_are_registered() -> None:
     from publisher_v2.utils.logging import redact_text, register_environment_secrets
 
-    register_environment_secrets({"MY_API_KEY": "envkey-Hq2Vz8Lp", "web_admin_pw": "envpw-Kd7Rm3", "HOME": "/root"})
+    register_environment_secrets(
+        {"MY_API_KEY": "envkey-Hq2Vz8Lp", "web_admin_pw": "envpw-Kd7Rm3", "HOME": "/root", "USE_TOKEN": "true"}
+    )
     assert redact_text("a envkey-Hq2Vz8Lp b ENVPW-KD7RM3") == f"a {REDACTED} b {REDACTED}"
-    assert redact_text("/root") == "/root"
+    assert redact_text("/root true") == "/root true"  # not secret-named, or a switch's value
 
 
 # -- one renderer, two formats --------------------------------------------------------------------------------
