@@ -165,7 +165,7 @@ def register_secret(value: Optional[str]) -> None:
         _registry.add(value)
 
 
-_NOT_SECRETS = frozenset(("true", "false", "yes", "no", "none", "null", "on", "off", "unset", "changeme"))
+_NOT_SECRETS = frozenset(("true", "false", "yes", "no", "none", "null", "on", "off", "unset"))
 
 
 def register_environment_secrets(environ: Optional[Mapping[str, str]] = None) -> None:
