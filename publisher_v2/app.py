@@ -10,7 +10,7 @@ import argparse
 import asyncio
 import logging
 import sys
-from typing import List, Optional, Tuple
+from typing import List, NoReturn, Optional, Tuple
 
 from publisher_v2.config.loader import load_application_config
 from publisher_v2.config.preflight import preflight
@@ -18,11 +18,24 @@ from publisher_v2.core.exceptions import SocialMediaPublisherError
 from publisher_v2.core.models import WorkflowResult
 from publisher_v2.ledger_cli import add_ledger_parser, run_ledger_command
 from publisher_v2.run_summary import RunMode, render_preview, summarize
-from publisher_v2.utils.logging import setup_logging
+from publisher_v2.utils.logging import redact_text, register_environment_secrets, setup_logging
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse echoes bad arguments (`unrecognized arguments: …`): its one line is redacted like ours."""
+
+    def error(self, message: str) -> NoReturn:
+        super().error(redact_text(message))
+
+
+def _fail(line: str) -> int:
+    """The one-line verdict on stderr, redacted: it may quote a config value, a path or a --select name."""
+    print(redact_text(line), file=sys.stderr)
+    return 1
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="publisher", description="Pick an unposted photo, caption it, publish it everywhere, archive it."
     )
     parser.add_argument("--config", required=True, help="INI configuration file")
@@ -61,6 +74,7 @@ async def _run(args: argparse.Namespace) -> Tuple[WorkflowResult, RunMode, List[
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    register_environment_secrets()  # before anything can print: even argparse's line is redacted
     args = build_parser().parse_args(argv)
     setup_logging(logging.DEBUG if args.debug else logging.INFO, stream=sys.stderr)
     if args.preview:
@@ -70,21 +84,19 @@ def main(argv: Optional[List[str]] = None) -> int:
             return run_ledger_command(args)
         result, mode, platforms = asyncio.run(_run(args))
     except SocialMediaPublisherError as exc:
-        print(f"publisher: error: {exc}", file=sys.stderr)
-        return 1
+        return _fail(f"publisher: error: {exc}")
     except KeyboardInterrupt:
         print("publisher: interrupted", file=sys.stderr)
         return 1
     if args.preview and result.success:
-        print(render_preview(result))
+        print(redact_text(render_preview(result)))
         return 0
     for notice in result.notices:
-        print(f"publisher: warning: {notice}")
+        print(redact_text(f"publisher: warning: {notice}"))
     summary = summarize(result, mode, platforms)
-    print(summary.stdout)
+    print(redact_text(summary.stdout))
     if summary.stderr is not None:
-        print(f"publisher: {summary.stderr}", file=sys.stderr)
-        return 1
+        return _fail(f"publisher: {summary.stderr}")
     return 0
 
 
