@@ -25,6 +25,9 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+# Events go through the module attribute (applog.log_json), read at call time, so a wrapper put on it later
+# (the telemetry's one-event-per-request gate) sees every call whatever the import order.
+import publisher_v2.utils.logging as applog
 from publisher_v2.config.loader import find_env_file, load_application_config
 from publisher_v2.config.schema import ApplicationConfig
 from publisher_v2.core.exceptions import (
@@ -34,7 +37,7 @@ from publisher_v2.core.exceptions import (
     StorageError,
 )
 from publisher_v2.utils.images import InvalidImageError
-from publisher_v2.utils.logging import log_json, setup_logging
+from publisher_v2.utils.logging import setup_logging
 from publisher_v2.web.auth import COOKIE_NAME, AdminSessions, LoginThrottle, WebSettings, check_api_auth
 from publisher_v2.web.errors import (
     AdminNotConfigured,
@@ -116,7 +119,7 @@ def route_failure(event: str, exc: BaseException, **fields: Any) -> WebError:
     """
     failure = as_web_error(exc)
     if failure.status_code >= 500:
-        log_json(
+        applog.log_json(
             logger,
             logging.ERROR,
             event,
@@ -126,7 +129,7 @@ def route_failure(event: str, exc: BaseException, **fields: Any) -> WebError:
             code=failure.code,
         )
     else:
-        log_json(logger, logging.WARNING, event, **fields, error=failure.message, code=failure.code)
+        applog.log_json(logger, logging.WARNING, event, **fields, error=failure.message, code=failure.code)
     return failure
 
 
@@ -269,7 +272,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         # Routes without an event of their own (the image file): the cause is logged, the client gets 500.
         failure = as_web_error(exc)
         if failure.status_code >= 500:
-            log_json(
+            applog.log_json(
                 logger,
                 logging.ERROR,
                 "web_service_error",
@@ -303,7 +306,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        log_json(
+        applog.log_json(
             logger,
             logging.INFO,
             "web_server_start",
@@ -360,7 +363,7 @@ def _add_image_routes(app: FastAPI) -> None:
             image = await request.app.state.service.get_random_image()
         except Exception as exc:  # noqa: BLE001 - every failure is an answer (upstream: 404 or 500)
             raise route_failure("web_random_image_error", exc) from exc
-        log_json(logger, logging.INFO, "web_random_image", filename=image.filename)
+        applog.log_json(logger, logging.INFO, "web_random_image", filename=image.filename)
         # The hot path: the model is already validated, so it is serialised once here instead of being
         # validated again by FastAPI's response_model machinery (which still documents it).
         return Response(image.model_dump_json(), media_type="application/json")
@@ -399,7 +402,14 @@ def _add_image_routes(app: FastAPI) -> None:
             result = await service.analyze_and_caption(filename, force_refresh=force_refresh)
         except Exception as exc:  # noqa: BLE001 - every failure is an answer (upstream: 4xx or 500)
             raise route_failure("web_analyze_error", exc, filename=filename) from exc
-        log_json(logger, logging.INFO, "web_analyze_complete", filename=filename)
+        applog.log_json(
+            logger,
+            logging.INFO,
+            "web_analyze_complete",
+            filename=filename,
+            sidecar_written=result.sidecar_written,
+            from_sidecar=result.from_sidecar,
+        )
         return result
 
     @app.post(
@@ -419,7 +429,7 @@ def _add_image_routes(app: FastAPI) -> None:
             result = await service.publish_image(filename, platforms=body.platforms if body else None)
         except Exception as exc:  # noqa: BLE001 - every failure is an answer (upstream: 4xx or 500)
             raise route_failure("web_publish_error", exc, filename=filename) from exc
-        log_json(
+        applog.log_json(
             logger,
             logging.INFO,
             "web_publish_complete",
@@ -447,22 +457,22 @@ def _add_admin_routes(app: FastAPI) -> None:
             throttle.check(client)
             body = await read_json_body(request, LoginRequest, required=True)  # validated first, as upstream
         except WebError as exc:
-            log_json(logger, logging.WARNING, "web_admin_login_failure", reason=exc.code, client=client)
+            applog.log_json(logger, logging.WARNING, "web_admin_login_failure", reason=exc.code, client=client)
             return _web_error_response(exc, LoginErrorResponse)
         assert body is not None
         if not sessions.configured:
-            log_json(logger, logging.WARNING, "web_admin_login_unconfigured", client=client)
+            applog.log_json(logger, logging.WARNING, "web_admin_login_unconfigured", client=client)
             refused: WebError = AdminNotConfigured("Admin actions are disabled: no admin password is configured")
             return _web_error_response(refused, LoginErrorResponse)
         if not body.password or not sessions.password_matches(body.password):
             throttle.failed(client)
             reason = "empty_password" if not body.password else "mismatch"
-            log_json(logger, logging.WARNING, "web_admin_login_failure", reason=reason, client=client)
+            applog.log_json(logger, logging.WARNING, "web_admin_login_failure", reason=reason, client=client)
             return _web_error_response(LoginFailed("Invalid admin password"), LoginErrorResponse)
         throttle.succeeded(client)
         response = JSONResponse(AdminResponse(admin=True).model_dump())
         response.set_cookie(value=sessions.issue(), max_age=sessions.ttl, **sessions.cookie_options())  # type: ignore[arg-type]
-        log_json(logger, logging.INFO, "web_admin_login_success", client=client, ttl_seconds=sessions.ttl)
+        applog.log_json(logger, logging.INFO, "web_admin_login_success", client=client, ttl_seconds=sessions.ttl)
         return response
 
     @app.get("/api/admin/status", response_model=AdminStatusResponse, tags=["admin"])
@@ -480,7 +490,7 @@ def _add_admin_routes(app: FastAPI) -> None:
         was_admin = sessions.is_admin(request.cookies.get(COOKIE_NAME))
         response = JSONResponse(AdminResponse(admin=False).model_dump())
         response.delete_cookie(**sessions.cookie_options())  # type: ignore[arg-type]
-        log_json(logger, logging.INFO, "web_admin_logout", client=_client(request), was_admin=was_admin)
+        applog.log_json(logger, logging.INFO, "web_admin_logout", client=_client(request), was_admin=was_admin)
         return response
 
 

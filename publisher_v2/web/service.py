@@ -225,15 +225,7 @@ class WebImageService:
         analysis = await self.ai_service.analyze(image)
         spec = CaptionSpec(platform="generic", hashtags=self.config.content.hashtag_string)
         captions = await self.ai_service.generate_caption(analysis, spec)
-        written = await self._write_sidecar(image, analysis, captions)
-        log_json(
-            logger,
-            logging.INFO,
-            "web_analyze_complete",
-            filename=entry.name,
-            sidecar_written=written,
-            model_version=captions.model_version,
-        )
+        written = await self._write_sidecar(image, analysis, captions)  # the route logs web_analyze_complete
         return AnalyzeResponse(
             filename=entry.name,
             description=analysis.description,
