@@ -117,6 +117,9 @@ class PostLedger:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StorageError(f"Cannot create the ledger folder {self.path.parent}: {exc}") from None
+        from publisher_v2.utils.upstream_state import import_upstream_posted  # upstream's posted.json, once
+
+        import_upstream_posted(self)
 
     # -- connection ------------------------------------------------------------------------------------------
 
