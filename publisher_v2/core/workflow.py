@@ -59,11 +59,23 @@ class _RunOptions:
     debug: bool
     reuse_sidecar: bool = False
     skipped: Set[str] = field(default_factory=set)
+    image_name: Optional[str] = None  # the image being processed, for the failure description
 
     @property
     def side_effects(self) -> bool:
         """False when the run must leave the library, the platforms and the ledger untouched."""
         return not (self.dry_publish or self.preview_mode)
+
+
+def _describe_failure(exc: BaseException, image_name: Optional[str]) -> None:
+    """Say on the exception what the run's result would have said (image, not successful, not archived), so
+    whoever reports the failed run (the telemetry's summary, a caller) need not guess."""
+    for attr, value in (("image_name", image_name), ("success", False), ("archived", False)):
+        try:
+            if getattr(exc, attr, None) is None:
+                setattr(exc, attr, value)
+        except Exception:  # noqa: BLE001, S110 - an exception type that refuses attributes keeps its own
+            pass
 
 
 class WorkflowOrchestrator:
@@ -121,7 +133,15 @@ class WorkflowOrchestrator:
             try:
                 result = await self._run(options)
             except Exception as exc:
-                log_json(logger, logging.ERROR, "workflow_error", error_type=type(exc).__name__, error=str(exc))
+                log_json(
+                    logger,
+                    logging.ERROR,
+                    "workflow_error",
+                    image_name=options.image_name,
+                    error_type=type(exc).__name__,
+                    error=str(exc),
+                )
+                _describe_failure(exc, options.image_name)
                 raise
             result.correlation_id = cid
             log_json(
@@ -139,6 +159,7 @@ class WorkflowOrchestrator:
     async def _run(self, options: _RunOptions) -> WorkflowResult:
         images = await self._list_images()
         if not images:
+            await self._select_image(images, options)  # the selection stage still runs (and is timed): nothing
             log_json(logger, logging.WARNING, "workflow_no_images", reason=NO_IMAGES)
             return WorkflowResult(success=False, image_name=None, error=NO_IMAGES)
         while True:
@@ -159,6 +180,7 @@ class WorkflowOrchestrator:
             except BaseException:
                 self._release(selection)
                 raise
+            options.image_name = selection.entry.name
             try:
                 return await self._process(selection, image, options)
             except BaseException:
@@ -177,6 +199,8 @@ class WorkflowOrchestrator:
         Candidates are tried in random order; each needs only its content hash (listed, or cached by the
         storage), so a library of posted images costs no image reads. `--select` bypasses dedup.
         """
+        if not images:
+            return None
         if options.select_filename is not None:
             entry = next((e for e in images if e.name == options.select_filename), None)
             if entry is None or entry.name in options.skipped:
