@@ -60,3 +60,5 @@ def test_after_an_exception_the_summary_names_the_image_and_says_not_successful_
     assert event["image_name"] == selected["image_name"]
     assert event["success"] is False and event["archived"] is False and event["error_type"] == "AIServiceError"
     assert event["correlation_id"] == error["correlation_id"]
+    [vision] = [e for e in events if e["message"] == "vision_analysis"]  # upstream's per-call event
+    assert (vision["level"], vision["ok"], vision["error_type"]) == ("INFO", False, "openai_error")

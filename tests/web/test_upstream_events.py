@@ -87,6 +87,9 @@ def check_upstream_events(events: List[dict], name: str) -> None:
     errors = [e for e in events if e["message"] in ("web_analyze_error", "web_publish_error")]
     assert [e["error"] for e in errors] == ["Image not found", "Authentication required"]
     assert [e["filename"] for e in errors] == ["missing.jpg", name]
+    vision = [e for e in events if e["message"] == "vision_analysis"]  # the analyze ran the analyser once
+    assert len(vision) == 1 and vision[0]["level"] == "INFO"
+    assert (vision[0]["event"], vision[0]["ok"], vision[0]["error_type"]) == ("vision_analysis", True, None)
 
 
 @pytest.fixture
