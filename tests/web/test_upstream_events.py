@@ -106,6 +106,16 @@ def test_telemetry_off_logs_upstreams_events_and_no_timing(
     check_upstream_events(events, name)
     assert not [e for e in events if any(k.startswith("web_") and k.endswith("_ms") for k in e)]
     assert not [e for e in events if e["message"] in BUSINESS and "correlation_id" in e]
+    assert not [e for e in events if e["level"] == "DEBUG"]
+
+
+def test_web_debug_turns_on_debug_events(server_env: Dict[str, str], start_server: Callable[..., Server]) -> None:
+    server = start_server({**server_env, "WEB_DEBUG": "true"})
+    with httpx.Client(base_url=server.base_url, timeout=60) as client:
+        assert client.get("/api/images/random").status_code == 200
+    events = events_of(server)
+    assert [e["level"] for e in events if e["message"] == "web_server_start"] == ["INFO"]
+    assert [e for e in events if e["level"] == "DEBUG"]
 
 
 def test_telemetry_on_merges_the_timing_into_the_one_app_event_per_request(
