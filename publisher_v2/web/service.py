@@ -219,6 +219,7 @@ class WebImageService:
             logging.INFO,
             "web_vision_analysis_start",
             filename=entry.name,
+            image=entry.name,  # upstream's field name
             force_refresh=force_refresh,
         )
         image = await fetch_image_content(self.storage, entry.name)
