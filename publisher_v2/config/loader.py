@@ -169,7 +169,7 @@ def load_application_config(
     config.local.image_folder = _resolve(base, config.local.image_folder)
     config.publishing.outbox_folder = _resolve(base, config.publishing.outbox_folder)  # type: ignore[assignment]
     config.state.ledger_path = _resolve(base, config.state.ledger_path)  # type: ignore[assignment]
-    _check_consistency(config, path)
+    _check_consistency(config, path, present if upstream else None)
     for secret in config.secrets.model_dump().values():
         if secret is not None:
             register_secret(secret.get_secret_value() if hasattr(secret, "get_secret_value") else str(secret))
@@ -213,17 +213,28 @@ def _apply_upstream_meaning(config: ApplicationConfig, present: set, path: Path)
             )
 
 
-def _check_consistency(config: ApplicationConfig, path: Path) -> None:
-    """Cross-section rules: a chosen backend needs its settings, an enabled live platform needs its secrets."""
+def _check_consistency(config: ApplicationConfig, path: Path, upstream_sections: Optional[set] = None) -> None:
+    """Cross-section rules: a chosen backend needs its settings, an enabled live platform needs its secrets.
+
+    `upstream_sections`: the sections of an upstream-shaped INI, whose backends were implied, not written; the
+    messages then name the section the operator wrote and say why.
+    """
     if config.storage.backend == "local" and config.local.image_folder is None:
         raise ConfigurationError(f"{path}: [Local] image_folder: required when [Storage] backend = local")
     if config.storage.backend == "dropbox" and not config.dropbox.image_folder:
         raise ConfigurationError(f"{path}: [Dropbox] image_folder: required when [Storage] backend = dropbox")
     needs = []
+    implied = upstream_sections is not None
     if config.storage.backend == "dropbox":
-        needs.append(("Storage", "backend = dropbox", "dropbox"))
+        if implied:
+            needs.append(("Dropbox", "(no [Storage] section: the library is on Dropbox, as upstream)", "dropbox"))
+        else:
+            needs.append(("Storage", "backend = dropbox", "dropbox"))
     if config.ai.backend == "openai":
-        needs.append(("AI", "backend = openai", "openai"))
+        if implied and "AI" not in (upstream_sections or set()):
+            needs.append(("openAI", "(no [AI] section in an upstream INI: OpenAI, as upstream)", "openai"))
+        else:
+            needs.append(("AI", "backend = openai", "openai"))
     if config.publishing.backend == "live":
         for platform in config.enabled_platforms():
             needs.append(
@@ -244,8 +255,12 @@ def _check_consistency(config: ApplicationConfig, path: Path) -> None:
         and "instagram" in config.enabled_platforms()
         and not config.instagram.user_id
     ):
+        upstream_login = (
+            " (upstream's instagrapi `name` login is not supported; see docs_v2/differences-from-upstream.md)"
+        )
         raise ConfigurationError(
             f"{path}: [Instagram] user_id: required when instagram publishing is enabled"
+            + (upstream_login if implied and config.instagram.name else "")
         )
     live_instagram = config.publishing.backend == "live" and "instagram" in config.enabled_platforms()
     if live_instagram and config.storage.backend != "dropbox":

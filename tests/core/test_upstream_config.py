@@ -92,7 +92,8 @@ def test_upstream_ini_without_secrets_names_the_missing_variables(tmp_path: Path
     with pytest.raises(ConfigurationError) as info:
         load_application_config(DATA / "email_service.ini")
     message = str(info.value)
-    assert "email_service.ini" in message and "[Storage]" in message and "DROPBOX_APP_KEY" in message
+    assert "email_service.ini" in message and "[Dropbox]" in message and "DROPBOX_APP_KEY" in message
+    assert "no [Storage] section" in message
 
 
 @pytest.mark.parametrize(
@@ -155,11 +156,16 @@ def test_platform_switched_on_without_its_section_is_off_as_upstream_made_it(
     assert {e["key"] for e in events(caplog, "config_platform_disabled")} == {"fetlife", "instagram"}
 
 
-def test_upstream_instagram_login_is_a_clear_error(tmp_path: Path, upstream_env: None) -> None:
+def test_upstream_instagram_login_is_a_clear_error(
+    tmp_path: Path, upstream_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = write_ini(
         tmp_path, "[Dropbox]\nimage_folder = /p\n[Content]\ninstagram = true\n[Instagram]\nname = someone\n"
     )
     with pytest.raises(ConfigurationError, match=r"upstream\.ini: \[Content\] instagram = true needs .*INSTA"):
+        load_application_config(path)
+    monkeypatch.setenv("INSTA_PASSWORD", "an-upstream-password")
+    with pytest.raises(ConfigurationError, match=r"upstream\.ini: \[Instagram\] user_id: required .*instagrapi"):
         load_application_config(path)
 
 
