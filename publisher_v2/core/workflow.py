@@ -35,6 +35,7 @@ from publisher_v2.utils.captions import format_caption
 from publisher_v2.utils.images import InvalidImageError
 from publisher_v2.utils.logging import bound_correlation_id, log_json
 from publisher_v2.utils.state import PostLedger
+from publisher_v2.utils.upstream_state import UPSTREAM_RESULTS, is_upstream_posted
 
 logger = logging.getLogger("publisher_v2.workflow")
 
@@ -180,6 +181,8 @@ class WorkflowOrchestrator:
             except BaseException:
                 self._release(selection)
                 raise
+            if options.select_filename is None and self._posted_by_upstream(selection, image, options):
+                continue
             options.image_name = selection.entry.name
             try:
                 return await self._process(selection, image, options)
@@ -232,6 +235,16 @@ class WorkflowOrchestrator:
         log_json(logger, logging.WARNING, "image_skipped_corrupt", image_name=selection.entry.name, error=str(exc))
         if selection.claimed:
             self.ledger.mark_rejected(selection.content_hash, selection.entry.name, str(exc))
+
+    def _posted_by_upstream(self, selection: _Selection, image: ImageContent, options: _RunOptions) -> bool:
+        """An image upstream posted whose hash the import could not map (over 4 MiB): record it, skip it."""
+        if not is_upstream_posted(self.ledger, image.sha256):
+            return False
+        options.skipped.add(selection.entry.name)
+        if selection.claimed:
+            self.ledger.record_post(selection.content_hash, selection.entry.name, dict(UPSTREAM_RESULTS))
+        log_json(logger, logging.INFO, "image_skipped_posted_by_upstream", image_name=selection.entry.name)
+        return True
 
     def _release(self, selection: _Selection) -> None:
         if selection.claimed:

@@ -3,8 +3,9 @@
 Upstream kept a JSON array (or `{"hashes": [...]}`) of the SHA-256 of each posted image's bytes under
 `${XDG_CACHE_HOME:-~/.cache}/publisher_v2/posted.json`. The ledger is keyed by Dropbox's content hash (SHA-256
 over the SHA-256 of each 4 MiB block), so an upstream hash H becomes SHA-256(bytes.fromhex(H)): exactly the
-ledger key of the same image when it is at most 4 MiB (one block). Larger images cannot be mapped without their
-bytes; docs_v2/differences-from-upstream.md says so.
+ledger key of the same image when it is at most 4 MiB (one block). A larger image cannot be mapped without its
+bytes, so the upstream hashes are kept in the marker too and `is_upstream_posted` lets the workflow recognise
+such an image once it has downloaded it (then it is recorded under its real key and skipped).
 
 Only the ledger's public `get` and `record_post` are used. A marker file next to the ledger, created exclusively
 before the import, makes it happen once per ledger (and once across racing processes); a corrupt file is
@@ -20,7 +21,7 @@ import os
 import re
 import threading
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Protocol, Tuple
+from typing import Any, Dict, FrozenSet, List, Mapping, Optional, Protocol, Tuple
 
 from publisher_v2.utils.logging import log_json
 
@@ -116,7 +117,13 @@ def import_upstream_posted(ledger: Ledger, path: Optional[Path] = None) -> Optio
         marker.unlink(missing_ok=True)
         log_json(logger, logging.WARNING, "upstream_state_import_failed", path=str(source), error=str(exc))
         return None
-    summary = {"source": str(source), "hashes": len(hashes), "imported": imported, "invalid": invalid}
+    summary = {
+        "source": str(source),
+        "hashes": len(hashes),
+        "imported": imported,
+        "invalid": invalid,
+        "sha256": hashes,  # for images over 4 MiB, whose ledger key is only known from their bytes
+    }
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         json.dump(summary, handle)
     log_json(
@@ -132,9 +139,37 @@ def import_upstream_posted(ledger: Ledger, path: Optional[Path] = None) -> Optio
     return imported
 
 
+_imported_cache: Dict[Path, Tuple[int, FrozenSet[str]]] = {}
+_cache_lock = threading.Lock()
+
+
+def is_upstream_posted(ledger: Ledger, sha256: str) -> bool:
+    """True when upstream's posted.json, as imported into `ledger`, lists the image whose bytes hash to `sha256`."""
+    marker = marker_path(Path(ledger.path))
+    try:
+        stamp = marker.stat().st_mtime_ns
+    except OSError:
+        return False
+    with _cache_lock:
+        cached = _imported_cache.get(marker)
+    if cached is None or cached[0] != stamp:
+        try:
+            known = frozenset(json.loads(marker.read_text(encoding="utf-8")).get("sha256", ()))
+        except (OSError, ValueError, AttributeError):
+            known = frozenset()
+        cached = (stamp, known)
+        with _cache_lock:
+            _imported_cache[marker] = cached
+    return sha256.lower() in cached[1]
+
+
+#: The per-platform results an imported (or recognised) upstream post is recorded with.
+UPSTREAM_RESULTS: Dict[str, Any] = {"upstream": {"success": True, "post_id": None, "error": None}}
+
+
 def _record(ledger: Ledger, hashes: List[str]) -> int:
     """Record each hash not already in the ledger (a row there, posted or in flight, is left as it is)."""
-    results = {"upstream": {"success": True, "post_id": None, "error": None}}
+    results = UPSTREAM_RESULTS
     state_logger = logging.getLogger("publisher_v2.state")
     quiet = _QuietPerRowEvents()
     state_logger.addFilter(quiet)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import random
 import subprocess
 from pathlib import Path
 from typing import Dict, List
@@ -142,3 +143,42 @@ def test_an_absent_file_changes_nothing_and_logs_nothing(
         assert ledger.posted_count() == 0
     assert not marker_path(ledger_path).exists()
     assert not [e for e in events(caplog) if e["message"].startswith("upstream_state")]
+
+
+def test_an_image_over_4_mib_posted_by_upstream_is_recognised_once_downloaded(
+    sample_library: Path, cache: Path, clean_env: Dict
+) -> None:
+    """Its ledger key cannot be derived from upstream's SHA-256, so the run recognises it by its bytes."""
+    from PIL import Image
+
+    images = sample_library.parent / "images"
+    for path in list(images.iterdir()):
+        if path.is_file():
+            path.unlink()
+    noise = random.Random(7).randbytes(1300 * 1300 * 3)  # incompressible: a PNG over 4 MiB
+    Image.frombytes("RGB", (1300, 1300), noise).save(images / "big.png")
+    big = images / "big.png"
+    Image.new("RGB", (64, 48), (10, 120, 200)).save(images / "small.jpg")
+    assert big.stat().st_size > 4 * 1024 * 1024
+    cache.write_text(json.dumps([sha256_of(big)]))
+    env = {**clean_env, "XDG_CACHE_HOME": str(cache.parent.parent)}
+    runs = []
+    for _ in range(2):
+        out = subprocess.run(
+            [str(BIN / "publisher"), "--config", str(sample_library)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        runs.append((out.returncode, json_events(out.stderr)))
+    (first, first_events), (second, second_events) = runs
+    assert first == 0 and [e["image_name"] for e in first_events if e["message"] == "workflow_complete"] == [
+        "small.jpg"
+    ]
+    assert second == 1  # nothing new: big.png was posted by upstream
+    skipped = [e for e in first_events + second_events if e["message"] == "image_skipped_posted_by_upstream"]
+    assert [e["image_name"] for e in skipped] == ["big.png"]
+    assert (images / "big.png").is_file()  # never published, so never archived
+    with PostLedger(sample_library.parent / "state" / "ledger.sqlite") as ledger:
+        assert {row["image_name"] for row in ledger.rows() if row["status"] == "posted"} >= {"big.png", "small.jpg"}
