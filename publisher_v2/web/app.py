@@ -39,6 +39,7 @@ from publisher_v2.core.exceptions import (
 from publisher_v2.utils.images import InvalidImageError
 from publisher_v2.utils.logging import setup_logging
 from publisher_v2.utils.state import SessionStore
+from publisher_v2.web.access import RequestScopeMiddleware
 from publisher_v2.web.auth import COOKIE_NAME, AdminSessions, LoginThrottle, WebSettings, check_api_auth
 from publisher_v2.web.errors import (
     AdminNotConfigured,
@@ -332,6 +333,7 @@ def create_app(
     app.state.sessions = AdminSessions(settings, store=session_store)
     app.state.throttle = LoginThrottle(session_store)
     _install_error_handlers(app)
+    app.add_middleware(RequestScopeMiddleware)  # the access event names the matched route
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     _add_page_routes(app)
     _add_image_routes(app)
@@ -510,8 +512,7 @@ def _server_app() -> FastAPI:
     try:
         return create_app()
     except SocialMediaPublisherError as exc:
-        sys.stderr.write(f"publisher_v2.web: cannot start: {exc}\n")
-        sys.stderr.flush()
+        log_json(logger, logging.ERROR, "web_cannot_start", error=str(exc))  # one event, redacted, like all
         raise SystemExit(1) from None
 
 
