@@ -512,7 +512,7 @@ def _server_app() -> FastAPI:
     try:
         return create_app()
     except SocialMediaPublisherError as exc:
-        log_json(logger, logging.ERROR, "web_cannot_start", error=str(exc))  # one event, redacted, like all
+        applog.log_json(logger, logging.ERROR, "web_cannot_start", error=str(exc))  # one event, redacted, like all
         raise SystemExit(1) from None
 
 
