@@ -341,7 +341,9 @@ async def test_rate_limiter_spaces_concurrent_callers_evenly_in_arrival_order() 
     assert [i for i, _ in finished] == [0, 1, 2, 3, 4]
     times = [t for _, t in finished]
     assert times[0] < 0.04
-    assert all(b - a >= 0.045 for a, b in zip(times, times[1:]))
+    # Caller i never starts before its slot (i x 0.05 s). Slots are fixed at arrival, so a caller woken late on a
+    # loaded machine may start closer to the next one: the gaps between start times are not the contract.
+    assert all(t >= i * 0.05 - 0.005 for i, t in enumerate(times)), times
 
 
 async def test_rate_limiter_allows_a_burst_then_waits() -> None:
