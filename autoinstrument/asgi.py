@@ -96,6 +96,22 @@ def request_id_from(raw: bytes) -> Optional[str]:
     return raw.decode("ascii")
 
 
+def _refusing_what(redact: Callable[[str], str], validate: Callable[[bytes], Optional[str]]):
+    """`validate`, also refusing an id the app's redaction function would change (it holds a secret): such an
+    id is replaced by a fresh one, never echoed, never logged."""
+
+    def validate_redacted(raw: bytes) -> Optional[str]:
+        cid = validate(raw)
+        if cid is None:
+            return None
+        try:
+            return cid if redact(cid) == cid else None
+        except Exception:
+            return None
+
+    return validate_redacted
+
+
 _ID_BATCH = 64
 _id_pool: List[str] = []
 
@@ -232,6 +248,7 @@ class WebTelemetry:
         fields: Iterable[str] = (),
         validate: Callable[[bytes], Optional[str]] = request_id_from,
         generate: Callable[[], str] = new_request_id,
+        redactor: Callable[[], Optional[Callable[[str], str]]] = lambda: None,
     ):
         self.spec = spec
         self.emit = emit
@@ -244,6 +261,7 @@ class WebTelemetry:
         self.fields = tuple(fields)
         self.validate = validate
         self.generate = generate
+        self.redactor = redactor
         self.request_header = spec.request_header.lower().encode("latin-1")
         self.response_header = spec.response_header.lower().encode("latin-1")
         self.static: Dict[Tuple[str, str], _Route] = {}
@@ -258,6 +276,9 @@ class WebTelemetry:
     def first_request(self) -> None:
         """Flush the deferred start-up events and resolve the correlation ContextVar, once."""
         self.var = self.correlation()  # first: a request must bind the id even if flushing went wrong
+        redact = self.redactor()
+        if redact is not None:
+            self.validate = _refusing_what(redact, self.validate)
         ready, self.ready = self.ready, None
         if ready is not None:
             ready()

@@ -49,6 +49,7 @@ from autoinstrument.manifest import (
     Ref,
     default_manifest_path,
     load_manifest,
+    resolve_ref,
 )
 
 OK, SKIP, FAIL = "OK", "SKIP", "FAIL"
@@ -247,18 +248,24 @@ def _overlaps(resolved: List[_Resolved], results: Dict[Tuple[int, str], Result])
 
 def _check_log(manifest: Manifest) -> List[Result]:
     out: List[Result] = []
-    for ref, section in ((manifest.log.function, "log.function"), (manifest.log.correlation, "log.correlation")):
+    log = manifest.log
+    what_of = {"log.function": "log function", "log.correlation": "correlation ContextVar",
+               "log.redact": "redaction function (str -> str)"}
+    for ref, section in ((log.function, "log.function"), (log.correlation, "log.correlation"),
+                         (log.redact, "log.redact")):
         if ref is None:
             continue
         try:
-            obj: Any = _import(ref.module)
-            for part in ref.attr.split("."):
-                obj = getattr(obj, part)
-            if section == "log.function" and not callable(obj):
+            obj: Any = resolve_ref(ref, _import)
+            if section != "log.correlation" and not callable(obj):
                 raise _Fail(f"is a {type(obj).__name__}, not callable")
             if section == "log.correlation" and not isinstance(obj, ContextVar):
                 raise _Fail(f"is a {type(obj).__name__}, not a contextvars.ContextVar")
-            what = "log function" if section == "log.function" else "correlation ContextVar"
+            if section == "log.redact":
+                probe = obj("autoinstrument-probe")
+                if not isinstance(probe, str):
+                    raise _Fail(f"returned a {type(probe).__name__} for a string; it must return a str")
+            what = what_of[section]
             out.append(Result(OK, ref.line, ref.text, section, None, what))
         except _Skip as exc:
             out.append(Result(SKIP, ref.line, ref.text, section, None, None, str(exc)))

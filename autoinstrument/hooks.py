@@ -29,7 +29,7 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 
 from autoinstrument import wrappers
 from autoinstrument.emitter import Emitter, stderr_event
-from autoinstrument.manifest import Manifest, ManifestError, Ref, ScopeSpec, StageSpec, load_manifest
+from autoinstrument.manifest import Manifest, ManifestError, Ref, ScopeSpec, StageSpec, load_manifest, resolve_ref
 from autoinstrument.scope import ScopeRuntime
 
 INSTALLED_EVENT = "autoinstrument_installed"
@@ -79,6 +79,7 @@ class _State:
                 self.correlation_var,
                 emitter.ready,
                 self.stage_fields,
+                redactor=emitter.redactor,
             )
             self.web = AppAttachment(manifest.web.app, telemetry)
 
@@ -117,11 +118,7 @@ _pending_hooks: set = set()  # module names with one of our wrapt hooks still wa
 _atexit_registered = False
 
 
-def _resolve_ref(ref: Ref) -> Any:
-    obj: Any = importlib.import_module(ref.module)
-    for part in ref.attr.split("."):
-        obj = getattr(obj, part)
-    return obj
+_resolve_ref = resolve_ref
 
 
 # --------------------------------------------------------------------------------------------- install / unin

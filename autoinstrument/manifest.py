@@ -15,7 +15,7 @@ import keyword
 import os
 import re
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 ENV_MANIFEST = "PUBLISHER_TELEMETRY_MANIFEST"
 DEFAULT_NAME = "default_telemetry.yaml"
@@ -80,11 +80,15 @@ class Ref:
 @dataclass(frozen=True)
 class LogSpec:
     """How events are emitted: `function(logging.getLogger(logger), level, event, **fields)`; no function =
-    a JSON line on stderr. `correlation` names the app's ContextVar holding the correlation id."""
+    a JSON line on stderr. `correlation` names the app's ContextVar holding the correlation id; `redact` a
+    `str -> str` function of the app (request ids it would change are refused; the stderr fallback passes
+    strings through it); `event_key` the JSON key that holds the event name in the app's lines."""
 
     function: Optional[Ref] = None
     logger: str = "autoinstrument"
     correlation: Optional[Ref] = None
+    redact: Optional[Ref] = None
+    event_key: str = "message"
 
 
 @dataclass(frozen=True)
@@ -148,6 +152,11 @@ class Manifest:
     stages: Tuple[StageSpec, ...] = ()
     web: Optional[WebSpec] = None
     budgets: Tuple[Budget, ...] = ()
+
+    @property
+    def event_key(self) -> str:
+        """The JSON key holding the event name in the app's log lines (`log.event_key`, default "message")."""
+        return self.log.event_key
 
     @property
     def targets(self) -> Tuple[Ref, ...]:
@@ -362,16 +371,21 @@ def _validate_log(c: _Checker, data: _Mapping) -> LogSpec:
     log = c.mapping(data.get("log"), c.line_of(data, "log"), "log")
     if log is None:
         return LogSpec()
-    c.known_keys(log, ("function", "logger", "correlation"), "log")
-    function = correlation = None
+    c.known_keys(log, ("function", "logger", "correlation", "redact", "event_key"), "log")
+    function = correlation = redact = None
     if "function" in log:
         function = c.ref(log["function"], c.line_of(log, "function"), "log.function", "log function")
     if "correlation" in log:
         correlation = c.ref(
             log["correlation"], c.line_of(log, "correlation"), "log.correlation", "ContextVar"
         )
+    if "redact" in log:
+        redact = c.ref(log["redact"], c.line_of(log, "redact"), "log.redact", "redaction function")
     logger = c.string(log, "logger", "log") or "autoinstrument"
-    return LogSpec(function, logger, correlation)
+    event_key = c.string(log, "event_key", "log") or "message"
+    if not _EVENT_RE.match(event_key):
+        c.fail(c.line_of(log, "event_key"), "log.event_key", f"{event_key!r} must be an identifier (a JSON key)")
+    return LogSpec(function, logger, correlation, redact, event_key)
 
 
 def _validate_scopes(c: _Checker, data: _Mapping) -> List[ScopeSpec]:
@@ -560,6 +574,22 @@ def _validate_budgets(c: _Checker, data: _Mapping, fields: set) -> List[Budget]:
     return out
 
 
+# --------------------------------------------------------------------------------------------- resolving
+
+
+def resolve_ref(ref: Ref, importer: Optional[Callable[[str], Any]] = None) -> Any:
+    """The object `module:Attr.path` names: import the module (with `importer`, default importlib), then walk
+    the attributes. The one resolution that install, the emitter and check share."""
+    if importer is None:
+        import importlib
+
+        importer = importlib.import_module
+    obj: Any = importer(ref.module)
+    for part in ref.attr.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
 # --------------------------------------------------------------------------------------------- entry points
 
 
@@ -610,5 +640,6 @@ __all__ = [
     "Ref",
     "load_manifest",
     "loads_manifest",
+    "resolve_ref",
     "default_manifest_path",
 ]
