@@ -454,7 +454,7 @@ def _targets_of_invalid(path: str, problems: Sequence[Problem]) -> List[Tuple[Re
 
 def _disarm() -> None:
     """Check must see the raw code: undo an install this interpreter may have done at start-up (the `.pth`
-    with PUBLISHER_AUTOINSTRUMENT=1), so no target is wrapped and no telemetry event is emitted."""
+    with the start-up switch on), so no target is wrapped and no telemetry event is emitted."""
     hooks = sys.modules.get("autoinstrument.hooks")
     if hooks is not None and hooks.current() is not None:
         hooks.uninstall()
@@ -548,7 +548,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "manifest",
         nargs="?",
         metavar="MANIFEST",
-        help="the manifest (default: $PUBLISHER_TELEMETRY_MANIFEST, else the shipped telemetry.yaml)",
+        help="the manifest (default: $AUTOINSTRUMENT_MANIFEST, else ./telemetry.yaml)",
     )
     parser.add_argument("--json", action="store_true", help="print a JSON document instead of lines")
     parser.add_argument(

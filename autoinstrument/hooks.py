@@ -10,7 +10,7 @@
 - A registry of (owner, attribute) -> original makes a second install a no-op and lets `uninstall()` restore
   the exact original objects (`vars(cls)[name] is original`).
 - The web app named by the manifest's `web.app` is hooked the same way; attaching the ASGI middleware to it
-  is `asgi.AppAttachment`'s job (imported only when the manifest has a `web:` section).
+  is `attach.AppAttachment`'s job (imported only when the manifest has a `web:` section).
 - Nothing here may break the app: every hook body catches everything and reports a fault once.
 """
 
@@ -63,14 +63,15 @@ class _State:
         self.stage_fields = tuple(sorted({stage.field for stage in manifest.stages}))
         for spec in list(manifest.scopes) + list(manifest.stages):
             self.by_module.setdefault(spec.target.module, []).append(spec)
-        self.web: Any = None  # asgi.AppAttachment when the manifest has a web section
+        self.web: Any = None  # attach.AppAttachment when the manifest has a web section
         #: the log function, put behind the one-event-per-request gate (merge.py) when routes are mapped
         self.gate_ref: Optional[Ref] = None
         self.gate: Optional[Patch] = None
         if manifest.web is not None and manifest.web.routes and manifest.log.function is not None:
             self.gate_ref = manifest.log.function
         if manifest.web is not None:
-            from autoinstrument.asgi import AppAttachment, WebTelemetry
+            from autoinstrument.attach import AppAttachment
+            from autoinstrument.middleware import WebTelemetry
 
             telemetry = WebTelemetry(
                 manifest.web,
@@ -85,12 +86,7 @@ class _State:
 
     def modules(self) -> List[str]:
         """Every module to hook: those holding targets, and the web app's."""
-        names = list(self.by_module)
-        if self.gate_ref is not None and self.gate_ref.module not in names:
-            names.append(self.gate_ref.module)
-        if self.web is not None and self.web.ref.module not in names:
-            names.append(self.web.ref.module)
-        return names
+        return self.manifest.watched_modules()
 
     def correlation_var(self) -> Optional[ContextVar]:
         """The app's ContextVar named by `log.correlation`, resolved on first use (None if unusable)."""

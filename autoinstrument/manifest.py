@@ -17,9 +17,6 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-ENV_MANIFEST = "PUBLISHER_TELEMETRY_MANIFEST"
-DEFAULT_NAME = "default_telemetry.yaml"
-
 _IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
 _TARGET_RE = re.compile(rf"^({_IDENT}(?:\.{_IDENT})*):({_IDENT}(?:\.{_IDENT})*)$")
 _FIELD_RE = re.compile(r"^[a-z][a-z0-9_]*_ms$")
@@ -157,6 +154,20 @@ class Manifest:
     def event_key(self) -> str:
         """The JSON key holding the event name in the app's log lines (`log.event_key`, default "message")."""
         return self.log.event_key
+
+    def watched_modules(self) -> List[str]:
+        """Every module an install hooks: the targets', the log function's when routes are mapped (its
+        one-event-per-request gate), the web app's. In manifest order, each once."""
+        names: List[str] = []
+        refs = [s.target for s in self.scopes] + [s.target for s in self.stages]
+        if self.web is not None and self.web.routes and self.log.function is not None:
+            refs.append(self.log.function)
+        if self.web is not None:
+            refs.append(self.web.app)
+        for ref in refs:
+            if ref.module not in names:
+                names.append(ref.module)
+        return names
 
     @property
     def targets(self) -> Tuple[Ref, ...]:
@@ -594,19 +605,11 @@ def resolve_ref(ref: Ref, importer: Optional[Callable[[str], Any]] = None) -> An
 
 
 def default_manifest_path() -> str:
-    """`$PUBLISHER_TELEMETRY_MANIFEST`, else the copy shipped in the package, else the repo's telemetry.yaml.
+    """`$AUTOINSTRUMENT_MANIFEST`, else `telemetry.yaml` in the working directory (an app's start-up switch
+    passes its own manifest explicitly; see `_bootstrap.manifest_path`, the one place this is decided)."""
+    from autoinstrument._bootstrap import manifest_path
 
-    The wheel carries the repo-root `telemetry.yaml` as `autoinstrument/default_telemetry.yaml` (hatch
-    force-include); a source checkout or an editable install has no such file, so the repo root copy is used.
-    """
-    env = os.environ.get(ENV_MANIFEST, "").strip()
-    if env:
-        return env
-    here = os.path.dirname(os.path.abspath(__file__))
-    packaged = os.path.join(here, DEFAULT_NAME)
-    if os.path.exists(packaged):
-        return packaged
-    return os.path.join(os.path.dirname(here), "telemetry.yaml")
+    return manifest_path()
 
 
 def load_manifest(path: Optional[str] = None) -> Manifest:

@@ -12,7 +12,7 @@ import logging
 import time
 from typing import Any, Callable
 
-from autoinstrument.asgi import new_request_id
+from autoinstrument.ids import new_request_id
 from publisher_v2.utils.logging import correlation_id, log_json
 
 PATH = "/api/images/random"

@@ -13,8 +13,8 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-from ai_fixture_app import applog  # noqa: E402
-from ai_testkit import WORKFLOW_MANIFEST  # noqa: E402
+from fixture_app import applog  # noqa: E402
+from telemetry_testkit import WORKFLOW_MANIFEST  # noqa: E402
 
 import autoinstrument  # noqa: E402
 

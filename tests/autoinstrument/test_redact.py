@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
-from ai_fixture_app import applog
-from ai_testkit import LOG_SECTION, stderr_events
 from fastapi.testclient import TestClient
+from fixture_app import applog
+from telemetry_testkit import LOG_SECTION, stderr_events
 
 import autoinstrument
 from autoinstrument.check import run_check
@@ -28,7 +28,7 @@ async def item(name: str):
     return {"ok": True}
 """
 
-REDACT = "  redact: ai_fixture_app.applog:redact_text\n"
+REDACT = "  redact: fixture_app.applog:redact_text\n"
 WEB = "web:\n  app: {name}:app\n  routes:\n    GET /items/{{name}}: web_item_ms\n"
 _counter = [0]
 
@@ -101,7 +101,7 @@ def test_check_resolves_and_probes_the_redact_function(write_manifest):
     good = run_check(write_manifest(LOG_SECTION + REDACT))
     (line,) = [r for r in good.results if r.section == "log.redact"]
     assert line.status == "OK"
-    bad = run_check(write_manifest(LOG_SECTION + "  redact: ai_fixture_app.applog:EVENTS\n"))
+    bad = run_check(write_manifest(LOG_SECTION + "  redact: fixture_app.applog:EVENTS\n"))
     (line,) = [r for r in bad.results if r.section == "log.redact"]
     assert line.status == "FAIL" and "not callable" in line.detail
 

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List
 
 import pytest
-from ai_fixture_app import applog
-from ai_testkit import LOG_SECTION
 from fastapi.testclient import TestClient
+from fixture_app import applog
+from telemetry_testkit import LOG_SECTION
 
 import autoinstrument
 
@@ -25,7 +25,7 @@ import time
 
 from fastapi import FastAPI, HTTPException
 
-from ai_fixture_app import applog
+from fixture_app import applog
 
 logger = logging.getLogger("fixture.app")
 
