@@ -141,31 +141,26 @@ def _describe_owner(owner: Any) -> str:
 
 def _resolve_target(ref: Ref, field: str, is_stage: bool) -> Tuple[Result, Optional[_Resolved]]:
     """Resolve and classify one scope/stage target exactly as `hooks._patch` would, without patching."""
-    from autoinstrument import hooks, wrappers
+    from autoinstrument import targets, wrappers
 
     section = "stages" if is_stage else "scopes"
     try:
         module = _import(ref.module)
         try:
-            owner, attr, raw, inherited = hooks._find(module, ref)
+            owner, attr, raw, inherited = targets.find(module, ref)
         except ModuleNotFoundError as exc:  # a lazy module __getattr__ importing an optional dependency
             raise _missing(exc, ref.module) from None
         except wrappers.UnsupportedTarget as exc:
             raise _Fail(str(exc)) from None
         except AttributeError as exc:
-            raise _Fail(f"attribute not found: {_missing_attribute(module, ref, exc)}") from None
-        if wrappers.is_ours(raw):  # already wrapped by an install in this process: look through it
-            raw = hooks._unwrap_ours(raw)
+            raise _Fail(f"attribute not found: {exc}") from None
+        raw = targets.unwrap_ours(raw)  # already wrapped by an install in this process: look through it
         parts: List[str] = []
-        descriptor = None
-        function = raw
-        if isinstance(raw, (classmethod, staticmethod)):
-            descriptor = type(raw).__name__
-            function = raw.__func__
-        elif not inspect.isfunction(raw):
-            raise _Fail(_not_callable(raw))
-        if not inspect.isfunction(function):
-            raise _Fail(f"a {descriptor} around a {type(function).__name__}, not a Python function")
+        try:
+            function, descriptor_type = targets.classify(raw)
+        except wrappers.UnsupportedTarget as exc:
+            raise _Fail(str(exc)) from None
+        descriptor = descriptor_type.__name__ if descriptor_type is not None else None
         try:
             kind = wrappers.kind_of(function)
             # Build (and drop) the very wrapper install() would build: proves the signature compiles.
@@ -191,35 +186,6 @@ def _resolve_target(ref: Ref, field: str, is_stage: bool) -> Tuple[Result, Optio
         return Result(FAIL, ref.line, ref.text, section, field, None, str(exc)), None
     except Exception as exc:  # anything unexpected in resolution is a fault of this target, not a crash
         return Result(FAIL, ref.line, ref.text, section, field, None, f"{type(exc).__name__}: {exc}"), None
-
-
-def _missing_attribute(module: Any, ref: Ref, exc: AttributeError) -> str:
-    """Which part of `Owner.attr` is missing, and on what (the exception's own text can be terse)."""
-    obj = module
-    where = f"module {module.__name__!r}"
-    try:
-        for part in ref.attr.split("."):
-            if inspect.isclass(obj):
-                if not any(part in vars(k) for k in inspect.getmro(obj)):
-                    return f"class {obj.__qualname__} has no attribute {part!r}"
-            elif not hasattr(obj, part):
-                return f"{where} has no attribute {part!r}"
-            obj = getattr(obj, part)
-            where = f"{type(obj).__name__} {getattr(obj, '__qualname__', part)}"
-    except Exception:
-        pass
-    return str(exc)
-
-
-def _not_callable(raw: Any) -> str:
-    what = type(raw).__name__
-    if isinstance(raw, property) or what == "cached_property":
-        return f"is a {what}; only functions, classmethods and staticmethods can be timed (wrapping it would " \
-            "turn the attribute into a method)"
-    if callable(raw):
-        return f"is a {what} object, not a Python function; only functions, classmethods and staticmethods " \
-            "can be timed"
-    return f"is a {what}, not callable; only functions, classmethods and staticmethods can be timed"
 
 
 def _overlaps(resolved: List[_Resolved], results: Dict[Tuple[int, str], Result]) -> None:

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import importlib.util
-import inspect
 import logging
 import sys
 import threading
@@ -27,7 +25,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple, Union
 
-from autoinstrument import wrappers
+from autoinstrument import targets, wrappers
 from autoinstrument.emitter import Emitter, stderr_event
 from autoinstrument.manifest import Manifest, ManifestError, Ref, ScopeSpec, StageSpec, load_manifest, resolve_ref
 from autoinstrument.scope import ScopeRuntime
@@ -56,7 +54,6 @@ class _State:
         self.missing: Dict[str, str] = {}
         self.hooked_modules: set = set()
         self.installing = True
-        self.reported = False
         self._correlation: Optional[ContextVar] = None
         self._correlation_resolved = False
         #: every stage field, pre-allocated in each scope's accumulator
@@ -254,7 +251,8 @@ def _patch(state: _State, spec: Union[ScopeSpec, StageSpec], module: Any, late: 
         state.patches[key] = Patch(owner, attr, raw, installed, inherited, target.text, kind, late)
         state.missing.pop(target.text, None)
     except Exception as exc:
-        reason = f"{type(exc).__name__}: {exc}"
+        plain = isinstance(exc, (AttributeError, wrappers.UnsupportedTarget))
+        reason = str(exc) if plain else f"{type(exc).__name__}: {exc}"
         state.missing[target.text] = reason
         state.emitter.fault(
             "target_unusable", reason, target=target.text, line=target.line, manifest=state.manifest.path
@@ -281,52 +279,13 @@ def _gate(state: _State, module: Any, late: bool) -> None:
         )
 
 
-def _find(module: Any, target: Ref) -> Tuple[Any, str, Any, bool]:
-    """(owner, attribute, raw object, inherited) for `module:Owner.attr`, never binding through getattr."""
-    import wrapt
-
-    owner, attr, raw = wrapt.resolve_path(module, target.attr)
-    if inspect.isclass(owner):
-        inherited = attr not in vars(owner)
-        if inherited:
-            for klass in inspect.getmro(owner):
-                if attr in vars(klass):
-                    raw = vars(klass)[attr]
-                    break
-            else:
-                raise AttributeError(f"{attr!r} is served dynamically on {owner.__name__}; nothing to wrap")
-        return owner, attr, raw, inherited
-    if inspect.ismodule(owner):
-        if attr not in vars(owner):
-            raise AttributeError(f"{attr!r} is served dynamically by {owner.__name__}; nothing to wrap")
-        return owner, attr, vars(owner)[attr], False
-    raise wrappers.UnsupportedTarget(
-        f"{target.text}: the owner is a {type(owner).__name__}, not a class or module"
-    )
-
-
-def _unwrap_ours(raw: Any) -> Any:
-    if isinstance(raw, (classmethod, staticmethod)):
-        return type(raw)(raw.__func__.__wrapped__)
-    return raw.__wrapped__
+_find = targets.find
+_unwrap_ours = targets.unwrap_ours
 
 
 def _make(state: _State, spec: Union[ScopeSpec, StageSpec], raw: Any, target: Ref) -> Tuple[Any, str]:
     """Build the installed object for `raw`: a wrapper, re-wrapped in raw's descriptor type when needed."""
-    descriptor = None
-    function = raw
-    if isinstance(raw, (classmethod, staticmethod)):
-        descriptor = type(raw)
-        function = raw.__func__
-    elif isinstance(raw, (property,)) or not inspect.isfunction(raw):
-        what = type(raw).__name__
-        raise wrappers.UnsupportedTarget(
-            f"{target.text} is a {what}, not a function/classmethod/staticmethod; "
-            "only callables can be timed "
-            f"(manifest line {target.line})"
-        )
-    if not inspect.isfunction(function):
-        raise wrappers.UnsupportedTarget(f"{target.text} wraps a {type(function).__name__}, not a function")
+    function, descriptor = targets.classify(raw)
     if isinstance(spec, StageSpec):
         field = spec.field
         wrapper = wrappers.stage_wrapper(
@@ -406,30 +365,35 @@ def _target_report(state: _State) -> Dict[str, List[str]]:
     return {"wrapped": wrapped, "late": late, "missing": missing, "pending": pending}
 
 
-def _module_missing(module_name: str) -> Optional[str]:
-    """Why a not-yet-imported module will never be importable, without importing it (None = may still
-    come)."""
-    parent = module_name.rpartition(".")[0]
-    if parent and parent not in sys.modules:
-        return None  # cannot tell without importing the parent package: still pending
-    try:
-        if importlib.util.find_spec(module_name) is None:
-            return "module not found"
-    except Exception as exc:
-        return f"module not importable: {type(exc).__name__}"
-    return None
+_module_missing = targets.module_missing
+
+
+def _report_missing(state: _State, report: Dict[str, List[str]]) -> None:
+    """One fault per target that can never be wrapped because its module does not exist, naming its line."""
+    lines = {ref.text: ref.line for ref in state.manifest.targets}
+    if state.manifest.web is not None:
+        lines[state.manifest.web.app.text] = state.manifest.web.app.line
+    for text in report["missing"]:
+        target, _, reason = text.partition(" (")
+        if target in state.missing:
+            continue  # reported when it was found unusable
+        line = lines.get(target)
+        reason = reason[:-1] if reason.endswith(")") else reason
+        state.emitter.fault(
+            "target_missing",
+            f"{reason}: manifest line {line} names {target}, which cannot be wrapped",
+            target=target,
+            line=line,
+            manifest=state.manifest.path,
+        )
 
 
 def _installed_fields() -> Dict[str, Any]:
     state = _state
     if state is None:
         return {}
-    state.reported = True
     report = _target_report(state)
-    for text in report["missing"]:
-        target = text.split(" ", 1)[0]
-        if target not in state.missing:
-            state.emitter.fault("target_missing", text, target=target, manifest=state.manifest.path)
+    _report_missing(state, report)
     fields: Dict[str, Any] = {"manifest": state.manifest.path}
     fields.update(report)
     fields.update(_wrapt_info())
@@ -449,7 +413,11 @@ def _wrapt_info() -> Dict[str, str]:
 def _at_exit() -> None:
     """Flush deferred events (faults, the installed report) if the app ran at all or something went wrong."""
     state = _state
-    if state is None or not state.emitter.deferred:
+    if state is None:
+        return
+    if not state.emitter.deferred:
+        with contextlib.suppress(Exception):  # a module the app imported after the report may show a typo now
+            _report_missing(state, _target_report(state))
         return
     if state.hooked_modules or state.missing:
         state.emitter.ready()

@@ -1,6 +1,7 @@
 """The scope: one accumulator per open scope, found through ONE ContextVar, plus the app's correlation id.
 
-Why it is built this way (see shared/design/instrumentation-lessons.md, traps 2 and 3):
+Why it is built this way (work in a task or a thread must reach the scope that started it, and nothing has
+to flow back out of a context):
 - `CURRENT` is set ONCE when a scope opens (and set back when it closes, in the same frame). It holds the
   scope's `Accumulator`. `asyncio.gather` tasks and `asyncio.to_thread` work copy the context, so they find
   the SAME accumulator object and add into it; nothing has to flow "back out".
@@ -72,8 +73,8 @@ class Accumulator:
     scope open with one list per stage field of the manifest (or, given no fields, lists made on first use);
     then one compare `len(list) > limit`, whose rare branch (`overflow`) folds, or reports a late stage once
     `close()` has set `limit` to -1. `fold()` moves samples into `totals` (field -> [seconds, calls]) with
-    C-level `sum`/`len` under the lock. Generator steps, fields missing from a pre-allocated dict and
-    `record()` use `add()`, which updates `totals` under the lock (`calls=0` for a later step of the same
+    C-level `sum`/`len` under the lock. Generator steps and fields missing from a pre-allocated dict
+    use `add()`, which updates `totals` under the lock (`calls=0` for a later step of the same
     call).
     """
 
@@ -186,15 +187,6 @@ def add_to_parent(collector: Accumulator, fields: Dict[str, Tuple[float, int]]) 
     """
     for name, (seconds, calls) in fields.items():
         collector.add(name, seconds, calls)
-
-
-def record(field: str, seconds: float, calls: int = 1) -> bool:
-    """Add a duration to the innermost open scope by hand (tools, tests). False when no scope is open."""
-    acc = CURRENT.get()
-    if acc is None:
-        return False
-    acc.add(field, seconds, calls)
-    return True
 
 
 class ScopeRuntime:

@@ -14,9 +14,10 @@ Anything unusual falls back to `*args, **kwargs`. The templates below are the wh
 `__module__`, `__annotations__` and `__wrapped__`, so `inspect.signature` and `inspect.is*function` answer as
 for the original.
 
-Kinds are decided from the target when the wrapper is built (trap 1): generator and async-generator wrappers
-time the ACTIVE time of each `send`/`throw`/`close` step (`asend`/`athrow`/`aclose`), hold the field's
-running marker (see `scope.py`) only inside a step, never across a `yield`, and count one call per iteration.
+Kinds are decided from the target when the wrapper is built (never from what a call returns): generator and
+async-generator wrappers time the ACTIVE time of each `send`/`throw`/`close` step (`asend`/`athrow`/`aclose`),
+hold the field's running marker (see `scope.py`) only inside a step, never across a `yield`,
+and count one call per iteration.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 import uuid
-from contextvars import ContextVar, Token
+from contextvars import ContextVar
 from datetime import datetime, timezone
 from typing import IO, Any, Dict, Iterator, Optional
 
@@ -348,15 +348,6 @@ def new_correlation_id() -> str:
 def get_correlation_id() -> Optional[str]:
     """The correlation id bound in this context, or None."""
     return correlation_id.get()
-
-
-def bind_correlation_id(value: str) -> Token:
-    """Bind `value` in this context; pass the token to `unbind_correlation_id` in the same context."""
-    return correlation_id.set(value)
-
-
-def unbind_correlation_id(token: Token) -> None:
-    correlation_id.reset(token)
 
 
 @contextlib.contextmanager

@@ -19,7 +19,7 @@ import time
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, Optional, Set
+from typing import Any, Callable, Dict, Optional, Set
 
 from publisher_v2.core.exceptions import StorageError
 from publisher_v2.utils.logging import log_json
@@ -205,16 +205,6 @@ class PostLedger:
                 ).fetchone()[0],
             )
         )
-
-    def rows(self) -> Iterator[Dict[str, Any]]:
-        """Every row (for tools and tests); results stay JSON text."""
-
-        def work(conn: sqlite3.Connection) -> list:
-            cursor = conn.execute("SELECT * FROM posted_images ORDER BY content_hash")
-            names = [d[0] for d in cursor.description]
-            return [dict(zip(names, row)) for row in cursor.fetchall()]
-
-        return iter(self._run("rows", work))
 
     # -- claim lifecycle -------------------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import subprocess
 import sys
 import textwrap
 import uuid
@@ -10,7 +11,7 @@ import uuid
 import pytest
 from fixture_app import kinds, workflow
 from fixture_app.kinds import Base, Child
-from telemetry_testkit import LOG_SECTION, events, stderr_events
+from telemetry_testkit import LOG_SECTION, events, stderr_events, subprocess_env
 
 import autoinstrument
 from autoinstrument import hooks
@@ -143,8 +144,14 @@ def test_missing_modules_and_attributes_are_reported_once_and_break_nothing(writ
         "fixture_app.gone:Thing.run",
         "fixture_app.kinds:Base.renamed",
     ]
+    by_target = {f["target"]: f for f in faults}
+    gone, renamed = by_target["fixture_app.gone:Thing.run"], by_target["fixture_app.kinds:Base.renamed"]
+    assert (gone["line"], renamed["line"]) == (line_of(path, "fixture_app.gone"), line_of(path, "Base.renamed"))
+    assert gone["detail"].startswith("module 'fixture_app.gone' not found: manifest line")
+    assert renamed["detail"] == "class Base has no attribute 'renamed'"  # plain words, not wrapt's text
+    assert "PathResolutionError" not in repr(faults) and "unable to resolve" not in repr(faults)
     (installed,) = events("autoinstrument_installed")
-    assert any(m.startswith("fixture_app.gone:Thing.run (module not found") for m in installed["missing"])
+    assert "fixture_app.gone:Thing.run (module 'fixture_app.gone' not found)" in installed["missing"]
     assert any(m.startswith("fixture_app.kinds:Base.renamed") for m in installed["missing"])
     assert len(events("workflow_timing")) == 2 and "image_selection_ms" in events("workflow_timing")[0]
 
@@ -207,3 +214,20 @@ def test_a_generator_cannot_be_a_scope(write_manifest):
     (fault,) = events("autoinstrument_fault")
     assert fault["target"] == "fixture_app.kinds:Base.gen" and "plain or async function" in fault["detail"]
     assert list(Base().gen(2)) == [0, 1]
+
+
+def line_of(path: str, text: str) -> int:
+    with open(path, encoding="utf-8") as handle:
+        return next(number for number, line in enumerate(handle, 1) if text in line)
+
+
+def test_a_module_missing_from_a_package_the_app_imports_later_is_reported_at_exit(tmp_path):
+    """In a real process: a typo in a module name is pending until its package is imported, then reported."""
+    path = tmp_path / "telemetry.yaml"
+    path.write_text(manifest("fixture_app.workflow_typo:Orchestrator.run: run_ms\n"))
+    code = f"import autoinstrument; autoinstrument.install({str(path)!r}); import fixture_app.workflow"
+    proc = subprocess.run([sys.executable, "-c", code], env=subprocess_env(), capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    (fault,) = [e for e in stderr_events(proc.stderr) if e["message"] == "autoinstrument_fault"]
+    assert fault["fault"] == "target_missing" and fault["line"] == line_of(str(path), "workflow_typo")
+    assert fault["detail"].startswith("module 'fixture_app.workflow_typo' not found")
