@@ -53,6 +53,7 @@ class AppAttachment:
         self.problem: Optional[str] = None
         self.late = False
         self.seen = False
+        self.by_hand = False  # the app wraps itself in TelemetryMiddleware: nothing to attach
 
     # ------------------------------------------------------------------------ finding
 
@@ -105,6 +106,9 @@ class AppAttachment:
         for ref, _ours, _previous in self.apps:
             if ref() is app:
                 return False
+        if isinstance(app, TelemetryMiddleware):
+            self.by_hand = True
+            return False
         build = getattr(app, "build_middleware_stack", None)
         if not callable(build) or not hasattr(app, "middleware_stack"):
             raise UnsupportedApp(
@@ -164,6 +168,8 @@ class AppAttachment:
         text = self.ref.text
         if self.problem:
             return "missing", f"{text} ({self.problem})"
+        if self.by_hand:
+            return "wrapped", f"{text} (TelemetryMiddleware, by the app)"
         count = self.attached()
         if count:
             return "wrapped", f"{text} (asgi middleware)"

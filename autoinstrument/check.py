@@ -317,13 +317,25 @@ def _check_web(manifest: Manifest, build_app: bool) -> List[Result]:
         if obj is not None:
             for part in rest.split(".") if rest else ():
                 obj = getattr(obj, part)
-            if not callable(getattr(obj, "build_middleware_stack", None)) or not hasattr(obj, "middleware_stack"):
+            from autoinstrument.middleware import TelemetryMiddleware
+
+            if isinstance(obj, TelemetryMiddleware):  # the app wraps itself: nothing to attach
+                note += ", wrapped by the app in TelemetryMiddleware"
+                obj = obj.app
+                if getattr(obj, "routes", None) is None:
+                    unverified = "unverified: a plain ASGI app declares no routes to compare with"
+                    out.append(Result(OK, ref.line, ref.text, "web.app", None, note))
+                    obj = None
+            if obj is None:
+                pass
+            elif not callable(getattr(obj, "build_middleware_stack", None)) or not hasattr(obj, "middleware_stack"):
                 raise _Fail(
                     f"is a {type(obj).__name__}, not a Starlette/FastAPI application (no build_middleware_stack): "
-                    "the telemetry middleware cannot be attached"
+                    "the telemetry middleware cannot be attached (wrap it in autoinstrument.TelemetryMiddleware)"
                 )
-            app = obj
-            out.append(Result(OK, ref.line, ref.text, "web.app", None, note))
+            else:
+                app = obj
+                out.append(Result(OK, ref.line, ref.text, "web.app", None, note))
     except _Skip as exc:
         out.append(Result(SKIP, ref.line, ref.text, "web.app", None, None, str(exc)))
         unverified = "unverified: the app could not be imported"
