@@ -158,6 +158,19 @@ class Emitter:
                     return
         self._send(event, fields, level, logger)
 
+    def emit_now(self, event: str, fields: Dict[str, Any], level: int = logging.INFO) -> None:
+        """`emit` for the per-request event: a dict of fields, the manifest's logger, one call deep."""
+        function = self._function
+        logger = self._logger
+        if function is None or logger is None or self._deferred:
+            self.emit(event, fields, level)
+            return
+        try:
+            function(logger, level, event, **fields)
+        except Exception as exc:
+            self._function_failed(exc)
+            stderr_event(event, fields, level, self.log.logger, self.redactor(), trusted=False)
+
     def fault(self, kind: str, detail: str, **context: Any) -> None:
         """Report a fault of the library once per (kind, target/detail)."""
         key = (kind, context.get("target") or detail)

@@ -78,6 +78,7 @@ class _State:
                 emitter.ready,
                 self.stage_fields,
                 redactor=emitter.redactor,
+                emit_now=emitter.emit_now,
             )
             self.web = AppAttachment(manifest.web.app, telemetry)
 

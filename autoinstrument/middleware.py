@@ -17,16 +17,18 @@ request: `merge.py`.
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from contextvars import ContextVar
+from logging import ERROR, INFO, WARNING
 from typing import Any, Awaitable, Callable, Dict, Iterable, List, MutableMapping, Optional, Tuple
 
 from autoinstrument import hooks
 from autoinstrument.ids import loggable, new_request_id, refusing_redacted, request_id_from
 from autoinstrument.manifest import WebSpec
-from autoinstrument.merge import HELD, merged, status_level
+from autoinstrument.merge import HELD, merged
 from autoinstrument.routes import Route, RouteTable, json_result
-from autoinstrument.scope import CURRENT, Accumulator, to_ms
+from autoinstrument.scope import CURRENT, FOLD_AT, Accumulator, to_ms
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -37,6 +39,9 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 #: At most this many bytes of a route's JSON body are kept to read its `result` keys (a copy; the body
 #: itself is passed on at once, chunk by chunk). A larger body yields no `result` fields.
 BODY_LIMIT = 64 * 1024
+
+#: The lock every request accumulator shares (held only to fold samples: a few list sums).
+_LOCK = threading.Lock()
 
 #: True while a hand-made middleware serves a request (an attached one inside it then passes through).
 _SERVING: ContextVar[bool] = ContextVar("autoinstrument_serving", default=False)
@@ -61,9 +66,12 @@ class WebTelemetry:
         validate: Callable[[bytes], Optional[str]] = request_id_from,
         generate: Callable[[], str] = new_request_id,
         redactor: Callable[[], Optional[Callable[[str], str]]] = lambda: None,
+        emit_now: Optional[Callable[..., None]] = None,
     ):
         self.spec = spec
         self.emit = emit
+        #: the per-request event's path: `emit` without the deferral check (the first request ends it)
+        self.emit_now = emit_now or emit
         self.fault = fault
         self.correlation = correlation
         #: called at the first request only (the emitter never goes back to deferring)
@@ -146,8 +154,15 @@ def installed_telemetry() -> Optional[WebTelemetry]:
     return web.telemetry if web is not None else None
 
 
-class _Request:
-    """One HTTP request: its id, its route, its accumulator, and the `send` that adds the header."""
+class _Request(Accumulator):
+    """One HTTP request: its id, its route, the `send` that adds the header, and, on a mapped route, the
+    request's own accumulator (this object: the stages inside add into it; one object per request, not two).
+
+    The accumulator part is set up only for a mapped route. Its field lists are pre-allocated from the fields
+    the route's earlier requests produced (`Route.known`), so a stage's first sample costs no exception and no
+    lock in steady state; a new field takes the locked `add` once and is remembered for the next request.
+    Request accumulators share one lock: it is held only to fold samples, never around app code.
+    """
 
     __slots__ = (
         "t",
@@ -156,7 +171,6 @@ class _Request:
         "header",
         "route",
         "params",
-        "acc",
         "var",
         "previous_cid",
         "previous_acc",
@@ -204,16 +218,27 @@ class _Request:
         if var is not None:
             self.previous_cid = var.get(None)
             var.set(cid)
-        self.previous_acc = previous = CURRENT.get()
         if route is not None:
-            # No pre-allocated field lists: a request runs few stages, so its lists are made on first use.
-            self.acc = acc = Accumulator(route, cid, (), previous, inclusive=True)
-            CURRENT.set(acc)
+            # The accumulator part (see Accumulator.__init__; set here without a second call).
+            lists: Dict[str, List[float]] = {}
+            for field in route.known:
+                lists[field] = []
+            self.lists = lists
+            self.totals = {}
+            self.limit = FOLD_AT
+            self.closed = False
+            self.late = None
+            self.owner = route
+            self.correlation_id = cid
+            self.inclusive = True
+            self.lock = _LOCK
+            self.previous_acc = previous = CURRENT.get()
+            self.collector = None if previous is None else previous if previous.inclusive else previous.collector
+            CURRENT.set(self)
             self.held: Optional[List[Any]] = []  # the app's call of this route's event, held (merge.py)
             self.previous_held = HELD.get()
             HELD.set(self)
         else:
-            self.acc = None
             self.held = None
         self.start = time.perf_counter()
 
@@ -251,13 +276,14 @@ class _Request:
         content_type = encoding = None
         present = False
         for key, value in headers:
-            lower = key.lower()
-            if lower == name:
+            if key == name or (len(key) == len(name) and key.lower() == name):
                 present = True
-            elif keep and lower == b"content-type":
-                content_type = value
-            elif keep and lower == b"content-encoding":
-                encoding = value
+            elif keep:
+                lower = key.lower()
+                if lower == b"content-type":
+                    content_type = value
+                elif lower == b"content-encoding":
+                    encoding = value
         if keep and content_type is not None and b"json" in content_type.lower() and encoding is None:
             self.body = bytearray()
         if present:
@@ -283,50 +309,79 @@ class _Request:
             return
         self.done = True
         end = self.end or time.perf_counter()
+        route = self.route
         try:
-            if self.acc is not None:
+            if route is not None:
                 CURRENT.set(self.previous_acc)
                 HELD.set(self.previous_held)
             if self.var is not None:
                 self.var.set(self.previous_cid)
         except Exception as err:  # pragma: no cover - ContextVar.set does not fail in the same context
             self.t.failed("unbind_failed", err)
-        if self.route is None:
+        if route is None:
             return
         try:
-            name, payload, owned = self._event(end, exc)
-            level = status_level(self.status, exc)
+            status = self.status if self.status is not None else 500
+            ms = int((end - self.start) * 1000.0 + 0.5)  # scope.to_ms, inlined: this runs per request
+            payload: Dict[str, Any] = {
+                "correlation_id": self.cid,
+                route.field: ms if ms > 0 else 0,
+                "method": route.method,
+                "route": route.template,
+                "status_code": status,
+            }
+            params = self.params
+            if params:
+                for key, value in params.items():
+                    payload[key if key not in payload else f"path_{key}"] = loggable(value)
+            stages = self._close_into(payload) if (self.lists or self.totals) else ()
+            if self.body is not None and route.result:
+                payload.update(json_result(bytes(self.body), route.result))
+            # The status-derived level (merge.status_level, inlined: this runs per request).
+            if exc is not None or type(status) is not int or status >= 500:
+                level = ERROR
+            elif status >= 400:
+                level = WARNING
+            else:
+                level = INFO
+            if exc is not None:
+                payload["error_type"] = type(exc).__name__
+                name = route.error_event
+            else:
+                name = route.error_event if level != INFO else route.event
             if self.held:
+                owned = ("correlation_id", route.field, *stages)
                 logger, level, name, payload = merged(self.held[0], payload, level, owned)
                 self.t.emit(name, payload, level, logger)
             else:
-                self.t.emit(name, payload, level)
+                self.t.emit_now(name, payload, level)
         except Exception as err:
             self.t.failed("event_failed", err)
 
-    def _event(self, end: float, exc: Optional[BaseException]) -> Tuple[str, Dict[str, Any], Tuple[str, ...]]:
-        """(event name, fields, the telemetry-owned field names that win over the app's in a merge)."""
+    def _close_into(self, payload: Dict[str, Any]) -> Tuple[str, ...]:
+        """Close the accumulator part (later samples are late) and add each stage field that ran, in ms;
+        returns their names. New fields are remembered on the route for the next request's lists."""
+        with self.lock:
+            self.closed = True
+            self.limit = -1
+            totals = self.totals
+            names = []
+            for field, samples in self.lists.items():
+                if samples:
+                    seconds = sum(samples)
+                    slot = totals.get(field)
+                    if slot is not None:
+                        seconds += slot[0]
+                    payload[field] = to_ms(seconds)
+                    names.append(field)
+            for field, slot in totals.items():
+                if field not in payload:
+                    payload[field] = to_ms(slot[0])
+                    names.append(field)
         route = self.route
-        assert route is not None and self.acc is not None
-        fields = self.acc.close()
-        status = self.status if self.status is not None else 500
-        payload: Dict[str, Any] = {
-            "correlation_id": self.cid,
-            route.field: to_ms(end - self.start),
-            "method": route.method,
-            "route": route.template,
-            "status_code": status,
-        }
-        if self.params:
-            for key, value in self.params.items():
-                payload[key if key not in payload else f"path_{key}"] = loggable(value)
-        for key, (seconds, _calls) in fields.items():
-            payload[key] = to_ms(seconds)
-        if self.body is not None and route.result:
-            payload.update(json_result(bytes(self.body), route.result))
-        if exc is not None:
-            payload["error_type"] = type(exc).__name__
-        error = exc is not None or not isinstance(status, int) or status >= 400
-        owned = ("correlation_id", route.field, *fields)
-        return (route.error_event if error else route.event), payload, owned
-
+        if totals:
+            known = route.known  # type: ignore[union-attr]
+            fresh = tuple(field for field in totals if field not in known)
+            if fresh:
+                route.known = known + fresh  # type: ignore[union-attr]
+        return tuple(names)

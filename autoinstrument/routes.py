@@ -62,7 +62,9 @@ def json_result(body: bytes, keys: Iterable[str]) -> Dict[str, Any]:
 class Route:
     """One mapped route, compiled once; also the owner of its requests' accumulators (late stages)."""
 
-    __slots__ = ("spec", "regex", "method", "template", "field", "event", "error_event", "result", "telemetry")
+    __slots__ = (
+        "spec", "regex", "method", "template", "field", "event", "error_event", "result", "telemetry", "known",
+    )
 
     def __init__(self, spec: RouteSpec, telemetry: Any):
         self.spec = spec
@@ -74,6 +76,8 @@ class Route:
         self.error_event = spec.error_event
         self.result = spec.result
         self.telemetry = telemetry
+        #: the stage fields this route's requests produced so far (pre-allocated in the next request)
+        self.known: Tuple[str, ...] = ()
 
     def late(self, acc: Any, field: str, seconds: float) -> None:
         """A stage ended after this route's event was sent: say so (once per request and field)."""
