@@ -21,13 +21,13 @@ Note: PEP 829 deprecates `import` lines in `.pth` files from Python 3.15 (with a
 import marshal
 import os
 import sys
-import zlib
+
+from autoinstrument import cache
 
 ENV_ENABLE = "AUTOINSTRUMENT"
 ENV_MANIFEST = "AUTOINSTRUMENT_MANIFEST"
 DEFAULT_MANIFEST = "telemetry.yaml"
 _ON = ("1", "true", "yes", "on")
-_CACHE_VERSION = 1
 
 _trigger = None  # the armed finder, if any
 _started = False
@@ -138,27 +138,10 @@ def _start(path):
 # --------------------------------------------------------------------------------------------- the cache
 
 
-def _cache_file(path):
-    base = os.environ.get("XDG_CACHE_HOME", "").strip() or os.path.join(os.path.expanduser("~"), ".cache")
-    digest = zlib.crc32(path.encode("utf-8", "surrogatepass")) & 0xFFFFFFFF
-    return os.path.join(base, "autoinstrument", f"manifest-{digest:08x}.marshal")
-
-
-def _key(path):
-    stat = os.stat(path)
-    return (_CACHE_VERSION, path, stat.st_mtime_ns, stat.st_size, sys.version_info[:2])
-
-
 def _watched(path):
-    """The modules the manifest at `path` hooks, from the cache (None on a miss or any doubt)."""
-    try:
-        with open(_cache_file(path), "rb") as handle:
-            key, modules = marshal.load(handle)
-        if key != _key(path) or not isinstance(modules, tuple):
-            return None
-        return modules
-    except Exception:
-        return None
+    """The modules the manifest at `path` hooks, from the cache (None on a miss)."""
+    modules = cache.read(path, "modules", marshal.loads)
+    return modules if isinstance(modules, tuple) else None
 
 
 def _parse(path):
@@ -169,20 +152,8 @@ def _parse(path):
         modules = tuple(load_manifest(path).watched_modules())
     except ManifestError:
         return None
-    _store(path, modules)
+    cache.write(path, "modules", modules, marshal.dumps)
     return modules
-
-
-def _store(path, modules):
-    try:
-        target = _cache_file(path)
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        temporary = f"{target}.{os.getpid()}"
-        with open(temporary, "wb") as handle:
-            marshal.dump((_key(path), tuple(modules)), handle)
-        os.replace(temporary, target)
-    except Exception:
-        pass  # no cache: the next start parses the manifest again
 
 
 def _last_resort(exc):  # pragma: no cover - only when the library itself is broken

@@ -60,18 +60,24 @@ class _State:
         self.stage_fields = tuple(sorted({stage.field for stage in manifest.stages}))
         for spec in list(manifest.scopes) + list(manifest.stages):
             self.by_module.setdefault(spec.target.module, []).append(spec)
-        self.web: Any = None  # attach.AppAttachment when the manifest has a web section
+        self._web: Any = None  # attach.AppAttachment, built when first needed (see `web`)
         #: the log function, put behind the one-event-per-request gate (merge.py) when routes are mapped
         self.gate_ref: Optional[Ref] = None
         self.gate: Optional[Patch] = None
         if manifest.web is not None and manifest.web.routes and manifest.log.function is not None:
             self.gate_ref = manifest.log.function
-        if manifest.web is not None:
+
+    @property
+    def web(self) -> Any:
+        """The web attachment (None without a `web:` section). Built on first use: the web modules are not
+        even imported by a process (the CLI) that never imports the web app."""
+        if self._web is None and self.manifest.web is not None:
             from autoinstrument.attach import AppAttachment
             from autoinstrument.middleware import WebTelemetry
 
+            emitter = self.emitter
             telemetry = WebTelemetry(
-                manifest.web,
+                self.manifest.web,
                 emitter.emit,
                 emitter.fault,
                 self.correlation_var,
@@ -80,7 +86,8 @@ class _State:
                 redactor=emitter.redactor,
                 emit_now=emitter.emit_now,
             )
-            self.web = AppAttachment(manifest.web.app, telemetry)
+            self._web = AppAttachment(self.manifest.web.app, telemetry)
+        return self._web
 
     def modules(self) -> List[str]:
         """Every module to hook: those holding targets, and the web app's."""
@@ -182,8 +189,8 @@ def uninstall() -> int:
                 restored += 1
         if state.gate is not None and _restore(state.gate, state):
             restored += 1
-        if state.web is not None:
-            restored += state.web.detach()
+        if state._web is not None:
+            restored += state._web.detach()
         wrappers.set_fault_sink(None)
         return restored
 
@@ -212,7 +219,8 @@ def _on_import(module: Any) -> None:
             state = _state
             if state is None:
                 return
-            web = state.web if state.web is not None and state.web.ref.module == name else None
+            web_spec = state.manifest.web
+            web = state.web if web_spec is not None and web_spec.app.module == name else None
             gate = state.gate_ref is not None and state.gate_ref.module == name
             if name not in state.by_module and web is None and not gate:
                 return
@@ -354,15 +362,16 @@ def _target_report(state: _State) -> Dict[str, List[str]]:
                 missing.append(f"{text} ({reason})")
             else:
                 pending.append(text)
-    if state.web is not None:
-        status, label = state.web.describe()
+    if state.manifest.web is not None:
+        app = state.manifest.web.app
+        status, label = state._web.describe() if state._web is not None else ("pending", app.text)
         if status == "pending":
-            reason = _module_missing(state.web.ref.module)
+            reason = _module_missing(app.module)
             if reason:
                 status, label = "missing", f"{label} ({reason})"
         {"wrapped": wrapped, "missing": missing, "pending": pending}[status].append(label)
-        if status == "wrapped" and state.web.late:
-            late.append(state.web.ref.text)
+        if status == "wrapped" and state._web.late:
+            late.append(app.text)
     return {"wrapped": wrapped, "late": late, "missing": missing, "pending": pending}
 
 

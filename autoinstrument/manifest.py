@@ -624,8 +624,19 @@ def default_manifest_path() -> str:
 
 
 def load_manifest(path: Optional[str] = None) -> Manifest:
-    """Read and validate a manifest file (default: see `default_manifest_path`). Raises ManifestError."""
+    """Read and validate a manifest file (default: see `default_manifest_path`). Raises ManifestError.
+
+    A valid manifest is kept in the on-disk cache (`cache.py`, keyed by path, mtime and size), so the next
+    interpreter does not import yaml to read the same file again."""
     path = os.fspath(path) if path is not None else default_manifest_path()
+    import pickle
+
+    from autoinstrument import cache
+
+    absolute = os.path.abspath(path)
+    cached = cache.read(absolute, "pickle", pickle.loads)
+    if isinstance(cached, Manifest) and cached.path == path:
+        return cached
     try:
         with open(path, encoding="utf-8") as handle:
             text = handle.read()
@@ -633,7 +644,9 @@ def load_manifest(path: Optional[str] = None) -> Manifest:
         raise ManifestError(
             [Problem(str(path), 0, "(file)", f"cannot read the manifest: {exc.strerror or exc}")]
         ) from None
-    return validate(parse_yaml(text, path), path)
+    manifest = validate(parse_yaml(text, path), path)
+    cache.write(absolute, "pickle", manifest, pickle.dumps)
+    return manifest
 
 
 def loads_manifest(text: str, path: str = "<string>") -> Manifest:

@@ -173,7 +173,7 @@ def test_a_process_that_never_imports_a_target_loads_nothing_heavy(activation, t
     env = subprocess_env(AUTOINSTRUMENT="1", AUTOINSTRUMENT_MANIFEST=str(manifest), XDG_CACHE_HOME=str(tmp_path))
     first = run_python(NO_TARGET, env, sitedir=activation)  # a cache miss parses the manifest (yaml) once
     assert first.returncode == 0, first.stderr
-    assert list((tmp_path / "autoinstrument").glob("manifest-*.marshal"))
+    assert list((tmp_path / "autoinstrument").glob("manifest-*.modules"))
     second = run_python(NO_TARGET, env, sitedir=activation)
     assert second.returncode == 0, second.stderr
     probe = json.loads(second.stdout)
@@ -211,3 +211,12 @@ def test_an_app_declares_its_own_switches_and_default_manifest(tmp_path, fixture
         assert json.loads(run_python(PROBE, env, sitedir=str(sitedir)).stdout)["wrapped"] is True
     finally:
         beside.unlink()
+
+
+def test_an_unchanged_manifest_is_not_parsed_again(activation, fixture_manifest, tmp_path):
+    """The second interpreter reads the validated manifest from the cache: yaml is never imported."""
+    env = subprocess_env(AUTOINSTRUMENT="1", AUTOINSTRUMENT_MANIFEST=fixture_manifest, XDG_CACHE_HOME=str(tmp_path))
+    first = json.loads(run_python(PROBE, env, sitedir=activation).stdout)
+    second = json.loads(run_python(PROBE, env, sitedir=activation).stdout)
+    assert first["wrapped"] is True and "yaml" in first["modules"]
+    assert second["wrapped"] is True and "yaml" not in second["modules"]
