@@ -6,7 +6,7 @@ The manifest's `web:` section puts a pure ASGI middleware in front of the named 
 out, one event per request of a mapped route.
 
 Public API (docs_v2/autoinstrument.md), everything imported lazily so that `import autoinstrument` stays cheap
-(no yaml, no wrapt, not even `typing`: the start-up hook imports this package in every interpreter):
+(no yaml, no hooks, not even `typing`: the start-up hook imports this package in every interpreter):
 
     install(manifest=None)     wrap every target (now or when its module is imported); a second call is a no-op
     uninstall()                restore the exact original objects; returns how many

@@ -6,7 +6,7 @@ names ships its own one-line `.pth` calling `activate(enable_var, manifest_var, 
 and its default manifest: a path, or `package:file` found next to the package without importing it). With
 no switch on, not even this module is imported.
 
-Why it is light: importing wrapt pulls in asyncio and importlib.metadata, and yaml is a parser; paying ~100 ms
+Why it is light: the install imports its wrappers and hooks, and yaml is a parser; paying tens of ms
 in EVERY interpreter started with the switch on (a shell tool, a pip run) is not acceptable. So `activate()`
 only registers a tiny `sys.meta_path` finder (`_Trigger`) watching the top-level packages of the manifest's
 modules; the real `install()` runs when the first of them is imported. Which modules to watch comes from a
@@ -121,7 +121,8 @@ def _disarm():
 
 
 def _start(path):
-    """The real install (imports wrapt and yaml), reported when the app runs. Never raises."""
+    """The real install (imports the hooks, and yaml on a cache miss), reported when the app runs. Never
+    raises."""
     global _started
     _started = True
     try:
@@ -145,7 +146,7 @@ def _watched(path):
 
 
 def _parse(path):
-    """A cache miss: parse the manifest (imports yaml, not wrapt) and remember its modules. None if invalid."""
+    """A cache miss: parse the manifest (imports yaml) and remember its modules. None if invalid."""
     from autoinstrument.manifest import ManifestError, load_manifest
 
     try:

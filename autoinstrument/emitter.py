@@ -56,7 +56,7 @@ def _fallback_logger() -> logging.Logger:
 LIBRARY_KEYS = frozenset(
     (
         "fault", "target", "manifest", "key", "field", "scope_event", "method", "route",
-        "wrapped", "late", "missing", "pending", "wrapt_version", "wrapt_impl", "error_type",
+        "wrapped", "late", "missing", "pending", "error_type",
     )
 )
 _SAFE_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")

@@ -1,9 +1,9 @@
 """The import hooks and the patch registry: find the target, decide how to wrap it, apply, remember, restore.
 
-- Targets are wrapped by wrapt post-import hooks when their module is imported (`register_post_import_hook`,
-  called positionally: wrapt 2.0 renamed its keyword). A module already imported is wrapped at once and its
-  targets are reported as "late" (a `from x import f` done before that keeps the original function).
-- Resolution walks the class's MRO through `vars()` (`wrapt.resolve_path`), so we wrap the RAW object: a
+- Targets are wrapped by post-import hooks (`importhook.py`) when their module is imported. A module already
+  imported is wrapped at once and its targets are reported as "late" (a `from x import f` done before that
+  keeps the original function).
+- Resolution walks the class's MRO through `vars()` (`targets.find`), so we wrap the RAW object: a
   classmethod/staticmethod is unwrapped to its `__func__`, wrapped, and re-wrapped in the same descriptor
   type. An inherited method is wrapped by setting the wrapper on the NAMED class only; `uninstall()` deletes
   it again. Properties and other non-functions are refused with a fault naming the manifest line.
@@ -19,13 +19,12 @@ from __future__ import annotations
 import atexit
 import contextlib
 import logging
-import sys
 import threading
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple, Union
 
-from autoinstrument import targets, wrappers
+from autoinstrument import importhook, targets, wrappers
 from autoinstrument.emitter import Emitter, stderr_event
 from autoinstrument.manifest import Manifest, ManifestError, Ref, ScopeSpec, StageSpec, load_manifest, resolve_ref
 from autoinstrument.scope import ScopeRuntime
@@ -115,7 +114,6 @@ class _State:
 
 _lock = threading.RLock()
 _state: Optional[_State] = None
-_pending_hooks: set = set()  # module names with one of our wrapt hooks still waiting in wrapt's registry
 _atexit_registered = False
 
 
@@ -158,15 +156,10 @@ def install(manifest: Union[None, str, Manifest] = None, *, defer_report: bool =
             lambda err: emitter.fault("bookkeeping_error", f"{type(err).__name__}: {err}")
         )
         try:
-            import wrapt
-
+            importhook.on_error = lambda err: emitter.fault("hook_failed", f"{type(err).__name__}: {err}")
             for module_name in state.modules():
-                if module_name in sys.modules:
-                    _on_import(sys.modules[module_name])
-                elif module_name not in _pending_hooks:
-                    _pending_hooks.add(module_name)
-                    wrapt.register_post_import_hook(_on_import, module_name)
-        except Exception as exc:  # wrapt missing or broken: nothing is wrapped, the app runs as is
+                importhook.register(module_name, _on_import)
+        except Exception as exc:  # nothing is wrapped, the app runs as is
             emitter.fault("hooks_unavailable", f"{type(exc).__name__}: {exc}")
         state.installing = False
         emitter.emit(INSTALLED_EVENT, _installed_fields)
@@ -183,6 +176,7 @@ def uninstall() -> int:
         state, _state = _state, None
         if state is None:
             return 0
+        importhook.unregister(_on_import)
         restored = 0
         for patch in state.patches.values():
             if _restore(patch, state):
@@ -211,11 +205,10 @@ def installed_targets() -> Dict[str, List[str]]:
 
 
 def _on_import(module: Any) -> None:
-    """wrapt post-import hook. Must never raise: an exception here would fail the app's import."""
+    """The post-import hook. Must never raise: an exception here would fail the app's import."""
     try:
         name = getattr(module, "__name__", None)
         with _lock:
-            _pending_hooks.discard(name)
             state = _state
             if state is None:
                 return
@@ -406,18 +399,7 @@ def _installed_fields() -> Dict[str, Any]:
     _report_missing(state, report)
     fields: Dict[str, Any] = {"manifest": state.manifest.path}
     fields.update(report)
-    fields.update(_wrapt_info())
     return fields
-
-
-def _wrapt_info() -> Dict[str, str]:
-    try:
-        import wrapt
-
-        impl = "python" if getattr(wrapt.FunctionWrapper, "__module__", "") == "wrapt.wrappers" else "c"
-        return {"wrapt_version": getattr(wrapt, "__version__", "?"), "wrapt_impl": impl}
-    except Exception as exc:
-        return {"wrapt_version": f"unavailable ({type(exc).__name__})", "wrapt_impl": "none"}
 
 
 def _at_exit() -> None:

@@ -2,8 +2,7 @@
 
 Why plain closures and not `wrapt.FunctionWrapper`: the per-call budget. A FunctionWrapper costs ~0.44 us per
 call before any timing work (C extension, CPython 3.11), about 4x hand-written inline timing, so it cannot
-meet "in scope <= 3x hand-written overhead, out of scope <= 1x". wrapt still does what it is good at:
-post-import hooks and path resolution (`hooks.py`).
+meet "in scope <= 3x hand-written overhead, out of scope <= 1x".
 
 Why the wrapper is compiled with the target's exact parameter list: forwarding through `*args, **kwargs` costs
 ~180 ns per call on CPython 3.11 (tuple + dict building, no specialised call), more than the whole

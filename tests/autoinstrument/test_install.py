@@ -72,7 +72,7 @@ def test_targets_of_already_imported_modules_are_wrapped_at_once_and_reported_la
     (installed,) = events("autoinstrument_installed")
     assert installed["late"] == ["fixture_app.kinds:Base.plain"]
     assert installed["wrapped"] == ["fixture_app.kinds:Base.plain (sync)"]
-    assert installed["wrapt_version"] and installed["wrapt_impl"] in ("c", "python")
+    assert "wrapt_version" not in installed  # no wrapt: the library's own post-import hooks
 
 
 def test_a_second_install_is_a_no_op_and_never_nests(write_manifest):
