@@ -629,14 +629,19 @@ def load_manifest(path: Optional[str] = None) -> Manifest:
     A valid manifest is kept in the on-disk cache (`cache.py`, keyed by path, mtime and size), so the next
     interpreter does not import yaml to read the same file again."""
     path = os.fspath(path) if path is not None else default_manifest_path()
-    import pickle
+    import marshal
 
     from autoinstrument import cache
 
     absolute = os.path.abspath(path)
-    cached = cache.read(absolute, "pickle", pickle.loads)
-    if isinstance(cached, Manifest) and cached.path == path:
-        return cached
+    plain = cache.read(absolute, "manifest", marshal.loads)
+    if plain is not None:
+        try:
+            cached = _from_plain(plain)
+            if isinstance(cached, Manifest) and cached.path == path:
+                return cached
+        except Exception:
+            pass  # an entry of another shape: read the file again
     try:
         with open(path, encoding="utf-8") as handle:
             text = handle.read()
@@ -645,8 +650,40 @@ def load_manifest(path: Optional[str] = None) -> Manifest:
             [Problem(str(path), 0, "(file)", f"cannot read the manifest: {exc.strerror or exc}")]
         ) from None
     manifest = validate(parse_yaml(text, path), path)
-    cache.write(absolute, "pickle", manifest, pickle.dumps)
+    cache.write(absolute, "manifest", _to_plain(manifest), marshal.dumps)
     return manifest
+
+
+_PLAIN_TYPES: Dict[str, Any] = {}
+
+
+def _to_plain(value: Any) -> Any:
+    """A Manifest as marshal-able data (tuples, dicts, str, numbers): marshal needs no import at start-up."""
+    if hasattr(value, "__dataclass_fields__"):
+        name = type(value).__name__
+        return ("@" + name, tuple(_to_plain(getattr(value, f)) for f in value.__dataclass_fields__))
+    if isinstance(value, tuple):
+        return ("()", tuple(_to_plain(v) for v in value))
+    if isinstance(value, dict):
+        return {k: _to_plain(v) for k, v in value.items()}
+    return value
+
+
+def _from_plain(value: Any) -> Any:
+    if isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], str):
+        tag, items = value
+        if tag == "()":
+            return tuple(_from_plain(v) for v in items)
+        if tag.startswith("@"):
+            if not _PLAIN_TYPES:
+                _PLAIN_TYPES.update(
+                    (cls.__name__, cls)
+                    for cls in (Manifest, LogSpec, StageSpec, ScopeSpec, RouteSpec, WebSpec, Budget, Ref)
+                )
+            return _PLAIN_TYPES[tag[1:]](*(_from_plain(v) for v in items))
+    if isinstance(value, dict):
+        return {k: _from_plain(v) for k, v in value.items()}
+    return value
 
 
 def loads_manifest(text: str, path: str = "<string>") -> Manifest:

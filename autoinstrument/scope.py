@@ -30,9 +30,10 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-import uuid
 from contextvars import ContextVar
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+
+from autoinstrument.ids import new_request_id
 
 CURRENT: ContextVar[Optional[Accumulator]] = ContextVar("autoinstrument_scope", default=None)
 
@@ -223,7 +224,7 @@ class ScopeRuntime:
                 previous = var.get(None)
                 cid = previous
                 if not cid:
-                    cid = str(uuid.uuid4())
+                    cid = new_request_id()  # a UUID4 (ids.py: no `uuid` import at start-up)
                     var.set(cid)
                     bound = True
             parent = CURRENT.get()
