@@ -3,7 +3,7 @@
 Why: a renamed method must fail CI, not silently drop a field at run time (the runtime can only report a
 missing target as a fault event, long after the release). So this module does what `install()` would do up
 to the point of patching: it loads the manifest with the same loader, imports each target's module, finds the
-raw object with the same resolution as the hooks (`hooks._find`: the class's MRO through `vars()`), refuses
+raw object with the same resolution as the hooks (`targets.find`: the class's MRO through `vars()`), refuses
 what the hooks refuse (properties, cached_property, non-functions, a generator as a scope) and even builds the
 wrapper closure, but never sets it on anything and never calls the target. Importing the modules is the only
 side effect.

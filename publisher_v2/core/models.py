@@ -99,6 +99,8 @@ class WorkflowResult:
     analysis: Optional[ImageAnalysis] = None
     sidecar_written: bool = False
     preview: Optional[Dict[str, Any]] = None
+    #: Things the operator should read on stdout (e.g. a `--select` re-post of a posted image).
+    notices: List[str] = field(default_factory=list)
 
     @property
     def any_success(self) -> bool:

@@ -34,12 +34,26 @@ from publisher_v2.services.storage.content import fetch_image_content
 from publisher_v2.utils.captions import format_caption
 from publisher_v2.utils.images import InvalidImageError
 from publisher_v2.utils.logging import bound_correlation_id, log_json
-from publisher_v2.utils.state import PostLedger
+from publisher_v2.utils.staging import make_staging, remove_dead_staging
+from publisher_v2.utils.state import (
+    ARCHIVE_PENDING,
+    CLAIMED,
+    FAILED,
+    POSTED,
+    PUBLISHING,
+    SENDING,
+    ClaimConflict,
+    LedgerEntry,
+    PlatformOutcome,
+    PostLedger,
+)
 
 logger = logging.getLogger("publisher_v2.workflow")
 
 NO_IMAGES = "No images found"
 NO_NEW_IMAGES = "No new images to post"
+#: Per-run folders in the temp dir with each publisher's copy of the image (`publisher_v2_<pid>_…`).
+WORKDIR_PREFIX = "publisher_v2_"
 
 
 @dataclass
@@ -49,6 +63,8 @@ class _Selection:
     entry: ImageEntry
     content_hash: str
     claimed: bool
+    #: Set when `--select` takes an image already recorded as posted (its documented bypass).
+    reposting: bool = False
 
 
 @dataclass
@@ -58,6 +74,7 @@ class _RunOptions:
     preview_mode: bool
     debug: bool
     reuse_sidecar: bool = False
+    allow_repost: bool = True
     skipped: Set[str] = field(default_factory=set)
 
     @property
@@ -93,11 +110,14 @@ class WorkflowOrchestrator:
         dry_publish: bool = False,
         preview_mode: bool = False,
         reuse_sidecar: bool = False,
+        allow_repost: bool = True,
     ) -> WorkflowResult:
         """Run the workflow once. Expected outcomes (nothing to post, unknown name) are results, not exceptions.
 
         `reuse_sidecar` publishes the analysis and captions recorded in the image's sidecar (what an admin saw
         in the web UI) instead of asking the AI again; without a matching sidecar the run analyses as usual.
+        A selected image is claimed in the ledger like any other: another run's claim raises ImageBusy, and a
+        posted image raises ImageAlreadyPosted unless `allow_repost` (the CLI's `--select` bypass).
         """
         options = _RunOptions(
             select_filename,
@@ -105,6 +125,7 @@ class WorkflowOrchestrator:
             preview_mode,
             self.config.content.debug,
             reuse_sidecar=reuse_sidecar,
+            allow_repost=allow_repost,
         )
         with bound_correlation_id() as cid:
             log_json(
@@ -120,6 +141,9 @@ class WorkflowOrchestrator:
             )
             try:
                 result = await self._run(options)
+            except ClaimConflict as exc:  # expected: another run holds the image, or it was posted
+                log_json(logger, logging.WARNING, "workflow_claim_refused", status=exc.status, error=str(exc))
+                raise
             except Exception as exc:
                 log_json(logger, logging.ERROR, "workflow_error", error_type=type(exc).__name__, error=str(exc))
                 raise
@@ -137,6 +161,10 @@ class WorkflowOrchestrator:
             return result
 
     async def _run(self, options: _RunOptions) -> WorkflowResult:
+        if options.side_effects:
+            remove_dead_staging(Path(tempfile.gettempdir()), WORKDIR_PREFIX)  # copies left by killed runs
+        if options.select_filename is None and options.side_effects and not options.debug:
+            await self._complete_interrupted()
         images = await self._list_images()
         if not images:
             log_json(logger, logging.WARNING, "workflow_no_images", reason=NO_IMAGES)
@@ -165,6 +193,43 @@ class WorkflowOrchestrator:
                 self._release(selection)
                 raise
 
+    async def _complete_interrupted(self) -> None:
+        """Finish posts of dead runs that need no decision: no platform outcome unknown, so sending the missing
+        platforms (or just archiving) cannot post anything twice. The others are reported for the operator."""
+        waiting = []
+        for entry in self.ledger.unfinished():
+            if entry.status == CLAIMED or not self.ledger.is_stale(entry):
+                continue  # a live run's, or a claim that simply expires after the TTL
+            if entry.unknown:
+                waiting.append(entry)
+                continue
+            if not self.ledger.take_over(entry.content_hash, entry.claim_owner):
+                continue  # another run is completing it
+            log_json(
+                logger,
+                logging.WARNING,
+                "ledger_completing_interrupted",
+                image_name=entry.image_name,
+                content_hash=entry.content_hash,
+                posted=entry.posted_platforms,
+            )
+            taken = self.ledger.entry(entry.content_hash)
+            try:
+                if taken is not None:
+                    await self.complete_post(taken)
+            except StorageError as exc:
+                log_json(logger, logging.ERROR, "ledger_complete_failed", image_name=entry.image_name, error=str(exc))
+        if waiting:
+            log_json(
+                logger,
+                logging.WARNING,
+                "ledger_unfinished_posts",
+                count=len(waiting),
+                unknown_platforms=sum(len(e.unknown) for e in waiting),
+                images=[e.image_name for e in waiting[:10]],
+                resolve="publisher --config FILE ledger list",
+            )
+
     async def _list_images(self) -> List[ImageEntry]:
         """Stage: the storage's listing (no image bytes are read)."""
         images = await self.storage.list_images()
@@ -175,20 +240,35 @@ class WorkflowOrchestrator:
         """Stage: pick an image that was never posted, and claim it in the ledger so no concurrent run takes it.
 
         Candidates are tried in random order; each needs only its content hash (listed, or cached by the
-        storage), so a library of posted images costs no image reads. `--select` bypasses dedup.
+        storage), so a library of posted images costs no image reads. A `--select`ed image is claimed the same
+        way; a posted one is taken again only with `allow_repost` (the CLI's bypass, said out loud).
         """
         if options.select_filename is not None:
             entry = next((e for e in images if e.name == options.select_filename), None)
             if entry is None or entry.name in options.skipped:
                 return None
-            return _Selection(entry, await self.storage.content_hash(entry), claimed=False)
+            digest = await self.storage.content_hash(entry)
+            if not options.side_effects:
+                return _Selection(entry, digest, claimed=False)
+            reposting = self.ledger.claim_selected(digest, entry.name, allow_repost=options.allow_repost)
+            if reposting:
+                log_json(
+                    logger, logging.WARNING, "select_reposting_posted_image", image_name=entry.name, content_hash=digest
+                )
+            log_json(logger, logging.INFO, "image_selected", image_name=entry.name, content_hash=digest)
+            return _Selection(entry, digest, claimed=True, reposting=reposting)
 
         known = self.ledger.known_hashes()
         # Entries whose listed (or cached) hash is already known are out before any per-image work.
         candidates = [e for e in images if e.name not in options.skipped and e.content_hash not in known]
         random.shuffle(candidates)
         for entry in candidates:
-            digest = await self.storage.content_hash(entry)
+            try:
+                digest = await self.storage.content_hash(entry)
+            except StorageError:
+                if await self.storage.get_image(entry.name) is None:
+                    continue  # archived by another run since our listing
+                raise
             if digest in known:
                 continue
             if not options.side_effects:
@@ -210,8 +290,9 @@ class WorkflowOrchestrator:
             self.ledger.mark_rejected(selection.content_hash, selection.entry.name, str(exc))
 
     def _release(self, selection: _Selection) -> None:
-        if selection.claimed:
-            self.ledger.release(selection.content_hash)
+        """Undo our claim after a failure; the ledger refuses when a platform is posted or unknown."""
+        if selection.claimed and not self.ledger.release(selection.content_hash):
+            self.ledger.abandon(selection.content_hash)
 
     async def _process(self, selection: _Selection, image: ImageContent, options: _RunOptions) -> WorkflowResult:
         name = selection.entry.name
@@ -245,28 +326,76 @@ class WorkflowOrchestrator:
             log_json(logger, logging.INFO, "debug_mode_simulated", image_name=name)
             return result
 
+        if selection.reposting:
+            result.notices.append(f"{name} was already posted; --select posts it again")
         if approved is None:
             result.sidecar_written = await self._write_sidecar(image, analysis, captions)
-        if selection.claimed:
-            self.ledger.mark_publishing(selection.content_hash)
-        result.publish_results = await self._publish_all(image, captions, analysis)
+        self.ledger.mark_publishing(selection.content_hash)
+        result.publish_results = await self._publish_all(image, captions, analysis, selection.content_hash)
         result.success = result.any_success
         if not result.success:
-            if selection.claimed:
-                self.ledger.abandon(selection.content_hash)  # nothing was posted: the image may be tried again
+            self.ledger.abandon(selection.content_hash)  # nothing was posted: the image may be tried again
             result.error = "Every publisher failed" if result.publish_results else "No publisher is enabled"
             return result
-        self.ledger.record_post(
-            selection.content_hash,
-            name,
-            {
-                k: {"success": v.success, "post_id": v.post_id, "error": v.error}
-                for k, v in result.publish_results.items()
-            },
-        )
-        if self.config.content.archive:
-            result.archived = await self._archive_image(name)
+        result.archived = await self._record_and_archive(selection.content_hash, name)
         return result
+
+    async def _record_and_archive(self, content_hash: str, name: str) -> bool:
+        """Stage: record the post as finished in the ledger, then archive the image when configured."""
+        if not self.ledger.finish_post(content_hash, name, archive=self.config.content.archive):
+            log_json(logger, logging.ERROR, "ledger_post_unfinished", image_name=name, content_hash=content_hash)
+            return False
+        if not self.config.content.archive:
+            return False
+        archived = await self._archive_image(name)
+        if archived:
+            self.ledger.mark_archived(content_hash)
+        return archived
+
+    async def complete_post(self, entry: LedgerEntry, send: bool = True) -> Dict[str, PublishResult]:
+        """Finish an interrupted post this ledger instance has taken over (the operator command).
+
+        With `send`, sends ONLY to enabled platforms that are neither posted nor unknown ('sending'); then
+        records the post and archives. Unknown platforms must be resolved first (posted, or not posted);
+        until then the post stays unfinished. Returns the new per-platform results.
+        """
+        name = entry.image_name
+        results: Dict[str, PublishResult] = {}
+        if entry.status == CLAIMED:  # its run died before any platform was contacted
+            self.ledger.mark_publishing(entry.content_hash)
+            entry.status = PUBLISHING
+        if entry.status != POSTED:
+            missing = {p for p, o in entry.platforms.items() if o.state == FAILED}
+            missing |= {p.platform_name for p in self.publishers if p.platform_name not in entry.platforms}
+            targets = [p for p in self.publishers if p.platform_name in missing] if send else []
+            if targets:
+                stored = await self.storage.get_image(name)
+                if stored is None or await self.storage.content_hash(stored) != entry.content_hash:
+                    raise StorageError(f"Image {name} ({entry.content_hash[:12]}) is no longer in the library")
+                image = await self._fetch_image(stored)
+                approved = await self._load_approved_content(image)
+                if approved is None:
+                    fresh = await self._analyze_image(image)
+                    approved = (fresh, await self._generate_caption(fresh))
+                analysis, captions = approved
+                results = await self._publish_all(image, captions, analysis, entry.content_hash, targets)
+            entry.platforms.update(
+                (platform, PlatformOutcome(platform, POSTED if r.success else FAILED, r.post_id, r.error))
+                for platform, r in results.items()
+            )
+            never_sent = [p.platform_name for p in self.publishers if p.platform_name not in entry.platforms]
+            if never_sent or any(o.state == SENDING for o in entry.platforms.values()):
+                return results  # unfinished until every platform has a known outcome
+            if not self.ledger.finish_post(entry.content_hash, name, archive=self.config.content.archive):
+                return results
+            entry.archive_state = ARCHIVE_PENDING if self.config.content.archive else None
+        if entry.archive_state == ARCHIVE_PENDING:
+            stored = await self.storage.get_image(name)
+            if stored is None or await self.storage.content_hash(stored) != entry.content_hash:
+                self.ledger.mark_archived(entry.content_hash)  # moved already (the run died after archiving)
+            elif await self._archive_image(name):
+                self.ledger.mark_archived(entry.content_hash)
+        return results
 
     async def _load_approved_content(self, image: ImageContent) -> Optional[Tuple[ImageAnalysis, CaptionResult]]:
         """The analysis and captions already recorded in the image's sidecar, or None."""
@@ -289,10 +418,19 @@ class WorkflowOrchestrator:
         return await self.sidecar_writer.try_write(image, analysis, captions)
 
     async def _publish_all(
-        self, image: ImageContent, captions: CaptionResult, analysis: ImageAnalysis
+        self,
+        image: ImageContent,
+        captions: CaptionResult,
+        analysis: ImageAnalysis,
+        content_hash: Optional[str] = None,
+        publishers: Optional[Sequence[Publisher]] = None,
     ) -> Dict[str, PublishResult]:
-        """Stage: every enabled publisher at once, each with its own copy of the image to resize."""
-        if not self.publishers:
+        """Stage: every enabled publisher (or `publishers`) at once, each with its own copy of the image.
+
+        With `content_hash`, each platform's outcome is recorded in the ledger as it happens.
+        """
+        targets = list(self.publishers if publishers is None else publishers)
+        if not targets:
             return {}
         context: Dict[str, Any] = {
             "image_name": image.name,
@@ -301,10 +439,10 @@ class WorkflowOrchestrator:
             "temp_url": image.temp_url,
             "public_url": image.public_url,
         }
-        workdir = Path(tempfile.mkdtemp(prefix="publisher_v2_"))
+        workdir = make_staging(Path(tempfile.gettempdir()), WORKDIR_PREFIX)
         try:
             copies = []
-            for publisher in self.publishers:
+            for publisher in targets:
                 copy = workdir / f"{publisher.platform_name}_{Path(image.name).name}"
                 copy.write_bytes(image.data)
                 copies.append(copy)
@@ -315,8 +453,9 @@ class WorkflowOrchestrator:
                         str(copy),
                         format_caption(publisher.platform_name, captions.caption),
                         context,
+                        content_hash,
                     )
-                    for publisher, copy in zip(self.publishers, copies)
+                    for publisher, copy in zip(targets, copies)
                 )
             )
         finally:
@@ -324,13 +463,27 @@ class WorkflowOrchestrator:
         return {r.platform: r for r in outcomes}
 
     async def _publish_one(
-        self, publisher: Publisher, image_path: str, caption: str, context: Dict[str, Any]
+        self,
+        publisher: Publisher,
+        image_path: str,
+        caption: str,
+        context: Dict[str, Any],
+        content_hash: Optional[str] = None,
     ) -> PublishResult:
-        """One platform; an exception (a publisher bug) becomes a failed result so the others still count."""
+        """One platform; an exception (a publisher bug) becomes a failed result so the others still count.
+
+        'sending' is in the ledger before the platform is called and the outcome right after it answers, so a
+        run killed in between leaves an unknown outcome that is never re-sent by itself.
+        """
+        platform = publisher.platform_name
+        if content_hash is not None and not self.ledger.begin_sending(content_hash, platform):
+            return PublishResult(False, platform, error="Not sent: the ledger holds an outcome for this platform")
         try:
             result = await publisher.publish(image_path, caption, dict(context))
         except Exception as exc:  # noqa: BLE001 - a failing publisher must never sink the run
-            result = PublishResult(False, publisher.platform_name, error=f"{type(exc).__name__}: {exc}")
+            result = PublishResult(False, platform, error=f"{type(exc).__name__}: {exc}")
+        if content_hash is not None:
+            self.ledger.record_outcome(content_hash, platform, result.success, result.post_id, result.error)
         log_json(
             logger,
             logging.INFO if result.success else logging.ERROR,

@@ -1,37 +1,65 @@
-"""The dedup ledger: which images (by content hash) were posted, are being published, or were rejected.
+"""The ledger: the one truth, shared by every process, about which images are claimed, posting or posted.
 
-SQLite in WAL mode, so several `publisher` runs and the web app can share one file. A run CLAIMS an image
-before publishing it; a claim is a row that only one writer can insert (BEGIN IMMEDIATE serialises the check
-and the insert across processes). Once publishing starts the row turns 'publishing' and is never reclaimed
-automatically: a run that crashed there may already have posted, and posting twice is the one thing we must
-not do. A plain 'claimed' row older than the TTL belongs to a run that died before publishing: it may be
-retaken.
+SQLite in WAL mode, so CLI runs and any number of web workers share one file. Every SQL statement of the
+application's state lives in this module (a PostgreSQL store can later implement the same two classes), and
+concurrency comes from the database itself: BEGIN IMMEDIATE for check-then-write, unique keys and
+`INSERT ... ON CONFLICT` for the rest, never a process lock.
+
+An image row moves claimed → publishing → posted. Each platform of a post gets its own outcome row:
+'sending' is written BEFORE the platform is called, then 'posted' (with the platform's id) or 'failed'. A
+'sending' row whose run died is an UNKNOWN outcome: nothing re-sends it automatically (at most once); the
+operator command (`publisher ledger`) shows it and resolves it. A 'claimed' row older than the TTL belongs to
+a run that died before publishing and may be retaken; a 'publishing' row never expires by itself (a later run
+may take it over only when no outcome is unknown). The same file holds the web app's login failures and revoked
+sessions (`SessionStore`), so every worker sees them.
+
+Schema versions: a `schema_version` row says which migrations ran. `open_ledger_connection` is the single
+place that opens a ledger file and brings it up to date; older files (version 1, no version row) migrate.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
+import socket
 import sqlite3
 import threading
 import time
 import uuid
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Set
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple, TypeVar
 
 from publisher_v2.core.exceptions import StorageError
 from publisher_v2.utils.logging import log_json
 
 logger = logging.getLogger("publisher_v2.state")
+_Self = TypeVar("_Self", bound="_LedgerFile")
 
 CLAIMED = "claimed"
 PUBLISHING = "publishing"
 POSTED = "posted"
 REJECTED = "rejected"
 
-_SCHEMA = """
+#: Per-platform outcome states.
+SENDING = "sending"
+FAILED = "failed"
+
+#: archive_state of a posted image: still to be moved, moved, or not wanted (archive = false).
+ARCHIVE_PENDING = "pending"
+ARCHIVE_DONE = "done"
+ARCHIVE_OFF = "off"
+
+#: Verdicts of a claim attempt.
+_CLAIMED_NEW, _REPOSTING, _WAS_POSTED, _BUSY = "claimed_new", "reposting", "was_posted", "busy"
+
+#: How long a writer waits for another one's lock before failing (milliseconds).
+BUSY_TIMEOUT_MS = 15_000
+
+_V1_IMAGES = """
 CREATE TABLE IF NOT EXISTS posted_images (
     content_hash TEXT PRIMARY KEY,
     image_name   TEXT NOT NULL,
@@ -44,8 +72,29 @@ CREATE TABLE IF NOT EXISTS posted_images (
 )
 """
 
-#: How long a writer waits for another one's lock before failing (milliseconds).
-BUSY_TIMEOUT_MS = 15_000
+_V2_STATEMENTS = (
+    "ALTER TABLE posted_images ADD COLUMN attempt INTEGER NOT NULL DEFAULT 1",
+    "ALTER TABLE posted_images ADD COLUMN archive_state TEXT",
+    """CREATE TABLE IF NOT EXISTS platform_posts (
+        content_hash TEXT NOT NULL,
+        attempt      INTEGER NOT NULL,
+        platform     TEXT NOT NULL,
+        state        TEXT NOT NULL CHECK (state IN ('sending', 'posted', 'failed')),
+        post_id      TEXT,
+        error        TEXT,
+        updated_at   TEXT NOT NULL,
+        PRIMARY KEY (content_hash, attempt, platform)
+    )""",
+    """CREATE TABLE IF NOT EXISTS login_failures (
+        scope TEXT NOT NULL,
+        at    TEXT NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS login_failures_scope_at ON login_failures (scope, at)",
+    """CREATE TABLE IF NOT EXISTS revoked_sessions (
+        token_hash TEXT PRIMARY KEY,
+        expires_at TEXT NOT NULL
+    )""",
+)
 
 
 def _utc_now() -> datetime:
@@ -55,6 +104,62 @@ def _utc_now() -> datetime:
 def _iso(moment: datetime) -> str:
     """Fixed-width UTC ISO text, so SQL can compare timestamps as strings."""
     return moment.astimezone(timezone.utc).isoformat(timespec="microseconds")
+
+
+def readable_time(iso: str) -> str:
+    """'2024-05-01 12:00:00 UTC' from a stored timestamp (for messages people read)."""
+    return iso[:19].replace("T", " ") + " UTC"
+
+
+def _table_exists(conn: sqlite3.Connection, name: str) -> bool:
+    return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone() is not None
+
+
+def _migrate_to_v1(conn: sqlite3.Connection) -> None:
+    conn.execute(_V1_IMAGES)
+
+
+def _migrate_to_v2(conn: sqlite3.Connection) -> None:
+    """Per-platform outcomes, attempts, archive state, and the admin session tables.
+
+    Posted rows of version 1 keep their per-platform results as outcome rows; their archive state stays
+    unknown (NULL), which no command treats as unfinished.
+    """
+    for statement in _V2_STATEMENTS:
+        conn.execute(statement)
+    rows = conn.execute(
+        "SELECT content_hash, results, posted_at FROM posted_images WHERE status = ? AND results IS NOT NULL",
+        (POSTED,),
+    ).fetchall()
+    for content_hash, results, posted_at in rows:
+        try:
+            decoded = json.loads(results)
+        except ValueError:
+            continue
+        for platform, outcome in (decoded or {}).items():
+            if not isinstance(outcome, dict):
+                continue
+            conn.execute(
+                "INSERT OR IGNORE INTO platform_posts"
+                " (content_hash, attempt, platform, state, post_id, error, updated_at)"
+                " VALUES (?, 1, ?, ?, ?, ?, ?)",
+                (
+                    content_hash,
+                    platform,
+                    POSTED if outcome.get("success") else FAILED,
+                    outcome.get("post_id"),
+                    outcome.get("error"),
+                    posted_at or _iso(_utc_now()),
+                ),
+            )
+
+
+#: (version, migration) in order. A later store (or an import of older state) appends here.
+MIGRATIONS: List[Tuple[int, Callable[[sqlite3.Connection], None]]] = [
+    (1, _migrate_to_v1),
+    (2, _migrate_to_v2),
+]
+SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 
 def _enable_wal(conn: sqlite3.Connection) -> str:
@@ -83,9 +188,7 @@ def connect_wal(path: Path) -> sqlite3.Connection:
 
     Autocommit (isolation_level=None) leaves transactions to us: BEGIN IMMEDIATE where a read decides a write.
     """
-    conn = sqlite3.connect(
-        str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
-    )
+    conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     try:
         mode = _enable_wal(conn)
@@ -100,16 +203,141 @@ def connect_wal(path: Path) -> sqlite3.Connection:
     return conn
 
 
-class PostLedger:
-    """The dedup ledger. Every method is one short transaction and is safe from several threads."""
+def _schema_version(conn: sqlite3.Connection) -> int:
+    if _table_exists(conn, "schema_version"):
+        row = conn.execute("SELECT version FROM schema_version").fetchone()
+        return int(row[0]) if row else 0
+    return 1 if _table_exists(conn, "posted_images") else 0
 
-    def __init__(
-        self, path: Path, claim_ttl_seconds: int = 3600, *, clock: Optional[Callable[[], datetime]] = None
-    ) -> None:
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Apply every migration newer than the file's version, in one write transaction; return the version.
+
+    Several processes may start on an old file at once: BEGIN IMMEDIATE lets one migrate while the others
+    wait, then they read the new version and do nothing.
+    """
+    if _table_exists(conn, "schema_version") and _schema_version(conn) == SCHEMA_VERSION:
+        return SCHEMA_VERSION  # the common case: no write lock taken
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        current = _schema_version(conn)
+        if current > SCHEMA_VERSION:
+            raise sqlite3.DatabaseError(
+                f"schema version {current} is newer than this program's {SCHEMA_VERSION}; upgrade publisher_v2"
+            )
+        for version, step in MIGRATIONS:
+            if version > current:
+                step(conn)
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        conn.execute("DELETE FROM schema_version")
+        conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    if current < SCHEMA_VERSION:  # a new file is created quietly; an upgraded one is worth a line
+        level = logging.INFO if current else logging.DEBUG
+        log_json(logger, level, "ledger_migrated", from_version=current, to_version=SCHEMA_VERSION)
+    return SCHEMA_VERSION
+
+
+def open_ledger_connection(path: Path) -> sqlite3.Connection:
+    """THE place a ledger file is opened: WAL, busy timeout, schema brought up to date."""
+    conn = connect_wal(path)
+    try:
+        migrate(conn)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _process_owner() -> str:
+    """host:pid:random, so the operator command can tell a dead local run from a live one."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+
+
+def owner_alive(owner: Optional[str]) -> Optional[bool]:
+    """True/False for an owner on this host (its pid exists or not); None when it cannot be told."""
+    if not owner:
+        return None
+    parts = owner.split(":")
+    if len(parts) != 3 or parts[0] != socket.gethostname() or not parts[1].isdigit():
+        return None
+    try:
+        os.kill(int(parts[1]), 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, but not ours to signal
+        return True
+    return True
+
+
+class ClaimConflict(StorageError):
+    """Another run holds the image, or it was posted already; nothing was touched."""
+
+    def __init__(self, message: str, content_hash: str, status: str, posted_at: Optional[str] = None) -> None:
+        super().__init__(message)
+        self.content_hash = content_hash
+        self.status = status
+        self.posted_at = posted_at
+
+
+class ImageBusy(ClaimConflict):
+    """A live claim of another run (or of a run whose outcome is still unresolved)."""
+
+
+class ImageAlreadyPosted(ClaimConflict):
+    """The image is recorded as posted (and re-posting was not asked for)."""
+
+
+@dataclass
+class PlatformOutcome:
+    """One platform's recorded outcome for the current attempt of a post."""
+
+    platform: str
+    state: str
+    post_id: Optional[str] = None
+    error: Optional[str] = None
+    updated_at: Optional[str] = None
+
+
+@dataclass
+class LedgerEntry:
+    """An image row with its per-platform outcomes (of the current attempt)."""
+
+    content_hash: str
+    image_name: str
+    status: str
+    claim_owner: Optional[str]
+    claimed_at: Optional[str]
+    posted_at: Optional[str]
+    attempt: int
+    archive_state: Optional[str]
+    reason: Optional[str] = None
+    platforms: Dict[str, PlatformOutcome] = field(default_factory=dict)
+
+    @property
+    def unknown(self) -> List[str]:
+        """Platforms whose run died between sending and recording: maybe posted, never re-sent by itself."""
+        return sorted(p for p, o in self.platforms.items() if o.state == SENDING)
+
+    @property
+    def posted_platforms(self) -> List[str]:
+        return sorted(p for p, o in self.platforms.items() if o.state == POSTED)
+
+    def as_dict(self) -> Dict[str, Any]:
+        record = {k: v for k, v in self.__dict__.items() if k != "platforms"}
+        record["owner_alive"] = owner_alive(self.claim_owner)
+        record["platforms"] = {p: dict(o.__dict__) for p, o in sorted(self.platforms.items())}
+        return record
+
+
+class _LedgerFile:
+    """One connection to the ledger file, shared by the threads of a process; each call is one short transaction."""
+
+    def __init__(self, path: Path, clock: Optional[Callable[[], datetime]] = None) -> None:
         self.path = Path(path)
-        self.claim_ttl = timedelta(seconds=claim_ttl_seconds)
-        #: Identifies this ledger instance's claims; release/abandon touch only rows carrying it.
-        self.owner = f"{os.getpid()}-{uuid.uuid4().hex}"
         self._clock = clock or _utc_now
         self._lock = threading.RLock()
         self._conn: Optional[sqlite3.Connection] = None
@@ -118,13 +346,9 @@ class PostLedger:
         except OSError as exc:
             raise StorageError(f"Cannot create the ledger folder {self.path.parent}: {exc}") from None
 
-    # -- connection ------------------------------------------------------------------------------------------
-
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
-            conn = connect_wal(self.path)
-            conn.execute(_SCHEMA)
-            self._conn = conn
+            self._conn = open_ledger_connection(self.path)
         return self._conn
 
     def _run(self, action: str, work: Callable[[sqlite3.Connection], Any]) -> Any:
@@ -135,17 +359,23 @@ class PostLedger:
             except sqlite3.Error as exc:
                 raise StorageError(f"Ledger {self.path}: {action} failed: {exc}") from None
 
-    @staticmethod
-    def _immediate(conn: sqlite3.Connection, work: Callable[[], Any]) -> Any:
-        """One write transaction that takes the write lock before reading, so check-then-write is atomic."""
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            result = work()
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-        return result
+    def _write(self, action: str, work: Callable[[sqlite3.Connection], Any]) -> Any:
+        """`work` inside BEGIN IMMEDIATE: the write lock is taken before reading, so check-then-write is atomic."""
+
+        def transaction(conn: sqlite3.Connection) -> Any:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = work(conn)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            return result
+
+        return self._run(action, transaction)
+
+    def _now(self) -> str:
+        return _iso(self._clock())
 
     def close(self) -> None:
         """Close the connection (a later call reopens it)."""
@@ -154,27 +384,42 @@ class PostLedger:
                 self._conn.close()
                 self._conn = None
 
-    def __enter__(self) -> PostLedger:
+    def __enter__(self: _Self) -> _Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class PostLedger(_LedgerFile):
+    """The dedup ledger. Every method is one short transaction and is safe from several threads."""
+
+    def __init__(
+        self, path: Path, claim_ttl_seconds: int = 3600, *, clock: Optional[Callable[[], datetime]] = None
+    ) -> None:
+        super().__init__(path, clock)
+        self.claim_ttl = timedelta(seconds=claim_ttl_seconds)
+        #: Identifies this ledger instance's claims; release/abandon touch only rows carrying it.
+        self.owner = _process_owner()
 
     def _stale_before(self) -> str:
         return _iso(self._clock() - self.claim_ttl)
 
     # -- reads -----------------------------------------------------------------------------------------------
 
+    def schema_version(self) -> int:
+        return int(self._run("schema_version", _schema_version))
+
     def journal_mode(self) -> str:
         """The journal mode SQLite reports for this file ('wal')."""
         return str(self._run("journal_mode", lambda c: c.execute("PRAGMA journal_mode").fetchone()[0]))
 
     def known_hashes(self) -> Set[str]:
-        """Hashes a run must not pick: posted, rejected, publishing, and claims younger than the TTL."""
+        """Hashes a run must not pick: posted (ever), rejected, publishing, and claims younger than the TTL."""
 
         def work(conn: sqlite3.Connection) -> Set[str]:
             rows = conn.execute(
-                "SELECT content_hash FROM posted_images WHERE status != ? OR claimed_at > ?",
+                "SELECT content_hash FROM posted_images WHERE status != ? OR claimed_at > ? OR posted_at IS NOT NULL",
                 (CLAIMED, self._stale_before()),
             )
             return {row[0] for row in rows}
@@ -200,11 +445,69 @@ class PostLedger:
         return int(
             self._run(
                 "posted_count",
-                lambda c: c.execute(
-                    "SELECT COUNT(*) FROM posted_images WHERE status = ?", (POSTED,)
-                ).fetchone()[0],
+                lambda c: c.execute("SELECT COUNT(*) FROM posted_images WHERE status = ?", (POSTED,)).fetchone()[0],
             )
         )
+
+    @staticmethod
+    def _entry_from(conn: sqlite3.Connection, row: Sequence[Any]) -> LedgerEntry:
+        entry = LedgerEntry(*row)
+        for platform, state, post_id, error, updated_at in conn.execute(
+            "SELECT platform, state, post_id, error, updated_at FROM platform_posts"
+            " WHERE content_hash = ? AND attempt = ? ORDER BY platform",
+            (entry.content_hash, entry.attempt),
+        ):
+            entry.platforms[platform] = PlatformOutcome(platform, state, post_id, error, updated_at)
+        return entry
+
+    _ENTRY_COLUMNS = (
+        "content_hash, image_name, status, claim_owner, claimed_at, posted_at, attempt, archive_state, reason"
+    )
+
+    def entry(self, content_hash: str) -> Optional[LedgerEntry]:
+        """The image row and its per-platform outcomes, or None."""
+
+        def work(conn: sqlite3.Connection) -> Optional[LedgerEntry]:
+            row = conn.execute(
+                f"SELECT {self._ENTRY_COLUMNS} FROM posted_images WHERE content_hash = ?", (content_hash,)
+            ).fetchone()
+            return None if row is None else self._entry_from(conn, row)
+
+        return self._run("entry", work)
+
+    def find(self, key: str) -> List[LedgerEntry]:
+        """Entries whose content hash starts with `key` or whose image name is `key` (for the operator)."""
+
+        def work(conn: sqlite3.Connection) -> List[LedgerEntry]:
+            rows = conn.execute(
+                f"SELECT {self._ENTRY_COLUMNS} FROM posted_images"
+                " WHERE image_name = ? OR (length(?) >= 8 AND substr(content_hash, 1, length(?)) = ?)"
+                " ORDER BY content_hash",
+                (key, key, key, key),
+            ).fetchall()
+            return [self._entry_from(conn, row) for row in rows]
+
+        return self._run("find", work)
+
+    def unfinished(self) -> List[LedgerEntry]:
+        """Posts the operator may have to look at: claims, publishing rows, posted images not yet archived."""
+
+        def work(conn: sqlite3.Connection) -> List[LedgerEntry]:
+            rows = conn.execute(
+                f"SELECT {self._ENTRY_COLUMNS} FROM posted_images"
+                " WHERE status IN (?, ?) OR (status = ? AND archive_state = ?) ORDER BY claimed_at, content_hash",
+                (CLAIMED, PUBLISHING, POSTED, ARCHIVE_PENDING),
+            ).fetchall()
+            return [self._entry_from(conn, row) for row in rows]
+
+        return self._run("unfinished", work)
+
+    def is_stale(self, entry: LedgerEntry) -> bool:
+        """Whether the run holding `entry` is gone: a dead local process, or a claim older than the TTL."""
+        alive = owner_alive(entry.claim_owner)
+        if alive is not None:
+            return not alive
+        return (entry.claimed_at or "") <= self._stale_before()
 
     # -- claim lifecycle -------------------------------------------------------------------------------------
 
@@ -214,85 +517,291 @@ class PostLedger:
         Free hashes and 'claimed' rows older than the TTL can be taken; anything else (a live claim, ours
         included, or a publishing/posted/rejected row) cannot.
         """
-        now = _iso(self._clock())
+        return self._claim(content_hash, image_name, repost=False)[0] == _CLAIMED_NEW
 
-        def work(conn: sqlite3.Connection) -> bool:
-            def decide() -> bool:
-                row = conn.execute(
-                    "SELECT status, claimed_at, claim_owner FROM posted_images WHERE content_hash = ?",
-                    (content_hash,),
-                ).fetchone()
-                if row is None:
-                    conn.execute(
-                        "INSERT INTO posted_images"
-                        " (content_hash, image_name, status, claim_owner, claimed_at) VALUES (?, ?, ?, ?, ?)",
-                        (content_hash, image_name, CLAIMED, self.owner, now),
-                    )
-                    return True
-                status, claimed_at, previous_owner = row
-                if status != CLAIMED or (claimed_at or "") > self._stale_before():
-                    return False
+    def claim_selected(self, content_hash: str, image_name: str, *, allow_repost: bool) -> bool:
+        """Claim an image chosen by name (`--select`, web publish). Raises ClaimConflict when it cannot.
+
+        A posted (or rejected) image is taken for a new attempt only with `allow_repost` (`--select`'s
+        documented bypass); returns True in that case, so the caller can say it re-posts.
+        """
+        verdict, status, posted_at = self._claim(content_hash, image_name, repost=allow_repost)
+        if verdict in (_CLAIMED_NEW, _REPOSTING):
+            return verdict == _REPOSTING
+        if verdict == _WAS_POSTED:
+            raise ImageAlreadyPosted(
+                f"Image {image_name} was already posted on {readable_time(posted_at or '')}",
+                content_hash,
+                status,
+                posted_at,
+            )
+        raise ImageBusy(
+            f"Image {image_name} is being published by another run ({status}); see `publisher ledger list`",
+            content_hash,
+            status,
+            posted_at,
+        )
+
+    def _claim(self, content_hash: str, image_name: str, *, repost: bool) -> Tuple[str, str, Optional[str]]:
+        """(verdict, status, posted_at): claimed fresh, re-posting (with `repost`), was posted, or busy.
+
+        A claim older than the TTL is retaken, except that one left by a dying re-post of a posted image is
+        retaken only with `repost`: expiry never lets auto-selection or the web post a posted image again.
+        """
+        now = self._now()
+
+        def work(conn: sqlite3.Connection) -> Tuple[str, str, Optional[str]]:
+            row = conn.execute(
+                "SELECT status, claimed_at, claim_owner, posted_at FROM posted_images WHERE content_hash = ?",
+                (content_hash,),
+            ).fetchone()
+            if row is None:
                 conn.execute(
-                    "UPDATE posted_images SET image_name = ?, claim_owner = ?, claimed_at = ?"
-                    " WHERE content_hash = ?",
-                    (image_name, self.owner, now, content_hash),
+                    "INSERT INTO posted_images"
+                    " (content_hash, image_name, status, claim_owner, claimed_at) VALUES (?, ?, ?, ?, ?)",
+                    (content_hash, image_name, CLAIMED, self.owner, now),
                 )
-                log_json(
-                    logger,
-                    logging.WARNING,
-                    "ledger_stale_claim_taken",
-                    content_hash=content_hash,
-                    image_name=image_name,
-                    previous_owner=previous_owner,
-                    claimed_at=claimed_at,
+                return _CLAIMED_NEW, CLAIMED, None
+            status, claimed_at, previous_owner, posted_at = row
+            if repost and status in (POSTED, REJECTED):
+                conn.execute(
+                    "UPDATE posted_images SET image_name = ?, status = ?, claim_owner = ?, claimed_at = ?,"
+                    " attempt = attempt + 1, reason = NULL WHERE content_hash = ?",
+                    (image_name, CLAIMED, self.owner, now, content_hash),
                 )
-                return True
+                return _REPOSTING, status, posted_at
+            stale_claim = status == CLAIMED and (claimed_at or "") <= self._stale_before()
+            if posted_at and not repost and (status == POSTED or stale_claim):
+                return _WAS_POSTED, status, posted_at
+            if not stale_claim:
+                return _BUSY, status, posted_at
+            conn.execute(
+                "UPDATE posted_images SET image_name = ?, claim_owner = ?, claimed_at = ? WHERE content_hash = ?",
+                (image_name, self.owner, now, content_hash),
+            )
+            log_json(
+                logger,
+                logging.WARNING,
+                "ledger_stale_claim_taken",
+                content_hash=content_hash,
+                image_name=image_name,
+                previous_owner=previous_owner,
+                claimed_at=claimed_at,
+            )
+            return (_REPOSTING if posted_at else _CLAIMED_NEW), status, posted_at
 
-            return self._immediate(conn, decide)
-
-        return bool(self._run("claim", work))
+        return self._write("claim", work)
 
     def mark_publishing(self, content_hash: str) -> None:
         """claimed → publishing. Raises StorageError when this instance no longer holds the claim, so the run
         stops before posting rather than risk posting an image another run has taken over."""
+        now = self._now()
 
         def work(conn: sqlite3.Connection) -> int:
             return conn.execute(
-                "UPDATE posted_images SET status = ?"
+                "UPDATE posted_images SET status = ?, claimed_at = ?"
                 " WHERE content_hash = ? AND status = ? AND claim_owner = ?",
-                (PUBLISHING, content_hash, CLAIMED, self.owner),
+                (PUBLISHING, now, content_hash, CLAIMED, self.owner),
             ).rowcount
 
         if self._run("mark_publishing", work) != 1:
-            log_json(
-                logger, logging.ERROR, "ledger_claim_lost", content_hash=content_hash, ledger=str(self.path)
+            log_json(logger, logging.ERROR, "ledger_claim_lost", content_hash=content_hash, ledger=str(self.path))
+            raise StorageError(f"Ledger {self.path}: the claim on {content_hash} is no longer held by this run")
+
+    def begin_sending(self, content_hash: str, platform: str) -> bool:
+        """Record 'sending' for `platform` BEFORE it is called. False (send nothing) unless this instance
+        holds the publishing row and the platform has no 'posted' or 'sending' outcome in this attempt."""
+        now = self._now()
+
+        def work(conn: sqlite3.Connection) -> bool:
+            row = conn.execute(
+                "SELECT attempt FROM posted_images WHERE content_hash = ? AND status = ? AND claim_owner = ?",
+                (content_hash, PUBLISHING, self.owner),
+            ).fetchone()
+            if row is None:
+                return False
+            changed = conn.execute(
+                "INSERT INTO platform_posts (content_hash, attempt, platform, state, updated_at)"
+                " VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (content_hash, attempt, platform) DO UPDATE SET state = excluded.state,"
+                " post_id = NULL, error = NULL, updated_at = excluded.updated_at"
+                " WHERE platform_posts.state = ?",
+                (content_hash, row[0], platform, SENDING, now, FAILED),
+            ).rowcount
+            return changed == 1
+
+        allowed = bool(self._write("begin_sending", work))
+        if not allowed:
+            log_json(logger, logging.WARNING, "ledger_send_refused", content_hash=content_hash, platform=platform)
+        return allowed
+
+    def record_outcome(
+        self, content_hash: str, platform: str, success: bool, post_id: Optional[str], error: Optional[str]
+    ) -> None:
+        """'sending' → 'posted' (with the platform's id) or 'failed', right after the platform answered."""
+        now = self._now()
+
+        def work(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "UPDATE platform_posts SET state = ?, post_id = ?, error = ?, updated_at = ?"
+                " WHERE content_hash = ? AND platform = ? AND state = ?"
+                " AND attempt = (SELECT attempt FROM posted_images WHERE content_hash = ?)",
+                (POSTED if success else FAILED, post_id, error, now, content_hash, platform, SENDING, content_hash),
             )
-            raise StorageError(
-                f"Ledger {self.path}: the claim on {content_hash} is no longer held by this run"
+
+        self._run("record_outcome", work)
+
+    def resolve_platform(self, content_hash: str, platform: str, posted: bool, post_id: Optional[str]) -> None:
+        """The operator's word on a platform: posted (with an optional id) or not posted (→ 'failed')."""
+        now = self._now()
+
+        def work(conn: sqlite3.Connection) -> None:
+            row = conn.execute("SELECT attempt FROM posted_images WHERE content_hash = ?", (content_hash,)).fetchone()
+            if row is None:
+                return
+            conn.execute(
+                "INSERT INTO platform_posts (content_hash, attempt, platform, state, post_id, error, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (content_hash, attempt, platform) DO UPDATE SET state = excluded.state,"
+                " post_id = COALESCE(excluded.post_id, platform_posts.post_id), error = excluded.error,"
+                " updated_at = excluded.updated_at",
+                (
+                    content_hash,
+                    row[0],
+                    platform,
+                    POSTED if posted else FAILED,
+                    post_id,
+                    None if posted else "marked not posted by the operator",
+                    now,
+                ),
             )
+
+        self._write("resolve_platform", work)
+        log_json(
+            logger,
+            logging.WARNING,
+            "ledger_platform_resolved",
+            content_hash=content_hash,
+            platform=platform,
+            posted=posted,
+        )
+
+    def take_over(self, content_hash: str, expected_owner: Optional[str]) -> bool:
+        """Make this instance the owner of an unfinished row (the operator completing it).
+
+        Only succeeds while the row still carries `expected_owner`, so two operators cannot both take it.
+        """
+        now = self._now()
+
+        def work(conn: sqlite3.Connection) -> int:
+            return conn.execute(
+                "UPDATE posted_images SET claim_owner = ?, claimed_at = ?"
+                " WHERE content_hash = ? AND claim_owner IS ? AND status IN (?, ?, ?)",
+                (self.owner, now, content_hash, expected_owner, CLAIMED, PUBLISHING, POSTED),
+            ).rowcount
+
+        return self._write("take_over", work) == 1
 
     def release(self, content_hash: str) -> bool:
         """Drop our claim after a failure before publishing (only a 'claimed' row of ours)."""
-        return self._delete_own(content_hash, CLAIMED, "release")
+        return self._drop_own(content_hash, (CLAIMED,), "release")
 
     def abandon(self, content_hash: str) -> bool:
-        """Drop our 'publishing' row when every publisher failed: nothing was posted."""
-        return self._delete_own(content_hash, PUBLISHING, "abandon")
+        """Drop our 'publishing' row when no platform posted: the image may be tried again."""
+        return self._drop_own(content_hash, (PUBLISHING,), "abandon")
 
-    def _delete_own(self, content_hash: str, status: str, action: str) -> bool:
-        def work(conn: sqlite3.Connection) -> int:
-            return conn.execute(
-                "DELETE FROM posted_images WHERE content_hash = ? AND status = ? AND claim_owner = ?",
-                (content_hash, status, self.owner),
-            ).rowcount
+    def release_unposted(self, content_hash: str) -> bool:
+        """The operator's release: drop a claim or publishing row on which nothing is posted or unknown."""
+        return self._drop_own(content_hash, (CLAIMED, PUBLISHING), "operator_release")
 
-        removed = self._run(action, work) == 1
+    def _drop_own(self, content_hash: str, statuses: Tuple[str, ...], action: str) -> bool:
+        """Undo our attempt: a first attempt is deleted, a re-post goes back to 'posted'. Never when a platform
+        of this attempt is posted or unknown."""
+
+        def work(conn: sqlite3.Connection) -> bool:
+            marks = ",".join("?" * len(statuses))
+            row = conn.execute(
+                f"SELECT attempt, posted_at FROM posted_images WHERE content_hash = ? AND claim_owner = ?"
+                f" AND status IN ({marks})",
+                (content_hash, self.owner, *statuses),
+            ).fetchone()
+            if row is None:
+                return False
+            attempt, posted_at = row
+            if conn.execute(
+                "SELECT 1 FROM platform_posts WHERE content_hash = ? AND attempt = ? AND state IN (?, ?)",
+                (content_hash, attempt, POSTED, SENDING),
+            ).fetchone():
+                return False
+            conn.execute("DELETE FROM platform_posts WHERE content_hash = ? AND attempt = ?", (content_hash, attempt))
+            if attempt > 1 and posted_at:
+                conn.execute(
+                    "UPDATE posted_images SET status = ?, attempt = attempt - 1 WHERE content_hash = ?",
+                    (POSTED, content_hash),
+                )
+            else:
+                conn.execute("DELETE FROM posted_images WHERE content_hash = ?", (content_hash,))
+            return True
+
+        removed = bool(self._write(action, work))
         log_json(logger, logging.INFO, f"ledger_{action}", content_hash=content_hash, removed=removed)
         return removed
 
+    def finish_post(self, content_hash: str, image_name: str, *, archive: bool) -> bool:
+        """publishing → posted, once no platform is unknown and at least one posted. The results column
+        (kept for older readers) is rebuilt from the outcome rows. False when the post cannot finish yet."""
+        now = self._now()
+
+        def work(conn: sqlite3.Connection) -> bool:
+            row = conn.execute(
+                "SELECT attempt FROM posted_images WHERE content_hash = ? AND status = ? AND claim_owner = ?",
+                (content_hash, PUBLISHING, self.owner),
+            ).fetchone()
+            if row is None:
+                return False
+            outcomes = conn.execute(
+                "SELECT platform, state, post_id, error FROM platform_posts WHERE content_hash = ? AND attempt = ?",
+                (content_hash, row[0]),
+            ).fetchall()
+            states = {state for _, state, _, _ in outcomes}
+            if SENDING in states or POSTED not in states:
+                return False
+            results = {
+                platform: {"success": state == POSTED, "post_id": post_id, "error": error}
+                for platform, state, post_id, error in outcomes
+            }
+            conn.execute(
+                "UPDATE posted_images SET status = ?, image_name = ?, posted_at = ?, results = ?,"
+                " archive_state = ?, reason = NULL WHERE content_hash = ?",
+                (
+                    POSTED,
+                    image_name,
+                    now,
+                    json.dumps(results, sort_keys=True),
+                    ARCHIVE_PENDING if archive else ARCHIVE_OFF,
+                    content_hash,
+                ),
+            )
+            return True
+
+        done = bool(self._write("finish_post", work))
+        if done:
+            log_json(logger, logging.INFO, "ledger_post_recorded", content_hash=content_hash, image_name=image_name)
+        return done
+
+    def mark_archived(self, content_hash: str) -> None:
+        """The posted image left the library (archive done)."""
+        self._run(
+            "mark_archived",
+            lambda c: c.execute(
+                "UPDATE posted_images SET archive_state = ? WHERE content_hash = ? AND status = ?",
+                (ARCHIVE_DONE, content_hash, POSTED),
+            ),
+        )
+
     def record_post(self, content_hash: str, image_name: str, results: Dict[str, Any]) -> None:
-        """Record `content_hash` as posted with the per-platform results (with or without a prior claim)."""
-        now = _iso(self._clock())
+        """Record `content_hash` as posted with the per-platform results in one go (imports, tools)."""
+        now = self._now()
         payload = json.dumps(results, default=str, sort_keys=True)
 
         def work(conn: sqlite3.Connection) -> None:
@@ -305,11 +814,30 @@ class PostLedger:
                 " posted_at = excluded.posted_at, results = excluded.results, reason = NULL",
                 (content_hash, image_name, POSTED, self.owner, now, payload),
             )
+            attempt = conn.execute(
+                "SELECT attempt FROM posted_images WHERE content_hash = ?", (content_hash,)
+            ).fetchone()[0]
+            for platform, outcome in results.items():
+                success = bool(outcome.get("success")) if isinstance(outcome, dict) else bool(outcome)
+                conn.execute(
+                    "INSERT INTO platform_posts (content_hash, attempt, platform, state, post_id, error, updated_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (content_hash, attempt, platform) DO UPDATE SET"
+                    " state = excluded.state, post_id = excluded.post_id, error = excluded.error,"
+                    " updated_at = excluded.updated_at WHERE platform_posts.state != ?",
+                    (
+                        content_hash,
+                        attempt,
+                        platform,
+                        POSTED if success else FAILED,
+                        outcome.get("post_id") if isinstance(outcome, dict) else None,
+                        outcome.get("error") if isinstance(outcome, dict) else None,
+                        now,
+                        POSTED,
+                    ),
+                )
 
-        self._run("record_post", work)
-        log_json(
-            logger, logging.INFO, "ledger_post_recorded", content_hash=content_hash, image_name=image_name
-        )
+        self._write("record_post", work)
+        log_json(logger, logging.INFO, "ledger_post_recorded", content_hash=content_hash, image_name=image_name)
 
     def mark_rejected(self, content_hash: str, image_name: str, reason: str) -> None:
         """Mark an undecodable image so later runs skip it. A posted or publishing row keeps its status."""
@@ -325,6 +853,69 @@ class PostLedger:
             )
 
         self._run("mark_rejected", work)
-        log_json(
-            logger, logging.WARNING, "ledger_image_rejected", content_hash=content_hash, image_name=image_name
+        log_json(logger, logging.WARNING, "ledger_image_rejected", content_hash=content_hash, image_name=image_name)
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+class SessionStore(_LedgerFile):
+    """Admin login failures and revoked session cookies, in the ledger file, so every worker sees them.
+
+    Only SHA-256 digests of cookies are stored; rows older than their window or expiry are pruned as new
+    ones arrive, so the tables stay small.
+    """
+
+    def record_failure(self, scopes: Sequence[str]) -> None:
+        """One failed login, counted under each of `scopes` (e.g. the account and the client)."""
+        now = self._now()
+
+        def work(conn: sqlite3.Connection) -> None:
+            conn.executemany("INSERT INTO login_failures (scope, at) VALUES (?, ?)", [(s, now) for s in scopes])
+
+        self._write("record_failure", work)
+
+    def failures_since(self, scope: str, since: datetime) -> Tuple[int, Optional[datetime]]:
+        """(count, oldest time) of failures under `scope` after `since`."""
+
+        def work(conn: sqlite3.Connection) -> Tuple[int, Optional[str]]:
+            row = conn.execute(
+                "SELECT COUNT(*), MIN(at) FROM login_failures WHERE scope = ? AND at > ?", (scope, _iso(since))
+            ).fetchone()
+            return int(row[0]), row[1]
+
+        count, oldest = self._run("failures_since", work)
+        return count, datetime.fromisoformat(oldest) if oldest else None
+
+    def forget_failures(self, scope: str) -> None:
+        """Drop every failure counted under `scope` (a client that just logged in)."""
+        self._run("forget_failures", lambda c: c.execute("DELETE FROM login_failures WHERE scope = ?", (scope,)))
+
+    def prune_failures(self, before: datetime) -> None:
+        self._run("prune_failures", lambda c: c.execute("DELETE FROM login_failures WHERE at < ?", (_iso(before),)))
+
+    def revoke(self, token: str, expires_at: datetime) -> None:
+        """Refuse `token` from now on, in every worker (until it would have expired anyway)."""
+        now = self._now()
+
+        def work(conn: sqlite3.Connection) -> None:
+            conn.execute("DELETE FROM revoked_sessions WHERE expires_at < ?", (now,))
+            conn.execute(
+                "INSERT INTO revoked_sessions (token_hash, expires_at) VALUES (?, ?)"
+                " ON CONFLICT (token_hash) DO NOTHING",
+                (_token_hash(token), _iso(expires_at)),
+            )
+
+        self._write("revoke", work)
+
+    def is_revoked(self, token: str) -> bool:
+        return (
+            self._run(
+                "is_revoked",
+                lambda c: c.execute(
+                    "SELECT 1 FROM revoked_sessions WHERE token_hash = ?", (_token_hash(token),)
+                ).fetchone(),
+            )
+            is not None
         )

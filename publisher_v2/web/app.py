@@ -33,6 +33,7 @@ from publisher_v2.core.exceptions import (
 )
 from publisher_v2.utils.images import InvalidImageError
 from publisher_v2.utils.logging import log_json, setup_logging
+from publisher_v2.utils.state import SessionStore
 from publisher_v2.web.auth import COOKIE_NAME, AdminSessions, LoginThrottle, WebSettings, check_api_auth
 from publisher_v2.web.errors import (
     AdminNotConfigured,
@@ -255,6 +256,7 @@ def create_app(
         )
         yield
         web_service.close()
+        session_store.close()
 
     app = FastAPI(
         title="publisher_v2",
@@ -264,8 +266,9 @@ def create_app(
     )
     app.state.settings = settings
     app.state.service = web_service
-    app.state.sessions = AdminSessions(settings)
-    app.state.throttle = LoginThrottle()
+    session_store = SessionStore(web_service.ledger.path)  # logins and logouts shared by every worker
+    app.state.sessions = AdminSessions(settings, store=session_store)
+    app.state.throttle = LoginThrottle(session_store)
     _install_error_handlers(app)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     _add_page_routes(app)
@@ -398,9 +401,11 @@ def _add_admin_routes(app: FastAPI) -> None:
 
     @app.post("/api/admin/logout", response_model=AdminResponse, tags=["admin"])
     async def logout(request: Request) -> JSONResponse:
-        """Drop the admin cookie."""
+        """Drop the admin cookie and revoke it server-side (every worker refuses it from now on)."""
         sessions = _sessions(request)
         was_admin = sessions.is_admin(request.cookies.get(COOKIE_NAME))
+        if was_admin:
+            sessions.revoke(request.cookies.get(COOKIE_NAME))
         response = JSONResponse(AdminResponse(admin=False).model_dump())
         response.delete_cookie(**sessions.cookie_options())  # type: ignore[arg-type]
         log_json(logger, logging.INFO, "web_admin_logout", client=_client(request), was_admin=was_admin)

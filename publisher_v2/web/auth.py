@@ -8,6 +8,9 @@ The earlier version's admin cookie was an unsigned "1" and its token check was n
 - The signing key is derived from the admin password with PBKDF2 (salted with `WEB_SESSION_SECRET` when set):
   changing the password invalidates every session, and a stolen cookie is no cheap oracle for the password.
 - With no admin password configured the admin actions are closed (503), never open.
+- Logout revokes the cookie server-side, and failed logins are counted, in the ledger's SQLite file
+  (`SessionStore`), so every worker and every restart sees them. Failures count per client AND for the one
+  admin account as a whole: rotating addresses or `X-Forwarded-For` buys no extra guesses.
 """
 
 from __future__ import annotations
@@ -17,14 +20,15 @@ import binascii
 import functools
 import hashlib
 import hmac
-from collections import OrderedDict, deque
+import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Callable, Deque, Dict, Mapping, Optional
+from typing import Callable, Dict, Mapping, Optional
 
 from itsdangerous import BadSignature, TimestampSigner
 
 from publisher_v2.utils.logging import register_secret
+from publisher_v2.utils.state import SessionStore
 from publisher_v2.web.errors import TooManyAttempts, Unauthorized
 
 COOKIE_NAME = "publisher_admin"
@@ -142,9 +146,16 @@ class _Signer(TimestampSigner):
 class AdminSessions:
     """Checks the admin password and issues / verifies the signed, expiring session cookie."""
 
-    def __init__(self, settings: WebSettings, clock: Optional[Callable[[], int]] = None) -> None:
+    def __init__(
+        self,
+        settings: WebSettings,
+        clock: Optional[Callable[[], int]] = None,
+        store: Optional[SessionStore] = None,
+    ) -> None:
         self.settings = settings
         self.ttl = settings.cookie_ttl_seconds
+        #: Where logged-out cookies are remembered (shared by every worker); None: no server-side revocation.
+        self.store = store
         self._signer: Optional[_Signer] = None
         if settings.admin_password:
             self._signer = _Signer(_derive_key(settings.admin_password, settings.session_secret), clock)
@@ -158,9 +169,13 @@ class AdminSessions:
         return expected is not None and _same(candidate, expected)
 
     def issue(self) -> str:
-        """A new cookie value: "admin", a timestamp and an HMAC over both."""
+        """A new cookie value: "admin-<nonce>", a timestamp and an HMAC over both.
+
+        The nonce makes every session distinct, so revoking one (logout) never revokes another issued in the
+        same second.
+        """
         assert self._signer is not None, "issue() needs an admin password"
-        return self._signer.sign(_ADMIN_VALUE).decode("ascii")
+        return self._signer.sign(f"{_ADMIN_VALUE}-{secrets.token_hex(8)}").decode("ascii")
 
     def is_admin(self, cookie: Optional[str]) -> bool:
         """True only for a cookie this server signed with the current password less than `ttl` s ago."""
@@ -170,7 +185,14 @@ class AdminSessions:
             value = self._signer.unsign(cookie, max_age=self.ttl)
         except BadSignature:  # SignatureExpired is a BadSignature too
             return False
-        return value == _ADMIN_VALUE.encode("ascii")
+        if value.partition(b"-")[0] != _ADMIN_VALUE.encode("ascii"):
+            return False
+        return self.store is None or not self.store.is_revoked(cookie)
+
+    def revoke(self, cookie: Optional[str]) -> None:
+        """Refuse `cookie` from now on, in every worker (kept until it would have expired anyway)."""
+        if self.store is not None and cookie:
+            self.store.revoke(cookie, datetime.now(timezone.utc) + timedelta(seconds=self.ttl))
 
     def cookie_options(self) -> Dict[str, object]:
         """Keyword arguments for Response.set_cookie / delete_cookie."""
@@ -184,43 +206,42 @@ class AdminSessions:
 
 
 class LoginThrottle:
-    """At most `max_failures` wrong passwords per client address per `window`; then 429 until they age out."""
+    """At most `max_failures` wrong passwords per `window`, per client AND for the admin account as a whole.
+
+    Counted in the shared SQLite store, so the budget holds across workers and restarts; past it, 429 (with
+    Retry-After) until the oldest failure ages out. The account-wide count is what makes rotating client
+    addresses useless; its price is that a guessing attacker also locks the real admin out for the window.
+    """
+
+    ACCOUNT = "account"
 
     def __init__(
-        self, max_failures: int = 10, window: timedelta = timedelta(minutes=5), max_clients: int = 10_000
-    ):
+        self,
+        store: SessionStore,
+        max_failures: int = 10,
+        window: timedelta = timedelta(minutes=5),
+        clock: Optional[Callable[[], datetime]] = None,
+    ) -> None:
+        self.store = store
         self.max_failures = max_failures
         self.window = window
-        self.max_clients = max_clients
-        self._failures: OrderedDict[str, Deque[datetime]] = OrderedDict()
-
-    def _recent(self, client: str, now: datetime) -> Deque[datetime]:
-        failures = self._failures.get(client)
-        if failures is None:
-            return deque()
-        while failures and now - failures[0] > self.window:
-            failures.popleft()
-        if not failures:
-            del self._failures[client]
-        return failures
+        self._clock = clock or (lambda: datetime.now(timezone.utc))
 
     def check(self, client: str) -> None:
-        """Raise TooManyAttempts (with Retry-After) while `client` is over its budget."""
-        now = datetime.now(timezone.utc)
-        failures = self._recent(client, now)
-        if len(failures) >= self.max_failures:
-            retry = max(1, int((failures[0] + self.window - now).total_seconds()) + 1)
-            raise TooManyAttempts(
-                "Too many failed logins; try again later", headers={"Retry-After": str(retry)}
-            )
+        """Raise TooManyAttempts (with Retry-After) while `client`, or the account, is over its budget."""
+        now = self._clock()
+        for scope in (self.ACCOUNT, "client:" + client):
+            count, oldest = self.store.failures_since(scope, now - self.window)
+            if count >= self.max_failures and oldest is not None:
+                retry = max(1, int((oldest + self.window - now).total_seconds()) + 1)
+                raise TooManyAttempts(
+                    "Too many failed logins; try again later", headers={"Retry-After": str(retry)}
+                )
 
     def failed(self, client: str) -> None:
-        now = datetime.now(timezone.utc)
-        failures = self._failures.setdefault(client, deque())
-        failures.append(now)
-        self._failures.move_to_end(client)
-        while len(self._failures) > self.max_clients:
-            self._failures.popitem(last=False)
+        now = self._clock()
+        self.store.prune_failures(now - self.window)
+        self.store.record_failure((self.ACCOUNT, "client:" + client))
 
     def succeeded(self, client: str) -> None:
-        self._failures.pop(client, None)
+        self.store.forget_failures("client:" + client)

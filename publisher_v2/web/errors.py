@@ -79,6 +79,11 @@ class PublishInProgress(WebError):
     code = "publish_in_progress"
 
 
+class AlreadyPosted(WebError):
+    status_code = 409
+    code = "already_posted"
+
+
 class AdminNotConfigured(WebError):
     """No admin password is configured: admin actions stay closed rather than run open."""
 

@@ -6,8 +6,10 @@ Three actions, each a plain `async def` so the telemetry manifest can time it:
 - `analyze_and_caption`: answers from an existing sidecar unless asked to refresh; otherwise downloads the
   image, analyses and captions it with the shared AIService and writes the sidecar with the shared
   SidecarWriter.
-- `publish_image`: runs `WorkflowOrchestrator.execute(select_filename=...)`, so a web publish is exactly a CLI
-  `--select` run: same stages, same sidecar, same archive, and the post recorded in the same ledger.
+- `publish_image`: runs `WorkflowOrchestrator.execute(select_filename=...)`, so a web publish is a CLI
+  `--select` run: same stages, same sidecar, same archive, the same claim in the same ledger, but without the
+  re-post bypass. The ledger claim is what makes it safe across workers and CLI processes (409 for the
+  loser, or for an image already posted); the in-process set is only a fast path in front of it.
 
 Filenames from the URL are checked here before any storage call: a plain image file name or a 422.
 """
@@ -32,8 +34,9 @@ from publisher_v2.services.sidecar import SidecarWriter, content_from_sidecar
 from publisher_v2.services.storage.base import IMAGE_EXTENSIONS, Storage
 from publisher_v2.services.storage.content import fetch_image_content
 from publisher_v2.utils.logging import log_json
-from publisher_v2.utils.state import PostLedger
+from publisher_v2.utils.state import ImageAlreadyPosted, ImageBusy, PostLedger
 from publisher_v2.web.errors import (
+    AlreadyPosted,
     ImageNotFound,
     InvalidFilename,
     InvalidRequest,
@@ -309,7 +312,11 @@ class WebImageService:
                 ledger=self.ledger,
                 sidecar_writer=self.sidecar_writer,
             )
-            result = await orchestrator.execute(select_filename=entry.name, reuse_sidecar=True)
+            result = await orchestrator.execute(select_filename=entry.name, reuse_sidecar=True, allow_repost=False)
+        except ImageBusy as exc:  # another worker or CLI process holds it (or its post awaits the operator)
+            raise PublishInProgress(str(exc)) from None
+        except ImageAlreadyPosted as exc:
+            raise AlreadyPosted(str(exc)) from None
         finally:
             self._publishing.discard(entry.name)
         if result.image_name is None:

@@ -3,7 +3,8 @@
 It stands in for a real platform with the same contract: it gets its own copy of the image, resizes it like
 the platform would (Telegram and Instagram widths from the config; email keeps the original), and returns a
 PublishResult instead of raising. Each post is built in a temporary folder inside the outbox and moved into
-place with one rename, so a crash never leaves half a post for a reader to trip over.
+place with one rename, so a crash never leaves half a post for a reader to trip over. A staging folder is
+named after the process that builds it; the next publisher to start removes those of processes that are gone.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import logging
 import os
 import re
 import shutil
-import tempfile
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,6 +26,7 @@ from publisher_v2.core.models import PublishResult
 from publisher_v2.services.publishers.base import Publisher
 from publisher_v2.utils.images import resize_copy
 from publisher_v2.utils.logging import get_correlation_id, log_json
+from publisher_v2.utils.staging import make_staging, remove_dead_staging
 
 logger = logging.getLogger("publisher_v2.publishers.outbox")
 
@@ -34,6 +35,13 @@ SUBJECT_PREFIXES: Dict[str, str] = {"normal": "", "private": "Private: ", "avata
 #: Where unfinished posts are built (inside the outbox, so the final rename stays on one file system).
 INCOMING = ".incoming"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+#: Staging folders are `.incoming/post_<pid>_<platform>_<random>`.
+STAGING_PREFIX = "post_"
+
+
+def clean_stale_staging(outbox_folder: Path) -> int:
+    """Remove staging folders left in `outbox/.incoming` by killed runs; returns how many were removed."""
+    return remove_dead_staging(Path(outbox_folder) / INCOMING, STAGING_PREFIX)
 
 
 def _safe_stem(name: str) -> str:
@@ -48,6 +56,7 @@ class OutboxPublisher(Publisher):
         self.platform_name = platform_name
         self.outbox_folder = Path(outbox_folder)
         self.config = config
+        clean_stale_staging(self.outbox_folder)
 
     def is_enabled(self) -> bool:
         return True
@@ -122,10 +131,8 @@ class OutboxPublisher(Publisher):
 
     def _write_post(self, image_path: str, image_name: str, caption: str, record: Dict[str, Any]) -> Path:
         target = self.outbox_folder / self.platform_name / record["post_id"]
-        incoming = self.outbox_folder / INCOMING
-        incoming.mkdir(parents=True, exist_ok=True)
         target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f"{self.platform_name}_", dir=incoming))
+        staging = make_staging(self.outbox_folder / INCOMING, STAGING_PREFIX, f"{self.platform_name}_")
         try:
             copy = staging / (_safe_stem(image_name) + os.path.splitext(image_name)[1].lower())
             shutil.copyfile(image_path, copy)

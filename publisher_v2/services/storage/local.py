@@ -156,6 +156,7 @@ class LocalStorage:
                 f"Archive folder must be a plain folder name inside {self.folder}, got {archive!r}"
             )
         self.archive_folder = self.folder / archive
+        self._real_folder: Optional[Path] = None
         self._cache = HashCache(
             Path(hash_cache_path) if hash_cache_path is not None else None, str(self.folder)
         )
@@ -178,9 +179,23 @@ class LocalStorage:
             raise StorageError(f"Not an image name in library {self.folder}: {name!r}")
         return self.folder / name
 
+    def _contained(self, path: Path) -> bool:
+        """False for a symlink whose real path lies outside the library: it is treated as absent.
+
+        Names are plain (no separators), so only the last component can be a link; plain files cost one lstat.
+        """
+        if not path.is_symlink():
+            return True
+        if self._real_folder is None:
+            self._real_folder = self.folder.resolve()
+        try:
+            return path.resolve().is_relative_to(self._real_folder)
+        except (OSError, RuntimeError):  # a loop or an unreadable link
+            return False
+
     def _existing_image(self, name: str) -> Path:
         path = self._image_path(name)
-        if not path.is_file():
+        if not path.is_file() or not self._contained(path):
             raise StorageError(f"Image not found in library {self.folder}: {name}")
         return path
 
@@ -202,6 +217,8 @@ class LocalStorage:
             with os.scandir(self.folder) as it:
                 for item in it:
                     if _is_image_name(item.name) and item.is_file():
+                        if item.is_symlink() and not self._contained(Path(item.path)):
+                            continue
                         try:
                             found[item.name] = item.stat()
                         except FileNotFoundError:  # archived or deleted by another run while we listed
@@ -269,7 +286,7 @@ class LocalStorage:
             return None
         except OSError as exc:
             raise StorageError(f"Cannot read {path}: {exc}") from None
-        if not path.is_file():
+        if not path.is_file() or not self._contained(path):
             return None
         digest = self._cache.get(name, _file_key(st))
         return ImageEntry(name=name, size=st.st_size, modified=st.st_mtime, content_hash=digest)
@@ -332,6 +349,8 @@ class LocalStorage:
     def _read_sidecar(self, name: str) -> Optional[str]:
         self._image_path(name)
         path = self._sidecar_path(name)
+        if not self._contained(path):
+            return None
         try:
             return path.read_text(encoding="utf-8", errors="replace")
         except FileNotFoundError:

@@ -1,0 +1,177 @@
+"""`publisher --config FILE ledger ...`: the operator's view of unfinished posts, and how to resolve them.
+
+A run killed mid-post leaves its image 'claimed' or 'publishing' in the ledger, perhaps with a platform whose
+outcome is unknown (the run died between calling it and recording the answer). Nothing resolves an unknown
+outcome by itself, because guessing wrong would post twice. This command lists those posts and applies the
+operator's decision:
+
+- `list [--json]`: every unfinished post with its per-platform state.
+- `mark-posted IMAGE [--platform P]... [--post-id ID]`: the operator saw the post on P (default: every
+  unknown platform); once nothing is unknown the post is recorded and the image archived. Nothing is sent.
+- `retry IMAGE [--platform P]...`: send to the platforms not recorded as posted, then record and archive.
+  Naming an unknown platform with --platform states it was NOT posted, so it is sent again.
+- `release IMAGE`: drop a claim on which nothing was posted, so the image can be picked again.
+
+IMAGE is an image name or the first 8+ characters of a content hash. A post still held by a live run is left
+alone unless `--force`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+from typing import Any, List
+
+from publisher_v2.config.loader import load_application_config
+from publisher_v2.config.schema import ApplicationConfig
+from publisher_v2.core.exceptions import StorageError
+from publisher_v2.utils.state import (
+    ARCHIVE_PENDING,
+    CLAIMED,
+    POSTED,
+    PUBLISHING,
+    SENDING,
+    LedgerEntry,
+    PostLedger,
+    owner_alive,
+    readable_time,
+)
+
+_UNFINISHED = (CLAIMED, PUBLISHING, POSTED)
+
+
+def add_ledger_parser(commands: Any) -> None:
+    """Add the `ledger` sub-command to `commands` (the CLI's subparsers)."""
+    ledger = commands.add_parser("ledger", help="list and resolve interrupted posts (see docs_v2/ledger.md)")
+    actions = ledger.add_subparsers(dest="ledger_action", metavar="ACTION", required=True)
+    listing = actions.add_parser("list", help="unfinished posts with their per-platform state")
+    listing.add_argument("--json", action="store_true", help="one JSON document instead of text")
+    for name, text in (
+        ("mark-posted", "record platforms as posted (nothing is sent), then finish and archive"),
+        ("retry", "send to platforms not recorded as posted, then finish and archive"),
+        ("release", "drop a claim on which nothing was posted"),
+    ):
+        action = actions.add_parser(name, help=text)
+        action.add_argument("image", metavar="IMAGE", help="image name or content-hash prefix (8+ chars)")
+        action.add_argument("--force", action="store_true", help="also act on a post held by a live run")
+        if name != "release":
+            action.add_argument("--platform", action="append", default=[], help="a platform (repeatable)")
+        if name == "mark-posted":
+            action.add_argument("--post-id", help="the platform's post id, when known")
+
+
+def _describe(entry: LedgerEntry, platforms: List[str], me: str = "") -> List[str]:
+    alive = owner_alive(entry.claim_owner)
+    owner = "this command" if entry.claim_owner == me else {True: "alive", False: "gone", None: "unknown host"}[alive]
+    state = entry.status if entry.status != POSTED else "posted, archive pending"
+    lines = [
+        f"{entry.image_name}  {entry.content_hash[:16]}  {state}  since {readable_time(entry.claimed_at or '')}"
+        f"  (run {entry.claim_owner}: {owner})"
+    ]
+    for platform in sorted(set(platforms) | set(entry.platforms)):
+        outcome = entry.platforms.get(platform)
+        if outcome is None:
+            text = "not sent"
+        elif outcome.state == SENDING:
+            text = "UNKNOWN (sent, no outcome recorded): check the platform, then mark-posted or retry --platform"
+        elif outcome.state == POSTED:
+            text = f"posted (id {outcome.post_id})"
+        else:
+            text = f"failed ({outcome.error})"
+        lines.append(f"    {platform:<10} {text}")
+    return lines
+
+
+def _list(ledger: PostLedger, config: ApplicationConfig, as_json: bool) -> int:
+    entries = ledger.unfinished()
+    platforms = config.enabled_platforms()
+    if as_json:
+        print(
+            json.dumps(
+                {"ledger": str(ledger.path), "platforms": platforms, "unfinished": [e.as_dict() for e in entries]}
+            )
+        )
+        return 0
+    print(f"{len(entries)} unfinished post(s) in {ledger.path}")
+    for entry in entries:
+        print("\n".join(_describe(entry, platforms)))
+    return 0
+
+
+def _target(ledger: PostLedger, key: str, force: bool) -> LedgerEntry:
+    """The one unfinished entry `key` names, taken over by this process (errors are StorageError)."""
+    matches = [
+        e
+        for e in ledger.find(key)
+        if e.status in _UNFINISHED and (e.status != POSTED or e.archive_state == ARCHIVE_PENDING)
+    ]
+    if not matches:
+        raise StorageError(f"No unfinished post matches {key!r} (see `publisher ledger list`)")
+    if len(matches) > 1:
+        raise StorageError(f"{key!r} matches {len(matches)} posts; give more of the content hash")
+    entry = matches[0]
+    if not force and not ledger.is_stale(entry):
+        raise StorageError(
+            f"{entry.image_name} is held by a live run ({entry.claim_owner}, since {entry.claimed_at});"
+            " wait for it, or use --force if that run is gone"
+        )
+    if not ledger.take_over(entry.content_hash, entry.claim_owner):
+        raise StorageError(f"{entry.image_name} changed while we looked; list again")
+    taken = ledger.entry(entry.content_hash)
+    assert taken is not None
+    return taken
+
+
+async def _resolve(args: argparse.Namespace, config: ApplicationConfig, ledger: PostLedger) -> int:
+    from publisher_v2.core.workflow import WorkflowOrchestrator
+    from publisher_v2.wiring import build_ai_service, build_publishers, build_storage
+
+    entry = _target(ledger, args.image, args.force)
+    if args.ledger_action == "release":
+        if not ledger.release_unposted(entry.content_hash):
+            raise StorageError(
+                f"Cannot release {entry.image_name}: posted on {', '.join(entry.posted_platforms) or 'none'},"
+                f" unknown on {', '.join(entry.unknown) or 'none'}; use mark-posted or retry"
+            )
+        print(f"Released {entry.image_name}: it can be picked again")
+        return 0
+    unknown_named = [p for p in args.platform if p in entry.unknown]
+    if args.ledger_action == "mark-posted":
+        chosen = args.platform or entry.unknown
+        if not chosen:
+            raise StorageError(f"{entry.image_name} has no unknown platform; name one with --platform")
+        for platform in chosen:
+            ledger.resolve_platform(entry.content_hash, platform, posted=True, post_id=args.post_id)
+    else:
+        for platform in unknown_named:  # the operator checked: it was not posted
+            ledger.resolve_platform(entry.content_hash, platform, posted=False, post_id=None)
+    entry = ledger.entry(entry.content_hash)  # type: ignore[assignment]
+    storage = build_storage(config)
+    try:
+        orchestrator = WorkflowOrchestrator(
+            config, storage, build_ai_service(config), build_publishers(config), ledger=ledger
+        )
+        results = await orchestrator.complete_post(entry, send=args.ledger_action == "retry")
+    finally:
+        close = getattr(storage, "close", None)
+        if callable(close):
+            close()
+    for platform, result in sorted(results.items()):
+        print(f"{platform}: {'posted ' + str(result.post_id) if result.success else 'failed: ' + str(result.error)}")
+    final = ledger.entry(entry.content_hash)
+    if final is not None and final.status == POSTED and final.archive_state != ARCHIVE_PENDING:
+        print(f"{entry.image_name}: finished (posted on {', '.join(final.posted_platforms)})")
+        return 0
+    print(f"{entry.image_name}: still unfinished")
+    print("\n".join(_describe(final, config.enabled_platforms(), ledger.owner) if final else []))
+    return 1 if any(not r.success for r in results.values()) else 0
+
+
+def run_ledger_command(args: argparse.Namespace) -> int:
+    """Run `publisher ledger ...`; expected failures raise SocialMediaPublisherError (one line, exit 1)."""
+    config = load_application_config(args.config, args.env)
+    with PostLedger(config.state.ledger_path, config.state.claim_ttl_seconds) as ledger:
+        if args.ledger_action == "list":
+            return _list(ledger, config, args.json)
+        return asyncio.run(_resolve(args, config, ledger))
