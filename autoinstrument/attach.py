@@ -95,7 +95,8 @@ class AppAttachment:
         return __getattr__
 
     def report(self, exc: BaseException) -> None:
-        self.problem = f"{type(exc).__name__}: {exc}"
+        plain = isinstance(exc, (AttributeError, UnsupportedApp))  # our own words already
+        self.problem = str(exc) if plain else f"{type(exc).__name__}: {exc}"
         with contextlib.suppress(Exception):
             self.telemetry.fault("web_app_unusable", self.problem, target=self.ref.text, line=self.ref.line)
 

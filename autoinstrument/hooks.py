@@ -378,7 +378,8 @@ def _report_missing(state: _State, report: Dict[str, List[str]]) -> None:
         lines[state.manifest.web.app.text] = state.manifest.web.app.line
     for text in report["missing"]:
         target, _, reason = text.partition(" (")
-        if target in state.missing:
+        web = state._web
+        if target in state.missing or (web is not None and web.problem and target == web.ref.text):
             continue  # reported when it was found unusable
         line = lines.get(target)
         reason = reason[:-1] if reason.endswith(")") else reason
