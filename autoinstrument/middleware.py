@@ -246,16 +246,16 @@ class _Request(Accumulator):
         """The app's `send`: a plain function returning the server's awaitable (no coroutine of our own per
         message). The request ends when its last body byte is handed to the server."""
         kind = message["type"]
-        if kind == "http.response.start":
-            try:
-                message = self._started(message)
-            except Exception as exc:
-                self.t.failed("response_header_failed", exc)
-        elif kind == "http.response.body":
+        if kind == "http.response.body":
             if self.body is not None:
                 self._keep(message)
             if not message.get("more_body", False):
                 self.end = time.perf_counter()
+        elif kind == "http.response.start":
+            try:
+                message = self._started(message)
+            except Exception as exc:
+                self.t.failed("response_header_failed", exc)
         elif kind == "http.response.pathsend":
             return self._path_sent(message)
         return self.downstream(message)
