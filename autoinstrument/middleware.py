@@ -26,7 +26,7 @@ from typing import Any, Awaitable, Callable, Dict, Iterable, List, MutableMappin
 from autoinstrument import hooks
 from autoinstrument.ids import loggable, new_request_id, refusing_redacted, request_id_from
 from autoinstrument.manifest import WebSpec
-from autoinstrument.merge import HELD, merged
+from autoinstrument.merge import merged
 from autoinstrument.routes import Route, RouteTable, json_result
 from autoinstrument.scope import CURRENT, FOLD_AT, Accumulator, to_ms
 
@@ -180,8 +180,13 @@ class _Request(Accumulator):
         "body",
         "done",
         "held",
-        "previous_held",
     )
+
+    @property
+    def request(self) -> Optional[_Request]:  # type: ignore[override]
+        """What the log gate checks (merge.py): this request when mapped (a property, not a slot holding
+        itself: a reference cycle would leave every request to the garbage collector)."""
+        return self if self.held is not None else None
 
     def __init__(self, t: WebTelemetry, scope: Scope, send: Send):
         if t.ready is not None:
@@ -234,10 +239,8 @@ class _Request(Accumulator):
             self.lock = _LOCK
             self.previous_acc = previous = CURRENT.get()
             self.collector = None if previous is None else previous if previous.inclusive else previous.collector
-            CURRENT.set(self)
             self.held: Optional[List[Any]] = []  # the app's call of this route's event, held (merge.py)
-            self.previous_held = HELD.get()
-            HELD.set(self)
+            CURRENT.set(self)
         else:
             self.held = None
         self.start = time.perf_counter()
@@ -313,7 +316,6 @@ class _Request(Accumulator):
         try:
             if route is not None:
                 CURRENT.set(self.previous_acc)
-                HELD.set(self.previous_held)
             if self.var is not None:
                 self.var.set(self.previous_cid)
         except Exception as err:  # pragma: no cover - ContextVar.set does not fail in the same context

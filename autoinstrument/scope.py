@@ -90,6 +90,7 @@ class Accumulator:
         "correlation_id",
         "inclusive",
         "collector",
+        "request",
     )
 
     def __init__(
@@ -111,8 +112,11 @@ class Accumulator:
         self.inclusive = inclusive
         #: where this scope's fields also go when it closes: the nearest enclosing inclusive scope, if any
         self.collector: Optional[Accumulator] = None
+        #: the mapped web request this scope runs in (middleware._Request), if any: the log gate's one check
+        self.request: Any = None
         if parent is not None:
             self.collector = parent if parent.inclusive else parent.collector
+            self.request = parent.request
 
     def add(self, field: str, seconds: float, calls: int = 1) -> None:
         with self.lock:
