@@ -28,6 +28,7 @@ import pytest
 from PIL import Image
 
 from publisher_v2.utils.images import dropbox_content_hash
+from publisher_v2.web.auth import COOKIE_NAME
 from tests.conftest import BIN, REPO_ROOT
 from tests.web.conftest import Server, free_port, uvicorn_command
 
@@ -86,8 +87,21 @@ def cli(ini: Path, *args: str) -> List[str]:
     return [str(BIN / "publisher"), "--config", str(ini), *args]
 
 
+def private_env(ini: Path) -> Dict[str, str]:
+    """The environment with a temp dir of the library's own: killed runs leave their copies there, not in /tmp."""
+    tmp = ini.parent / "tmp"
+    tmp.mkdir(exist_ok=True)
+    return dict(os.environ, TMPDIR=str(tmp))
+
+
 def run_cli(ini: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(cli(ini, *args), capture_output=True, text=True, timeout=120, cwd=str(REPO_ROOT))
+    return subprocess.run(
+        cli(ini, *args), capture_output=True, text=True, timeout=120, cwd=str(REPO_ROOT), env=private_env(ini)
+    )
+
+
+def spawn(command: List[str], ini: Path) -> subprocess.Popen:
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=private_env(ini))
 
 
 def verdict_lines(stderr: str) -> List[str]:
@@ -211,7 +225,7 @@ def test_workers_and_cli_runs_with_kills_post_each_image_once_and_lose_none(
     ini = build_library(root, extra=5 * ROUNDS)  # up to five posts a round
     images, archive, outbox = root / "images", root / "images" / "archive", root / "outbox"
     originals = {dropbox_content_hash(p): p.name for p in image_files(images)}
-    server = servers({"CONFIG_PATH": str(ini), "web_admin_pw": PASSWORD}, workers=2)
+    server = servers({"CONFIG_PATH": str(ini), "web_admin_pw": PASSWORD, **private_env(ini)}, workers=2)
     client = admin_client(server)
     rng = random.Random(11)
     tally: Counter = Counter()
@@ -230,14 +244,9 @@ def test_workers_and_cli_runs_with_kills_post_each_image_once_and_lose_none(
         same, other = rng.sample(names, 2)
         stage = STAGES[round_no % len(STAGES)]
         runs = {
-            "stage_" + stage: subprocess.Popen(
-                [sys.executable, str(KILLER), stage, "--config", str(ini)],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            ),
-            "plain": subprocess.Popen(cli(ini), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True),
-            "random_kill": subprocess.Popen(cli(ini), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True),
+            "stage_" + stage: spawn([sys.executable, str(KILLER), stage, "--config", str(ini)], ini),
+            "plain": spawn(cli(ini), ini),
+            "random_kill": spawn(cli(ini), ini),
         }
         victim = runs["random_kill"]
         timer = threading.Timer(
@@ -271,6 +280,7 @@ def test_workers_and_cli_runs_with_kills_post_each_image_once_and_lose_none(
     archived = {dropbox_content_hash(p) for p in image_files(archive)} if archive.is_dir() else set()
     lost = [name for digest, name in originals.items() if digest not in remaining | archived]
     staging = sorted(p.name for p in (outbox / ".incoming").iterdir()) if (outbox / ".incoming").is_dir() else []
+    staging += sorted(p.name for p in (root / "tmp").glob("publisher_v2_*"))  # the runs' image copies
     with sqlite3.connect(root / "state" / "ledger.sqlite") as db:
         ledger_rows = dict(db.execute("SELECT image_name, status FROM posted_images").fetchall())
         archive_states = Counter(s for (s,) in db.execute("SELECT archive_state FROM posted_images"))
@@ -299,16 +309,16 @@ def test_logout_is_refused_by_every_worker_and_rotating_forwarded_for_buys_no_gu
     front, other = servers(env, workers=2), servers(env, workers=1)  # two servers, one ledger file
 
     session = admin_client(front)
-    cookie = session.cookies.get("publisher_admin")
+    cookie = session.cookies.get(COOKIE_NAME)
     assert cookie
-    with httpx.Client(base_url=other.base_url, timeout=30, cookies={"publisher_admin": cookie}) as elsewhere:
+    with httpx.Client(base_url=other.base_url, timeout=30, cookies={COOKIE_NAME: cookie}) as elsewhere:
         assert elsewhere.get("/api/admin/status").json()["admin"] is True
         assert session.post("/api/admin/logout").json()["admin"] is False
         assert elsewhere.get("/api/admin/status").json()["admin"] is False
         refused = elsewhere.post("/api/images/nosuch.jpg/analyze")
         assert (refused.status_code, refused.json()["code"]) == (403, "admin_required")
     for _ in range(6):  # fresh connections, so both workers of the front server answer some of them
-        with httpx.Client(base_url=front.base_url, timeout=30, cookies={"publisher_admin": cookie}) as reused:
+        with httpx.Client(base_url=front.base_url, timeout=30, cookies={COOKIE_NAME: cookie}) as reused:
             assert reused.get("/api/admin/status").json()["admin"] is False
 
     # uvicorn trusts X-Forwarded-For from 127.0.0.1 by default: every attempt claims another client address.
