@@ -2,33 +2,52 @@
 
 A YAML manifest (`telemetry.yaml`) names the app's callables: *stages* add their duration to an `_ms` field of
 the innermost open *scope*; a scope emits ONE summary event through the app's own log function when it exits.
-The manifest's `web:` section attaches a pure ASGI middleware to the named app (`autoinstrument.asgi`):
-correlation id in and out, one event per request of a mapped route.
-With `PUBLISHER_AUTOINSTRUMENT=1` the installed `autoinstrument.pth` calls `install()` at interpreter
-start-up; unset, nothing of this package is even imported. Everything below is imported lazily so that `import
-autoinstrument` stays cheap (no yaml, no wrapt).
+The manifest's `web:` section puts a pure ASGI middleware in front of the named app: correlation id in and
+out, one event per request of a mapped route.
 
-    install(manifest=None)   wrap every target (now or when its module is imported); a second call is a no-op
-    uninstall()              restore the exact original objects
-    installed_targets()      {"wrapped", "late", "missing", "pending"} of the current install
-    load_manifest(path=None) parse + validate a manifest; raises ManifestError naming file, line and key
+Public API (docs_v2/autoinstrument.md), everything imported lazily so that `import autoinstrument` stays cheap
+(no yaml, no hooks, not even `typing`: the start-up hook imports this package in every interpreter):
+
+    install(manifest=None)     wrap every target (now or when its module is imported); a second call is a no-op
+    uninstall()                restore the exact original objects; returns how many
+    installed_targets()        {"wrapped", "late", "missing", "pending"} of the current install
+    load_manifest(path=None)   parse + validate; raises ManifestError naming file, line and key
+    TelemetryMiddleware(app)   wrap any ASGI app by hand (FastAPI, Starlette, a raw ASGI callable)
+    activate(...)              the start-up switch (what the .pth lines call)
+    check.run_check(path)      resolve every target without running the app (`autoinstrument check`)
+    report.main(argv)          statistics and budgets from JSON log lines (`autoinstrument report`)
+    __version__                from the installed distribution's metadata
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Union
-
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any, Dict, List, Optional, Union
+
     from autoinstrument.manifest import Manifest
 
-__all__ = ["install", "uninstall", "installed_targets", "load_manifest", "ManifestError", "ENV_ENABLE"]
+__all__ = [
+    "install",
+    "uninstall",
+    "installed_targets",
+    "load_manifest",
+    "activate",
+    "ManifestError",
+    "TelemetryMiddleware",
+    "check",
+    "report",
+    "__version__",
+    "ENV_ENABLE",
+    "ENV_MANIFEST",
+]
 
-ENV_ENABLE = "PUBLISHER_AUTOINSTRUMENT"
+ENV_ENABLE = "AUTOINSTRUMENT"
+ENV_MANIFEST = "AUTOINSTRUMENT_MANIFEST"
 
 
 def install(manifest: Union[None, str, Manifest] = None) -> bool:
-    """Install from a manifest path or object (default: $PUBLISHER_TELEMETRY_MANIFEST, else the shipped
-    one)."""
+    """Install from a manifest path or object (default: $AUTOINSTRUMENT_MANIFEST, else ./telemetry.yaml)."""
     from autoinstrument.hooks import install as _install
 
     return _install(manifest)
@@ -42,15 +61,41 @@ def uninstall() -> int:
 
 
 def installed_targets() -> Dict[str, List[str]]:
+    """What the current install wrapped, wrapped late, could not find, or still waits for."""
     from autoinstrument.hooks import installed_targets as _targets
 
     return _targets()
 
 
 def load_manifest(path: Optional[str] = None) -> Manifest:
+    """Read and validate a manifest (default as for `install`)."""
     from autoinstrument.manifest import load_manifest as _load
 
     return _load(path)
+
+
+def activate(
+    enable_var: str = ENV_ENABLE, manifest_var: str = ENV_MANIFEST, default_manifest: Optional[str] = None
+) -> bool:
+    """Arm the start-up hook when `$enable_var` is on (an app's `.pth` line names its own switches)."""
+    from autoinstrument._bootstrap import activate as _activate
+
+    return _activate(enable_var, manifest_var, default_manifest)
+
+
+def _version() -> str:
+    """The version of the distribution that ships this package (found by its files, whatever its name)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version(__name__)
+    except metadata.PackageNotFoundError:
+        pass
+    for dist in metadata.distributions():
+        for file in dist.files or ():
+            if str(file) in (f"{__name__}/__init__.py", f"{__name__}.pth"):
+                return dist.version
+    return "unknown (not installed)"
 
 
 def __getattr__(name: str) -> Any:
@@ -58,4 +103,16 @@ def __getattr__(name: str) -> Any:
         from autoinstrument.manifest import ManifestError
 
         return ManifestError
+    if name == "TelemetryMiddleware":
+        from autoinstrument.middleware import TelemetryMiddleware
+
+        return TelemetryMiddleware
+    if name in ("check", "report"):
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    if name == "__version__":
+        version = _version()
+        globals()["__version__"] = version
+        return version
     raise AttributeError(f"module 'autoinstrument' has no attribute {name!r}")

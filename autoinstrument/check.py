@@ -3,7 +3,7 @@
 Why: a renamed method must fail CI, not silently drop a field at run time (the runtime can only report a
 missing target as a fault event, long after the release). So this module does what `install()` would do up
 to the point of patching: it loads the manifest with the same loader, imports each target's module, finds the
-raw object with the same resolution as the hooks (`hooks._find`: the class's MRO through `vars()`), refuses
+raw object with the same resolution as the hooks (`targets.find`: the class's MRO through `vars()`), refuses
 what the hooks refuse (properties, cached_property, non-functions, a generator as a scope) and even builds the
 wrapper closure, but never sets it on anything and never calls the target. Importing the modules is the only
 side effect.
@@ -49,6 +49,7 @@ from autoinstrument.manifest import (
     Ref,
     default_manifest_path,
     load_manifest,
+    resolve_ref,
 )
 
 OK, SKIP, FAIL = "OK", "SKIP", "FAIL"
@@ -140,31 +141,26 @@ def _describe_owner(owner: Any) -> str:
 
 def _resolve_target(ref: Ref, field: str, is_stage: bool) -> Tuple[Result, Optional[_Resolved]]:
     """Resolve and classify one scope/stage target exactly as `hooks._patch` would, without patching."""
-    from autoinstrument import hooks, wrappers
+    from autoinstrument import targets, wrappers
 
     section = "stages" if is_stage else "scopes"
     try:
         module = _import(ref.module)
         try:
-            owner, attr, raw, inherited = hooks._find(module, ref)
+            owner, attr, raw, inherited = targets.find(module, ref)
         except ModuleNotFoundError as exc:  # a lazy module __getattr__ importing an optional dependency
             raise _missing(exc, ref.module) from None
         except wrappers.UnsupportedTarget as exc:
             raise _Fail(str(exc)) from None
         except AttributeError as exc:
-            raise _Fail(f"attribute not found: {_missing_attribute(module, ref, exc)}") from None
-        if wrappers.is_ours(raw):  # already wrapped by an install in this process: look through it
-            raw = hooks._unwrap_ours(raw)
+            raise _Fail(f"attribute not found: {exc}") from None
+        raw = targets.unwrap_ours(raw)  # already wrapped by an install in this process: look through it
         parts: List[str] = []
-        descriptor = None
-        function = raw
-        if isinstance(raw, (classmethod, staticmethod)):
-            descriptor = type(raw).__name__
-            function = raw.__func__
-        elif not inspect.isfunction(raw):
-            raise _Fail(_not_callable(raw))
-        if not inspect.isfunction(function):
-            raise _Fail(f"a {descriptor} around a {type(function).__name__}, not a Python function")
+        try:
+            function, descriptor_type = targets.classify(raw)
+        except wrappers.UnsupportedTarget as exc:
+            raise _Fail(str(exc)) from None
+        descriptor = descriptor_type.__name__ if descriptor_type is not None else None
         try:
             kind = wrappers.kind_of(function)
             # Build (and drop) the very wrapper install() would build: proves the signature compiles.
@@ -190,35 +186,6 @@ def _resolve_target(ref: Ref, field: str, is_stage: bool) -> Tuple[Result, Optio
         return Result(FAIL, ref.line, ref.text, section, field, None, str(exc)), None
     except Exception as exc:  # anything unexpected in resolution is a fault of this target, not a crash
         return Result(FAIL, ref.line, ref.text, section, field, None, f"{type(exc).__name__}: {exc}"), None
-
-
-def _missing_attribute(module: Any, ref: Ref, exc: AttributeError) -> str:
-    """Which part of `Owner.attr` is missing, and on what (the exception's own text can be terse)."""
-    obj = module
-    where = f"module {module.__name__!r}"
-    try:
-        for part in ref.attr.split("."):
-            if inspect.isclass(obj):
-                if not any(part in vars(k) for k in inspect.getmro(obj)):
-                    return f"class {obj.__qualname__} has no attribute {part!r}"
-            elif not hasattr(obj, part):
-                return f"{where} has no attribute {part!r}"
-            obj = getattr(obj, part)
-            where = f"{type(obj).__name__} {getattr(obj, '__qualname__', part)}"
-    except Exception:
-        pass
-    return str(exc)
-
-
-def _not_callable(raw: Any) -> str:
-    what = type(raw).__name__
-    if isinstance(raw, property) or what == "cached_property":
-        return f"is a {what}; only functions, classmethods and staticmethods can be timed (wrapping it would " \
-            "turn the attribute into a method)"
-    if callable(raw):
-        return f"is a {what} object, not a Python function; only functions, classmethods and staticmethods " \
-            "can be timed"
-    return f"is a {what}, not callable; only functions, classmethods and staticmethods can be timed"
 
 
 def _overlaps(resolved: List[_Resolved], results: Dict[Tuple[int, str], Result]) -> None:
@@ -247,18 +214,24 @@ def _overlaps(resolved: List[_Resolved], results: Dict[Tuple[int, str], Result])
 
 def _check_log(manifest: Manifest) -> List[Result]:
     out: List[Result] = []
-    for ref, section in ((manifest.log.function, "log.function"), (manifest.log.correlation, "log.correlation")):
+    log = manifest.log
+    what_of = {"log.function": "log function", "log.correlation": "correlation ContextVar",
+               "log.redact": "redaction function (str -> str)"}
+    for ref, section in ((log.function, "log.function"), (log.correlation, "log.correlation"),
+                         (log.redact, "log.redact")):
         if ref is None:
             continue
         try:
-            obj: Any = _import(ref.module)
-            for part in ref.attr.split("."):
-                obj = getattr(obj, part)
-            if section == "log.function" and not callable(obj):
+            obj: Any = resolve_ref(ref, _import)
+            if section != "log.correlation" and not callable(obj):
                 raise _Fail(f"is a {type(obj).__name__}, not callable")
             if section == "log.correlation" and not isinstance(obj, ContextVar):
                 raise _Fail(f"is a {type(obj).__name__}, not a contextvars.ContextVar")
-            what = "log function" if section == "log.function" else "correlation ContextVar"
+            if section == "log.redact":
+                probe = obj("autoinstrument-probe")
+                if not isinstance(probe, str):
+                    raise _Fail(f"returned a {type(probe).__name__} for a string; it must return a str")
+            what = what_of[section]
             out.append(Result(OK, ref.line, ref.text, section, None, what))
         except _Skip as exc:
             out.append(Result(SKIP, ref.line, ref.text, section, None, None, str(exc)))
@@ -344,13 +317,25 @@ def _check_web(manifest: Manifest, build_app: bool) -> List[Result]:
         if obj is not None:
             for part in rest.split(".") if rest else ():
                 obj = getattr(obj, part)
-            if not callable(getattr(obj, "build_middleware_stack", None)) or not hasattr(obj, "middleware_stack"):
+            from autoinstrument.middleware import TelemetryMiddleware
+
+            if isinstance(obj, TelemetryMiddleware):  # the app wraps itself: nothing to attach
+                note += ", wrapped by the app in TelemetryMiddleware"
+                obj = obj.app
+                if getattr(obj, "routes", None) is None:
+                    unverified = "unverified: a plain ASGI app declares no routes to compare with"
+                    out.append(Result(OK, ref.line, ref.text, "web.app", None, note))
+                    obj = None
+            if obj is None:
+                pass
+            elif not callable(getattr(obj, "build_middleware_stack", None)) or not hasattr(obj, "middleware_stack"):
                 raise _Fail(
                     f"is a {type(obj).__name__}, not a Starlette/FastAPI application (no build_middleware_stack): "
-                    "the telemetry middleware cannot be attached"
+                    "the telemetry middleware cannot be attached (wrap it in autoinstrument.TelemetryMiddleware)"
                 )
-            app = obj
-            out.append(Result(OK, ref.line, ref.text, "web.app", None, note))
+            else:
+                app = obj
+                out.append(Result(OK, ref.line, ref.text, "web.app", None, note))
     except _Skip as exc:
         out.append(Result(SKIP, ref.line, ref.text, "web.app", None, None, str(exc)))
         unverified = "unverified: the app could not be imported"
@@ -447,7 +432,7 @@ def _targets_of_invalid(path: str, problems: Sequence[Problem]) -> List[Tuple[Re
 
 def _disarm() -> None:
     """Check must see the raw code: undo an install this interpreter may have done at start-up (the `.pth`
-    with PUBLISHER_AUTOINSTRUMENT=1), so no target is wrapped and no telemetry event is emitted."""
+    with the start-up switch on), so no target is wrapped and no telemetry event is emitted."""
     hooks = sys.modules.get("autoinstrument.hooks")
     if hooks is not None and hooks.current() is not None:
         hooks.uninstall()
@@ -541,7 +526,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "manifest",
         nargs="?",
         metavar="MANIFEST",
-        help="the manifest (default: $PUBLISHER_TELEMETRY_MANIFEST, else the shipped telemetry.yaml)",
+        help="the manifest (default: $AUTOINSTRUMENT_MANIFEST, else ./telemetry.yaml)",
     )
     parser.add_argument("--json", action="store_true", help="print a JSON document instead of lines")
     parser.add_argument(

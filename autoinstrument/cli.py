@@ -16,20 +16,12 @@ import argparse
 import sys
 from typing import List, Optional, Sequence
 
-VERSION_DIST = "publisher_v2"  # the distribution that ships the `autoinstrument` package
-
 
 def version() -> str:
-    try:
-        from importlib.metadata import PackageNotFoundError
-        from importlib.metadata import version as dist_version
+    """`autoinstrument.__version__`: the version of the distribution that ships the package."""
+    import autoinstrument
 
-        try:
-            return dist_version(VERSION_DIST)
-        except PackageNotFoundError:
-            return "unknown (not installed)"
-    except ImportError:  # pragma: no cover - importlib.metadata exists on 3.8+
-        return "unknown"
+    return autoinstrument.__version__
 
 
 def build_parser() -> argparse.ArgumentParser:

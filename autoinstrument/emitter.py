@@ -14,13 +14,16 @@ queued with `defer=True` and flushed by `ready()`: at the first scope opening, o
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
+import re
 import sys
 import threading
+import time
+from datetime import datetime, timezone
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
+from autoinstrument.manifest import resolve_ref as _resolve_ref
 from autoinstrument.wrappers import is_ours
 
 FAULT_EVENT = "autoinstrument_fault"
@@ -48,12 +51,79 @@ def _fallback_logger() -> logging.Logger:
     return logger
 
 
-def stderr_event(event: str, fields: Dict[str, Any], level: int = logging.INFO) -> None:
-    """One JSON object on one stderr line: `{"level", "message", **fields}`."""
+#: Keys whose string values the library itself writes from the manifest (targets, fields, templates) or from
+#: its own vocabulary: the fallback keeps them. Any other string may be the app's and is redacted or withheld.
+LIBRARY_KEYS = frozenset(
+    (
+        "fault", "target", "manifest", "key", "field", "scope_event", "method", "route",
+        "wrapped", "late", "missing", "pending", "error_type",
+    )
+)
+_SAFE_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
+Redactor = Callable[[str], str]
+
+
+def _safe(key: str, value: Any, redact: Optional[Redactor], trusted: bool) -> Any:
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    if isinstance(value, dict):
+        return {str(k): _safe(str(k), v, redact, trusted) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_safe(key, v, redact, trusted) for v in value]
+    text = value if isinstance(value, str) else str(value)
+    if trusted or key in LIBRARY_KEYS:
+        return text
+    if redact is not None:
+        try:
+            cleaned = redact(text)
+            if isinstance(cleaned, str):
+                if key == "correlation_id" and cleaned != text:
+                    return "[REDACTED]"
+                return cleaned
+        except Exception:
+            pass
+    elif key == "correlation_id" and _SAFE_ID.fullmatch(text):
+        return text  # a validated id
+    if key == "detail":  # an exception text: its type name is ours to write, the message may be the app's
+        head = text.split(":", 1)[0]
+        if head.isidentifier():
+            return f"{head} (message withheld: the manifest names no log.redact)"
+    return f"[{len(text)} characters withheld: the manifest names no log.redact]"
+
+
+def _utc_now() -> str:
+    now = time.time()
+    stamp = datetime.fromtimestamp(int(now), timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{stamp}.{int((now - int(now)) * 1000):03d}Z"
+
+
+def stderr_event(
+    event: str,
+    fields: Dict[str, Any],
+    level: int = logging.INFO,
+    logger: str = "autoinstrument",
+    redact: Optional[Redactor] = None,
+    trusted: bool = True,
+) -> None:
+    """One JSON object on one stderr line, shaped like the app's (`timestamp`, `level`, `logger`, `message`).
+
+    `trusted=False` (an event the app's log function could not write): every string value not written by the
+    library itself goes through `redact`, or is withheld when there is none; numbers, validated ids and field
+    names are written as they are.
+    """
+    body: Dict[str, Any] = {
+        "timestamp": _utc_now(),
+        "level": logging.getLevelName(level),
+        "logger": logger,
+        "message": event,
+    }
+    for key, value in fields.items():
+        key = str(key)
+        if key in body:
+            key = f"field_{key}"
+        body[key] = _safe(key, value, redact, trusted)
     try:
-        line = json.dumps(
-            {"level": logging.getLevelName(level), "message": event, **fields}, default=str, sort_keys=False
-        )
+        line = json.dumps(body, default=str)
     except Exception:  # pragma: no cover - json with default=str does not fail on dict input
         line = json.dumps({"level": "ERROR", "message": event, "detail": "unserialisable fields"})
     _fallback_logger().log(level, line)
@@ -71,7 +141,8 @@ class Emitter:
         self._queue: List[Tuple[str, Fields, int, Optional[logging.Logger]]] = []
         self._faults: set = set()
         self._lock = threading.RLock()
-        self.events_sent = 0
+        self._redact: Optional[Redactor] = None
+        self._redact_resolved = False
 
     # -------------------------------------------------------------------------------- public
 
@@ -86,6 +157,19 @@ class Emitter:
                     self._queue.append((event, fields, level, logger))
                     return
         self._send(event, fields, level, logger)
+
+    def emit_now(self, event: str, fields: Dict[str, Any], level: int = logging.INFO) -> None:
+        """`emit` for the per-request event: a dict of fields, the manifest's logger, one call deep."""
+        function = self._function
+        logger = self._logger
+        if function is None or logger is None or self._deferred:
+            self.emit(event, fields, level)
+            return
+        try:
+            function(logger, level, event, **fields)
+        except Exception as exc:
+            self._function_failed(exc)
+            stderr_event(event, fields, level, self.log.logger, self.redactor(), trusted=False)
 
     def fault(self, kind: str, detail: str, **context: Any) -> None:
         """Report a fault of the library once per (kind, target/detail)."""
@@ -102,10 +186,6 @@ class Emitter:
     def deferred(self) -> bool:
         return self._deferred
 
-    @property
-    def pending(self) -> int:
-        return len(self._queue)
-
     def ready(self) -> None:
         """The app is running: send what was queued, then send directly from now on."""
         if not self._deferred:
@@ -118,6 +198,23 @@ class Emitter:
         for event, fields, level, logger in queue:
             self._send(event, fields, level, logger)
 
+    def redactor(self) -> Optional[Redactor]:
+        """The app's `str -> str` redaction function named by `log.redact` (None when unset or unusable)."""
+        if self._redact_resolved:
+            return self._redact
+        self._redact_resolved = True
+        ref = getattr(self.log, "redact", None)
+        if ref is None:
+            return None
+        try:
+            function = _resolve_ref(ref)
+            if not callable(function):
+                raise TypeError(f"{ref.text} is a {type(function).__name__}, not callable")
+            self._redact = function
+        except Exception as exc:
+            self.fault("redact_unusable", f"{type(exc).__name__}: {exc}", target=ref.text, line=ref.line)
+        return self._redact
+
     # -------------------------------------------------------------------------------- internals
 
     def _resolve(self) -> Optional[Callable[..., Any]]:
@@ -127,9 +224,7 @@ class Emitter:
         function = None
         if ref is not None:
             try:
-                obj: Any = importlib.import_module(ref.module)
-                for part in ref.attr.split("."):
-                    obj = getattr(obj, part)
+                obj = _resolve_ref(ref)
                 if not callable(obj):
                     raise TypeError(f"{ref.text} is not callable")
                 # Our own gate around it (merge.py) is for the app's calls; ours go to the function itself.
@@ -161,12 +256,10 @@ class Emitter:
                     if logger is None:
                         logger = self._logger = logging.getLogger(self.log.logger)
                 function(logger, level, event, **payload)
-                self.events_sent += 1
                 return
             except Exception as exc:
                 self._function_failed(exc)
-        stderr_event(event, payload, level)
-        self.events_sent += 1
+        stderr_event(event, payload, level, self.log.logger, self.redactor(), trusted=False)
 
     def _function_failed(self, exc: BaseException) -> None:
         """The app's log function raised: report that once, on stderr (it cannot report about itself)."""
@@ -185,4 +278,7 @@ class Emitter:
                 "line": ref.line if ref else None,
             },
             logging.WARNING,
+            self.log.logger,
+            self.redactor(),
+            trusted=False,
         )

@@ -1,16 +1,16 @@
 """The import hooks and the patch registry: find the target, decide how to wrap it, apply, remember, restore.
 
-- Targets are wrapped by wrapt post-import hooks when their module is imported (`register_post_import_hook`,
-  called positionally: wrapt 2.0 renamed its keyword). A module already imported is wrapped at once and its
-  targets are reported as "late" (a `from x import f` done before that keeps the original function).
-- Resolution walks the class's MRO through `vars()` (`wrapt.resolve_path`), so we wrap the RAW object: a
+- Targets are wrapped by post-import hooks (`importhook.py`) when their module is imported. A module already
+  imported is wrapped at once and its targets are reported as "late" (a `from x import f` done before that
+  keeps the original function).
+- Resolution walks the class's MRO through `vars()` (`targets.find`), so we wrap the RAW object: a
   classmethod/staticmethod is unwrapped to its `__func__`, wrapped, and re-wrapped in the same descriptor
   type. An inherited method is wrapped by setting the wrapper on the NAMED class only; `uninstall()` deletes
   it again. Properties and other non-functions are refused with a fault naming the manifest line.
 - A registry of (owner, attribute) -> original makes a second install a no-op and lets `uninstall()` restore
   the exact original objects (`vars(cls)[name] is original`).
 - The web app named by the manifest's `web.app` is hooked the same way; attaching the ASGI middleware to it
-  is `asgi.AppAttachment`'s job (imported only when the manifest has a `web:` section).
+  is `attach.AppAttachment`'s job (imported only when the manifest has a `web:` section).
 - Nothing here may break the app: every hook body catches everything and reports a fault once.
 """
 
@@ -18,18 +18,15 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import importlib.util
-import inspect
 import logging
-import sys
 import threading
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple, Union
 
-from autoinstrument import wrappers
+from autoinstrument import importhook, targets, wrappers
 from autoinstrument.emitter import Emitter, stderr_event
-from autoinstrument.manifest import Manifest, ManifestError, Ref, ScopeSpec, StageSpec, load_manifest
+from autoinstrument.manifest import Manifest, ManifestError, Ref, ScopeSpec, StageSpec, load_manifest, resolve_ref
 from autoinstrument.scope import ScopeRuntime
 
 INSTALLED_EVENT = "autoinstrument_installed"
@@ -56,40 +53,44 @@ class _State:
         self.missing: Dict[str, str] = {}
         self.hooked_modules: set = set()
         self.installing = True
-        self.reported = False
         self._correlation: Optional[ContextVar] = None
         self._correlation_resolved = False
         #: every stage field, pre-allocated in each scope's accumulator
         self.stage_fields = tuple(sorted({stage.field for stage in manifest.stages}))
         for spec in list(manifest.scopes) + list(manifest.stages):
             self.by_module.setdefault(spec.target.module, []).append(spec)
-        self.web: Any = None  # asgi.AppAttachment when the manifest has a web section
+        self._web: Any = None  # attach.AppAttachment, built when first needed (see `web`)
         #: the log function, put behind the one-event-per-request gate (merge.py) when routes are mapped
         self.gate_ref: Optional[Ref] = None
         self.gate: Optional[Patch] = None
         if manifest.web is not None and manifest.web.routes and manifest.log.function is not None:
             self.gate_ref = manifest.log.function
-        if manifest.web is not None:
-            from autoinstrument.asgi import AppAttachment, WebTelemetry
 
+    @property
+    def web(self) -> Any:
+        """The web attachment (None without a `web:` section). Built on first use: the web modules are not
+        even imported by a process (the CLI) that never imports the web app."""
+        if self._web is None and self.manifest.web is not None:
+            from autoinstrument.attach import AppAttachment
+            from autoinstrument.middleware import WebTelemetry
+
+            emitter = self.emitter
             telemetry = WebTelemetry(
-                manifest.web,
+                self.manifest.web,
                 emitter.emit,
                 emitter.fault,
                 self.correlation_var,
                 emitter.ready,
                 self.stage_fields,
+                redactor=emitter.redactor,
+                emit_now=emitter.emit_now,
             )
-            self.web = AppAttachment(manifest.web.app, telemetry)
+            self._web = AppAttachment(self.manifest.web.app, telemetry)
+        return self._web
 
     def modules(self) -> List[str]:
         """Every module to hook: those holding targets, and the web app's."""
-        names = list(self.by_module)
-        if self.gate_ref is not None and self.gate_ref.module not in names:
-            names.append(self.gate_ref.module)
-        if self.web is not None and self.web.ref.module not in names:
-            names.append(self.web.ref.module)
-        return names
+        return self.manifest.watched_modules()
 
     def correlation_var(self) -> Optional[ContextVar]:
         """The app's ContextVar named by `log.correlation`, resolved on first use (None if unusable)."""
@@ -113,15 +114,10 @@ class _State:
 
 _lock = threading.RLock()
 _state: Optional[_State] = None
-_pending_hooks: set = set()  # module names with one of our wrapt hooks still waiting in wrapt's registry
 _atexit_registered = False
 
 
-def _resolve_ref(ref: Ref) -> Any:
-    obj: Any = importlib.import_module(ref.module)
-    for part in ref.attr.split("."):
-        obj = getattr(obj, part)
-    return obj
+_resolve_ref = resolve_ref
 
 
 # --------------------------------------------------------------------------------------------- install / unin
@@ -160,15 +156,10 @@ def install(manifest: Union[None, str, Manifest] = None, *, defer_report: bool =
             lambda err: emitter.fault("bookkeeping_error", f"{type(err).__name__}: {err}")
         )
         try:
-            import wrapt
-
+            importhook.on_error = lambda err: emitter.fault("hook_failed", f"{type(err).__name__}: {err}")
             for module_name in state.modules():
-                if module_name in sys.modules:
-                    _on_import(sys.modules[module_name])
-                elif module_name not in _pending_hooks:
-                    _pending_hooks.add(module_name)
-                    wrapt.register_post_import_hook(_on_import, module_name)
-        except Exception as exc:  # wrapt missing or broken: nothing is wrapped, the app runs as is
+                importhook.register(module_name, _on_import)
+        except Exception as exc:  # nothing is wrapped, the app runs as is
             emitter.fault("hooks_unavailable", f"{type(exc).__name__}: {exc}")
         state.installing = False
         emitter.emit(INSTALLED_EVENT, _installed_fields)
@@ -185,14 +176,15 @@ def uninstall() -> int:
         state, _state = _state, None
         if state is None:
             return 0
+        importhook.unregister(_on_import)
         restored = 0
         for patch in state.patches.values():
             if _restore(patch, state):
                 restored += 1
         if state.gate is not None and _restore(state.gate, state):
             restored += 1
-        if state.web is not None:
-            restored += state.web.detach()
+        if state._web is not None:
+            restored += state._web.detach()
         wrappers.set_fault_sink(None)
         return restored
 
@@ -213,15 +205,15 @@ def installed_targets() -> Dict[str, List[str]]:
 
 
 def _on_import(module: Any) -> None:
-    """wrapt post-import hook. Must never raise: an exception here would fail the app's import."""
+    """The post-import hook. Must never raise: an exception here would fail the app's import."""
     try:
         name = getattr(module, "__name__", None)
         with _lock:
-            _pending_hooks.discard(name)
             state = _state
             if state is None:
                 return
-            web = state.web if state.web is not None and state.web.ref.module == name else None
+            web_spec = state.manifest.web
+            web = state.web if web_spec is not None and web_spec.app.module == name else None
             gate = state.gate_ref is not None and state.gate_ref.module == name
             if name not in state.by_module and web is None and not gate:
                 return
@@ -261,7 +253,8 @@ def _patch(state: _State, spec: Union[ScopeSpec, StageSpec], module: Any, late: 
         state.patches[key] = Patch(owner, attr, raw, installed, inherited, target.text, kind, late)
         state.missing.pop(target.text, None)
     except Exception as exc:
-        reason = f"{type(exc).__name__}: {exc}"
+        plain = isinstance(exc, (AttributeError, wrappers.UnsupportedTarget))
+        reason = str(exc) if plain else f"{type(exc).__name__}: {exc}"
         state.missing[target.text] = reason
         state.emitter.fault(
             "target_unusable", reason, target=target.text, line=target.line, manifest=state.manifest.path
@@ -288,52 +281,13 @@ def _gate(state: _State, module: Any, late: bool) -> None:
         )
 
 
-def _find(module: Any, target: Ref) -> Tuple[Any, str, Any, bool]:
-    """(owner, attribute, raw object, inherited) for `module:Owner.attr`, never binding through getattr."""
-    import wrapt
-
-    owner, attr, raw = wrapt.resolve_path(module, target.attr)
-    if inspect.isclass(owner):
-        inherited = attr not in vars(owner)
-        if inherited:
-            for klass in inspect.getmro(owner):
-                if attr in vars(klass):
-                    raw = vars(klass)[attr]
-                    break
-            else:
-                raise AttributeError(f"{attr!r} is served dynamically on {owner.__name__}; nothing to wrap")
-        return owner, attr, raw, inherited
-    if inspect.ismodule(owner):
-        if attr not in vars(owner):
-            raise AttributeError(f"{attr!r} is served dynamically by {owner.__name__}; nothing to wrap")
-        return owner, attr, vars(owner)[attr], False
-    raise wrappers.UnsupportedTarget(
-        f"{target.text}: the owner is a {type(owner).__name__}, not a class or module"
-    )
-
-
-def _unwrap_ours(raw: Any) -> Any:
-    if isinstance(raw, (classmethod, staticmethod)):
-        return type(raw)(raw.__func__.__wrapped__)
-    return raw.__wrapped__
+_find = targets.find
+_unwrap_ours = targets.unwrap_ours
 
 
 def _make(state: _State, spec: Union[ScopeSpec, StageSpec], raw: Any, target: Ref) -> Tuple[Any, str]:
     """Build the installed object for `raw`: a wrapper, re-wrapped in raw's descriptor type when needed."""
-    descriptor = None
-    function = raw
-    if isinstance(raw, (classmethod, staticmethod)):
-        descriptor = type(raw)
-        function = raw.__func__
-    elif isinstance(raw, (property,)) or not inspect.isfunction(raw):
-        what = type(raw).__name__
-        raise wrappers.UnsupportedTarget(
-            f"{target.text} is a {what}, not a function/classmethod/staticmethod; "
-            "only callables can be timed "
-            f"(manifest line {target.line})"
-        )
-    if not inspect.isfunction(function):
-        raise wrappers.UnsupportedTarget(f"{target.text} wraps a {type(function).__name__}, not a function")
+    function, descriptor = targets.classify(raw)
     if isinstance(spec, StageSpec):
         field = spec.field
         wrapper = wrappers.stage_wrapper(
@@ -401,62 +355,62 @@ def _target_report(state: _State) -> Dict[str, List[str]]:
                 missing.append(f"{text} ({reason})")
             else:
                 pending.append(text)
-    if state.web is not None:
-        status, label = state.web.describe()
+    if state.manifest.web is not None:
+        app = state.manifest.web.app
+        status, label = state._web.describe() if state._web is not None else ("pending", app.text)
         if status == "pending":
-            reason = _module_missing(state.web.ref.module)
+            reason = _module_missing(app.module)
             if reason:
                 status, label = "missing", f"{label} ({reason})"
         {"wrapped": wrapped, "missing": missing, "pending": pending}[status].append(label)
-        if status == "wrapped" and state.web.late:
-            late.append(state.web.ref.text)
+        if status == "wrapped" and state._web.late:
+            late.append(app.text)
     return {"wrapped": wrapped, "late": late, "missing": missing, "pending": pending}
 
 
-def _module_missing(module_name: str) -> Optional[str]:
-    """Why a not-yet-imported module will never be importable, without importing it (None = may still
-    come)."""
-    parent = module_name.rpartition(".")[0]
-    if parent and parent not in sys.modules:
-        return None  # cannot tell without importing the parent package: still pending
-    try:
-        if importlib.util.find_spec(module_name) is None:
-            return "module not found"
-    except Exception as exc:
-        return f"module not importable: {type(exc).__name__}"
-    return None
+_module_missing = targets.module_missing
+
+
+def _report_missing(state: _State, report: Dict[str, List[str]]) -> None:
+    """One fault per target that can never be wrapped because its module does not exist, naming its line."""
+    lines = {ref.text: ref.line for ref in state.manifest.targets}
+    if state.manifest.web is not None:
+        lines[state.manifest.web.app.text] = state.manifest.web.app.line
+    for text in report["missing"]:
+        target, _, reason = text.partition(" (")
+        web = state._web
+        if target in state.missing or (web is not None and web.problem and target == web.ref.text):
+            continue  # reported when it was found unusable
+        line = lines.get(target)
+        reason = reason[:-1] if reason.endswith(")") else reason
+        state.emitter.fault(
+            "target_missing",
+            f"{reason}: manifest line {line} names {target}, which cannot be wrapped",
+            target=target,
+            line=line,
+            manifest=state.manifest.path,
+        )
 
 
 def _installed_fields() -> Dict[str, Any]:
     state = _state
     if state is None:
         return {}
-    state.reported = True
     report = _target_report(state)
-    for text in report["missing"]:
-        target = text.split(" ", 1)[0]
-        if target not in state.missing:
-            state.emitter.fault("target_missing", text, target=target, manifest=state.manifest.path)
+    _report_missing(state, report)
     fields: Dict[str, Any] = {"manifest": state.manifest.path}
     fields.update(report)
-    fields.update(_wrapt_info())
     return fields
-
-
-def _wrapt_info() -> Dict[str, str]:
-    try:
-        import wrapt
-
-        impl = "python" if getattr(wrapt.FunctionWrapper, "__module__", "") == "wrapt.wrappers" else "c"
-        return {"wrapt_version": getattr(wrapt, "__version__", "?"), "wrapt_impl": impl}
-    except Exception as exc:
-        return {"wrapt_version": f"unavailable ({type(exc).__name__})", "wrapt_impl": "none"}
 
 
 def _at_exit() -> None:
     """Flush deferred events (faults, the installed report) if the app ran at all or something went wrong."""
     state = _state
-    if state is None or not state.emitter.deferred:
+    if state is None:
+        return
+    if not state.emitter.deferred:
+        with contextlib.suppress(Exception):  # a module the app imported after the report may show a typo now
+            _report_missing(state, _target_report(state))
         return
     if state.hooked_modules or state.missing:
         state.emitter.ready()

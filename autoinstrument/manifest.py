@@ -15,10 +15,7 @@ import keyword
 import os
 import re
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Tuple
-
-ENV_MANIFEST = "PUBLISHER_TELEMETRY_MANIFEST"
-DEFAULT_NAME = "default_telemetry.yaml"
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 _IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
 _TARGET_RE = re.compile(rf"^({_IDENT}(?:\.{_IDENT})*):({_IDENT}(?:\.{_IDENT})*)$")
@@ -81,11 +78,15 @@ class Ref:
 @dataclass(frozen=True)
 class LogSpec:
     """How events are emitted: `function(logging.getLogger(logger), level, event, **fields)`; no function =
-    a JSON line on stderr. `correlation` names the app's ContextVar holding the correlation id."""
+    a JSON line on stderr. `correlation` names the app's ContextVar holding the correlation id; `redact` a
+    `str -> str` function of the app (request ids it would change are refused; the stderr fallback passes
+    strings through it); `event_key` the JSON key that holds the event name in the app's lines."""
 
     function: Optional[Ref] = None
     logger: str = "autoinstrument"
     correlation: Optional[Ref] = None
+    redact: Optional[Ref] = None
+    event_key: str = "message"
 
 
 @dataclass(frozen=True)
@@ -149,6 +150,25 @@ class Manifest:
     stages: Tuple[StageSpec, ...] = ()
     web: Optional[WebSpec] = None
     budgets: Tuple[Budget, ...] = ()
+
+    @property
+    def event_key(self) -> str:
+        """The JSON key holding the event name in the app's log lines (`log.event_key`, default "message")."""
+        return self.log.event_key
+
+    def watched_modules(self) -> List[str]:
+        """Every module an install hooks: the targets', the log function's when routes are mapped (its
+        one-event-per-request gate), the web app's. In manifest order, each once."""
+        names: List[str] = []
+        refs = [s.target for s in self.scopes] + [s.target for s in self.stages]
+        if self.web is not None and self.web.routes and self.log.function is not None:
+            refs.append(self.log.function)
+        if self.web is not None:
+            refs.append(self.web.app)
+        for ref in refs:
+            if ref.module not in names:
+                names.append(ref.module)
+        return names
 
     @property
     def targets(self) -> Tuple[Ref, ...]:
@@ -363,16 +383,21 @@ def _validate_log(c: _Checker, data: _Mapping) -> LogSpec:
     log = c.mapping(data.get("log"), c.line_of(data, "log"), "log")
     if log is None:
         return LogSpec()
-    c.known_keys(log, ("function", "logger", "correlation"), "log")
-    function = correlation = None
+    c.known_keys(log, ("function", "logger", "correlation", "redact", "event_key"), "log")
+    function = correlation = redact = None
     if "function" in log:
         function = c.ref(log["function"], c.line_of(log, "function"), "log.function", "log function")
     if "correlation" in log:
         correlation = c.ref(
             log["correlation"], c.line_of(log, "correlation"), "log.correlation", "ContextVar"
         )
+    if "redact" in log:
+        redact = c.ref(log["redact"], c.line_of(log, "redact"), "log.redact", "redaction function")
     logger = c.string(log, "logger", "log") or "autoinstrument"
-    return LogSpec(function, logger, correlation)
+    event_key = c.string(log, "event_key", "log") or "message"
+    if not _EVENT_RE.match(event_key):
+        c.fail(c.line_of(log, "event_key"), "log.event_key", f"{event_key!r} must be an identifier (a JSON key)")
+    return LogSpec(function, logger, correlation, redact, event_key)
 
 
 def _validate_scopes(c: _Checker, data: _Mapping) -> List[ScopeSpec]:
@@ -571,28 +596,52 @@ def _validate_budgets(c: _Checker, data: _Mapping, fields: set) -> List[Budget]:
     return out
 
 
+# --------------------------------------------------------------------------------------------- resolving
+
+
+def resolve_ref(ref: Ref, importer: Optional[Callable[[str], Any]] = None) -> Any:
+    """The object `module:Attr.path` names: import the module (with `importer`, default importlib), then walk
+    the attributes. The one resolution that install, the emitter and check share."""
+    if importer is None:
+        import importlib
+
+        importer = importlib.import_module
+    obj: Any = importer(ref.module)
+    for part in ref.attr.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
 # --------------------------------------------------------------------------------------------- entry points
 
 
 def default_manifest_path() -> str:
-    """`$PUBLISHER_TELEMETRY_MANIFEST`, else the copy shipped in the package, else the repo's telemetry.yaml.
+    """`$AUTOINSTRUMENT_MANIFEST`, else `telemetry.yaml` in the working directory (an app's start-up switch
+    passes its own manifest explicitly; see `_bootstrap.manifest_path`, the one place this is decided)."""
+    from autoinstrument._bootstrap import manifest_path
 
-    The wheel carries the repo-root `telemetry.yaml` as `autoinstrument/default_telemetry.yaml` (hatch
-    force-include); a source checkout or an editable install has no such file, so the repo root copy is used.
-    """
-    env = os.environ.get(ENV_MANIFEST, "").strip()
-    if env:
-        return env
-    here = os.path.dirname(os.path.abspath(__file__))
-    packaged = os.path.join(here, DEFAULT_NAME)
-    if os.path.exists(packaged):
-        return packaged
-    return os.path.join(os.path.dirname(here), "telemetry.yaml")
+    return manifest_path()
 
 
 def load_manifest(path: Optional[str] = None) -> Manifest:
-    """Read and validate a manifest file (default: see `default_manifest_path`). Raises ManifestError."""
+    """Read and validate a manifest file (default: see `default_manifest_path`). Raises ManifestError.
+
+    A valid manifest is kept in the on-disk cache (`cache.py`, keyed by path, mtime and size), so the next
+    interpreter does not import yaml to read the same file again."""
     path = os.fspath(path) if path is not None else default_manifest_path()
+    import marshal
+
+    from autoinstrument import cache
+
+    absolute = os.path.abspath(path)
+    plain = cache.read(absolute, "manifest", marshal.loads)
+    if plain is not None:
+        try:
+            cached = _from_plain(plain)
+            if isinstance(cached, Manifest) and cached.path == path:
+                return cached
+        except Exception:
+            pass  # an entry of another shape: read the file again
     try:
         with open(path, encoding="utf-8") as handle:
             text = handle.read()
@@ -600,7 +649,41 @@ def load_manifest(path: Optional[str] = None) -> Manifest:
         raise ManifestError(
             [Problem(str(path), 0, "(file)", f"cannot read the manifest: {exc.strerror or exc}")]
         ) from None
-    return validate(parse_yaml(text, path), path)
+    manifest = validate(parse_yaml(text, path), path)
+    cache.write(absolute, "manifest", _to_plain(manifest), marshal.dumps)
+    return manifest
+
+
+_PLAIN_TYPES: Dict[str, Any] = {}
+
+
+def _to_plain(value: Any) -> Any:
+    """A Manifest as marshal-able data (tuples, dicts, str, numbers): marshal needs no import at start-up."""
+    if hasattr(value, "__dataclass_fields__"):
+        name = type(value).__name__
+        return ("@" + name, tuple(_to_plain(getattr(value, f)) for f in value.__dataclass_fields__))
+    if isinstance(value, tuple):
+        return ("()", tuple(_to_plain(v) for v in value))
+    if isinstance(value, dict):
+        return {k: _to_plain(v) for k, v in value.items()}
+    return value
+
+
+def _from_plain(value: Any) -> Any:
+    if isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], str):
+        tag, items = value
+        if tag == "()":
+            return tuple(_from_plain(v) for v in items)
+        if tag.startswith("@"):
+            if not _PLAIN_TYPES:
+                _PLAIN_TYPES.update(
+                    (cls.__name__, cls)
+                    for cls in (Manifest, LogSpec, StageSpec, ScopeSpec, RouteSpec, WebSpec, Budget, Ref)
+                )
+            return _PLAIN_TYPES[tag[1:]](*(_from_plain(v) for v in items))
+    if isinstance(value, dict):
+        return {k: _from_plain(v) for k, v in value.items()}
+    return value
 
 
 def loads_manifest(text: str, path: str = "<string>") -> Manifest:
@@ -621,5 +704,8 @@ __all__ = [
     "Ref",
     "load_manifest",
     "loads_manifest",
+    "resolve_ref",
+    "budget_limits",
+    "PERCENTILES",
     "default_manifest_path",
 ]

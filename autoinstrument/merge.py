@@ -10,28 +10,28 @@ the higher of the app's and the status-derived one (`status_level`). Only the FI
 is held; any other call passes straight through. A request in which the app logged no such event gets the
 telemetry's own event, as before.
 
-Cost outside a mapped request: the gate reads one ContextVar (`HELD`) and calls the original function with
-the same arguments (the gate is compiled with the function's exact parameter list, like the stage wrappers).
+Cost outside a mapped request: the gate reads one ContextVar (`scope.CURRENT`, which the middleware sets to
+the request itself; a scope inside a request knows its `request`) and, inside a scope that is not in a
+request, one attribute; then it calls the original function with the same arguments (the gate is compiled
+with the function's exact parameter list, like the stage wrappers).
 A held call returns None, as a `log_json(logger, level, event, **fields)` function does.
 """
 
 from __future__ import annotations
 
 import logging
-from contextvars import ContextVar
 from typing import Any, Callable, Dict, Optional, Tuple
 
 from autoinstrument import wrappers
-
-#: The request being served on a mapped route (set by the middleware for that request only), else None.
-HELD: ContextVar[Optional[Any]] = ContextVar("autoinstrument_request", default=None)
+from autoinstrument.scope import CURRENT
 
 _GATE = """
 def __ai_make(_ai_fn, _ai_get, _ai_hold):
     def {name}({sig}):
-        if _ai_get() is None:
+        _ai_acc = _ai_get()
+        if _ai_acc is None or _ai_acc.request is None:
             return _ai_fn({call})
-        return _ai_hold(_ai_fn, {call})
+        return _ai_hold(_ai_acc.request, _ai_fn, {call})
     return {name}
 """
 
@@ -45,10 +45,9 @@ def status_level(status: Any, exc: Optional[BaseException]) -> int:
     return logging.INFO
 
 
-def hold(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+def hold(request: Any, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
     """The gate's slow path (inside a mapped request): hold the first call naming the route's event."""
-    request = HELD.get()
-    if request is None or request.done or len(args) < 3:
+    if request.done or len(args) < 3:
         return fn(*args, **kwargs)
     event = args[2]
     route = request.route
@@ -67,7 +66,7 @@ def gate_wrapper(fn: Any) -> Any:
     kind = wrappers.kind_of(fn)
     if kind != wrappers.SYNC:
         raise wrappers.UnsupportedTarget(f"the log function must be a plain function, not a {kind} function")
-    wrapper = wrappers._build(_GATE, fn, (fn, HELD.get, hold))
+    wrapper = wrappers._build(_GATE, fn, (fn, CURRENT.get, hold))
     setattr(wrapper, wrappers.MARK, ("log_gate", None, kind))
     return wrapper
 

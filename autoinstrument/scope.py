@@ -1,6 +1,7 @@
 """The scope: one accumulator per open scope, found through ONE ContextVar, plus the app's correlation id.
 
-Why it is built this way (see shared/design/instrumentation-lessons.md, traps 2 and 3):
+Why it is built this way (work in a task or a thread must reach the scope that started it, and nothing has
+to flow back out of a context):
 - `CURRENT` is set ONCE when a scope opens (and set back when it closes, in the same frame). It holds the
   scope's `Accumulator`. `asyncio.gather` tasks and `asyncio.to_thread` work copy the context, so they find
   the SAME accumulator object and add into it; nothing has to flow "back out".
@@ -29,9 +30,10 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-import uuid
 from contextvars import ContextVar
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+
+from autoinstrument.ids import new_request_id
 
 CURRENT: ContextVar[Optional[Accumulator]] = ContextVar("autoinstrument_scope", default=None)
 
@@ -72,8 +74,8 @@ class Accumulator:
     scope open with one list per stage field of the manifest (or, given no fields, lists made on first use);
     then one compare `len(list) > limit`, whose rare branch (`overflow`) folds, or reports a late stage once
     `close()` has set `limit` to -1. `fold()` moves samples into `totals` (field -> [seconds, calls]) with
-    C-level `sum`/`len` under the lock. Generator steps, fields missing from a pre-allocated dict and
-    `record()` use `add()`, which updates `totals` under the lock (`calls=0` for a later step of the same
+    C-level `sum`/`len` under the lock. Generator steps and fields missing from a pre-allocated dict
+    use `add()`, which updates `totals` under the lock (`calls=0` for a later step of the same
     call).
     """
 
@@ -88,6 +90,7 @@ class Accumulator:
         "correlation_id",
         "inclusive",
         "collector",
+        "request",
     )
 
     def __init__(
@@ -109,8 +112,11 @@ class Accumulator:
         self.inclusive = inclusive
         #: where this scope's fields also go when it closes: the nearest enclosing inclusive scope, if any
         self.collector: Optional[Accumulator] = None
+        #: the mapped web request this scope runs in (middleware._Request), if any: the log gate's one check
+        self.request: Any = None
         if parent is not None:
             self.collector = parent if parent.inclusive else parent.collector
+            self.request = parent.request
 
     def add(self, field: str, seconds: float, calls: int = 1) -> None:
         with self.lock:
@@ -188,15 +194,6 @@ def add_to_parent(collector: Accumulator, fields: Dict[str, Tuple[float, int]]) 
         collector.add(name, seconds, calls)
 
 
-def record(field: str, seconds: float, calls: int = 1) -> bool:
-    """Add a duration to the innermost open scope by hand (tools, tests). False when no scope is open."""
-    acc = CURRENT.get()
-    if acc is None:
-        return False
-    acc.add(field, seconds, calls)
-    return True
-
-
 class ScopeRuntime:
     """Opens and closes one kind of scope (one manifest `scopes:` entry) and emits its event.
 
@@ -231,7 +228,7 @@ class ScopeRuntime:
                 previous = var.get(None)
                 cid = previous
                 if not cid:
-                    cid = str(uuid.uuid4())
+                    cid = new_request_id()  # a UUID4 (ids.py: no `uuid` import at start-up)
                     var.set(cid)
                     bound = True
             parent = CURRENT.get()

@@ -2,8 +2,7 @@
 
 Why plain closures and not `wrapt.FunctionWrapper`: the per-call budget. A FunctionWrapper costs ~0.44 us per
 call before any timing work (C extension, CPython 3.11), about 4x hand-written inline timing, so it cannot
-meet "in scope <= 3x hand-written overhead, out of scope <= 1x". wrapt still does what it is good at:
-post-import hooks and path resolution (`hooks.py`).
+meet "in scope <= 3x hand-written overhead, out of scope <= 1x".
 
 Why the wrapper is compiled with the target's exact parameter list: forwarding through `*args, **kwargs` costs
 ~180 ns per call on CPython 3.11 (tuple + dict building, no specialised call), more than the whole
@@ -14,9 +13,10 @@ Anything unusual falls back to `*args, **kwargs`. The templates below are the wh
 `__module__`, `__annotations__` and `__wrapped__`, so `inspect.signature` and `inspect.is*function` answer as
 for the original.
 
-Kinds are decided from the target when the wrapper is built (trap 1): generator and async-generator wrappers
-time the ACTIVE time of each `send`/`throw`/`close` step (`asend`/`athrow`/`aclose`), hold the field's
-running marker (see `scope.py`) only inside a step, never across a `yield`, and count one call per iteration.
+Kinds are decided from the target when the wrapper is built (never from what a call returns): generator and
+async-generator wrappers time the ACTIVE time of each `send`/`throw`/`close` step (`asend`/`athrow`/`aclose`),
+hold the field's running marker (see `scope.py`) only inside a step, never across a `yield`,
+and count one call per iteration.
 """
 
 from __future__ import annotations

@@ -1,21 +1,18 @@
-"""Web telemetry, deterministic: CPU instructions per GET /api/images/random, middleware off / on / floor.
+"""Web telemetry, deterministic: CPU instructions per GET /api/images/random, for each variant of
+`bench_web_telemetry_compare.py` (off, raw floor, app-log floor, autoinstrument, asgi-correlation-id,
+OpenTelemetry).
 
 Wall-clock throughput on a shared 2-core VM moves by ±10% between rounds; instruction counts do not. This runs
 the ASGI stack in-process (no network) under valgrind's callgrind, counting only inside the measured loop
 (`--toggle-collect=functools_reduce`: the loop is one `functools.reduce` call), with a seeded image choice, and
-reports instructions per request for:
-
-- `off`: the app without middleware;
-- `on`: the autoinstrument middleware and stage wrappers (one `web_random_image` event per request);
-- `on_events_discarded`: the same, events dropped before `log_json` (attribution only);
-- `floor`: the least any middleware meeting the issue could do (bind the id, add the header, one `log_json`
-  event; no stage timing, no validation, no route matching).
+reports instructions per request for each variant (`--variants` picks a subset), and autoinstrument's added
+instructions over the app-log floor's (the issue's bound: 1.25).
 
 The end-to-end cost of a request through uvicorn is the other figure needed: `--e2e` also counts a real
 uvicorn process serving N and 6N requests (the difference cancels start-up), to convert the added instructions
 into a share of a whole request.
 
-    .venv/bin/python benchmarks/bench_web_telemetry_instructions.py [--requests 200] [--e2e]
+    .venv/bin/python benchmarks/bench_web_telemetry_instructions.py [--requests 200] [--e2e] [--variants a,b]
 
 Needs Debian's valgrind (`apt-get install valgrind`).
 """
@@ -42,22 +39,15 @@ sys.path[:0] = [str(HERE), str(REPO)]
 from bench_web import build_library, free_port  # noqa: E402
 
 CHILD = r'''
-import asyncio, functools, logging, os, random, sys, time
+import asyncio, functools, os, random
 import publisher_v2.web.app as module
-app = module.app
-import autoinstrument
-from autoinstrument import hooks
-from asgi_floor import FloorMiddleware as Floor, get
+from publisher_v2.utils.logging import setup_logging
+from bench_web_telemetry_compare import Switch
+from asgi_floor import get
 
-variant = os.environ["BENCH_VARIANT"]
-if variant in ("off", "floor"):
-    autoinstrument.uninstall()
-if variant == "floor":
-    build = app.build_middleware_stack
-    app.build_middleware_stack = lambda: Floor(build())
-    app.middleware_stack = None
-if variant == "on_events_discarded":
-    hooks.current().web.telemetry.emit = lambda event, fields: None
+app = module.app
+setup_logging(stream=open(os.devnull, "w"))  # the app's JSON handler, writing to /dev/null
+Switch(app, os.open(os.devnull, os.O_WRONLY)).use(os.environ["BENCH_VARIANT"])
 
 def call():
     return get(app)
@@ -72,7 +62,7 @@ def step(total, _):
 functools.reduce(step, range(int(os.environ["BENCH_REQUESTS"])), 0)
 '''
 
-VARIANTS = ("off", "on", "on_events_discarded", "floor")
+from bench_web_telemetry_compare import VARIANTS  # noqa: E402
 
 
 def callgrind_total(out_file: Path) -> int:
@@ -84,8 +74,8 @@ def callgrind_total(out_file: Path) -> int:
 
 def count_in_process(ini: Path, variant: str, requests: int, work: Path) -> float:
     out = work / f"callgrind.{variant}"
-    env = dict(os.environ, CONFIG_PATH=str(ini), PYTHONPATH=os.pathsep.join([str(REPO), str(HERE)]))
-    env["PUBLISHER_AUTOINSTRUMENT"] = "1"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PUBLISHER_", "AUTOINSTRUMENT"))}
+    env.update(CONFIG_PATH=str(ini), PYTHONPATH=os.pathsep.join([str(REPO), str(HERE)]))
     env.update(BENCH_VARIANT=variant, BENCH_REQUESTS=str(requests), PYTHONHASHSEED="0")
     subprocess.run(
         ["valgrind", "--tool=callgrind", "--collect-atstart=no", "--toggle-collect=functools_reduce",
@@ -126,6 +116,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--e2e", action="store_true", help="also count a whole uvicorn request (slow)")
+    parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset")
     args = parser.parse_args(argv)
     if shutil.which("valgrind") is None:
         print("valgrind is not installed (apt-get install valgrind)", file=sys.stderr)
@@ -134,8 +125,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         ini = build_library(work, 1000)
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+            variants = [v for v in args.variants.split(",") if v]
             counts: Dict[str, float] = dict(
-                zip(VARIANTS, pool.map(lambda v: count_in_process(ini, v, args.requests, work), VARIANTS))
+                zip(variants, pool.map(lambda v: count_in_process(ini, v, args.requests, work), variants))
             )
             e2e = None
             if args.e2e:
@@ -147,12 +139,15 @@ def main(argv: Optional[List[str]] = None) -> int:
         shutil.rmtree(work, ignore_errors=True)
     off = counts["off"]
     print(f"instructions per GET {'/api/images/random'} in-process ({args.requests} requests, seeded):")
-    for variant in VARIANTS:
+    for variant in variants:
         added = counts[variant] - off
         share = f"   {added / e2e * 100:5.1f}% of a whole uvicorn request" if e2e and variant != "off" else ""
         print(f"  {variant:20s} {counts[variant]:10,.0f}   {added:+10,.0f}{share}")
     if e2e:
         print(f"  a whole request through uvicorn (middleware off): {e2e:,.0f}")
+    if "autoinstrument" in counts and "app_log_floor" in counts:
+        ratio = (counts["autoinstrument"] - off) / (counts["app_log_floor"] - off)
+        print(f"  autoinstrument / app-log floor (added instructions): {ratio:.2f}")
     return 0
 
 

@@ -48,7 +48,8 @@ def sample_library(tmp_path: Path) -> Path:
 @pytest.fixture
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Dict[str, str]]:
     """The process environment without secrets or telemetry switches (for subprocesses too)."""
-    for name in (*SECRET_VARS, "PUBLISHER_AUTOINSTRUMENT", "PUBLISHER_TELEMETRY_MANIFEST"):
+    for name in (*SECRET_VARS, "PUBLISHER_AUTOINSTRUMENT", "PUBLISHER_TELEMETRY_MANIFEST", "AUTOINSTRUMENT",
+                 "AUTOINSTRUMENT_MANIFEST"):
         monkeypatch.delenv(name, raising=False)
     yield dict(os.environ)
 

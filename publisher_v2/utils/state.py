@@ -31,7 +31,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple, TypeVar
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple, TypeVar
 
 from publisher_v2.core.exceptions import StorageError
 from publisher_v2.utils.logging import log_json
@@ -451,16 +451,6 @@ class PostLedger(_LedgerFile):
                 lambda c: c.execute("SELECT COUNT(*) FROM posted_images WHERE status = ?", (POSTED,)).fetchone()[0],
             )
         )
-
-    def rows(self) -> Iterator[Dict[str, Any]]:
-        """Every row (for tools and tests); results stay JSON text."""
-
-        def work(conn: sqlite3.Connection) -> list:
-            cursor = conn.execute("SELECT * FROM posted_images ORDER BY content_hash")
-            names = [d[0] for d in cursor.description]
-            return [dict(zip(names, row)) for row in cursor.fetchall()]
-
-        return iter(self._run("rows", work))
 
     @staticmethod
     def _entry_from(conn: sqlite3.Connection, row: Sequence[Any]) -> LedgerEntry:

@@ -1,6 +1,6 @@
 """`autoinstrument check`: every target resolved without running the app, every fault named with its YAML line.
 
-The targets are real modules of the fixture app (`ai_fixture_app/checked*.py`); nothing is mocked.
+The targets are real modules of the fixture app (`fixture_app/checked*.py`); nothing is mocked.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Callable, List
 
 import pytest
-from ai_fixture_app import checked, checked_web
-from ai_testkit import LOG_SECTION, REPO
+from fixture_app import checked, checked_web
+from telemetry_testkit import LOG_SECTION, REPO
 
 from autoinstrument import hooks
 from autoinstrument.check import FAIL, OK, SKIP, CheckReport, Result, main, render_text, run_check
@@ -49,14 +49,14 @@ def test_every_kind_of_target_is_ok_with_its_kind_and_nothing_is_called(write_ma
     path = stages(
         write_manifest,
         """
-        ai_fixture_app.checked:Kinds.plain: plain_ms
-        ai_fixture_app.checked:Kinds.coro: coro_ms
-        ai_fixture_app.checked:Kinds.gen: gen_ms
-        ai_fixture_app.checked:Kinds.agen: agen_ms
-        ai_fixture_app.checked:Kinds.make: make_ms
-        ai_fixture_app.checked:Kinds.pure: pure_ms
-        ai_fixture_app.checked:ChildKinds.plain: child_plain_ms
-        ai_fixture_app.checked:helper: helper_ms
+        fixture_app.checked:Kinds.plain: plain_ms
+        fixture_app.checked:Kinds.coro: coro_ms
+        fixture_app.checked:Kinds.gen: gen_ms
+        fixture_app.checked:Kinds.agen: agen_ms
+        fixture_app.checked:Kinds.make: make_ms
+        fixture_app.checked:Kinds.pure: pure_ms
+        fixture_app.checked:ChildKinds.plain: child_plain_ms
+        fixture_app.checked:helper: helper_ms
         """,
     )
     report = run_check(path)
@@ -74,7 +74,7 @@ def test_every_kind_of_target_is_ok_with_its_kind_and_nothing_is_called(write_ma
     }
     text = render_text(report)
     line = line_of(path, "Kinds.coro")
-    assert f"OK   {line:>3}  ai_fixture_app.checked:Kinds.coro  -> coro_ms  (async)" in text
+    assert f"OK   {line:>3}  fixture_app.checked:Kinds.coro  -> coro_ms  (async)" in text
     assert checked.CALLED == []
     assert "plain" not in vars(checked.ChildKinds)  # nothing was installed on the classes
 
@@ -95,7 +95,7 @@ def test_a_scope_and_the_log_section_are_resolved(write_manifest: Write) -> None
         LOG_SECTION
         + """
 scopes:
-  ai_fixture_app.workflow:Orchestrator.execute: {event: workflow_timing, total: workflow_total_ms}
+  fixture_app.workflow:Orchestrator.execute: {event: workflow_timing, total: workflow_total_ms}
 """
     )
     report = run_check(path)
@@ -110,8 +110,8 @@ def test_a_base_and_subclass_on_one_shared_field_are_counted_once_so_ok(write_ma
     path = stages(
         write_manifest,
         """
-        ai_fixture_app.checked:Storage.list_images: {field: list_images_ms, shared: true}
-        ai_fixture_app.checked:CachedStorage.list_images: {field: list_images_ms, shared: true}
+        fixture_app.checked:Storage.list_images: {field: list_images_ms, shared: true}
+        fixture_app.checked:CachedStorage.list_images: {field: list_images_ms, shared: true}
         """,
     )
     report = run_check(path)
@@ -119,7 +119,7 @@ def test_a_base_and_subclass_on_one_shared_field_are_counted_once_so_ok(write_ma
 
 
 def test_an_installed_wrapper_is_looked_through_and_then_removed(write_manifest: Write) -> None:
-    path = stages(write_manifest, "ai_fixture_app.checked:Kinds.coro: coro_ms\n")
+    path = stages(write_manifest, "fixture_app.checked:Kinds.coro: coro_ms\n")
     original = vars(checked.Kinds)["coro"]
     assert hooks.install(path) is True
     assert vars(checked.Kinds)["coro"] is not original
@@ -135,13 +135,13 @@ def test_a_missing_module_file_fails_on_its_line(write_manifest: Write) -> None:
     path = stages(
         write_manifest,
         """
-        ai_fixture_app.checked:helper: helper_ms
-        ai_fixture_app.renamed_module:Thing.run: run_ms
+        fixture_app.checked:helper: helper_ms
+        fixture_app.renamed_module:Thing.run: run_ms
         """,
     )
     failure = the_failure(run_check(path))
     assert failure.line == line_of(path, "renamed_module")
-    assert failure.detail.startswith("module 'ai_fixture_app.renamed_module' not found")
+    assert failure.detail.startswith("module 'fixture_app.renamed_module' not found")
 
 
 def test_a_missing_top_level_package_fails(write_manifest: Write) -> None:
@@ -154,13 +154,13 @@ def test_a_missing_top_level_package_fails(write_manifest: Write) -> None:
 @pytest.mark.parametrize(
     "target, expected",
     [
-        ("ai_fixture_app.checked:Kinds.renamed", "'renamed'"),
-        ("ai_fixture_app.checked:Renamed.plain", "'Renamed'"),
-        ("ai_fixture_app.checked:gone_function", "'gone_function'"),
+        ("fixture_app.checked:Kinds.renamed", "'renamed'"),
+        ("fixture_app.checked:Renamed.plain", "'Renamed'"),
+        ("fixture_app.checked:gone_function", "'gone_function'"),
     ],
 )
 def test_a_missing_attribute_fails_on_its_line(write_manifest: Write, target: str, expected: str) -> None:
-    path = stages(write_manifest, f"ai_fixture_app.checked:helper: helper_ms\n{target}: gone_ms\n")
+    path = stages(write_manifest, f"fixture_app.checked:helper: helper_ms\n{target}: gone_ms\n")
     failure = the_failure(run_check(path))
     assert failure.line == line_of(path, target)
     assert failure.detail.startswith("attribute not found") and expected in failure.detail
@@ -176,7 +176,7 @@ def test_a_missing_attribute_fails_on_its_line(write_manifest: Write, target: st
     ],
 )
 def test_a_descriptor_or_non_function_target_fails(write_manifest: Write, attr: str, expected: str) -> None:
-    path = stages(write_manifest, f"ai_fixture_app.checked:Kinds.{attr}: x_ms\n")
+    path = stages(write_manifest, f"fixture_app.checked:Kinds.{attr}: x_ms\n")
     failure = the_failure(run_check(path))
     assert failure.line == line_of(path, f"Kinds.{attr}")
     assert expected in failure.detail
@@ -185,7 +185,7 @@ def test_a_descriptor_or_non_function_target_fails(write_manifest: Write, attr: 
 
 def test_a_generator_cannot_be_a_scope(write_manifest: Write) -> None:
     path = write_manifest(
-        LOG_SECTION + "scopes:\n  ai_fixture_app.checked:Kinds.gen: {event: gen_done, total: gen_total_ms}\n"
+        LOG_SECTION + "scopes:\n  fixture_app.checked:Kinds.gen: {event: gen_done, total: gen_total_ms}\n"
     )
     failure = the_failure(run_check(path))
     assert failure.line == line_of(path, "Kinds.gen")
@@ -196,14 +196,14 @@ def test_base_and_subclass_overlap_on_different_fields_fails_on_the_subclass_lin
     path = stages(
         write_manifest,
         """
-        ai_fixture_app.checked:Storage.list_images: list_images_ms
-        ai_fixture_app.checked:CachedStorage.list_images: cached_list_ms
+        fixture_app.checked:Storage.list_images: list_images_ms
+        fixture_app.checked:CachedStorage.list_images: cached_list_ms
         """,
     )
     failure = the_failure(run_check(path))
     assert failure.line == line_of(path, "CachedStorage.list_images")
     base_line = line_of(path, "checked:Storage.list_images")
-    assert f"overlaps ai_fixture_app.checked:Storage.list_images (line {base_line})" in failure.detail
+    assert f"overlaps fixture_app.checked:Storage.list_images (line {base_line})" in failure.detail
     assert "super()" in failure.detail
 
 
@@ -211,8 +211,8 @@ def test_an_inherited_method_listed_on_base_and_child_is_not_an_overlap(write_ma
     path = stages(
         write_manifest,
         """
-        ai_fixture_app.checked:Kinds.plain: plain_ms
-        ai_fixture_app.checked:ChildKinds.plain: child_plain_ms
+        fixture_app.checked:Kinds.plain: plain_ms
+        fixture_app.checked:ChildKinds.plain: child_plain_ms
         """,
     )
     assert run_check(path).ok
@@ -222,8 +222,8 @@ def test_a_missing_third_party_dependency_is_skipped_with_the_reason(write_manif
     path = stages(
         write_manifest,
         """
-        ai_fixture_app.checked_optional:Client.fetch: fetch_ms
-        ai_fixture_app.checked:Lazy.fetch: lazy_fetch_ms
+        fixture_app.checked_optional:Client.fetch: fetch_ms
+        fixture_app.checked:Lazy.fetch: lazy_fetch_ms
         """,
     )
     report = run_check(path)
@@ -231,16 +231,16 @@ def test_a_missing_third_party_dependency_is_skipped_with_the_reason(write_manif
     skipped = only(report, SKIP)
     assert [r.line for r in skipped] == [line_of(path, "checked_optional"), line_of(path, "Lazy.fetch")]
     assert all("optional dependency 'ai_missing_sdk' is not installed" in r.detail for r in skipped)
-    assert f"SKIP {skipped[0].line:>3}  ai_fixture_app.checked_optional:Client.fetch  -> fetch_ms: " in render_text(
+    assert f"SKIP {skipped[0].line:>3}  fixture_app.checked_optional:Client.fetch  -> fetch_ms: " in render_text(
         report
     )
 
 
 def test_a_missing_module_of_the_targets_own_package_fails(write_manifest: Write) -> None:
-    path = stages(write_manifest, "ai_fixture_app.checked_broken:Client.fetch: fetch_ms\n")
+    path = stages(write_manifest, "fixture_app.checked_broken:Client.fetch: fetch_ms\n")
     failure = the_failure(run_check(path))
     assert failure.line == line_of(path, "checked_broken")
-    assert "imports 'ai_fixture_app.no_such_module', which does not exist" in failure.detail
+    assert "imports 'fixture_app.no_such_module', which does not exist" in failure.detail
 
 
 def test_a_log_function_that_is_not_callable_and_a_correlation_that_is_not_a_contextvar_fail(
@@ -249,8 +249,8 @@ def test_a_log_function_that_is_not_callable_and_a_correlation_that_is_not_a_con
     path = write_manifest(
         """
 log:
-  function: ai_fixture_app.checked:CALLED
-  correlation: ai_fixture_app.checked:helper
+  function: fixture_app.checked:CALLED
+  correlation: fixture_app.checked:helper
 """
     )
     report = run_check(path)
@@ -267,29 +267,29 @@ log:
 @pytest.mark.parametrize(
     "body, needle, message",
     [
-        ("stages:\n  ai_fixture_app.checked:helper: helper_ms\nstagse: {}\n", "stagse", "unknown key"),
-        ("stages:\n  ai_fixture_app.checked:helper: helper_time\n", "helper_time", "must be lower_snake_case"),
+        ("stages:\n  fixture_app.checked:helper: helper_ms\nstagse: {}\n", "stagse", "unknown key"),
+        ("stages:\n  fixture_app.checked:helper: helper_time\n", "helper_time", "must be lower_snake_case"),
         (
-            "stages:\n  ai_fixture_app.checked:helper: a_ms\n  ai_fixture_app.checked:Kinds.plain: b_ms\n"
-            "  ai_fixture_app.checked:helper: c_ms\n",
+            "stages:\n  fixture_app.checked:helper: a_ms\n  fixture_app.checked:Kinds.plain: b_ms\n"
+            "  fixture_app.checked:helper: c_ms\n",
             "c_ms",
             "duplicate key (first written on line",
         ),
         (
-            "stages:\n  ai_fixture_app.checked:Kinds.plain: same_ms\n"
-            "  ai_fixture_app.checked:Kinds.coro: {field: same_ms, shared: true}\n",
+            "stages:\n  fixture_app.checked:Kinds.plain: same_ms\n"
+            "  fixture_app.checked:Kinds.coro: {field: same_ms, shared: true}\n",
             "Kinds.plain",
             "is mapped from several targets",
         ),
-        ("stages:\n  ai_fixture_app.checked.helper: helper_ms\n", "checked.helper", "malformed target"),
+        ("stages:\n  fixture_app.checked.helper: helper_ms\n", "checked.helper", "malformed target"),
         ("stages:\n  __main__:main: main_ms\n", "__main__", "cannot be hooked by name"),
         (
-            "web:\n  app: ai_fixture_app.checked_web:app\n  routes:\n    /items/{item_id}: item_ms\n",
+            "web:\n  app: fixture_app.checked_web:app\n  routes:\n    /items/{item_id}: item_ms\n",
             "/items/",
             "a route must be 'METHOD /template'",
         ),
         (
-            "stages:\n  ai_fixture_app.checked:helper: helper_ms\nbudgets:\n  nothing_ms: 100\n",
+            "stages:\n  fixture_app.checked:helper: helper_ms\nbudgets:\n  nothing_ms: 100\n",
             "nothing_ms",
             "no scope, stage or route produces this field",
         ),
@@ -323,9 +323,9 @@ def test_an_invalid_manifest_still_resolves_the_targets_on_good_lines(write_mani
     path = stages(
         write_manifest,
         """
-        ai_fixture_app.checked:helper: helper_time
-        ai_fixture_app.checked:Kinds.coro: coro_ms
-        ai_fixture_app.checked:Kinds.renamed: renamed_ms
+        fixture_app.checked:helper: helper_time
+        fixture_app.checked:Kinds.coro: coro_ms
+        fixture_app.checked:Kinds.renamed: renamed_ms
         """,
     )
     report = run_check(path)
@@ -346,7 +346,7 @@ def test_an_unreadable_manifest_is_a_usage_error(tmp_path: Path, capsys: pytest.
 
 def web_manifest(write_manifest: Write, app: str, routes: str) -> str:
     return write_manifest(
-        LOG_SECTION + f"web:\n  app: ai_fixture_app.checked_web:{app}\n  routes:\n"
+        LOG_SECTION + f"web:\n  app: fixture_app.checked_web:{app}\n  routes:\n"
         + textwrap.indent(textwrap.dedent(routes), "    ")
     )
 
@@ -424,11 +424,11 @@ def test_a_web_app_that_is_missing_or_not_an_app_fails(write_manifest: Write, ap
 
 
 def test_a_web_app_module_without_the_name_or_a_getattr_fails(write_manifest: Write) -> None:
-    path = write_manifest(LOG_SECTION + "web:\n  app: ai_fixture_app.kinds:application\n")
+    path = write_manifest(LOG_SECTION + "web:\n  app: fixture_app.kinds:application\n")
     failure = the_failure(run_check(path))
     assert failure.line == line_of(path, "app:")
     assert failure.detail == (
-        "module 'ai_fixture_app.kinds' has no attribute 'application' (and no module __getattr__ to build it)"
+        "module 'fixture_app.kinds' has no attribute 'application' (and no module __getattr__ to build it)"
     )
 
 
@@ -438,9 +438,9 @@ def test_a_web_app_module_without_the_name_or_a_getattr_fails(write_manifest: Wr
 def test_json_output_lists_every_result_with_status_and_line(
     write_manifest: Write, capsys: pytest.CaptureFixture
 ) -> None:
-    path = stages(write_manifest, "ai_fixture_app.checked:helper: helper_ms\nai_fixture_app.checked:nope: n_ms\n")
+    path = stages(write_manifest, "fixture_app.checked:helper: helper_ms\nfixture_app.checked:nope: n_ms\n")
     assert main([path, "--json"]) == 1
     doc = json.loads(capsys.readouterr().out)
     assert doc["ok"] is False and doc["counts"] == {"ok": 3, "skip": 0, "fail": 1}
     failed = [r for r in doc["results"] if r["status"] == "FAIL"]
-    assert failed[0]["line"] == line_of(path, "checked:nope") and failed[0]["target"] == "ai_fixture_app.checked:nope"
+    assert failed[0]["line"] == line_of(path, "checked:nope") and failed[0]["target"] == "fixture_app.checked:nope"

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List
 
 import pytest
-from ai_fixture_app import applog
-from ai_testkit import LOG_SECTION
 from fastapi.testclient import TestClient
+from fixture_app import applog
+from telemetry_testkit import LOG_SECTION
 
 import autoinstrument
 
@@ -28,7 +28,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, WebSocket
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 
-from ai_fixture_app import applog
+from fixture_app import applog
 
 logger = logging.getLogger("fixture.web")
 STARTED = []

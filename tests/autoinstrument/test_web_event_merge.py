@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List
 
 import pytest
-from ai_fixture_app import applog
-from ai_testkit import LOG_SECTION
 from fastapi.testclient import TestClient
+from fixture_app import applog
+from telemetry_testkit import LOG_SECTION
 
 import autoinstrument
 
@@ -25,7 +25,7 @@ import time
 
 from fastapi import FastAPI, HTTPException
 
-from ai_fixture_app import applog
+from fixture_app import applog
 
 logger = logging.getLogger("fixture.app")
 
@@ -75,6 +75,17 @@ def refused():
     raise HTTPException(status_code=403, detail="no")
 
 
+def nested_work():
+    applog.log_json(logger, logging.INFO, "web_nested", inner=True)
+    return 1
+
+
+@app.get("/nested")
+def nested():
+    nested_work()
+    return {"ok": True}
+
+
 @app.get("/unmapped")
 def unmapped():
     applog.log_json(logger, logging.INFO, "item_served", unmapped=True)
@@ -89,6 +100,7 @@ ROUTES = """
     GET /broken: web_broken_ms
     GET /quiet: web_quiet_ms
     GET /refused: web_refused_ms
+    GET /nested: web_nested_ms
 """
 
 _counter = [0]
@@ -101,6 +113,7 @@ def app_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, write_manifest) 
     name = f"mergefixture_{_counter[0]}"
     (tmp_path / f"{name}.py").write_text(APP_SOURCE, encoding="utf-8")
     stages = f"stages:\n  {name}:lookup: lookup_ms\n"
+    stages += f"scopes:\n  {name}:nested_work: {{event: nested_timing, total: nested_total_ms}}\n"
     manifest = write_manifest(LOG_SECTION + stages + f"web:\n  app: {name}:app\n" + ROUTES)
     assert autoinstrument.install(manifest)
     try:
@@ -187,3 +200,12 @@ def test_without_routes_the_log_function_is_not_gated(write_manifest):
     before = applog.log_json
     assert autoinstrument.install(write_manifest(LOG_SECTION))
     assert applog.log_json is before
+
+
+def test_the_apps_event_logged_inside_a_nested_scope_is_merged_too(app_module):
+    with TestClient(app_module.app) as client:
+        assert client.get("/nested", headers={"X-Request-ID": "nest-1"}).status_code == 200
+    (event,) = named("web_nested")
+    assert event["inner"] is True and event["correlation_id"] == "nest-1" and "web_nested_ms" in event
+    (timing,) = named("nested_timing")
+    assert timing["correlation_id"] == "nest-1" and "web_nested_ms" not in timing

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from ai_testkit import REPO
+from telemetry_testkit import REPO
 
-from autoinstrument.asgi import compile_template, loggable, new_request_id, request_id_from
+from autoinstrument.ids import loggable, new_request_id, request_id_from
 from autoinstrument.manifest import ManifestError, load_manifest, loads_manifest
+from autoinstrument.routes import compile_template
 
 
 def test_the_repo_manifest_maps_the_three_routes_and_reads_publish_results():
@@ -68,12 +69,12 @@ def test_pooled_request_ids_are_distinct_uuid4s_across_refills():
 def test_a_forked_child_does_not_reuse_the_parents_pooled_ids():
     import os
 
-    from autoinstrument import asgi
+    from autoinstrument import ids
 
     if not hasattr(os, "fork"):
         pytest.skip("no fork here")
     new_request_id()  # the pool now holds ids the parent will hand out next
-    pending = set(asgi._id_pool)
+    pending = set(ids._id_pool)
     assert pending
     read, write = os.pipe()
     pid = os.fork()

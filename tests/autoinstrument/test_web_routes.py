@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List
 
 import pytest
-from ai_testkit import REPO
 from fastapi.testclient import TestClient
+from telemetry_testkit import REPO
 
 import autoinstrument
 

@@ -18,7 +18,7 @@ from typing import Any, Dict, Iterator, List, Tuple
 
 import httpx
 import pytest
-from ai_testkit import REPO
+from telemetry_testkit import REPO
 
 ADMIN = "correct horse battery staple"
 

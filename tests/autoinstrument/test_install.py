@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import importlib
+import subprocess
 import sys
 import textwrap
 import uuid
 
 import pytest
-from ai_fixture_app import kinds, workflow
-from ai_fixture_app.kinds import Base, Child
-from ai_testkit import LOG_SECTION, events, stderr_events
+from fixture_app import kinds, workflow
+from fixture_app.kinds import Base, Child
+from telemetry_testkit import LOG_SECTION, events, stderr_events, subprocess_env
 
 import autoinstrument
 from autoinstrument import hooks
@@ -65,17 +66,17 @@ def test_a_module_imported_after_install_is_wrapped_by_the_post_import_hook(writ
 
 
 def test_targets_of_already_imported_modules_are_wrapped_at_once_and_reported_late(write_manifest):
-    assert "ai_fixture_app.kinds" in sys.modules
-    assert autoinstrument.install(write_manifest(manifest("ai_fixture_app.kinds:Base.plain: plain_ms\n")))
+    assert "fixture_app.kinds" in sys.modules
+    assert autoinstrument.install(write_manifest(manifest("fixture_app.kinds:Base.plain: plain_ms\n")))
     assert Base.__dict__["plain"].__wrapped__ is not None
     (installed,) = events("autoinstrument_installed")
-    assert installed["late"] == ["ai_fixture_app.kinds:Base.plain"]
-    assert installed["wrapped"] == ["ai_fixture_app.kinds:Base.plain (sync)"]
-    assert installed["wrapt_version"] and installed["wrapt_impl"] in ("c", "python")
+    assert installed["late"] == ["fixture_app.kinds:Base.plain"]
+    assert installed["wrapped"] == ["fixture_app.kinds:Base.plain (sync)"]
+    assert "wrapt_version" not in installed  # no wrapt: the library's own post-import hooks
 
 
 def test_a_second_install_is_a_no_op_and_never_nests(write_manifest):
-    path = write_manifest(manifest("ai_fixture_app.kinds:Base.plain: plain_ms\n"))
+    path = write_manifest(manifest("fixture_app.kinds:Base.plain: plain_ms\n"))
     original = Base.__dict__["plain"]
     assert autoinstrument.install(path) is True
     wrapper = Base.__dict__["plain"]
@@ -88,9 +89,9 @@ def test_uninstall_restores_the_exact_original_objects(write_manifest):
     names = ("plain", "coro", "gen", "agen", "make", "pure", "recurse")
     originals = {n: vars(Base)[n] for n in names}
     original_function = kinds.module_function
-    stages = "".join(f"ai_fixture_app.kinds:Base.{n}: {n}_ms\n" for n in names)
+    stages = "".join(f"fixture_app.kinds:Base.{n}: {n}_ms\n" for n in names)
     stages += (
-        "ai_fixture_app.kinds:Child.plain: child_plain_ms\nai_fixture_app.kinds:module_function: mf_ms\n"
+        "fixture_app.kinds:Child.plain: child_plain_ms\nfixture_app.kinds:module_function: mf_ms\n"
     )
     for _ in range(2):  # install / uninstall cycles leave no residue
         assert autoinstrument.install(write_manifest(manifest(stages)))
@@ -107,18 +108,18 @@ def test_uninstall_restores_the_exact_original_objects(write_manifest):
 def test_a_property_is_refused_with_a_fault_naming_the_manifest_line(write_manifest):
     path = write_manifest(
         manifest(
-            "ai_fixture_app.kinds:Base.plain: plain_ms\nai_fixture_app.kinds:Base.prop: prop_ms\n"
-            "ai_fixture_app.kinds:not_a_function: naf_ms\n"
+            "fixture_app.kinds:Base.plain: plain_ms\nfixture_app.kinds:Base.prop: prop_ms\n"
+            "fixture_app.kinds:not_a_function: naf_ms\n"
         )
     )
     assert autoinstrument.install(path)
     assert isinstance(vars(Base)["prop"], property) and Base().prop == 1
     assert vars(Base)["plain"].__wrapped__ is not None  # the good target is still wrapped
     faults = {f["target"]: f for f in events("autoinstrument_fault")}
-    prop = faults["ai_fixture_app.kinds:Base.prop"]
+    prop = faults["fixture_app.kinds:Base.prop"]
     assert prop["fault"] == "target_unusable" and "property" in prop["detail"] and prop["line"] == 7
     assert prop["manifest"] == path
-    assert "NotAFunction" in faults["ai_fixture_app.kinds:not_a_function"]["detail"]
+    assert "NotAFunction" in faults["fixture_app.kinds:not_a_function"]["detail"]
     assert kinds.not_a_function() == 1
     report = autoinstrument.installed_targets()
     assert len(report["missing"]) == 2 and len(report["wrapped"]) == 1
@@ -127,10 +128,10 @@ def test_a_property_is_refused_with_a_fault_naming_the_manifest_line(write_manif
 def test_missing_modules_and_attributes_are_reported_once_and_break_nothing(write_manifest):
     path = write_manifest(
         manifest(
-            "ai_fixture_app.gone:Thing.run: gone_ms\n"
-            "ai_fixture_app.kinds:Base.renamed: renamed_ms\n"
-            "ai_fixture_app.workflow:Orchestrator._select_image: image_selection_ms\n",
-            scopes="ai_fixture_app.workflow:Orchestrator.execute:"
+            "fixture_app.gone:Thing.run: gone_ms\n"
+            "fixture_app.kinds:Base.renamed: renamed_ms\n"
+            "fixture_app.workflow:Orchestrator._select_image: image_selection_ms\n",
+            scopes="fixture_app.workflow:Orchestrator.execute:"
             " {event: workflow_timing, total: workflow_total_ms}\n",
         )
     )
@@ -140,18 +141,24 @@ def test_missing_modules_and_attributes_are_reported_once_and_break_nothing(writ
     assert result.success
     faults = events("autoinstrument_fault")
     assert sorted(f["target"] for f in faults) == [
-        "ai_fixture_app.gone:Thing.run",
-        "ai_fixture_app.kinds:Base.renamed",
+        "fixture_app.gone:Thing.run",
+        "fixture_app.kinds:Base.renamed",
     ]
+    by_target = {f["target"]: f for f in faults}
+    gone, renamed = by_target["fixture_app.gone:Thing.run"], by_target["fixture_app.kinds:Base.renamed"]
+    assert (gone["line"], renamed["line"]) == (line_of(path, "fixture_app.gone"), line_of(path, "Base.renamed"))
+    assert gone["detail"].startswith("module 'fixture_app.gone' not found: manifest line")
+    assert renamed["detail"] == "class Base has no attribute 'renamed'"  # plain words, not wrapt's text
+    assert "PathResolutionError" not in repr(faults) and "unable to resolve" not in repr(faults)
     (installed,) = events("autoinstrument_installed")
-    assert any(m.startswith("ai_fixture_app.gone:Thing.run (module not found") for m in installed["missing"])
-    assert any(m.startswith("ai_fixture_app.kinds:Base.renamed") for m in installed["missing"])
+    assert "fixture_app.gone:Thing.run (module 'fixture_app.gone' not found)" in installed["missing"]
+    assert any(m.startswith("fixture_app.kinds:Base.renamed") for m in installed["missing"])
     assert len(events("workflow_timing")) == 2 and "image_selection_ms" in events("workflow_timing")[0]
 
 
 def test_a_broken_manifest_installs_nothing_and_the_app_runs_unchanged(write_manifest, capsys):
     original = vars(Base)["plain"]
-    path = write_manifest(manifest("ai_fixture_app.kinds:Base.plain: plain_seconds\n"))
+    path = write_manifest(manifest("fixture_app.kinds:Base.plain: plain_seconds\n"))
     assert autoinstrument.install(path) is False
     assert vars(Base)["plain"] is original and hooks.current() is None
     assert workflow.run().success
@@ -168,15 +175,15 @@ def test_a_missing_manifest_file_installs_nothing(tmp_path, capsys):
 
 def test_an_unimportable_log_function_falls_back_to_stderr(write_manifest, capsys):
     text = manifest(
-        "ai_fixture_app.workflow:Orchestrator._select_image: image_selection_ms\n",
-        scopes="ai_fixture_app.workflow:Orchestrator.execute: {event: workflow_timing, total: t_ms}\n",
+        "fixture_app.workflow:Orchestrator._select_image: image_selection_ms\n",
+        scopes="fixture_app.workflow:Orchestrator.execute: {event: workflow_timing, total: t_ms}\n",
     )
-    text = text.replace("ai_fixture_app.applog:log_json", "ai_fixture_app.nolog:log_json")
+    text = text.replace("fixture_app.applog:log_json", "fixture_app.nolog:log_json")
     assert autoinstrument.install(write_manifest(text))
     result = workflow.run()
     lines = stderr_events(capsys.readouterr().err)
     (fault,) = [e for e in lines if e.get("fault") == "log_function_unusable"]
-    assert fault["target"] == "ai_fixture_app.nolog:log_json"
+    assert fault["target"] == "fixture_app.nolog:log_json"
     (timing,) = [e for e in lines if e["message"] == "workflow_timing"]
     assert timing["correlation_id"] == result.correlation_id and "image_selection_ms" in timing
 
@@ -185,25 +192,42 @@ def test_installed_targets_lists_kinds_and_inheritance(write_manifest):
     assert autoinstrument.install(
         write_manifest(
             manifest(
-                "ai_fixture_app.kinds:Base.make: make_ms\nai_fixture_app.kinds:Child.gen: child_gen_ms\n"
-                "ai_fixture_app.kinds:Base.agen: agen_ms\n"
+                "fixture_app.kinds:Base.make: make_ms\nfixture_app.kinds:Child.gen: child_gen_ms\n"
+                "fixture_app.kinds:Base.agen: agen_ms\n"
             )
         )
     )
     wrapped = autoinstrument.installed_targets()["wrapped"]
     assert wrapped == [
-        "ai_fixture_app.kinds:Base.make (classmethod sync)",
-        "ai_fixture_app.kinds:Child.gen (generator, inherited)",
-        "ai_fixture_app.kinds:Base.agen (async generator)",
+        "fixture_app.kinds:Base.make (classmethod sync)",
+        "fixture_app.kinds:Child.gen (generator, inherited)",
+        "fixture_app.kinds:Base.agen (async generator)",
     ]
 
 
 def test_a_generator_cannot_be_a_scope(write_manifest):
     path = write_manifest(
-        manifest("", scopes="ai_fixture_app.kinds:Base.gen: {event: gen_timing, total: gen_total_ms}\n")
+        manifest("", scopes="fixture_app.kinds:Base.gen: {event: gen_timing, total: gen_total_ms}\n")
     )
     assert autoinstrument.install(path)
     assert not hasattr(vars(Base)["gen"], "__wrapped__")
     (fault,) = events("autoinstrument_fault")
-    assert fault["target"] == "ai_fixture_app.kinds:Base.gen" and "plain or async function" in fault["detail"]
+    assert fault["target"] == "fixture_app.kinds:Base.gen" and "plain or async function" in fault["detail"]
     assert list(Base().gen(2)) == [0, 1]
+
+
+def line_of(path: str, text: str) -> int:
+    with open(path, encoding="utf-8") as handle:
+        return next(number for number, line in enumerate(handle, 1) if text in line)
+
+
+def test_a_module_missing_from_a_package_the_app_imports_later_is_reported_at_exit(tmp_path):
+    """In a real process: a typo in a module name is pending until its package is imported, then reported."""
+    path = tmp_path / "telemetry.yaml"
+    path.write_text(manifest("fixture_app.workflow_typo:Orchestrator.run: run_ms\n"))
+    code = f"import autoinstrument; autoinstrument.install({str(path)!r}); import fixture_app.workflow"
+    proc = subprocess.run([sys.executable, "-c", code], env=subprocess_env(), capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    (fault,) = [e for e in stderr_events(proc.stderr) if e["message"] == "autoinstrument_fault"]
+    assert fault["fault"] == "target_missing" and fault["line"] == line_of(str(path), "workflow_typo")
+    assert fault["detail"].startswith("module 'fixture_app.workflow_typo' not found")

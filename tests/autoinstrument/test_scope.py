@@ -8,15 +8,15 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from ai_fixture_app import applog, workflow
-from ai_testkit import events, stderr_events
+from fixture_app import applog, workflow
+from telemetry_testkit import events, stderr_events
 
 from autoinstrument import hooks
 from autoinstrument.scope import CURRENT
 
 EXTRA = """
-ai_fixture_app.workflow:Background.slow: slow_ms
-ai_fixture_app.workflow:hammer: hammer_ms
+fixture_app.workflow:Background.slow: slow_ms
+fixture_app.workflow:hammer: hammer_ms
 """
 
 STAGE_FIELDS = [
@@ -137,13 +137,13 @@ def test_a_bound_correlation_id_is_reused(install_workflow):
 def test_nested_scopes_stages_count_in_the_innermost(install_workflow, write_manifest):
     import textwrap
 
-    from ai_testkit import WORKFLOW_MANIFEST
+    from telemetry_testkit import WORKFLOW_MANIFEST
 
     text = WORKFLOW_MANIFEST.replace(
         "scopes:\n",
         textwrap.dedent("""\
         scopes:
-          ai_fixture_app.workflow:run_all:
+          fixture_app.workflow:run_all:
             event: outer_timing
             total: outer_total_ms
         """),
@@ -163,7 +163,7 @@ def test_nested_scopes_stages_count_in_the_innermost(install_workflow, write_man
 async def test_a_stage_finishing_after_its_scope_closed_is_reported_late(install_workflow, write_manifest):
     import textwrap
 
-    from ai_testkit import LOG_SECTION
+    from telemetry_testkit import LOG_SECTION
 
     import autoinstrument
 
@@ -172,9 +172,9 @@ async def test_a_stage_finishing_after_its_scope_closed_is_reported_late(install
             LOG_SECTION
             + textwrap.dedent("""
         scopes:
-          ai_fixture_app.workflow:Background.run: {event: background_timing, total: background_total_ms}
+          fixture_app.workflow:Background.run: {event: background_timing, total: background_total_ms}
         stages:
-          ai_fixture_app.workflow:Background.slow: slow_ms
+          fixture_app.workflow:Background.slow: slow_ms
         """)
         )
     )
@@ -234,12 +234,12 @@ def test_a_bug_in_our_bookkeeping_never_changes_the_run(install_workflow, monkey
 
 
 def test_an_unusable_correlation_var_is_a_fault_and_the_app_keeps_its_own_id(write_manifest):
-    from ai_testkit import WORKFLOW_MANIFEST
+    from telemetry_testkit import WORKFLOW_MANIFEST
 
     import autoinstrument
 
     text = WORKFLOW_MANIFEST.replace(
-        "correlation: ai_fixture_app.applog:correlation_id", "correlation: ai_fixture_app.applog:EVENTS"
+        "correlation: fixture_app.applog:correlation_id", "correlation: fixture_app.applog:EVENTS"
     )
     assert autoinstrument.install(write_manifest(text))
     result = workflow.run()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import ai_fixture_app.no_such_module  # noqa: F401
+import fixture_app.no_such_module  # noqa: F401
 
 
 class Client:

@@ -9,18 +9,21 @@ from pathlib import Path
 from typing import List
 
 import pytest
-from ai_testkit import LOG_SECTION, REPO, subprocess_env
+from telemetry_testkit import LOG_SECTION, REPO, subprocess_env
 
 from autoinstrument.cli import main
 
 SCRIPT = Path(sys.executable).parent / "autoinstrument"
 
-pytestmark = pytest.mark.skipif(
-    not SCRIPT.exists(), reason="console script missing: run `.venv/bin/pip install --no-deps -e .`"
-)
+
+
+def test_the_console_script_is_installed():
+    """Every test below runs the real script: a missing one is a failure, never a skip."""
+    assert SCRIPT.exists(), f"{SCRIPT} missing: run `.venv/bin/pip install --no-deps -e .`"
 
 
 def run(args: List[str], cwd: Path = REPO, **env: str) -> subprocess.CompletedProcess:
+    assert SCRIPT.exists(), f"{SCRIPT} missing: run `.venv/bin/pip install --no-deps -e .`"
     return subprocess.run(
         [str(SCRIPT), *args], cwd=cwd, env=subprocess_env(**env), capture_output=True, text=True, timeout=120
     )
@@ -55,18 +58,23 @@ def test_check_of_the_shipped_manifest_exits_0_with_one_line_per_target() -> Non
     assert proc.stderr == ""  # no telemetry events, no tracebacks
 
 
-def test_check_without_an_argument_uses_the_environment_manifest_else_the_shipped_one(write_manifest) -> None:
-    default = run(["check"], cwd=REPO / "tests")
+def test_check_without_an_argument_uses_the_environment_manifest_else_the_working_directorys(
+    write_manifest, tmp_path: Path
+) -> None:
+    default = run(["check"], cwd=REPO)
     assert default.returncode == 0
-    assert default.stdout.splitlines()[0] == f"autoinstrument check: {REPO / 'telemetry.yaml'}"
-    bad = write_manifest(LOG_SECTION + "stages:\n  ai_fixture_app.checked:Kinds.prop: prop_ms\n")
-    chosen = run(["check"], PUBLISHER_TELEMETRY_MANIFEST=bad)
+    assert default.stdout.splitlines()[0] == "autoinstrument check: telemetry.yaml"
+    none_here = run(["check"], cwd=tmp_path)
+    assert none_here.returncode == 2 and "telemetry.yaml:0: (file): cannot read the manifest" in none_here.stderr
+    bad = write_manifest(LOG_SECTION + "stages:\n  fixture_app.checked:Kinds.prop: prop_ms\n")
+    chosen = run(["check"], AUTOINSTRUMENT_MANIFEST=bad)
     assert chosen.returncode == 1
-    assert "FAIL   6  ai_fixture_app.checked:Kinds.prop: is a property" in chosen.stdout
+    assert "FAIL   6  fixture_app.checked:Kinds.prop: is a property" in chosen.stdout
 
 
-def test_check_with_autoinstrument_enabled_still_checks_the_raw_code_and_emits_nothing() -> None:
-    proc = run(["check", "--json", "telemetry.yaml"], PUBLISHER_AUTOINSTRUMENT="1")
+@pytest.mark.parametrize("switch", ["AUTOINSTRUMENT", "PUBLISHER_AUTOINSTRUMENT"])
+def test_check_with_autoinstrument_enabled_still_checks_the_raw_code_and_emits_nothing(switch: str) -> None:
+    proc = run(["check", "--json", "telemetry.yaml"], **{switch: "1"})
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
     assert doc["ok"] is True and doc["counts"]["fail"] == 0
@@ -137,7 +145,7 @@ def test_report_takes_each_events_exact_total_field_from_the_manifest(
     # `item_saved` / `save_ms` breaks the naming convention: only the manifest knows they belong together.
     manifest = write_manifest(
         LOG_SECTION
-        + "web:\n  app: ai_fixture_app.checked_web:app\n  routes:\n"
+        + "web:\n  app: fixture_app.checked_web:app\n  routes:\n"
         + "    POST /api/items/{item_id}/publish: {field: save_ms, event: item_saved}\n"
         + "budgets:\n  save_ms: {max: 500}\n"
     )

@@ -42,3 +42,11 @@ def events(message: Optional[str] = None) -> List[Dict[str, Any]]:
 def clear() -> None:
     with _lock:
         EVENTS.clear()
+
+
+SECRET = "s3cretTOKENvalue"
+
+
+def redact_text(text: str) -> str:
+    """The app's redaction (`log.redact`): its one secret becomes [REDACTED]."""
+    return text.replace(SECRET, "[REDACTED]")

@@ -13,33 +13,33 @@ REPO = HERE.parents[1]
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-from ai_fixture_app import applog  # noqa: E402
+from fixture_app import applog  # noqa: E402
 
 LOG_SECTION = """
 log:
-  function: ai_fixture_app.applog:log_json
+  function: fixture_app.applog:log_json
   logger: fixture.telemetry
-  correlation: ai_fixture_app.applog:correlation_id
+  correlation: fixture_app.applog:correlation_id
 """
 
 WORKFLOW_MANIFEST = (
     LOG_SECTION
     + """
 scopes:
-  ai_fixture_app.workflow:Orchestrator.execute:
+  fixture_app.workflow:Orchestrator.execute:
     event: workflow_timing
     total: workflow_total_ms
     result: [image_name, success, archived]
     result_correlation: correlation_id
 stages:
-  ai_fixture_app.workflow:Storage.list_images: {field: list_images_ms, shared: true}
-  ai_fixture_app.workflow:OtherStorage.list_images: {field: list_images_ms, shared: true}
-  ai_fixture_app.workflow:Orchestrator._select_image: image_selection_ms
-  ai_fixture_app.workflow:Orchestrator.analyze: vision_analysis_ms
-  ai_fixture_app.workflow:Orchestrator._pillow_work: pillow_ms
-  ai_fixture_app.workflow:Orchestrator._publish_all: publish_parallel_ms
-  ai_fixture_app.workflow:Orchestrator.publish_one: publish_one_ms
-  ai_fixture_app.workflow:Orchestrator._archive_image: archive_ms
+  fixture_app.workflow:Storage.list_images: {field: list_images_ms, shared: true}
+  fixture_app.workflow:OtherStorage.list_images: {field: list_images_ms, shared: true}
+  fixture_app.workflow:Orchestrator._select_image: image_selection_ms
+  fixture_app.workflow:Orchestrator.analyze: vision_analysis_ms
+  fixture_app.workflow:Orchestrator._pillow_work: pillow_ms
+  fixture_app.workflow:Orchestrator._publish_all: publish_parallel_ms
+  fixture_app.workflow:Orchestrator.publish_one: publish_one_ms
+  fixture_app.workflow:Orchestrator._archive_image: archive_ms
 """
 )
 
@@ -58,7 +58,7 @@ def stderr_events(text: str) -> List[Dict]:
 
 
 def subprocess_env(**extra: str) -> Dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PUBLISHER_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PUBLISHER_", "AUTOINSTRUMENT"))}
     env["PYTHONPATH"] = os.pathsep.join([str(HERE), str(REPO)])
     env.update(extra)
     return env

@@ -10,7 +10,7 @@ import uuid
 from dataclasses import dataclass
 from typing import List, Optional
 
-from ai_fixture_app.applog import correlation_id, log_json
+from fixture_app.applog import correlation_id, log_json
 
 logger = logging.getLogger("fixture.workflow")
 

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import textwrap
-from pathlib import Path
 
 import pytest
-from ai_testkit import REPO
+from telemetry_testkit import REPO
 
 from autoinstrument.manifest import (
     Manifest,
@@ -103,12 +102,11 @@ def test_the_repository_manifest_is_valid_and_names_every_workflow_field():
     assert m.log.function.text == "publisher_v2.utils.logging:log_json"
 
 
-def test_default_manifest_is_the_env_var_then_the_packaged_or_repo_copy(monkeypatch, tmp_path):
-    monkeypatch.delenv("PUBLISHER_TELEMETRY_MANIFEST", raising=False)
-    default = Path(default_manifest_path())
-    assert default.name in ("default_telemetry.yaml", "telemetry.yaml") and default.is_file()
-    assert default.read_text() == (REPO / "telemetry.yaml").read_text()
-    monkeypatch.setenv("PUBLISHER_TELEMETRY_MANIFEST", str(tmp_path / "x.yaml"))
+def test_default_manifest_is_the_library_env_var_then_the_working_directorys(monkeypatch, tmp_path):
+    monkeypatch.delenv("AUTOINSTRUMENT_MANIFEST", raising=False)
+    monkeypatch.setenv("PUBLISHER_TELEMETRY_MANIFEST", str(tmp_path / "app.yaml"))  # an app's alias: not ours
+    assert default_manifest_path() == "telemetry.yaml"
+    monkeypatch.setenv("AUTOINSTRUMENT_MANIFEST", str(tmp_path / "x.yaml"))
     assert default_manifest_path() == str(tmp_path / "x.yaml")
 
 

@@ -1,0 +1,282 @@
+"""Web telemetry, side by side in ONE process: what each way of getting "id in/out + one event per request"
+adds to GET /api/images/random, called in-process through the real app's ASGI stack (no network).
+
+    .venv/bin/python benchmarks/bench_web_telemetry_compare.py [--images 1000] [--rounds 60] [--per-block 100]
+        [--target 1.25] [--json]
+
+Variants, all on the SAME app object, switched between blocks (the middleware stack is rebuilt):
+
+    off                  no middleware
+    raw_floor            id in/out + one orjson line written with os.write (asgi_floor.RawFloorMiddleware)
+    app_log_floor        id in/out + one event through the app's log_json (asgi_floor.FloorMiddleware)
+    autoinstrument       `autoinstrument.install(telemetry.yaml)`: the real thing (stages, routes, ids, merge)
+    asgi_correlation_id  asgi-correlation-id's CorrelationIdMiddleware + a stdlib `json.dumps` line via logging
+    opentelemetry        FastAPIInstrumentor.instrument_app (SDK TracerProvider, no exporter)
+
+Every round runs one block of every variant in a shuffled order (blocks of `--per-block` requests, after a
+short warm-up block), so drift and noisy neighbours hit all alike. A variant's overhead is the median over
+rounds of (its block mean - the same round's `off` block mean), in microseconds per request, with the
+10th..90th percentile of those paired differences as its spread. Events go to a file through the app's own
+`setup_logging` handler. Exit status 1 when autoinstrument's overhead exceeds `--target` x the app-log floor's
+(the issue's bound: 1.25).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import random
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+for entry in (str(HERE), str(REPO)):
+    if entry not in sys.path:
+        sys.path.insert(0, entry)
+
+from bench_web import build_library  # noqa: E402
+
+VARIANTS = ("off", "raw_floor", "app_log_floor", "autoinstrument", "asgi_correlation_id", "opentelemetry")
+
+
+class StdlibJsonLine:
+    """After asgi-correlation-id: time the request and log one stdlib `json.dumps` line (what a developer
+    adopting that library would add for the event)."""
+
+    def __init__(self, app: Callable[..., Any]) -> None:
+        self.app = app
+        self.logger = logging.getLogger("bench.stdlib")
+
+    async def __call__(self, scope: dict, receive: Callable[..., Any], send: Callable[..., Any]) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        from asgi_correlation_id import correlation_id
+
+        start = time.perf_counter()
+        status = [500]
+
+        async def send_status(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            self.logger.info(
+                json.dumps(
+                    {
+                        "message": "web_random_image",
+                        "correlation_id": correlation_id.get(),
+                        "web_random_image_ms": int((time.perf_counter() - start) * 1000 + 0.5),
+                        "method": scope["method"],
+                        "route": scope["path"],
+                        "status_code": status[0],
+                    }
+                )
+            )
+
+
+class Switch:
+    """Puts the app in one variant's state (and takes it out again)."""
+
+    def __init__(self, app: Any, raw_fd: int) -> None:
+        self.app = app
+        self.raw_fd = raw_fd
+        self.current = "off"
+
+    def use(self, variant: str) -> None:
+        from asgi_floor import FloorMiddleware, RawFloorMiddleware
+
+        import autoinstrument
+
+        app = self.app
+        if self.current == variant:
+            return
+        # Leave the current state.
+        if self.current == "autoinstrument":
+            autoinstrument.uninstall()
+        elif self.current == "opentelemetry":
+            from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+            FastAPIInstrumentor.uninstrument_app(app)
+        vars(app).pop("build_middleware_stack", None)
+        app.middleware_stack = None
+        build = type(app).build_middleware_stack
+        # Enter the new one.
+        if variant == "raw_floor":
+            app.build_middleware_stack = lambda: RawFloorMiddleware(build(app), self.raw_fd)
+        elif variant == "app_log_floor":
+            app.build_middleware_stack = lambda: FloorMiddleware(build(app))
+        elif variant == "autoinstrument":
+            assert autoinstrument.install(str(REPO / "telemetry.yaml"))
+        elif variant == "asgi_correlation_id":
+            from asgi_correlation_id import CorrelationIdMiddleware
+
+            app.build_middleware_stack = lambda: CorrelationIdMiddleware(StdlibJsonLine(build(app)))
+        elif variant == "opentelemetry":
+            from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+            from opentelemetry.sdk.trace import TracerProvider
+
+            FastAPIInstrumentor.instrument_app(app, tracer_provider=TracerProvider())
+        self.current = variant
+
+
+async def block(app: Any, n: int) -> float:
+    from asgi_floor import get
+
+    start = time.perf_counter()
+    for _ in range(n):
+        await get(app)
+    return (time.perf_counter() - start) / n * 1e6
+
+
+def check_variants(switch: Switch, log_path: Path) -> Dict[str, bool]:
+    """Each variant really answers the correlation header (else the comparison is of nothing)."""
+    from asgi_floor import PATH
+
+    async def headers_of() -> List[bytes]:
+        seen: List[bytes] = []
+        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+                 "scheme": "http", "path": PATH, "raw_path": PATH.encode(), "root_path": "", "query_string": b"",
+                 "headers": [(b"host", b"bench")], "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80)}
+
+        async def receive() -> dict:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                seen.extend(name for name, _ in message.get("headers", ()))
+
+        await switch.app(scope, receive, send)
+        return seen
+
+    out = {}
+    for variant in VARIANTS:
+        switch.use(variant)
+        names = asyncio.run(headers_of())
+        out[variant] = b"x-correlation-id" in names or b"x-request-id" in names or variant in ("off", "opentelemetry")
+    return out
+
+
+def measure(app: Any, switch: Switch, rounds: int, per_block: int) -> Dict[str, List[float]]:
+    samples: Dict[str, List[float]] = {v: [] for v in VARIANTS}
+
+    async def run() -> None:
+        order = list(VARIANTS)
+        for variant in order:  # warm-up: imports, caches, the listing
+            switch.use(variant)
+            await block(app, 200)
+        for _ in range(rounds):
+            random.shuffle(order)
+            for variant in order:
+                switch.use(variant)
+                await block(app, 10)
+                samples[variant].append(await block(app, per_block))
+        switch.use("off")
+
+    asyncio.run(run())
+    return samples
+
+
+def summarize(samples: Dict[str, List[float]]) -> Dict[str, Dict[str, float]]:
+    off = samples["off"]
+    out: Dict[str, Dict[str, float]] = {}
+    for variant, values in samples.items():
+        paired = sorted(v - o for v, o in zip(values, off))
+        out[variant] = {
+            "us_per_request": round(statistics.median(values), 1),
+            "overhead_us": round(statistics.median(paired), 1),
+            "overhead_p10_us": round(paired[len(paired) // 10], 1),
+            "overhead_p90_us": round(paired[(len(paired) * 9) // 10], 1),
+        }
+    return out
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=60)
+    parser.add_argument("--per-block", type=int, default=100)
+    parser.add_argument("--target", type=float, default=1.25, help="max autoinstrument / app-log floor overhead")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+
+    workdir = Path(tempfile.mkdtemp(prefix="bench_web_compare_"))
+    try:
+        ini = build_library(workdir, args.images)
+        for name in list(os.environ):
+            if name.startswith(("PUBLISHER_", "AUTOINSTRUMENT")):
+                del os.environ[name]
+        os.environ["CONFIG_PATH"] = str(ini)
+        import publisher_v2.web.app as module
+        from publisher_v2.utils.logging import setup_logging
+
+        app = module.app  # built as a server builds it (its logging set up on stderr)...
+        log_path = workdir / "events.log"
+        stream = open(log_path, "w", encoding="utf-8")  # noqa: SIM115 - open for the whole run
+        setup_logging(stream=stream)  # ...then the same JSON handler, on a file
+        raw_fd = os.open(workdir / "raw.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+        switch = Switch(app, raw_fd)
+        verified = check_variants(switch, log_path)
+        samples = measure(app, switch, args.rounds, args.per_block)
+        stream.flush()
+        events = (log_path.read_text(encoding="utf-8")).count("web_random_image")
+        raw_events = (workdir / "raw.log").read_text(encoding="utf-8").count("\n")
+        os.close(raw_fd)
+        stream.close()
+    finally:
+        logging.getLogger().handlers.clear()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    figures = summarize(samples)
+    floor = figures["app_log_floor"]["overhead_us"]
+    ours = figures["autoinstrument"]["overhead_us"]
+    ratio = ours / floor if floor > 0 else float("inf")
+    result = {
+        "python": sys.version.split()[0],
+        "cpus": os.cpu_count(),
+        "images": args.images,
+        "rounds": args.rounds,
+        "per_block": args.per_block,
+        "variants": figures,
+        "autoinstrument_to_app_log_floor": round(ratio, 2),
+        "target": args.target,
+        "verified_header": verified,
+        "events_written": events,
+        "raw_floor_lines": raw_events,
+        "measured_at": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"GET /api/images/random in process, {args.rounds} rounds x {args.per_block} requests per variant "
+              f"(Python {result['python']}, {result['cpus']} CPUs)")
+        print(f"{'variant':<22}{'us/request':>12}{'overhead us':>14}{'p10..p90':>18}")
+        for variant in VARIANTS:
+            f = figures[variant]
+            spread = f"{f['overhead_p10_us']:.1f}..{f['overhead_p90_us']:.1f}"
+            print(f"{variant:<22}{f['us_per_request']:>12.1f}{f['overhead_us']:>14.1f}{spread:>18}")
+        print(f"autoinstrument / app-log floor overhead: {ratio:.2f} (target <= {args.target})")
+    failed = False
+    if not all(verified.values()):
+        print(f"FAIL: a variant does not answer the correlation header: {verified}", file=sys.stderr)
+        failed = True
+    if ratio > args.target:
+        print(f"FAIL: autoinstrument adds {ratio:.2f}x the app-log floor, target {args.target}", file=sys.stderr)
+        failed = True
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
