@@ -266,7 +266,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.service = web_service
-    session_store = SessionStore(web_service.ledger.path)  # logins and logouts shared by every worker
+    session_store = SessionStore(web_service.ledger.store)  # logins and logouts shared by every worker
     app.state.sessions = AdminSessions(settings, store=session_store)
     app.state.throttle = LoginThrottle(session_store)
     _install_error_handlers(app)
