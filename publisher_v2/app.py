@@ -17,6 +17,7 @@ from typing import Any, List, Optional
 from publisher_v2.config.loader import load_application_config
 from publisher_v2.core.exceptions import SocialMediaPublisherError
 from publisher_v2.core.models import WorkflowResult
+from publisher_v2.ledger_cli import add_ledger_parser, run_ledger_command
 from publisher_v2.utils.logging import setup_logging
 
 
@@ -29,7 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--debug", action="store_true", help="skip sidecar, publish and archive with simulated successes"
     )
-    parser.add_argument("--select", metavar="NAME", help="post this image file (dedup bypassed)")
+    parser.add_argument(
+        "--select", metavar="NAME", help="post this file (claimed like any run; a posted one is posted again, loudly)"
+    )
     parser.add_argument(
         "--dry-publish",
         action="store_true",
@@ -38,8 +41,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--preview", action="store_true", help="dry-publish and print a human-readable report"
     )
-    from publisher_v2.ledger_cli import add_ledger_parser
-
     add_ledger_parser(parser.add_subparsers(dest="command", metavar="COMMAND"))
     return parser
 
@@ -93,8 +94,6 @@ def main(argv: Optional[List[str]] = None) -> int:
         logging.getLogger().setLevel(logging.WARNING)  # the report replaces the logs
     try:
         if args.command == "ledger":
-            from publisher_v2.ledger_cli import run_ledger_command
-
             return run_ledger_command(args)
         result = asyncio.run(_run(args))
     except SocialMediaPublisherError as exc:

@@ -161,14 +161,14 @@ class WorkflowOrchestrator:
             return result
 
     async def _run(self, options: _RunOptions) -> WorkflowResult:
+        if options.side_effects:
+            remove_dead_staging(Path(tempfile.gettempdir()), WORKDIR_PREFIX)  # copies left by killed runs
+        if options.select_filename is None and options.side_effects and not options.debug:
+            await self._complete_interrupted()
         images = await self._list_images()
         if not images:
             log_json(logger, logging.WARNING, "workflow_no_images", reason=NO_IMAGES)
             return WorkflowResult(success=False, image_name=None, error=NO_IMAGES)
-        if options.side_effects:
-            remove_dead_staging(Path(tempfile.gettempdir()), WORKDIR_PREFIX)  # copies left by killed runs
-        if options.select_filename is None and options.side_effects:
-            self._report_unfinished()
         while True:
             selection = await self._select_image(images, options)
             if selection is None:
@@ -193,9 +193,32 @@ class WorkflowOrchestrator:
                 self._release(selection)
                 raise
 
-    def _report_unfinished(self) -> None:
-        """Say when interrupted posts wait for the operator: a run never re-sends them by itself."""
-        waiting = [e for e in self.ledger.unfinished() if e.status != CLAIMED and self.ledger.is_stale(e)]
+    async def _complete_interrupted(self) -> None:
+        """Finish posts of dead runs that need no decision: no platform outcome unknown, so sending the missing
+        platforms (or just archiving) cannot post anything twice. The others are reported for the operator."""
+        waiting = []
+        for entry in self.ledger.unfinished():
+            if entry.status == CLAIMED or not self.ledger.is_stale(entry):
+                continue  # a live run's, or a claim that simply expires after the TTL
+            if entry.unknown:
+                waiting.append(entry)
+                continue
+            if not self.ledger.take_over(entry.content_hash, entry.claim_owner):
+                continue  # another run is completing it
+            log_json(
+                logger,
+                logging.WARNING,
+                "ledger_completing_interrupted",
+                image_name=entry.image_name,
+                content_hash=entry.content_hash,
+                posted=entry.posted_platforms,
+            )
+            taken = self.ledger.entry(entry.content_hash)
+            try:
+                if taken is not None:
+                    await self.complete_post(taken)
+            except StorageError as exc:
+                log_json(logger, logging.ERROR, "ledger_complete_failed", image_name=entry.image_name, error=str(exc))
         if waiting:
             log_json(
                 logger,
@@ -240,7 +263,12 @@ class WorkflowOrchestrator:
         candidates = [e for e in images if e.name not in options.skipped and e.content_hash not in known]
         random.shuffle(candidates)
         for entry in candidates:
-            digest = await self.storage.content_hash(entry)
+            try:
+                digest = await self.storage.content_hash(entry)
+            except StorageError:
+                if await self.storage.get_image(entry.name) is None:
+                    continue  # archived by another run since our listing
+                raise
             if digest in known:
                 continue
             if not options.side_effects:

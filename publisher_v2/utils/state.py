@@ -9,7 +9,9 @@ An image row moves claimed → publishing → posted. Each platform of a post ge
 'sending' is written BEFORE the platform is called, then 'posted' (with the platform's id) or 'failed'. A
 'sending' row whose run died is an UNKNOWN outcome: nothing re-sends it automatically (at most once); the
 operator command (`publisher ledger`) shows it and resolves it. A 'claimed' row older than the TTL belongs to
-a run that died before publishing and may be retaken; a 'publishing' row never expires by itself.
+a run that died before publishing and may be retaken; a 'publishing' row never expires by itself (a later run
+may take it over only when no outcome is unknown). The same file holds the web app's login failures and revoked
+sessions (`SessionStore`), so every worker sees them.
 
 Schema versions: a `schema_version` row says which migrations ran. `open_ledger_connection` is the single
 place that opens a ledger file and brings it up to date; older files (version 1, no version row) migrate.

@@ -20,6 +20,7 @@ import pytest
 from publisher_v2.config.loader import load_application_config
 from publisher_v2.core.exceptions import StorageError
 from publisher_v2.services.publishers.outbox import INCOMING, OutboxPublisher
+from publisher_v2.utils.images import dropbox_content_hash
 from publisher_v2.utils.state import (
     SCHEMA_VERSION,
     ImageAlreadyPosted,
@@ -341,3 +342,37 @@ def test_local_storage_treats_a_symlink_out_of_the_library_as_absent(tmp_path: P
 
     asyncio.run(probe())
     assert (outside / "secret.jpg").is_file() and (library / "escape.jpg").is_symlink()
+
+
+@pytest.mark.slow
+def test_a_later_run_completes_interrupted_posts_that_need_no_decision(tmp_path: Path) -> None:
+    from publisher_v2.sample import main as make_sample
+
+    assert make_sample([str(tmp_path / "lib"), "--count", "3", "--seed", "4"]) == 0
+    ini, lib = tmp_path / "lib" / "publisher.ini", tmp_path / "lib"
+    assert _cli(ini, killer_stage="recording").returncode == -9  # posted everywhere, not archived
+    recorded = json.loads(_cli(ini, "ledger", "list", "--json").stdout)["unfinished"]
+    assert [(e["status"], e["archive_state"]) for e in recorded] == [("posted", "pending")]
+    # A run that died after telegram answered and before the others were called: nothing is unknown.
+    crashed = PostLedger(lib / "state" / "ledger.sqlite")
+    crashed.owner = f"{socket.gethostname()}:{dead_pid()}:0ddba11"
+    name = sorted(p.name for p in (lib / "images").glob("*.jpg") if p.name != recorded[0]["image_name"])[0]
+    digest = dropbox_content_hash(lib / "images" / name)
+    assert crashed.claim(digest, name)
+    crashed.mark_publishing(digest)
+    assert crashed.begin_sending(digest, "telegram")
+    crashed.record_outcome(digest, "telegram", True, "t-earlier", None)
+
+    later = _cli(ini)
+    assert later.returncode == 0, later.stderr
+    completing = [
+        e for e in map(json.loads, later.stderr.splitlines()) if e["message"] == "ledger_completing_interrupted"
+    ]
+    assert sorted(e["image_name"] for e in completing) == sorted([recorded[0]["image_name"], name])
+    posts = [json.loads(p.read_text(encoding="utf-8")) for p in (lib / "outbox").glob("*/*/post.json")]
+    assert sorted(p["platform"] for p in posts if p["image_name"] == name) == ["email", "instagram"]  # not telegram
+    assert json.loads(_cli(ini, "ledger", "list", "--json").stdout)["unfinished"] == []
+    assert (lib / "images" / "archive" / name).is_file()
+    assert (lib / "images" / "archive" / recorded[0]["image_name"]).is_file()
+    entry = crashed.entry(digest)
+    assert entry is not None and entry.platforms["telegram"].post_id == "t-earlier"

@@ -95,6 +95,17 @@ def verdict_lines(stderr: str) -> List[str]:
     return [line for line in stderr.splitlines() if line.strip() and not line.startswith("{")]
 
 
+def events(stderr: str) -> List[dict]:
+    """JSON log events; a run killed mid-line leaves a partial last line, which is skipped."""
+    found = []
+    for line in stderr.splitlines():
+        try:
+            found.append(json.loads(line))
+        except ValueError:
+            continue
+    return [e for e in found if isinstance(e, dict)]
+
+
 def start_uvicorn(tmp_path: Path, env: Mapping[str, str], workers: int) -> Server:
     port = free_port()
     log_path = tmp_path / f"uvicorn_{port}.log"
@@ -242,6 +253,7 @@ def test_workers_and_cli_runs_with_kills_post_each_image_once_and_lose_none(
             if process.returncode == 1:
                 assert len(verdict_lines(err)) == 1, err  # one line, no traceback
             tally[f"cli_{'killed' if process.returncode < 0 else process.returncode}"] += 1
+            tally["next_run_completed"] += sum(e.get("message") == "ledger_completing_interrupted" for e in events(err))
         assert statuses[:3].count(200) <= 1, statuses  # parallel publishes of one image: one winner at most
         tally.update(f"web_{s}" for s in statuses)
         tally.update(resolve_interrupted(ini, outbox))
