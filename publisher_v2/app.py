@@ -18,6 +18,7 @@ from publisher_v2.config.loader import load_application_config
 from publisher_v2.core.exceptions import SocialMediaPublisherError
 from publisher_v2.core.models import WorkflowResult
 from publisher_v2.ledger_cli import add_ledger_parser, run_ledger_command
+from publisher_v2.ledger_migrate import add_migrate_parser, run_migrate_command
 from publisher_v2.utils.logging import setup_logging
 
 
@@ -41,7 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--preview", action="store_true", help="dry-publish and print a human-readable report"
     )
-    add_ledger_parser(parser.add_subparsers(dest="command", metavar="COMMAND"))
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    add_ledger_parser(commands)
+    add_migrate_parser(commands)
     return parser
 
 
@@ -95,6 +98,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         if args.command == "ledger":
             return run_ledger_command(args)
+        if args.command == "migrate-to-postgres":
+            return run_migrate_command(args)
         result = asyncio.run(_run(args))
     except SocialMediaPublisherError as exc:
         print(f"publisher: error: {exc}", file=sys.stderr)
