@@ -7,6 +7,7 @@ import json
 import sqlite3
 import subprocess
 import sys
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Dict
@@ -173,3 +174,38 @@ def test_a_cli_run_on_postgresql_posts_once_and_records_it(
                              capture_output=True, text=True, timeout=60, env=env)
     assert listing.returncode == 0, listing.stderr
     assert json.loads(listing.stdout)["ledger"] == url
+
+
+@pytest.mark.slow
+def test_a_server_restart_mid_run_fails_the_run_cleanly_and_nothing_is_posted_twice(
+    sample_library: Path, pg_server: Any, clean_env: Dict[str, str], tmp_path: Path
+) -> None:
+    url = pg_server.url(pg_server.new_database())
+    pause = tmp_path / "pause"
+    pause.mkdir()
+    env = {**clean_env, "DATABASE_URL": url, "PAUSE_DIR": str(pause)}
+    helper = Path(__file__).with_name("pause_after_post.py")
+    run = subprocess.Popen([sys.executable, str(helper), "--config", str(sample_library)], env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while not (pause / "paused").exists():
+        assert run.poll() is None and time.time() < deadline, run.communicate()
+        time.sleep(0.05)
+    pg_server.restart()  # the run's connection is gone while it is between a post and its record
+    (pause / "go").touch()
+    out, err = run.communicate(timeout=120)
+    verdict = [line for line in err.splitlines() if line.startswith("publisher: ")]
+    assert run.returncode == 1 and len(verdict) == 1 and "Ledger postgresql://" in verdict[0], (out, err)
+    assert "Traceback" not in err
+
+    again = [subprocess.run([PUBLISHER, "--config", str(sample_library)], capture_output=True, text=True,
+                            timeout=120, env=env) for _ in range(2)]
+    assert all(r.returncode in (0, 1) for r in again), [r.stderr[-1000:] for r in again]
+    posts: Dict[tuple, int] = {}
+    for record in (sample_library.parent / "outbox").glob("*/*/post.json"):
+        key = (record.parent.parent.name, json.loads(record.read_text(encoding="utf-8"))["image_name"])
+        posts[key] = posts.get(key, 0) + 1
+    assert posts and set(posts.values()) == {1}, posts  # nothing posted twice
+    unfinished = json.loads(subprocess.run([PUBLISHER, "--config", str(sample_library), "ledger", "list", "--json"],
+                                           capture_output=True, text=True, timeout=60, env=env).stdout)["unfinished"]
+    assert len(unfinished) == 1 and unfinished[0]["platforms"], unfinished  # the interrupted post, for the operator
