@@ -1,8 +1,9 @@
 """The ledger: the one truth, shared by every process, about which images are claimed, posting or posted.
 
-SQLite in WAL mode, so CLI runs and any number of web workers share one file. Every SQL statement of the
-application's state lives in this module (a PostgreSQL store can later implement the same two classes), and
-concurrency comes from the database itself: BEGIN IMMEDIATE for check-then-write, unique keys and
+A SQLite file in WAL mode (CLI runs and web workers on one machine), or a PostgreSQL database (several
+machines): `ledger_stores.py` opens either. Every SQL statement of the application's state lives in this module,
+written once for both databases, and concurrency comes from the database itself: one check-then-write
+transaction per decision (BEGIN IMMEDIATE on SQLite, SERIALIZABLE on PostgreSQL), unique keys and
 `INSERT ... ON CONFLICT` for the rest, never a process lock.
 
 An image row moves claimed → publishing → posted. Each platform of a post gets its own outcome row:
@@ -10,7 +11,7 @@ An image row moves claimed → publishing → posted. Each platform of a post ge
 'sending' row whose run died is an UNKNOWN outcome: nothing re-sends it automatically (at most once); the
 operator command (`publisher ledger`) shows it and resolves it. A 'claimed' row older than the TTL belongs to
 a run that died before publishing and may be retaken; a 'publishing' row never expires by itself (a later run
-may take it over only when no outcome is unknown). The same file holds the web app's login failures and revoked
+may take it over only when no outcome is unknown). The same ledger holds the web app's login failures and revoked
 sessions (`SessionStore`), so every worker sees them.
 
 Schema versions: a `schema_version` row says which migrations ran. `open_ledger_connection` is the single
