@@ -35,6 +35,7 @@ from publisher_v2.utils.state import (
     LedgerEntry,
     PostLedger,
     owner_alive,
+    readable_time,
 )
 
 _UNFINISHED = (CLAIMED, PUBLISHING, POSTED)
@@ -65,7 +66,7 @@ def _describe(entry: LedgerEntry, platforms: List[str], me: str = "") -> List[st
     owner = "this command" if entry.claim_owner == me else {True: "alive", False: "gone", None: "unknown host"}[alive]
     state = entry.status if entry.status != POSTED else "posted, archive pending"
     lines = [
-        f"{entry.image_name}  {entry.content_hash[:16]}  {state}  since {entry.claimed_at}"
+        f"{entry.image_name}  {entry.content_hash[:16]}  {state}  since {readable_time(entry.claimed_at or '')}"
         f"  (run {entry.claim_owner}: {owner})"
     ]
     for platform in sorted(set(platforms) | set(entry.platforms)):

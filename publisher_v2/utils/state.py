@@ -58,6 +58,9 @@ ARCHIVE_PENDING = "pending"
 ARCHIVE_DONE = "done"
 ARCHIVE_OFF = "off"
 
+#: Verdicts of a claim attempt.
+_CLAIMED_NEW, _REPOSTING, _WAS_POSTED, _BUSY = "claimed_new", "reposting", "was_posted", "busy"
+
 _V1_IMAGES = """
 CREATE TABLE IF NOT EXISTS posted_images (
     content_hash TEXT PRIMARY KEY,
@@ -389,11 +392,11 @@ class PostLedger(_LedgerFile):
         return self._run("journal_mode", self.store.describe_mode)
 
     def known_hashes(self) -> Set[str]:
-        """Hashes a run must not pick: posted, rejected, publishing, and claims younger than the TTL."""
+        """Hashes a run must not pick: posted (ever), rejected, publishing, and claims younger than the TTL."""
 
         def work(conn: Connection) -> Set[str]:
             rows = conn.execute(
-                "SELECT content_hash FROM posted_images WHERE status != ? OR claimed_at > ?",
+                "SELECT content_hash FROM posted_images WHERE status != ? OR claimed_at > ? OR posted_at IS NOT NULL",
                 (CLAIMED, self._stale_before()),
             )
             return {row[0] for row in rows}
@@ -502,7 +505,7 @@ class PostLedger(_LedgerFile):
         Free hashes and 'claimed' rows older than the TTL can be taken; anything else (a live claim, ours
         included, or a publishing/posted/rejected row) cannot.
         """
-        return self._claim(content_hash, image_name, repost=False) is None
+        return self._claim(content_hash, image_name, repost=False)[0] == _CLAIMED_NEW
 
     def claim_selected(self, content_hash: str, image_name: str, *, allow_repost: bool) -> bool:
         """Claim an image chosen by name (`--select`, web publish). Raises ClaimConflict when it cannot.
@@ -510,15 +513,15 @@ class PostLedger(_LedgerFile):
         A posted (or rejected) image is taken for a new attempt only with `allow_repost` (`--select`'s
         documented bypass); returns True in that case, so the caller can say it re-posts.
         """
-        refused = self._claim(content_hash, image_name, repost=allow_repost)
-        if refused is None:
-            return False
-        if refused[0] == "reposting":
-            return True
-        status, posted_at, name = refused
-        if status in (POSTED,) and posted_at:
+        verdict, status, posted_at = self._claim(content_hash, image_name, repost=allow_repost)
+        if verdict in (_CLAIMED_NEW, _REPOSTING):
+            return verdict == _REPOSTING
+        if verdict == _WAS_POSTED:
             raise ImageAlreadyPosted(
-                f"Image {image_name} was already posted on {readable_time(posted_at)}", content_hash, status, posted_at
+                f"Image {image_name} was already posted on {readable_time(posted_at or '')}",
+                content_hash,
+                status,
+                posted_at,
             )
         raise ImageBusy(
             f"Image {image_name} is being published by another run ({status}); see `publisher ledger list`",
@@ -527,15 +530,17 @@ class PostLedger(_LedgerFile):
             posted_at,
         )
 
-    def _claim(self, content_hash: str, image_name: str, *, repost: bool) -> Optional[Tuple[str, Any, Any]]:
-        """None when claimed; ("reposting", ...) when a posted row was taken for a new attempt; else the
-        refusing row's (status, posted_at, name)."""
+    def _claim(self, content_hash: str, image_name: str, *, repost: bool) -> Tuple[str, str, Optional[str]]:
+        """(verdict, status, posted_at): claimed fresh, re-posting (with `repost`), was posted, or busy.
+
+        A claim older than the TTL is retaken, except that one left by a dying re-post of a posted image is
+        retaken only with `repost`: expiry never lets auto-selection or the web post a posted image again.
+        """
         now = self._now()
 
-        def work(conn: Connection) -> Optional[Tuple[str, Any, Any]]:
+        def work(conn: Connection) -> Tuple[str, str, Optional[str]]:
             row = conn.execute(
-                "SELECT status, claimed_at, claim_owner, posted_at, image_name FROM posted_images"
-                " WHERE content_hash = ?",
+                "SELECT status, claimed_at, claim_owner, posted_at FROM posted_images WHERE content_hash = ?",
                 (content_hash,),
             ).fetchone()
             if row is None:
@@ -544,17 +549,20 @@ class PostLedger(_LedgerFile):
                     " (content_hash, image_name, status, claim_owner, claimed_at) VALUES (?, ?, ?, ?, ?)",
                     (content_hash, image_name, CLAIMED, self.owner, now),
                 )
-                return None
-            status, claimed_at, previous_owner, posted_at, name = row
+                return _CLAIMED_NEW, CLAIMED, None
+            status, claimed_at, previous_owner, posted_at = row
             if repost and status in (POSTED, REJECTED):
                 conn.execute(
                     "UPDATE posted_images SET image_name = ?, status = ?, claim_owner = ?, claimed_at = ?,"
                     " attempt = attempt + 1, reason = NULL WHERE content_hash = ?",
                     (image_name, CLAIMED, self.owner, now, content_hash),
                 )
-                return ("reposting", posted_at, name)
-            if status != CLAIMED or (claimed_at or "") > self._stale_before():
-                return (status, posted_at, name)
+                return _REPOSTING, status, posted_at
+            stale_claim = status == CLAIMED and (claimed_at or "") <= self._stale_before()
+            if posted_at and not repost and (status == POSTED or stale_claim):
+                return _WAS_POSTED, status, posted_at
+            if not stale_claim:
+                return _BUSY, status, posted_at
             conn.execute(
                 "UPDATE posted_images SET image_name = ?, claim_owner = ?, claimed_at = ? WHERE content_hash = ?",
                 (image_name, self.owner, now, content_hash),
@@ -568,7 +576,7 @@ class PostLedger(_LedgerFile):
                 previous_owner=previous_owner,
                 claimed_at=claimed_at,
             )
-            return None
+            return (_REPOSTING if posted_at else _CLAIMED_NEW), status, posted_at
 
         return self._write("claim", work)
 

@@ -20,6 +20,7 @@ import binascii
 import functools
 import hashlib
 import hmac
+import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Dict, Mapping, Optional
@@ -168,9 +169,13 @@ class AdminSessions:
         return expected is not None and _same(candidate, expected)
 
     def issue(self) -> str:
-        """A new cookie value: "admin", a timestamp and an HMAC over both."""
+        """A new cookie value: "admin-<nonce>", a timestamp and an HMAC over both.
+
+        The nonce makes every session distinct, so revoking one (logout) never revokes another issued in the
+        same second.
+        """
         assert self._signer is not None, "issue() needs an admin password"
-        return self._signer.sign(_ADMIN_VALUE).decode("ascii")
+        return self._signer.sign(f"{_ADMIN_VALUE}-{secrets.token_hex(8)}").decode("ascii")
 
     def is_admin(self, cookie: Optional[str]) -> bool:
         """True only for a cookie this server signed with the current password less than `ttl` s ago."""
@@ -180,7 +185,7 @@ class AdminSessions:
             value = self._signer.unsign(cookie, max_age=self.ttl)
         except BadSignature:  # SignatureExpired is a BadSignature too
             return False
-        if value != _ADMIN_VALUE.encode("ascii"):
+        if value.partition(b"-")[0] != _ADMIN_VALUE.encode("ascii"):
             return False
         return self.store is None or not self.store.is_revoked(cookie)
 

@@ -313,8 +313,8 @@ class WebImageService:
                 sidecar_writer=self.sidecar_writer,
             )
             result = await orchestrator.execute(select_filename=entry.name, reuse_sidecar=True, allow_repost=False)
-        except ImageBusy:
-            raise PublishInProgress("This image is being published already") from None
+        except ImageBusy as exc:  # another worker or CLI process holds it (or its post awaits the operator)
+            raise PublishInProgress(str(exc)) from None
         except ImageAlreadyPosted as exc:
             raise AlreadyPosted(str(exc)) from None
         finally:

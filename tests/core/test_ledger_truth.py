@@ -75,6 +75,19 @@ def write_v1_ledger(path: Path) -> None:
         )
 
 
+class FakeClock:
+    """A settable UTC clock so TTL tests do not sleep."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
 def dead_pid() -> int:
     """The pid of a process that has exited (and been reaped)."""
     process = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -195,6 +208,25 @@ def test_selected_images_are_claimed_and_reposts_are_explicit(db: Path) -> None:
     entry = second.entry("h")
     assert entry is not None and (entry.status, entry.attempt) == ("posted", 1)
     assert entry.platforms["telegram"].post_id == "t-1"
+
+
+def test_a_stale_repost_claim_never_lets_auto_selection_post_a_posted_image(db: Path) -> None:
+    clock = FakeClock()
+    first = PostLedger(db, claim_ttl_seconds=60, clock=clock)
+    assert first.claim("h", "a.jpg")
+    first.mark_publishing("h")
+    assert first.begin_sending("h", "telegram")
+    first.record_outcome("h", "telegram", True, "t-1", None)
+    assert first.finish_post("h", "a.jpg", archive=False)
+    reposter = PostLedger(db, claim_ttl_seconds=60, clock=clock)
+    assert reposter.claim_selected("h", "a.jpg", allow_repost=True) is True  # --select, then the run dies
+    clock.advance(3600)
+    auto = PostLedger(db, claim_ttl_seconds=60, clock=clock)
+    assert "h" in auto.known_hashes()
+    assert auto.claim("h", "a.jpg") is False
+    with pytest.raises(ImageAlreadyPosted):
+        auto.claim_selected("h", "a.jpg", allow_repost=False)  # the web route
+    assert auto.claim_selected("h", "a.jpg", allow_repost=True) is True  # another --select retakes it, loudly
 
 
 def test_take_over_needs_the_expected_owner_and_staleness_knows_dead_local_runs(db: Path) -> None:

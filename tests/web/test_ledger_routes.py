@@ -97,7 +97,11 @@ def test_a_claim_held_elsewhere_stops_select_and_web_publish_before_any_platform
     admin = make_client(library)
     assert login(admin).status_code == 200
     busy = admin.post("/api/images/alpha.jpg/publish")
-    assert (busy.status_code, busy.json()["code"]) == (409, "publish_in_progress")
+    assert busy.status_code == 409
+    assert busy.json() == {
+        "error": "Image alpha.jpg is being published by another run (claimed); see `publisher ledger list`",
+        "code": "publish_in_progress",
+    }
     assert posts(library) == []
 
     assert other_run.release(digest)

@@ -20,7 +20,7 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable, Dict, List, Mapping, Tuple
+from typing import Callable, Dict, Iterator, List, Mapping, Tuple
 
 import httpx
 import pytest
@@ -156,7 +156,7 @@ def stop(server: Server) -> None:
 
 
 @pytest.fixture
-def servers(tmp_path: Path, clean_env: Dict[str, str]) -> Callable[..., Server]:
+def servers(tmp_path: Path, clean_env: Dict[str, str]) -> Iterator[Callable[..., Server]]:
     started: List[Server] = []
 
     def start(env: Mapping[str, str], workers: int = 1) -> Server:
@@ -164,7 +164,7 @@ def servers(tmp_path: Path, clean_env: Dict[str, str]) -> Callable[..., Server]:
         started.append(server)
         return server
 
-    yield start  # type: ignore[misc]
+    yield start
     for server in started:
         stop(server)
 

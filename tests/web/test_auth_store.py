@@ -1,0 +1,50 @@
+"""The login throttle and session revocation on the shared SQLite store (two instances = two workers)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from publisher_v2.utils.state import SessionStore
+from publisher_v2.web.auth import AdminSessions, LoginThrottle, WebSettings
+from publisher_v2.web.errors import TooManyAttempts
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def test_failures_from_any_client_and_any_worker_share_one_budget_that_ages_out(tmp_path: Path) -> None:
+    clock = Clock()
+    store = tmp_path / "ledger.sqlite"
+    worker_a = LoginThrottle(SessionStore(store, clock=clock), max_failures=3, clock=clock)
+    worker_b = LoginThrottle(SessionStore(store, clock=clock), max_failures=3, clock=clock)
+    worker_a.failed("10.0.0.1")
+    worker_b.failed("10.0.0.2")
+    worker_a.failed("10.0.0.3")
+    for throttle, client in ((worker_a, "10.0.0.9"), (worker_b, "192.0.2.1")):  # new addresses buy nothing
+        with pytest.raises(TooManyAttempts) as refused:
+            throttle.check(client)
+        assert refused.value.headers == {"Retry-After": "301"}
+    clock.now += timedelta(minutes=5, seconds=1)
+    worker_b.check("10.0.0.9")  # the window passed: allowed again
+    worker_b.failed("10.0.0.9")  # and the old failures are pruned as new ones arrive
+    assert SessionStore(store).failures_since("account", clock.now - timedelta(hours=1))[0] == 1
+
+
+def test_a_revoked_cookie_is_refused_by_another_instance_while_a_new_one_works(tmp_path: Path) -> None:
+    settings = WebSettings(admin_password="pw")
+    store = tmp_path / "ledger.sqlite"
+    worker_a = AdminSessions(settings, store=SessionStore(store))
+    worker_b = AdminSessions(settings, store=SessionStore(store))
+    old, other_browser = worker_a.issue(), worker_a.issue()  # issued in the same second
+    assert old != other_browser and worker_b.is_admin(old)
+    worker_a.revoke(old)
+    assert not worker_b.is_admin(old) and not worker_a.is_admin(old)
+    assert worker_a.is_admin(other_browser) and worker_b.is_admin(worker_b.issue())  # only that session ends
