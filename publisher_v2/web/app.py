@@ -245,6 +245,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        web_service.ledger.schema_version()  # open the ledger now: migrations run, a bad [State] url stops here
         log_json(
             logger,
             logging.INFO,

@@ -209,3 +209,17 @@ def test_a_server_restart_mid_run_fails_the_run_cleanly_and_nothing_is_posted_tw
     unfinished = json.loads(subprocess.run([PUBLISHER, "--config", str(sample_library), "ledger", "list", "--json"],
                                            capture_output=True, text=True, timeout=60, env=env).stdout)["unfinished"]
     assert len(unfinished) == 1 and unfinished[0]["platforms"], unfinished  # the interrupted post, for the operator
+
+
+@pytest.mark.slow
+def test_a_web_worker_with_an_unreachable_database_stops_at_start_naming_the_setting(
+    sample_library: Path, clean_env: Dict[str, str]
+) -> None:
+    from tests.web.conftest import free_port, uvicorn_command
+
+    env = {**clean_env, "CONFIG_PATH": str(sample_library), "DATABASE_URL": "postgresql://bob:hunter22x@127.0.0.1:1/db"}
+    done = subprocess.run(uvicorn_command(free_port()), env=env, capture_output=True, text=True, timeout=60)
+    output = done.stdout + done.stderr
+    assert done.returncode != 0
+    assert "environment DATABASE_URL: cannot use the PostgreSQL ledger at postgresql://bob:***@127.0.0.1:1/db" in output
+    assert "hunter22x" not in output
