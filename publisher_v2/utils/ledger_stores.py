@@ -197,12 +197,12 @@ class _PgConnection:
         self.raw.close()
 
 
-def _psycopg() -> Any:
+def _psycopg(setting: str = "[State] url") -> Any:
     try:
         import psycopg
     except ImportError:
         raise ConfigurationError(
-            "a postgresql:// ledger needs psycopg 3: pip install 'publisher_v2[postgres]'"
+            f"{setting}: a postgresql:// ledger needs psycopg 3: pip install 'publisher_v2[postgres]'"
         ) from None
     return psycopg
 
@@ -218,7 +218,7 @@ class PostgresStore(LedgerStore):
         self.where = redact_url(url)
         check_postgres_url(url, setting)
         register_secret(urlsplit(url).password)
-        self.errors = (_psycopg().Error,)
+        self.errors = (_psycopg(setting).Error,)
 
     def connect(self) -> _PgConnection:
         psycopg = _psycopg()
