@@ -223,3 +223,19 @@ def test_a_web_worker_with_an_unreachable_database_stops_at_start_naming_the_set
     assert done.returncode != 0
     assert "environment DATABASE_URL: cannot use the PostgreSQL ledger at postgresql://bob:***@127.0.0.1:1/db" in output
     assert "hunter22x" not in output
+
+
+def test_without_psycopg_the_error_names_the_setting_and_the_extra(
+    sample_library: Path, clean_env: Dict[str, str]
+) -> None:
+    code = (
+        "import sys; sys.modules['psycopg'] = None; from publisher_v2.app import main;"
+        f" sys.exit(main(['--config', {str(sample_library)!r}]))"
+    )
+    env = {**clean_env, "DATABASE_URL": "postgresql://bob@db.example/ledger"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[-1] == (
+        "publisher: error: environment DATABASE_URL: a postgresql:// ledger needs psycopg 3:"
+        " pip install 'publisher_v2[postgres]'"
+    )
