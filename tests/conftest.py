@@ -61,6 +61,8 @@ def pg_server() -> Iterator[object]:
     from tests.pg_server import ThrowawayPostgres, available
 
     reason = available()
+    if reason and os.environ.get("PUBLISHER_TEST_REQUIRE_POSTGRES") == "1":  # CI: never skip silently
+        pytest.fail(reason)
     if reason:
         pytest.skip(reason)
     server = ThrowawayPostgres()
