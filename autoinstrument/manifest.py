@@ -29,7 +29,8 @@ _ROUTE_RE = re.compile(r"^(\S+)\s+(\S+)$")
 #: A path parameter in a route template: `{name}` or `{name:converter}` (Starlette's converters).
 TEMPLATE_PARAM_RE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::(str|path|int|float|uuid))?\}")
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
-_PERCENTILES = ("p50", "p95", "p99", "max")
+#: The percentile names a budget may bound.
+PERCENTILES = ("p50", "p95", "p99", "max")
 
 
 # --------------------------------------------------------------------------------------------- errors
@@ -531,6 +532,27 @@ def _template_problem(template: str) -> Optional[str]:
     return None
 
 
+def budget_limits(body: Any) -> Tuple[Dict[str, float], List[Tuple[str, str]]]:
+    """One field's budget as written (a bare number = p95, or a mapping of PERCENTILES) -> (limits in ms,
+    problems as (key, message)). The one validation of budgets and percentile names: the manifest, `check`
+    and `report` share it."""
+    problems: List[Tuple[str, str]] = []
+    if isinstance(body, dict):
+        for key in body:
+            if key not in PERCENTILES:
+                problems.append((str(key), f"unknown key (allowed: {', '.join(PERCENTILES)})"))
+        raw = {k: body[k] for k in PERCENTILES if k in body}
+    else:
+        raw = {"p95": body}
+    limits: Dict[str, float] = {}
+    for key, value in raw.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            problems.append((key, "a budget must be a positive number of milliseconds"))
+        else:
+            limits[key] = float(value)
+    return limits, problems
+
+
 def _validate_budgets(c: _Checker, data: _Mapping, fields: set) -> List[Budget]:
     budgets = c.mapping(data.get("budgets"), c.line_of(data, "budgets"), "budgets")
     out: List[Budget] = []
@@ -541,22 +563,11 @@ def _validate_budgets(c: _Checker, data: _Mapping, fields: set) -> List[Budget]:
             continue
         if name not in fields:
             c.fail(line, where, "no scope, stage or route produces this field")
-        if isinstance(body, dict):
-            c.known_keys(body, _PERCENTILES, where)
-            limits = {k: body[k] for k in _PERCENTILES if k in body}
-        else:
-            limits = {"p95": body}
-        good = True
-        for key, value in limits.items():
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-                c.fail(
-                    c.line_of(body, key) if isinstance(body, dict) else line,
-                    f"{where}.{key}",
-                    "a budget must be a positive number of milliseconds",
-                )
-                good = False
-        if good and limits:
-            out.append(Budget(name, {k: float(v) for k, v in limits.items()}, line))
+        limits, problems = budget_limits(body)
+        for key, message in problems:
+            c.fail(c.line_of(body, key) if isinstance(body, dict) else line, f"{where}.{key}", message)
+        if limits and not problems:
+            out.append(Budget(name, limits, line))
     return out
 
 

@@ -5,58 +5,57 @@ inline (CSS and SVG, no script at all) and a Content-Security-Policy forbids loa
 that came from a log line (event names, fields, routes, correlation ids, context values) is untrusted and
 goes through `html.escape` before it reaches the page.
 
-Sections: budget table; a waterfall of the slowest runs per total field (each stage a bar, laid end to end
-in run order; a stage field is the SUM of its calls in the run, and calls may overlap or leave gaps, so the
-bars show where time went, not a timeline); a distribution chart per `_ms` field (histogram of the exact
-counts, with p50/p95/p99 and budget markers); per-event and per-route tables; skipped lines.
+Sections: a summary row per field (what budgets see); budget table; a waterfall of the slowest runs per total
+field (each stage a bar, laid end to end in the manifest's stage order; a stage field is the SUM of its calls
+in the run, so the bars show where time went, not a timeline); a distribution per `_ms` field (histogram of
+the exact counts with tick-labelled axes in ms, p50/p95/p99 markers; a budget outside the data's range is
+drawn past an axis break so it never squeezes the data); per-event and per-route tables; skipped lines.
 """
 
 from __future__ import annotations
 
-import bisect
 import html
 import math
 import os
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence
 
-from autoinstrument.report import (
-    SCHEMA_VERSION,
-    SKIP_DESCRIPTIONS,
-    SKIP_REASONS,
-    STAGE_ORDER,
-    BudgetCheck,
-    FieldStats,
-    Report,
-    Run,
-    field_sort_key,
+from autoinstrument.report_aggregate import SKIP_DESCRIPTIONS, SKIP_REASONS, Report, Run
+from autoinstrument.report_budgets import BudgetCheck
+from autoinstrument.report_stats import SUMMARY_KEYS, FieldStats, histogram
+from autoinstrument.report_text import SCHEMA_VERSION, field_rows
+
+#: A colour-blind-friendly qualitative palette (Tableau 10), given to stages in their run order.
+PALETTE = (
+    "#4e79a7",
+    "#f28e2b",
+    "#76b7b2",
+    "#e15759",
+    "#59a14f",
+    "#edc948",
+    "#b07aa1",
+    "#ff9da7",
+    "#9c755f",
+    "#bab0ac",
 )
-
-STAGE_COLORS = {
-    "dropbox_list_images_ms": "#4e79a7",
-    "image_selection_ms": "#76b7b2",
-    "vision_analysis_ms": "#f28e2b",
-    "caption_generation_ms": "#e15759",
-    "sidecar_write_ms": "#59a14f",
-    "publish_parallel_ms": "#b07aa1",
-    "archive_ms": "#9c755f",
-}
-EXTRA_COLORS = ("#edc948", "#ff9da7", "#bab0ac", "#86bcb6", "#d37295", "#a0cbe8", "#8cd17d", "#fabfd2")
 MAX_BINS = 40
 #: Nothing may be loaded: no script, no image, no font, no fetch; only the inline style.
 CSP = "default-src 'none'; style-src 'unsafe-inline'"
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px;color:#1d1d1f;
-background:#fff}
-h1{font-size:22px;margin:0 0 4px}h2{font-size:18px;margin:28px 0 8px;border-bottom:1px solid #ddd}
-h3{font-size:15px;margin:18px 0 4px}
+background:#fff;max-width:1100px}
+h1{font-size:22px;margin:0 0 4px}h2{font-size:18px;margin:28px 0 8px;padding-bottom:2px;border-bottom:1px solid #ddd}
+h3{font-size:15px;margin:22px 0 2px;font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}
 table{border-collapse:collapse;margin:6px 0 12px}
-th,td{padding:3px 10px;border-bottom:1px solid #eee;text-align:left}
+th,td{padding:3px 10px;border-bottom:1px solid #eee;text-align:left;vertical-align:top}
 td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
 .breach{color:#b00020;font-weight:600}.ok{color:#1b7f3b}.nodata{color:#777}
-.muted{color:#666}.chart{margin:4px 0 16px}code{font-size:12px}.scroll{overflow-x:auto}
+.muted{color:#666}.chart{margin:4px 0 16px}code,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;
+font-size:12.5px}.scroll{overflow-x:auto}
 .runs td{white-space:nowrap}
+table.summary td,table.summary th{padding:3px 8px}table.summary td.n{white-space:nowrap}
 svg text{font:11px system-ui,sans-serif;fill:#333}
+svg text.title{font:12px ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}
 .legend span{display:inline-block;margin-right:14px}
 .sw{display:inline-block;width:11px;height:11px;margin-right:4px;vertical-align:-1px}
 """
@@ -77,66 +76,87 @@ def _n(value: Any) -> str:
     return esc(value)
 
 
-def stage_colors(fields: Sequence[str]) -> Dict[str, str]:
-    """A fixed colour per known stage; others get the extra palette in the order given."""
-    colors: Dict[str, str] = {}
-    extra = 0
-    for name in fields:
-        if name in STAGE_COLORS:
-            colors[name] = STAGE_COLORS[name]
-        elif name not in colors:
-            colors[name] = EXTRA_COLORS[extra % len(EXTRA_COLORS)]
-            extra += 1
-    return colors
+def stage_colors(stages: Sequence[str]) -> Dict[str, str]:
+    """One colour per stage, by its place in the run order (the same stage keeps its colour on the page)."""
+    return {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(stages)}
 
 
-def stage_sort(names: Sequence[str]) -> List[str]:
-    """The fixed run order: list → selection → analysis → caption → sidecar → publish → archive, then the
-    rest alphabetically."""
-    known = [n for n in STAGE_ORDER if n in names]
-    return known + sorted(n for n in names if n not in STAGE_ORDER)
+# ---------------------------------------------------------------------------------------------- axes
+
+
+def nice_step(span: float, ticks: int = 6) -> float:
+    """A 1-2-5 step giving about `ticks` intervals over `span`."""
+    raw = max(span, 1e-9) / ticks
+    power = 10 ** math.floor(math.log10(raw))
+    for factor in (1, 2, 5, 10):
+        if raw <= factor * power:
+            return max(1.0, factor * power)
+    return max(1.0, 10 * power)  # pragma: no cover - the loop always returns
+
+
+def linear_ticks(lo: float, hi: float, ticks: int = 6) -> List[float]:
+    step = nice_step(hi - lo, ticks)
+    first = math.ceil(lo / step) * step
+    out = []
+    value = first
+    while value <= hi + 1e-9:
+        out.append(value)
+        value += step
+    return out
+
+
+def log_ticks(lo: float, hi: float) -> List[float]:
+    """1-2-5 ticks per decade inside [lo, hi]; only powers of ten when that gives too many."""
+    out: List[float] = []
+    decade = 10 ** math.floor(math.log10(max(lo, 1)))
+    while decade <= hi:
+        for factor in (1, 2, 5):
+            value = decade * factor
+            if lo <= value <= hi:
+                out.append(value)
+        decade *= 10
+    if len(out) > 9:
+        out = [v for v in out if math.log10(v).is_integer()] or out[:: len(out) // 6 + 1]
+    return out
+
+
+def ms_label(value: float) -> str:
+    """Axis text: `250 ms`, `1.5 s`, `2 min`: short and with its unit."""
+    if value < 1000:
+        return f"{value:,.0f} ms"
+    if value < 60_000:
+        seconds = value / 1000
+        return f"{seconds:,.{0 if seconds.is_integer() else 1}f} s"
+    minutes = value / 60_000
+    return f"{minutes:,.{0 if minutes.is_integer() else 1}f} min"
 
 
 # ---------------------------------------------------------------------------------------------- histograms
 
 
-def histogram(stats: FieldStats, bins: int = MAX_BINS, hi_at_least: int = 0) -> Tuple[List[Tuple[int, int, int]], bool]:
-    """Bins (lo, hi inclusive, count) over [min, max(max, hi_at_least)], and whether they are log-spaced.
-
-    Log spacing when the range spans more than two orders of magnitude, so a long tail does not squash
-    the body.
-    """
-    lo, hi = min(stats.counts), max(max(stats.counts), hi_at_least)
-    log = lo > 0 and hi / lo > 100
-    if log:
-        edges = sorted({int(round(lo * (hi / lo) ** (i / bins))) for i in range(bins + 1)})
-        edges[0], edges[-1] = lo, hi + 1
-        bounds = [(edges[i], edges[i + 1] - 1) for i in range(len(edges) - 1) if edges[i + 1] > edges[i]]
-    else:
-        width = max(1, math.ceil((hi - lo + 1) / bins))
-        bounds = [(b, min(hi, b + width - 1)) for b in range(lo, hi + 1, width)]
-    counts = [0] * len(bounds)
-    starts = [b[0] for b in bounds]
-    for value, times in stats.counts.items():
-        counts[bisect.bisect_right(starts, value) - 1] += times
-    return [(a, b, c) for (a, b), c in zip(bounds, counts)], log
-
-
 def histogram_svg(name: str, stats: FieldStats, limits: Dict[str, float]) -> str:
-    """An inline SVG histogram with percentile markers (and budget lines when `limits` has any)."""
+    """An inline SVG histogram: x axis in ms with ticks, count axis, p50/p95/p99 and budget markers.
+
+    The x range is the data's own; a budget outside it is drawn past an axis break beside the plot (with
+    its distance in words), so a far budget never squeezes the distribution into a corner.
+    """
     if not stats.n:
         return f'<p class="muted">{esc(name)}: no valid samples.</p>'
     summary = stats.summary()
-    top_limit = int(max(limits.values())) if limits else 0
-    bins, log = histogram(stats, hi_at_least=top_limit)
-    markers = [(f"p{p}", summary[f"p{p}"], "#333", "") for p in (50, 95, 99)]
-    markers += [(f"budget {stat}", limit, "#b00020", ' stroke-dasharray="5,3"') for stat, limit in limits.items()]
-    # One label row per marker, so close percentiles never print over each other.
-    width, left, right, bottom, plot_h = 720, 48, 12, 34, 110
-    top = 10 + 12 * len(markers)
-    height = top + plot_h + bottom
-    plot_w = width - left - right
+    bins, log = histogram(stats, MAX_BINS)
     lo, hi = bins[0][0], bins[-1][1] + 1
+    inside = {stat: v for stat, v in limits.items() if lo <= v <= hi}
+    above = {stat: v for stat, v in limits.items() if v > hi}
+    below = {stat: v for stat, v in limits.items() if v < lo}
+    markers = [(f"p{p}", float(summary[f"p{p}"]), "#333", "") for p in (50, 95, 99)]
+    markers += [(f"budget {stat}", v, "#b00020", ' stroke-dasharray="5,3"') for stat, v in inside.items()]
+    width, axis_w, bottom, plot_h = 760, 64, 44, 120
+    strip = 120  # room past the axis break for budgets outside the range
+    left = axis_w + (strip if below else 0)
+    plot_w = width - left - 16 - (strip if above else 0)
+    top = 10 + 13 * len(markers)
+    height = top + plot_h + bottom
+    base = top + plot_h
     peak = max(c for _, _, c in bins) or 1
 
     def x_of(value: float) -> float:
@@ -148,31 +168,69 @@ def histogram_svg(name: str, stats: FieldStats, limits: Dict[str, float]) -> str
     parts = [
         f'<svg role="img" aria-label="distribution of {esc(name)}" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}">',
-        f'<line x1="{left}" y1="{top + plot_h}" x2="{width - right}" y2="{top + plot_h}" stroke="#999"/>',
+        f'<line x1="{left}" y1="{base}" x2="{left + plot_w}" y2="{base}" stroke="#888"/>',
+        f'<line x1="{left}" y1="{top}" x2="{left}" y2="{base}" stroke="#888"/>',
     ]
+    for tick in linear_ticks(0, peak, 4):  # count axis
+        y = base - plot_h * tick / peak
+        parts.append(
+            f'<line x1="{left - 4}" y1="{y:.1f}" x2="{left + plot_w}" y2="{y:.1f}" stroke="#eee"/>'
+            f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{tick:,.0f}</text>'
+        )
+    parts.append(f'<text x="{left - 6}" y="{top - 12}" text-anchor="end" class="muted">samples</text>')
     for a, b, count in bins:
         x0, x1 = x_of(a), x_of(b + 1)
         h = plot_h * count / peak
         parts.append(
-            f'<rect x="{x0:.1f}" y="{top + plot_h - h:.1f}" width="{max(0.5, x1 - x0 - 0.5):.1f}" '
+            f'<rect x="{x0:.1f}" y="{base - h:.1f}" width="{max(0.5, x1 - x0 - 0.5):.1f}" '
             f'height="{h:.1f}" fill="#4e79a7"><title>{_n(a)}–{_n(b)} ms: {_n(count)}</title></rect>'
         )
+    ticks = log_ticks(lo, hi) if log else linear_ticks(lo, hi)
+    last_x = -100.0
+    for tick in ticks:  # x axis: ticks with their unit, never overlapping
+        x = x_of(tick)
+        parts.append(f'<line x1="{x:.1f}" y1="{base}" x2="{x:.1f}" y2="{base + 4}" stroke="#888"/>')
+        if x - last_x >= 52:
+            parts.append(f'<text x="{x:.1f}" y="{base + 16}" text-anchor="middle">{ms_label(tick)}</text>')
+            last_x = x
     for i, (label, value, color, dash) in enumerate(markers):
         x = x_of(value)
-        y = 18 + 12 * i
-        # right half: the label goes left of its line so it is never cut off at the edge
+        y = 12 + 13 * i
         anchor = f'x="{x - 3:.1f}" text-anchor="end"' if x > left + plot_w / 2 else f'x="{x + 3:.1f}"'
         parts.append(
-            f'<line x1="{x:.1f}" y1="{y - 9}" x2="{x:.1f}" y2="{top + plot_h}" stroke="{color}"{dash}/>'
-            f'<text {anchor} y="{y}" fill="{color}">{esc(label)} {_n(int(value))}</text>'
+            f'<line x1="{x:.1f}" y1="{y - 9}" x2="{x:.1f}" y2="{base}" stroke="{color}"{dash}/>'
+            f'<text {anchor} y="{y}" fill="{color}">{esc(label)} {_n(int(value))} ms</text>'
         )
-    scale = "log scale" if log else "linear"
+    for side, outside in (("above", above), ("below", below)):
+        if not outside:
+            continue
+        edge = left + plot_w if side == "above" else left
+        bx = edge + 24 if side == "above" else edge - 24
+        mx = edge + strip - 40 if side == "above" else edge - strip + 40
+        parts.append(  # the break: two slashes on the axis, a dashed gap, then the budget's own tick
+            f'<path d="M{bx - 5:.1f},{base + 5} l6,-10 M{bx + 1:.1f},{base + 5} l6,-10" stroke="#888"/>'
+            f'<line x1="{min(edge, mx):.1f}" y1="{base}" x2="{max(edge, mx):.1f}" y2="{base}" stroke="#bbb" '
+            'stroke-dasharray="2,3"/>'
+        )
+        ordered = sorted(outside.items(), key=lambda kv: kv[1])
+        for k, (stat, value) in enumerate(ordered):
+            y = top + 13 * k
+            parts.append(
+                f'<line x1="{mx:.1f}" y1="{y + 3}" x2="{mx:.1f}" y2="{base}" stroke="#b00020" stroke-dasharray="5,3"/>'
+                f'<text x="{mx:.1f}" y="{y}" text-anchor="middle" fill="#b00020">budget {esc(stat)} '
+                f"{_n(int(value))} ms</text>"
+            )
+        nearest = ordered[0][1] if side == "above" else ordered[-1][1]
+        factor = nearest / hi if side == "above" else lo / nearest
+        words = "× the max" if side == "above" else "× under the min"
+        parts.append(
+            f'<text x="{mx:.1f}" y="{base + 16}" text-anchor="middle" fill="#b00020">axis break</text>'
+            f'<text x="{mx:.1f}" y="{base + 28}" text-anchor="middle">{factor:,.1f}{words}</text>'
+        )
+    scale = "log scale" if log else "linear scale"
     parts.append(
-        f'<text x="{left}" y="{height - 14}">{_n(lo)} ms</text>'
-        f'<text x="{width - right}" y="{height - 14}" text-anchor="end">{_n(hi - 1)} ms</text>'
-        f'<text x="{left + plot_w / 2:.0f}" y="{height - 2}" text-anchor="middle">{esc(name)} ({scale}, '
-        f"{_n(stats.n)} samples)</text>"
-        f'<text x="4" y="{top + 8}">{_n(peak)}</text><text x="4" y="{top + plot_h}">0</text></svg>'
+        f'<text class="title" x="{left + plot_w / 2:.0f}" y="{height - 4}" text-anchor="middle">'
+        f"{esc(name)} in ms ({scale}, {_n(stats.n)} samples)</text></svg>"
     )
     return "".join(parts)
 
@@ -180,13 +238,14 @@ def histogram_svg(name: str, stats: FieldStats, limits: Dict[str, float]) -> str
 # ---------------------------------------------------------------------------------------------- waterfall
 
 
-def waterfall_svg(total_field: str, runs: Sequence[Run]) -> str:
-    """One row per slow run: its stages as bars end to end in run order, over an outline of the total."""
+def waterfall_svg(total_field: str, runs: Sequence[Run], order: Sequence[str] = ()) -> str:
+    """One row per slow run: its stages as bars end to end in run order (`order`, then as they come), over an
+    outline of the total, with a time axis."""
     if not runs:
         return ""
-    names = stage_sort(sorted({k for run in runs for k in run.stages}))
-    colors = stage_colors(names)
-    label_w, width, row_h, top = 300, 1000, 22, 8
+    names = _stage_names(runs, order)
+    colors = stage_colors(list(order) + [n for n in names if n not in order])
+    label_w, width, row_h, top = 300, 1000, 22, 24
     plot_w = width - label_w - 70
     scale = max(max(run.total_ms, sum(run.stages.values())) for run in runs) or 1
     height = top + row_h * len(runs) + 6
@@ -221,13 +280,24 @@ def waterfall_svg(total_field: str, runs: Sequence[Run]) -> str:
         parts.append(
             f'<text x="{label_w + max(total_w, x - label_w) + 6:.1f}" y="{y + 14}">{_n(run.total_ms)} ms</text>'
         )
+    for tick in linear_ticks(0, scale, 6):  # the time axis on top
+        x = label_w + plot_w * tick / scale
+        parts.append(
+            f'<line x1="{x:.1f}" y1="{top - 4}" x2="{x:.1f}" y2="{height - 4}" stroke="#e4e4e4"/>'
+            f'<text x="{x:.1f}" y="{top - 8}" text-anchor="middle">{ms_label(tick)}</text>'
+        )
     parts.append("</svg>")
     legend = "".join(f'<span><i class="sw" style="background:{colors[n]}"></i>{esc(n)}</span>' for n in names)
     return "".join(parts) + (f'<div class="legend">{legend}</div>' if legend else "")
 
 
-def _runs_table(runs: Sequence[Run]) -> str:
-    names = stage_sort(sorted({k for run in runs for k in run.stages}))
+def _stage_names(runs: Sequence[Run], order: Sequence[str]) -> List[str]:
+    seen = {k: None for run in runs for k in run.stages}
+    return [n for n in order if n in seen] + [n for n in seen if n not in order]
+
+
+def _runs_table(runs: Sequence[Run], order: Sequence[str] = ()) -> str:
+    names = _stage_names(runs, order)
     head = "".join(f'<th class="n">{esc(n)}</th>' for n in names)
     rows = []
     for rank, run in enumerate(runs, 1):
@@ -248,12 +318,44 @@ def _runs_table(runs: Sequence[Run]) -> str:
 
 
 def _stats_cells(summary: Dict[str, Any]) -> str:
-    return "".join(
-        f'<td class="n">{_n(summary[k])}</td>' for k in ("count", "p50", "p95", "p99", "max", "mean", "invalid")
+    return "".join(f'<td class="n">{_n(summary[k])}</td>' for k in SUMMARY_KEYS)
+
+
+_STATS_HEAD = "".join(f'<th class="n">{h}</th>' for h in SUMMARY_KEYS)
+
+
+def _summary_table(report: Report, checks: Sequence[BudgetCheck]) -> str:
+    """One row per field, the first thing on the page: what an operator scans for a regression."""
+    by_field: Dict[str, List[BudgetCheck]] = {}
+    for check in checks:
+        by_field.setdefault(check.field, []).append(check)
+    rows = []
+    for row in field_rows(report):
+        name = row["field"]
+        own = by_field.get(name, [])
+        if not own:
+            status, cls = "–", "nodata"
+        elif any(c.breached for c in own):
+            status, cls = "BREACH", "breach"
+        elif all(c.observed is None for c in own):
+            status, cls = "no data", "nodata"
+        else:
+            status, cls = "ok", "ok"
+        budget = ", ".join(f"{esc(c.statistic)} ≤ {_n(int(c.limit))}" for c in own) or "–"
+        rows.append(
+            f'<tr><td><a href="#field-{esc(name)}"><code>{esc(name)}</code></a></td>'
+            + "".join(f'<td class="n">{_n(row[k])}</td>' for k in ("count", "p50", "p95", "p99", "max"))
+            + f'<td class="n">{budget}</td><td class="{cls}">{status}</td><td class="n">{_n(row["joined"])}</td>'
+            f"<td>{esc(', '.join(row['events']))}</td></tr>"
+        )
+    head = "".join(f'<th class="n">{h}</th>' for h in ("count", "p50", "p95", "p99", "max"))
+    return (
+        '<h2>Fields</h2><p class="muted">One row per <code>_ms</code> field, in ms, pooled over every event that '
+        "carries it, each run's sample once (joined on <code>correlation_id</code>; <em>joined</em> counts the "
+        "second copies left out). This is what the budgets are checked against.</p>"
+        f'<table class="summary"><tr><th>field</th>{head}<th class="n">budget (ms)</th><th>status</th>'
+        f'<th class="n">joined</th><th>events</th></tr>{"".join(rows)}</table>'
     )
-
-
-_STATS_HEAD = "".join(f'<th class="n">{h}</th>' for h in ("count", "p50", "p95", "p99", "max", "mean", "invalid"))
 
 
 def render_html(report: Report, checks: Sequence[BudgetCheck] = (), title: str = "autoinstrument report") -> str:
@@ -270,6 +372,8 @@ def render_html(report: Report, checks: Sequence[BudgetCheck] = (), title: str =
         "nearest-rank "
         "(the smallest observed value with at least p% of the samples at or below it).</p>",
     ]
+    if report.fields():
+        out.append(_summary_table(report, checks))
     # Budgets
     limits_by_field: Dict[str, Dict[str, float]] = {}
     for check in checks:
@@ -297,27 +401,30 @@ def render_html(report: Report, checks: Sequence[BudgetCheck] = (), title: str =
             "in the budgets is a p95 limit.</p>"
         )
     # Waterfalls
+    stage_order = report.stages()
     if report.slowest:
         out.append(
             '<h2>Slowest runs</h2><p class="muted">Each row is one run (its correlation id joins every log '
-            "line of that run). Stages are drawn end to end in run order (list → selection → analysis → "
-            "caption → sidecar → publish → archive, then others). A stage value is the <em>sum</em> of its "
+            "line of that run). Stages are drawn end to end in run order (the manifest's <code>stages:</code> "
+            "order, then fields it does not list, as they first appear). A stage value is the <em>sum</em> of its "
             "calls within the run; calls may run in parallel or leave gaps, so the bars show where time "
             "went, not a timeline. The grey outline is the run's total.</p>"
         )
         for total_field, runs in report.slowest.items():
             out.append(f"<h3>By {esc(total_field)}</h3>")
-            out.append(f'<div class="chart">{waterfall_svg(total_field, runs)}</div>')
-            out.append(f'<div class="scroll">{_runs_table(runs)}</div>')
+            out.append(f'<div class="chart">{waterfall_svg(total_field, runs, stage_order)}</div>')
+            out.append(f'<div class="scroll">{_runs_table(runs, stage_order)}</div>')
     # Distributions
     fields = report.fields()
     if fields:
         out.append("<h2>Distributions</h2>")
         for name in fields:
             stats = report.field_stats(name)
+            summary = stats.summary()
             events = ", ".join(report.events_with(name))
+            figures = " · ".join(f"{k} {_n(summary[k])}" for k in ("count", "p50", "p95", "p99", "max"))
             out.append(
-                f'<h3 id="field-{esc(name)}">{esc(name)}</h3><p class="muted">from: {esc(events)}'
+                f'<h3 id="field-{esc(name)}">{esc(name)}</h3><p class="muted">{figures} (ms) · from: {esc(events)}'
                 + (f"; {_n(stats.invalid)} invalid values ignored" if stats.invalid else "")
                 + "</p>"
             )
@@ -326,7 +433,7 @@ def render_html(report: Report, checks: Sequence[BudgetCheck] = (), title: str =
     if report.events:
         rows = []
         for event, group in sorted(report.events.items()):
-            for i, name in enumerate(sorted(group.fields, key=field_sort_key)):
+            for i, name in enumerate(report.sort_fields(group.fields)):
                 label = f"{esc(event)} ({_n(group.count)})" if i == 0 else ""
                 rows.append(
                     f"<tr><td>{label}</td><td>{esc(name)}</td>{_stats_cells(group.fields[name].summary())}</tr>"
@@ -336,7 +443,7 @@ def render_html(report: Report, checks: Sequence[BudgetCheck] = (), title: str =
         rows = []
         for (family, method, route), group in sorted(report.routes.items()):
             status = ", ".join(f"{esc(code)}: {_n(n)}" for code, n in sorted(group.status.items())) or "–"
-            for i, name in enumerate(sorted(group.fields, key=field_sort_key)):
+            for i, name in enumerate(report.sort_fields(group.fields)):
                 head = (
                     f"<td><code>{esc(method)} {esc(route)}</code></td><td>{esc(family)}</td><td>{status}</td>"
                     if i == 0
@@ -374,4 +481,4 @@ def write_html(report: Report, checks: Sequence[BudgetCheck], path: str, title: 
         raise
 
 
-__all__ = ["render_html", "write_html", "histogram", "histogram_svg", "waterfall_svg", "esc"]
+__all__ = ["esc", "histogram", "histogram_svg", "render_html", "stage_colors", "waterfall_svg", "write_html"]

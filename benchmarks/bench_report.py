@@ -1,23 +1,31 @@
-"""`autoinstrument report` on a 1,000,000-event log: wall time and peak memory, against a 100,000-event log.
+"""`autoinstrument report` on a 1,000,000-event log: wall time and peak memory, side by side with two floors.
 
-Run: .venv/bin/python benchmarks/bench_report.py [--events 1000000] [--small 100000] [--huge 0] [--gzip]
-     [--markdown] [--dir DIR]
+Run: .venv/bin/python benchmarks/bench_report.py [--events 1000000] [--small 100000] [--rounds 5] [--huge 0]
+     [--gzip] [--markdown] [--dir DIR]
 
-Generates realistic logs (seeded, so reproducible) into a temp folder: `workflow_timing` summaries with all
-seven stages, the three web endpoints with their errors (route as `method` + `route`, or as one
-`"POST /api/..."` string), events without `_ms` fields, 20% of lines with a Heroku or syslog prefix, and 1% extra
-garbage lines (plain text, truncated JSON, arrays, binary junk, blank). Each log is then reported by a fresh
-subprocess doing the full work (`--json --html --budgets telemetry.yaml`):
+Generates realistic logs (seeded, so reproducible; reused from `--dir` when already there) into a temp folder:
+`workflow_timing` summaries with all seven stages, the three web endpoints with their errors (route as `method`
++ `route`, or as one `"POST /api/..."` string), events without `_ms` fields, 20% of lines with a Heroku or
+syslog prefix, and 1% extra garbage lines (plain text, truncated JSON, arrays, binary junk, blank).
 
-    python -m autoinstrument.report LOG --json --html OUT.html --budgets telemetry.yaml
+Side by side, interleaved (each round runs the three in a rotated order, each in a fresh subprocess):
 
-Wall time is measured around the child; peak RSS is the child's own `ru_maxrss` (os.wait4, so one run's peak
-never hides another's; resource.getrusage(RUSAGE_CHILDREN) would report the max over all children). The JSON
-output is checked against what the generator wrote (event counts, skipped lines by reason).
+- ours: the full operator command, `python -m autoinstrument.report LOG --json --html OUT --budgets telemetry.yaml`
+  (exact percentiles per event, field and route, slowest runs, the run join, budgets, the HTML page); on a
+  two-core machine a big plain file is split over two processes (peak RSS is then the larger of the two);
+- ours, --jobs 1: the same in one process (its peak RSS is the whole memory);
+- orjson loop: the plain script an operator would write (`--floor orjson`): read lines, `orjson.loads` from the
+  first `{`, count every int `_ms` value per (event, field), print count/p50/p95/p99/max per pair;
+- DuckDB given the field names (`--floor duckdb`, the `bench` extra): the lines as one text column, the JSON
+  from the first `{`, `quantile_disc` and `max` of each named field per event.
 
-Target (issue 7, "memory stays flat"): peak RSS on the large log <= peak RSS on the small log + 16 MiB, while
-the input is 10x larger (and on the `--huge` log, ~1 GB at 3,000,000 events, when asked). Exit status 1 when
-missed or when the counts do not match.
+Wall time is measured around each child; peak RSS is the child's own `ru_maxrss` (os.wait4, so one run's peak
+never hides another's). Ratios are paired per round (ours / floor in the same round), then the median and
+spread (min..max) over rounds are printed. Our JSON output is checked against what the generator wrote
+(event counts, skipped lines by reason).
+
+Targets: issue 13, 1,000,000 events in at most 3 s with peak RSS at most 64 MiB (exit 1 when missed, or when
+the counts do not match); issue 7, peak RSS on the large log <= small log + 16 MiB.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ import json
 import math
 import os
 import random
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -119,8 +128,11 @@ def generate(path: str, events: int, seed: int = 7) -> Dict[str, Any]:
     }
 
 
-def run_child(argv: List[str], stdout_path: str) -> Tuple[float, int, int]:
-    """Run argv; return (wall seconds, peak RSS KiB of that child, exit status)."""
+def run_child(argv: List[str], stdout_path: str) -> Tuple[float, int, int, float]:
+    """Run argv; return (wall seconds, peak RSS KiB of that child, exit status, CPU seconds user + system).
+
+    CPU seconds are reported beside wall time because this machine is shared: wall time moves with the
+    other jobs, the work a process does far less."""
     with open(stdout_path, "wb") as out:
         start = time.perf_counter()
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.PIPE, cwd=ROOT)
@@ -132,7 +144,7 @@ def run_child(argv: List[str], stdout_path: str) -> Tuple[float, int, int]:
         proc.stderr.close()
     if proc.returncode not in (0, 1):
         raise SystemExit(f"report failed ({proc.returncode}): {err}")
-    return wall, int(usage.ru_maxrss), proc.returncode
+    return wall, int(usage.ru_maxrss), proc.returncode, usage.ru_utime + usage.ru_stime
 
 
 def check(doc: Dict[str, Any], expected: Dict[str, Any]) -> List[str]:
@@ -148,16 +160,173 @@ def check(doc: Dict[str, Any], expected: Dict[str, Any]) -> List[str]:
     return problems
 
 
+FIELDS = ["workflow_total_ms"] + [f for f, *_ in STAGES] + [r[2] for r in ROUTES.values()]
+
+
+def floor_orjson(path: str) -> None:
+    """The plain loop: orjson per line, a Counter of int ms per (event, field), exact nearest-rank stats."""
+    import orjson
+
+    counts: Dict[Tuple[Any, str], Counter] = {}
+    loads = orjson.loads
+    with open(path, "rb") as handle:
+        for line in handle:
+            start = line.find(b"{")
+            if start < 0:
+                continue
+            try:
+                obj = loads(line[start:])
+            except ValueError:
+                continue
+            if type(obj) is not dict:
+                continue
+            event = obj.get("message")
+            for key, value in obj.items():
+                if key.endswith("_ms") and type(value) is int:
+                    counter = counts.get((event, key))
+                    if counter is None:
+                        counter = counts[(event, key)] = Counter()
+                    counter[value] += 1
+    out = []
+    for (event, key), counter in counts.items():
+        n = sum(counter.values())
+        ranks = {p: max(1, math.ceil(p * n / 100)) for p in (50, 95, 99)}
+        stats: Dict[str, int] = {}
+        seen = 0
+        for value, times in sorted(counter.items()):
+            seen += times
+            for p, rank in ranks.items():
+                if f"p{p}" not in stats and seen >= rank:
+                    stats[f"p{p}"] = value
+        out.append({"event": event, "field": key, "count": n, **stats, "max": max(counter)})
+    json.dump(out, sys.stdout)
+
+
+def floor_duckdb(path: str) -> None:
+    """DuckDB given the field names: lines as text, JSON from the first `{`, quantiles per event and field."""
+    import duckdb
+
+    con = duckdb.connect()
+    picks = ", ".join(f"TRY_CAST(json_extract_string(j, '$.{f}') AS BIGINT) AS {f}" for f in FIELDS)
+    stats = ", ".join(
+        f"count({f}) AS {f}_n, quantile_disc({f}, [0.5, 0.95, 0.99]) AS {f}_q, max({f}) AS {f}_max" for f in FIELDS
+    )
+    query = f"""
+        WITH raw AS (
+            SELECT line FROM read_csv(?, columns = {{'line': 'VARCHAR'}}, delim = '\x01', quote = '',
+                                      escape = '', header = false, auto_detect = false, ignore_errors = true)
+        ), parsed AS (
+            SELECT TRY_CAST(substr(line, strpos(line, '{{')) AS JSON) AS j FROM raw WHERE strpos(line, '{{') > 0
+        ), cols AS (
+            SELECT json_extract_string(j, '$.message') AS event, {picks} FROM parsed WHERE j IS NOT NULL
+        )
+        SELECT event, {stats} FROM cols GROUP BY event
+    """
+    rows = con.execute(query, [path]).fetchall()
+    json.dump([list(map(str, row)) for row in rows], sys.stdout)
+
+
+def ensure_log(work: str, label: str, n: int) -> Tuple[str, Dict[str, Any], float]:
+    """The seeded log of n events in `work` (reused when its expectations file is there)."""
+    path = os.path.join(work, f"{label}.log")
+    meta = path + ".expected.json"
+    if os.path.exists(path) and os.path.exists(meta):
+        with open(meta, encoding="utf-8") as handle:
+            expected = json.load(handle)
+        if expected.get("n") == n and expected.get("bytes") == os.path.getsize(path):
+            return path, expected, 0.0
+    t0 = time.perf_counter()
+    expected = generate(path, n, seed=n)
+    expected["n"] = n
+    with open(meta, "w", encoding="utf-8") as handle:
+        json.dump(expected, handle)
+    return path, expected, time.perf_counter() - t0
+
+
+def spread(values: List[float], fmt: str = "{:.2f}") -> str:
+    return f"{fmt.format(statistics.median(values))} ({fmt.format(min(values))}..{fmt.format(max(values))})"
+
+
+def compare(path: str, expected: Dict[str, Any], rounds: int, budgets: str) -> Tuple[List[str], List[str], Dict]:
+    """Ours vs the orjson loop vs DuckDB on one log, interleaved; (printed lines, failures, figures)."""
+    py = sys.executable
+    me = os.path.abspath(__file__)
+    out_html = path + ".compare.html"
+    contestants = {
+        "ours": [py, "-m", "autoinstrument.report", path, "--json", "--html", out_html, "--budgets", budgets],
+        "ours, --jobs 1": [py, "-m", "autoinstrument.report", path, "--json", "--budgets", budgets, "--jobs", "1"],
+        "orjson loop": [py, me, "--floor", "orjson", path],
+    }
+    try:
+        import duckdb  # noqa: F401
+
+        contestants["DuckDB"] = [py, me, "--floor", "duckdb", path]
+    except ImportError:
+        print("  (duckdb not installed: pip install -e '.[bench]' to compare with it)", file=sys.stderr)
+    names = list(contestants)
+    walls: Dict[str, List[float]] = {n: [] for n in names}
+    cpus: Dict[str, List[float]] = {n: [] for n in names}
+    rss: Dict[str, List[float]] = {n: [] for n in names}
+    ratios: Dict[str, List[float]] = {n: [] for n in names if n != "ours"}
+    cpu_ratios: Dict[str, List[float]] = {n: [] for n in names if n != "ours"}
+    failures: List[str] = []
+    for r in range(rounds):
+        order = names[r % len(names) :] + names[: r % len(names)]
+        this: Dict[str, float] = {}
+        this_cpu: Dict[str, float] = {}
+        for name in order:
+            stdout = path + f".{name.split()[0]}.out"
+            wall, peak, _, cpu = run_child(contestants[name], stdout)
+            this[name] = wall
+            this_cpu[name] = cpu
+            walls[name].append(wall)
+            cpus[name].append(cpu)
+            rss[name].append(peak / 1024)
+            if name == "ours" and r == 0:
+                with open(stdout, encoding="utf-8") as handle:
+                    failures += [f"ours: {p}" for p in check(json.load(handle), expected)]
+        for name in ratios:
+            ratios[name].append(this["ours"] / this[name])
+            cpu_ratios[name].append(this_cpu["ours"] / this_cpu[name])
+        print(
+            f"  round {r + 1}: " + ", ".join(f"{n} {this[n]:.2f} s ({this_cpu[n]:.2f} s CPU)" for n in order),
+            file=sys.stderr,
+        )
+    lines = [
+        f"{expected['n']:,} events ({os.path.getsize(path) / 2**20:.0f} MiB), {rounds} interleaved rounds, "
+        "median (min..max):",
+        "| contestant | wall s | CPU s (user+sys) | peak RSS MiB | ours / it, wall | ours / it, CPU |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name in names:
+        ratio = spread(ratios[name]) if name in ratios else "1"
+        cpu_ratio = spread(cpu_ratios[name]) if name in cpu_ratios else "1"
+        lines.append(
+            f"| {name} | {spread(walls[name])} | {spread(cpus[name])} | {spread(rss[name], '{:.1f}')} | {ratio} "
+            f"| {cpu_ratio} |"
+        )
+    figures = {"wall": statistics.median(walls["ours"]), "rss": max(rss["ours"])}
+    return lines, failures, figures
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--small", type=int, default=100_000)
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds of the side-by-side comparison")
     parser.add_argument("--huge", type=int, default=0, help="also a log of this many events (3000000 ≈ 1 GB)")
     parser.add_argument("--gzip", action="store_true", help="also report the large log gzip-compressed")
     parser.add_argument("--dir", help="work folder (default: a temp folder, removed afterwards)")
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     parser.add_argument("--headroom-mib", type=float, default=16.0, help="allowed RSS growth small → large")
+    parser.add_argument("--target-s", type=float, default=3.0, help="issue 13: 1,000,000 events within this")
+    parser.add_argument("--target-mib", type=float, default=64.0, help="issue 13: peak RSS within this")
+    parser.add_argument("--floor", choices=("orjson", "duckdb"), help=argparse.SUPPRESS)
+    parser.add_argument("log", nargs="?", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.floor:  # a child of the comparison
+        (floor_orjson if args.floor == "orjson" else floor_duckdb)(args.log)
+        return 0
 
     with tempfile.TemporaryDirectory(prefix="bench_report_") as tmp:
         work = args.dir or tmp
@@ -167,15 +336,15 @@ def main(argv: Optional[List[str]] = None) -> int:
         rows: List[Dict[str, Any]] = []
         failures: List[str] = []
 
-        wall, rss, _ = run_child([py, "-c", "import autoinstrument.report, json, gzip"], os.devnull)
+        wall, rss, _, _ = run_child([py, "-c", "import autoinstrument.report, json, gzip"], os.devnull)
         rows.append({"input": "baseline: python + import autoinstrument.report", "wall": wall, "rss": rss})
 
         cases = [("small", args.small), ("large", args.events)] + ([("huge", args.huge)] if args.huge else [])
+        large_log: Optional[Tuple[str, Dict[str, Any]]] = None
         for label, n in cases:
-            path = os.path.join(work, f"{label}.log")
-            t0 = time.perf_counter()
-            expected = generate(path, n, seed=n)
-            gen = time.perf_counter() - t0
+            path, expected, gen = ensure_log(work, label, n)
+            if label == "large":
+                large_log = (path, expected)
             inputs = [(path, expected)]
             if args.gzip and label == "large":
                 gz = path + ".gz"
@@ -189,7 +358,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             for file, exp in inputs:
                 out_json = file + ".json"
                 cmd = [py, "-m", "autoinstrument.report", file, "--json", "--html", file + ".html"]
-                wall, rss, code = run_child(cmd + ["--budgets", budgets], out_json)
+                wall, rss, code, _ = run_child(cmd + ["--budgets", budgets], out_json)
                 with open(out_json, encoding="utf-8") as handle:
                     doc = json.load(handle)
                 failures += [f"{os.path.basename(file)}: {p}" for p in check(doc, exp)]
@@ -207,6 +376,14 @@ def main(argv: Optional[List[str]] = None) -> int:
                     }
                 )
                 print(f"  {rows[-1]['input']}: {wall:.1f} s, peak RSS {rss / 1024:.1f} MiB", file=sys.stderr)
+        side_by_side: List[str] = []
+        if large_log and args.rounds > 0:
+            side_by_side, more, figures = compare(large_log[0], large_log[1], args.rounds, budgets)
+            failures += more
+            if figures["wall"] > args.target_s:
+                failures.append(f"ours took {figures['wall']:.2f} s (median) > {args.target_s} s")
+            if figures["rss"] > args.target_mib:
+                failures.append(f"ours peaked at {figures['rss']:.1f} MiB > {args.target_mib} MiB")
 
     small = next(r for r in rows if r["input"].startswith(f"{args.small:,} "))
     large = next(r for r in rows if r["input"] == f"{args.events:,} events")
@@ -236,6 +413,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         f"\npeak RSS growth {args.small:,} → {max(args.events, args.huge):,} events: {growth:+.1f} MiB "
         f"({'flat: met' if flat else 'NOT met'}, allowed {args.headroom_mib} MiB)"
     )
+    if side_by_side:
+        print()
+        for line in side_by_side:
+            print(line if args.markdown else line.replace("|", " ").strip())
     for problem in failures:
         print("FAIL:", problem)
     return 1 if failures else 0

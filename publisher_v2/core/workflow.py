@@ -52,7 +52,7 @@ logger = logging.getLogger("publisher_v2.workflow")
 
 NO_IMAGES = "No images found"
 NO_NEW_IMAGES = "No new images to post"
-#: Per-run folders in the temp dir with each publisher's copy of the image (`publisher_v2_<pid>_…`).
+#: Per-run folders in the temp dir with each publisher's copy of the image (`publisher_v2_<pid>-…`).
 WORKDIR_PREFIX = "publisher_v2_"
 
 

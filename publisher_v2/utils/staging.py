@@ -1,8 +1,10 @@
 """Staging folders named after the process that builds them, and their removal once that process is gone.
 
 A run killed with kill -9 cannot clean up after itself; the next run can, if it can tell a dead run's folder from
-a live one's. The folder name carries the pid (`<prefix><pid>_<label><random>`), so this is one `kill(pid, 0)` per
-folder, on this host. A folder older than a day is removed whatever its pid says (pids are reused).
+a live one's. The folder name carries the pid (`<prefix><pid>-<label><random>`), so this is one `kill(pid, 0)`
+per folder, on this host. The hyphen never occurs in a `tempfile.mkdtemp` suffix, so a folder named some other
+way (an older version's, another program's) never looks like ours. A folder older than a day is removed whatever
+its pid says (pids are reused).
 """
 
 from __future__ import annotations
@@ -35,14 +37,14 @@ def pid_alive(pid: int) -> bool:
 
 
 def make_staging(folder: Path, prefix: str, label: str = "") -> Path:
-    """A new folder `folder/<prefix><pid>_<label><random>` for this process."""
+    """A new folder `folder/<prefix><pid>-<label><random>` for this process."""
     folder.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}_{label}", dir=folder))
+    return Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-{label}", dir=folder))
 
 
 def remove_dead_staging(folder: Path, prefix: str) -> int:
-    """Remove `folder/<prefix><pid>_*` folders whose process is gone; returns how many were removed."""
-    pattern = re.compile(re.escape(prefix) + r"(\d+)_")
+    """Remove `folder/<prefix><pid>-*` folders whose process is gone; returns how many were removed."""
+    pattern = re.compile(re.escape(prefix) + r"(\d+)-")
     try:
         items = list(os.scandir(folder))
     except OSError:

@@ -195,9 +195,8 @@ def test_an_object_with_ms_fields_but_no_message_is_kept_under_a_placeholder() -
     assert report.events[rpt.NO_MESSAGE].count == 2
 
 
-def test_event_names_beyond_the_cap_fold_into_other(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(rpt, "MAX_EVENTS", 3)
-    report = aggregate(event(f"e{i}", x_ms=i) for i in range(10))
+def test_event_names_beyond_the_cap_fold_into_other() -> None:
+    report = aggregate((event(f"e{i}", x_ms=i) for i in range(10)), max_events=3)
     assert sorted(report.events) == sorted(["e0", "e1", "e2", rpt.OTHER])
     assert report.events[rpt.OTHER].count == 7 and report.dropped == {"events_over_cap": 7}
 
@@ -370,6 +369,8 @@ def test_json_output_has_a_stable_versioned_schema() -> None:
         "skipped",
         "dropped",
         "distinct_values",
+        "event_key",
+        "fields",
         "events",
         "routes",
         "slowest",
@@ -377,6 +378,9 @@ def test_json_output_has_a_stable_versioned_schema() -> None:
         "breached",
     }
     assert list(doc["skipped"]) == list(rpt.SKIP_REASONS)
+    assert doc["event_key"] == "message"
+    pooled = {row["field"]: row for row in doc["fields"]}
+    assert pooled["workflow_total_ms"]["count"] == 40 and pooled["workflow_total_ms"]["joined"] == 0
     wf = next(e for e in doc["events"] if e["event"] == "workflow_timing")
     assert wf["count"] == 40
     assert wf["fields"][0] == {
@@ -466,7 +470,8 @@ def test_main_exits_2_with_one_clear_line_for_a_missing_file(
     assert main([str(logfile), str(missing)]) == 2
     captured = capsys.readouterr()
     assert captured.out == ""
-    assert captured.err.strip().splitlines() == [f"autoinstrument report: cannot read {missing}: no such file"]
+    expected = f"autoinstrument report: cannot read {missing}: no such file or folder"
+    assert captured.err.strip().splitlines() == [expected]
 
 
 def test_main_exits_2_for_a_bad_budgets_file(logfile: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

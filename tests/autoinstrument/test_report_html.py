@@ -10,7 +10,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
 
-from autoinstrument.report import STAGE_ORDER, aggregate, evaluate_budgets, main
+from autoinstrument.report import aggregate, evaluate_budgets, main
 from autoinstrument.report_html import histogram, render_html, write_html
 
 VOID = {"meta", "br", "hr", "img", "input", "link", "area", "base", "col", "embed", "source", "track", "wbr"}
@@ -65,6 +65,16 @@ def event(message: str, **fields: Any) -> str:
     return json.dumps({"timestamp": "2026-11-28T10:00:00Z", "level": "INFO", "message": message, **fields})
 
 
+#: The app's stages in run order, as its manifest lists them (the library holds no per-app order).
+STAGE_ORDER = (
+    "dropbox_list_images_ms",
+    "image_selection_ms",
+    "vision_analysis_ms",
+    "caption_generation_ms",
+    "sidecar_write_ms",
+    "publish_parallel_ms",
+    "archive_ms",
+)
 ALL_STAGES = {name: 100 * (i + 1) for i, name in enumerate(STAGE_ORDER)}
 
 
@@ -99,7 +109,7 @@ def sample_lines() -> List[str]:
 
 @pytest.fixture
 def page() -> str:
-    report = aggregate(sample_lines(), top=5)
+    report = aggregate(sample_lines(), top=5, stage_order=STAGE_ORDER)
     return render_html(report, evaluate_budgets(report, {"workflow_total_ms": 5000, "web_random_image_ms": 20000}))
 
 
@@ -133,7 +143,8 @@ def test_page_is_self_contained(page: str) -> None:
     tags = {tag for tag, _ in parser.tags}
     assert not tags & {"script", "link", "img", "iframe", "object", "embed"}
     for _, attrs in parser.tags:
-        assert not {"src", "href", "xlink:href"} & set(attrs)
+        assert not {"src", "xlink:href"} & set(attrs)
+        assert (attrs.get("href") or "#").startswith("#")  # links only within the page
     csp = [a for t, a in parser.tags if t == "meta" and a.get("http-equiv") == "Content-Security-Policy"]
     assert csp and "default-src 'none'" in (csp[0].get("content") or "")
 
@@ -147,21 +158,24 @@ def test_waterfall_draws_the_slowest_workflow_stages_in_run_order(page: str) -> 
     assert first_row == list(STAGE_ORDER)
 
 
-def test_unknown_stage_comes_after_the_known_ones() -> None:
-    report = aggregate(
-        [
-            event(
-                "workflow_timing",
-                correlation_id="c",
-                workflow_total_ms=100,
-                zz_custom_ms=5,
-                archive_ms=3,
-                image_selection_ms=1,
-            )
-        ]
+def test_a_stage_added_by_an_operator_is_drawn_where_the_manifest_lists_it() -> None:
+    line = event(
+        "workflow_timing",
+        correlation_id="c",
+        workflow_total_ms=100,
+        archive_ms=3,
+        zz_custom_ms=5,  # the operator's new stage, logged after the others but run second
+        image_selection_ms=1,
     )
+    report = aggregate([line], stage_order=["image_selection_ms", "zz_custom_ms", "archive_ms"])
     titles = [t.split(":")[0] for t in parse(render_html(report)).titles if re.match(r"^[a-z_]+_ms: ", t)]
-    assert titles[:4] == ["workflow_total_ms", "image_selection_ms", "archive_ms", "zz_custom_ms"]
+    assert titles[:4] == ["workflow_total_ms", "image_selection_ms", "zz_custom_ms", "archive_ms"]
+
+
+def test_without_a_manifest_stages_keep_the_order_the_log_wrote_them() -> None:
+    line = event("workflow_timing", correlation_id="c", workflow_total_ms=100, zz_ms=5, archive_ms=3, a_ms=1)
+    titles = [t.split(":")[0] for t in parse(render_html(aggregate([line]))).titles if re.match(r"^[a-z_]+_ms: ", t)]
+    assert titles[:4] == ["workflow_total_ms", "zz_ms", "archive_ms", "a_ms"]
 
 
 def test_budget_table_marks_breaches(page: str) -> None:

@@ -11,7 +11,6 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import tempfile
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -247,16 +246,17 @@ def test_take_over_needs_the_expected_owner_and_staleness_knows_dead_local_runs(
 def test_staging_left_by_dead_runs_is_removed_when_a_publisher_starts(tmp_path: Path) -> None:
     outbox = tmp_path / "outbox"
     incoming = outbox / INCOMING
-    dead = incoming / f"post_{dead_pid()}_telegram_abc"
-    live = incoming / f"post_{os.getpid()}_email_def"
-    for folder in (dead, live):
+    dead = incoming / f"post_{dead_pid()}-telegram_abc"
+    live = incoming / f"post_{os.getpid()}-email_def"
+    other = incoming / "post_12_looks_like_a_pid"  # not our naming: never touched
+    for folder in (dead, live, other):
         folder.mkdir(parents=True)
         (folder / "post.json").write_text("{}", encoding="utf-8")
     ini = tmp_path / "p.ini"
     ini.write_text("[Local]\nimage_folder = images\n", encoding="utf-8")
     (tmp_path / "images").mkdir()
     OutboxPublisher("telegram", outbox, load_application_config(ini))
-    assert sorted(p.name for p in incoming.iterdir()) == [live.name]
+    assert sorted(p.name for p in incoming.iterdir()) == sorted([live.name, other.name])
 
 
 def test_session_store_is_shared_between_instances(db: Path) -> None:
@@ -278,7 +278,10 @@ def _cli(ini: Path, *args: str, killer_stage: str = "") -> subprocess.CompletedP
         if killer_stage
         else [str(Path(sys.executable).with_name("publisher"))]
     )
-    return subprocess.run([*prefix, "--config", str(ini), *args], capture_output=True, text=True, timeout=120)
+    tmp = ini.parent / "tmp"  # killed runs leave their image copies here, not in the shared temp dir
+    tmp.mkdir(exist_ok=True)
+    env = dict(os.environ, TMPDIR=str(tmp))
+    return subprocess.run([*prefix, "--config", str(ini), *args], capture_output=True, text=True, timeout=120, env=env)
 
 
 def _verdict(stderr: str) -> list:
@@ -300,7 +303,7 @@ def test_the_operator_command_completes_a_run_killed_after_its_first_post(tmp_pa
 
     refused = _cli(ini, "ledger", "release", entry["image_name"])
     assert refused.returncode == 1 and len(_verdict(refused.stderr)) == 1 and "unknown on" in refused.stderr
-    leftover = Path(tempfile.gettempdir()) / f"publisher_v2_{dead_pid()}_copies"  # a killed run's image copies
+    leftover = ini.parent / "tmp" / f"publisher_v2_{dead_pid()}-copies"  # a killed run's image copies
     leftover.mkdir()
     ordinary = _cli(ini)
     assert not leftover.exists()

@@ -101,8 +101,21 @@ def cli(ini: Path, *args: str) -> List[str]:
     return [str(BIN / "publisher"), "--config", str(ini), *args]
 
 
+def private_env(ini: Path) -> Dict[str, str]:
+    """The environment with a temp dir of the library's own: killed runs leave their copies there, not in /tmp."""
+    tmp = ini.parent / "tmp"
+    tmp.mkdir(exist_ok=True)
+    return dict(os.environ, TMPDIR=str(tmp))
+
+
 def run_cli(ini: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(cli(ini, *args), capture_output=True, text=True, timeout=120, cwd=str(REPO_ROOT))
+    return subprocess.run(
+        cli(ini, *args), capture_output=True, text=True, timeout=120, cwd=str(REPO_ROOT), env=private_env(ini)
+    )
+
+
+def spawn(command: List[str], ini: Path) -> subprocess.Popen:
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=private_env(ini))
 
 
 def verdict_lines(stderr: str) -> List[str]:
@@ -234,7 +247,7 @@ def test_workers_and_cli_runs_with_kills_post_each_image_once_and_lose_none(
     location, rounds = use_store(ini, store)
     images, archive, outbox = root / "images", root / "images" / "archive", root / "outbox"
     originals = {dropbox_content_hash(p): p.name for p in image_files(images)}
-    server = servers({"CONFIG_PATH": str(ini), "web_admin_pw": PASSWORD}, workers=2)
+    server = servers({"CONFIG_PATH": str(ini), "web_admin_pw": PASSWORD, **private_env(ini)}, workers=2)
     client = admin_client(server)
     rng = random.Random(11)
     tally: Counter = Counter()
@@ -253,14 +266,9 @@ def test_workers_and_cli_runs_with_kills_post_each_image_once_and_lose_none(
         same, other = rng.sample(names, 2)
         stage = STAGES[round_no % len(STAGES)]
         runs = {
-            "stage_" + stage: subprocess.Popen(
-                [sys.executable, str(KILLER), stage, "--config", str(ini)],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            ),
-            "plain": subprocess.Popen(cli(ini), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True),
-            "random_kill": subprocess.Popen(cli(ini), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True),
+            "stage_" + stage: spawn([sys.executable, str(KILLER), stage, "--config", str(ini)], ini),
+            "plain": spawn(cli(ini), ini),
+            "random_kill": spawn(cli(ini), ini),
         }
         victim = runs["random_kill"]
         timer = threading.Timer(
@@ -294,6 +302,7 @@ def test_workers_and_cli_runs_with_kills_post_each_image_once_and_lose_none(
     archived = {dropbox_content_hash(p) for p in image_files(archive)} if archive.is_dir() else set()
     lost = [name for digest, name in originals.items() if digest not in remaining | archived]
     staging = sorted(p.name for p in (outbox / ".incoming").iterdir()) if (outbox / ".incoming").is_dir() else []
+    staging += sorted(p.name for p in (root / "tmp").glob("publisher_v2_*"))  # the runs' image copies
     ledger_rows = dict(ledger_query(location, "SELECT image_name, status FROM posted_images"))
     archive_states = Counter(s for (s,) in ledger_query(location, "SELECT archive_state FROM posted_images"))
     unrecorded = sorted(name for name in posted_images if ledger_rows.get(name) != "posted")

@@ -35,7 +35,7 @@ SUBJECT_PREFIXES: Dict[str, str] = {"normal": "", "private": "Private: ", "avata
 #: Where unfinished posts are built (inside the outbox, so the final rename stays on one file system).
 INCOMING = ".incoming"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-#: Staging folders are `.incoming/post_<pid>_<platform>_<random>`.
+#: Staging folders are `.incoming/post_<pid>-<platform>_<random>`.
 STAGING_PREFIX = "post_"
 
 

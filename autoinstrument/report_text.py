@@ -1,0 +1,173 @@
+"""The report as text (a terminal table) and as a JSON document (a stable, versioned schema).
+
+Logs are untrusted: every string from a line goes through `printable`, so an ANSI escape in a log cannot
+drive the operator's terminal.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Sequence
+
+from autoinstrument.report_aggregate import SKIP_REASONS, Group, Report
+from autoinstrument.report_budgets import BudgetCheck, number
+from autoinstrument.report_stats import SUMMARY_KEYS
+
+SCHEMA_VERSION = 1
+
+
+def to_json(report: Report, breaches: Sequence[BudgetCheck] = ()) -> Dict[str, Any]:
+    """A stable, versioned document (`schema_version`); `budgets` holds the checks passed in."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "percentile_method": "nearest-rank",
+        "unit": "ms",
+        "lines": report.lines,
+        "events_used": report.events_used,
+        "skipped": {reason: report.skipped.get(reason, 0) for reason in SKIP_REASONS},
+        "dropped": dict(report.dropped),
+        "distinct_values": report.distinct_values(),
+        "event_key": report.event_key,
+        "fields": field_rows(report),
+        "events": [
+            {"event": name, "count": group.count, "fields": _fields_json(report, group)}
+            for name, group in sorted(report.events.items())
+        ],
+        "routes": [
+            {
+                "family": family,
+                "method": method,
+                "route": route,
+                "count": group.count,
+                "status_codes": dict(sorted(group.status.items())),
+                "fields": _fields_json(report, group),
+            }
+            for (family, method, route), group in sorted(report.routes.items())
+        ],
+        "slowest": [
+            {"total_field": total_field, "runs": [run.to_dict() for run in runs]}
+            for total_field, runs in report.slowest.items()
+        ],
+        "budgets": [check.to_dict() for check in breaches],
+        "breached": any(check.breached for check in breaches),
+    }
+
+
+def field_rows(report: Report) -> List[Dict[str, Any]]:
+    """One summary per field, pooled over its events with each run's sample counted once (what budgets see);
+    `joined` is how many samples were dropped as a second copy of the same run's sample."""
+    rows = []
+    for name in report.fields():
+        stats = report.field_stats(name)
+        rows.append(
+            dict(field=name, **stats.summary(), joined=report.duplicate_count(name), events=report.events_with(name))
+        )
+    return rows
+
+
+def _fields_json(report: Report, group: Group) -> List[Dict[str, Any]]:
+    return [dict(field=name, **group.fields[name].summary()) for name in report.sort_fields(group.fields)]
+
+
+def printable(text: Any) -> str:
+    """Log text made safe for a terminal: control characters (ANSI escapes included) shown as escapes."""
+    text = str(text)
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.1f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return printable(value)
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], numeric_from: int) -> List[str]:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+
+    def line(cells: Sequence[str]) -> str:
+        parts = [c.rjust(w) if i >= numeric_from else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))]
+        return "  ".join(parts).rstrip()
+
+    return [line(headers), line(["-" * w for w in widths])] + [line(r) for r in rows]
+
+
+_STAT_HEADERS = list(SUMMARY_KEYS)
+
+
+def _stat_cells(summary: Dict[str, Any]) -> List[str]:
+    return [_fmt(summary[k]) for k in SUMMARY_KEYS]
+
+
+def render_text(report: Report, breaches: Sequence[BudgetCheck] = ()) -> str:
+    """A readable plain-text report: totals, skipped lines, per-event and per-route tables, slowest runs,
+    budgets (whatever checks are passed: all of them from `evaluate_budgets`, or only the breaches)."""
+    out: List[str] = []
+    skipped = sum(report.skipped.values())
+    out.append(
+        f"autoinstrument report: {report.lines:,} lines, {report.events_used:,} events with _ms fields, "
+        f"{skipped:,} skipped (percentiles: nearest-rank, ms)"
+    )
+    if skipped:
+        out.append("skipped: " + ", ".join(f"{r} {report.skipped[r]:,}" for r in SKIP_REASONS if r in report.skipped))
+    if report.dropped:
+        out.append("over the caps: " + ", ".join(f"{k} {v:,}" for k, v in sorted(report.dropped.items())))
+
+    out += ["", "Fields (pooled over events, each run's sample once)"]
+    rows = [[printable(r["field"])] + _stat_cells(r) + [_fmt(r["joined"])] for r in field_rows(report)]
+    out += _table(["field"] + _STAT_HEADERS + ["joined"], rows, 1) if rows else ["(no _ms fields)"]
+
+    out += ["", "Events"]
+    rows = []
+    for name, group in sorted(report.events.items()):
+        for i, fname in enumerate(report.sort_fields(group.fields)):
+            label = f"{printable(name)} ({group.count:,})" if i == 0 else ""
+            rows.append([label, printable(fname)] + _stat_cells(group.fields[fname].summary()))
+    out += _table(["event", "field"] + _STAT_HEADERS, rows, 2) if rows else ["(no events with _ms fields)"]
+
+    if report.routes:
+        out += ["", "Routes"]
+        rows = []
+        for (family, method, route), group in sorted(report.routes.items()):
+            status = " ".join(f"{printable(c)}:{n:,}" for c, n in sorted(group.status.items())) or "-"
+            for i, fname in enumerate(report.sort_fields(group.fields)):
+                head = [printable(f"{method} {route}".strip()), printable(family), status] if i == 0 else ["", "", ""]
+                rows.append(head + [printable(fname)] + _stat_cells(group.fields[fname].summary()))
+        out += _table(["route", "family", "status", "field"] + _STAT_HEADERS, rows, 4)
+
+    for total_field, runs in report.slowest.items():
+        out += ["", f"Slowest {len(runs)} by {printable(total_field)}"]
+        for rank, run in enumerate(runs, 1):
+            where = " ".join(f"{k}={printable(v)}" for k, v in run.context.items())
+            cid = printable(run.correlation_id or "-")
+            head = f"{rank:>3}. {run.total_ms:>10,} ms  {printable(run.event)}  correlation_id={cid}"
+            out.append(f"{head}  {printable(run.timestamp or '')}  {where}".rstrip())
+            if run.stages:
+                stages = run.stages.items()
+                out.append("       " + "  ".join(f"{printable(k)}={v:,}" for k, v in stages))
+
+    if breaches:
+        out += ["", "Budgets (breach: observed > limit)"]
+        rows = [
+            [
+                c.field,
+                c.statistic,
+                c.status,
+                _fmt(number(c.limit)),
+                _fmt(c.observed),
+                _fmt(c.count),
+                _fmt(c.over_limit),
+            ]
+            for c in breaches
+        ]
+        out += _table(["field", "stat", "status", "limit", "observed", "samples", "over limit"], rows, 3)
+        failed = [c for c in breaches if c.breached]
+        out.append(f"{len(failed)} budget(s) breached" if failed else "all budgets met")
+    return "\n".join(out) + "\n"
+
+
+__all__ = ["SCHEMA_VERSION", "printable", "render_text", "to_json"]
