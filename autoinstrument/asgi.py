@@ -56,6 +56,7 @@ from contextvars import ContextVar
 from typing import Any, Awaitable, Callable, Dict, Iterable, List, MutableMapping, Optional, Tuple
 
 from autoinstrument.manifest import TEMPLATE_PARAM_RE, Ref, RouteSpec, WebSpec
+from autoinstrument.merge import HELD, merged, status_level
 from autoinstrument.scope import CURRENT, Accumulator, to_ms
 
 Scope = MutableMapping[str, Any]
@@ -224,7 +225,7 @@ class WebTelemetry:
     def __init__(
         self,
         spec: WebSpec,
-        emit: Callable[[str, Dict[str, Any]], None],
+        emit: Callable[..., None],
         fault: Callable[..., None],
         correlation: Callable[[], Optional[ContextVar]] = lambda: None,
         ready: Callable[[], None] = lambda: None,
@@ -323,6 +324,8 @@ class _Request:
         "status",
         "body",
         "done",
+        "held",
+        "previous_held",
     )
 
     def __init__(self, t: WebTelemetry, scope: Scope, send: Send):
@@ -365,8 +368,12 @@ class _Request:
             # No pre-allocated field lists: a request runs few stages, so its lists are made on first use.
             self.acc = acc = Accumulator(route, cid, (), previous, inclusive=True)
             CURRENT.set(acc)
+            self.held: Optional[List[Any]] = []  # the app's call of this route's event, held (merge.py)
+            self.previous_held = HELD.get()
+            HELD.set(self)
         else:
             self.acc = None
+            self.held = None
         self.start = time.perf_counter()
 
     def send(self, message: Message) -> Awaitable[None]:
@@ -438,6 +445,7 @@ class _Request:
         try:
             if self.acc is not None:
                 CURRENT.set(self.previous_acc)
+                HELD.set(self.previous_held)
             if self.var is not None:
                 self.var.set(self.previous_cid)
         except Exception as err:  # pragma: no cover - ContextVar.set does not fail in the same context
@@ -445,12 +453,18 @@ class _Request:
         if self.route is None:
             return
         try:
-            name, payload = self._event(end, exc)
-            self.t.emit(name, payload)
+            name, payload, owned = self._event(end, exc)
+            level = status_level(self.status, exc)
+            if self.held:
+                logger, level, name, payload = merged(self.held[0], payload, level, owned)
+                self.t.emit(name, payload, level, logger)
+            else:
+                self.t.emit(name, payload, level)
         except Exception as err:
             self.t.failed("event_failed", err)
 
-    def _event(self, end: float, exc: Optional[BaseException]) -> Tuple[str, Dict[str, Any]]:
+    def _event(self, end: float, exc: Optional[BaseException]) -> Tuple[str, Dict[str, Any], Tuple[str, ...]]:
+        """(event name, fields, the telemetry-owned field names that win over the app's in a merge)."""
         route = self.route
         assert route is not None and self.acc is not None
         fields = self.acc.close()
@@ -472,7 +486,8 @@ class _Request:
         if exc is not None:
             payload["error_type"] = type(exc).__name__
         error = exc is not None or not isinstance(status, int) or status >= 400
-        return (route.error_event if error else route.event), payload
+        owned = ("correlation_id", route.field, *fields)
+        return (route.error_event if error else route.event), payload, owned
 
 
 # --------------------------------------------------------------------------------------------- attaching

@@ -21,6 +21,8 @@ import sys
 import threading
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
+from autoinstrument.wrappers import is_ours
+
 FAULT_EVENT = "autoinstrument_fault"
 
 Fields = Union[Dict[str, Any], Callable[[], Dict[str, Any]]]
@@ -66,21 +68,24 @@ class Emitter:
         self._logger: Optional[logging.Logger] = None  # looked up once: `getLogger` takes a lock per call
         self._resolved = False
         self._deferred = defer
-        self._queue: List[Tuple[str, Fields, int]] = []
+        self._queue: List[Tuple[str, Fields, int, Optional[logging.Logger]]] = []
         self._faults: set = set()
         self._lock = threading.RLock()
         self.events_sent = 0
 
     # -------------------------------------------------------------------------------- public
 
-    def emit(self, event: str, fields: Fields, level: int = logging.INFO) -> None:
-        """Emit now, or queue while deferred. `fields` may be a callable, evaluated when actually sent."""
+    def emit(
+        self, event: str, fields: Fields, level: int = logging.INFO, logger: Optional[logging.Logger] = None
+    ) -> None:
+        """Emit now, or queue while deferred. `fields` may be a callable, evaluated when actually sent.
+        `logger` replaces the manifest's logger (a merged request event keeps the app's logger)."""
         if self._deferred:
             with self._lock:
                 if self._deferred:
-                    self._queue.append((event, fields, level))
+                    self._queue.append((event, fields, level, logger))
                     return
-        self._send(event, fields, level)
+        self._send(event, fields, level, logger)
 
     def fault(self, kind: str, detail: str, **context: Any) -> None:
         """Report a fault of the library once per (kind, target/detail)."""
@@ -110,8 +115,8 @@ class Emitter:
                 return
             self._deferred = False
             queue, self._queue = self._queue, []
-        for event, fields, level in queue:
-            self._send(event, fields, level)
+        for event, fields, level, logger in queue:
+            self._send(event, fields, level, logger)
 
     # -------------------------------------------------------------------------------- internals
 
@@ -127,7 +132,8 @@ class Emitter:
                     obj = getattr(obj, part)
                 if not callable(obj):
                     raise TypeError(f"{ref.text} is not callable")
-                function = obj
+                # Our own gate around it (merge.py) is for the app's calls; ours go to the function itself.
+                function = getattr(obj, "__wrapped__", obj) if is_ours(obj) else obj
             except Exception as exc:
                 self._resolved = True
                 self._function = None
@@ -139,7 +145,7 @@ class Emitter:
         self._resolved = True
         return function
 
-    def _send(self, event: str, fields: Fields, level: int) -> None:
+    def _send(self, event: str, fields: Fields, level: int, logger: Optional[logging.Logger] = None) -> None:
         if type(fields) is dict:  # the per-request case: no call, no try
             payload = fields
         else:
@@ -150,9 +156,10 @@ class Emitter:
         function = self._function if self._resolved else self._resolve()
         if function is not None:
             try:
-                logger = self._logger
                 if logger is None:
-                    logger = self._logger = logging.getLogger(self.log.logger)
+                    logger = self._logger
+                    if logger is None:
+                        logger = self._logger = logging.getLogger(self.log.logger)
                 function(logger, level, event, **payload)
                 self.events_sent += 1
                 return

@@ -64,6 +64,11 @@ class _State:
         for spec in list(manifest.scopes) + list(manifest.stages):
             self.by_module.setdefault(spec.target.module, []).append(spec)
         self.web: Any = None  # asgi.AppAttachment when the manifest has a web section
+        #: the log function, put behind the one-event-per-request gate (merge.py) when routes are mapped
+        self.gate_ref: Optional[Ref] = None
+        self.gate: Optional[Patch] = None
+        if manifest.web is not None and manifest.web.routes and manifest.log.function is not None:
+            self.gate_ref = manifest.log.function
         if manifest.web is not None:
             from autoinstrument.asgi import AppAttachment, WebTelemetry
 
@@ -80,7 +85,9 @@ class _State:
     def modules(self) -> List[str]:
         """Every module to hook: those holding targets, and the web app's."""
         names = list(self.by_module)
-        if self.web is not None and self.web.ref.module not in self.by_module:
+        if self.gate_ref is not None and self.gate_ref.module not in names:
+            names.append(self.gate_ref.module)
+        if self.web is not None and self.web.ref.module not in names:
             names.append(self.web.ref.module)
         return names
 
@@ -182,6 +189,8 @@ def uninstall() -> int:
         for patch in state.patches.values():
             if _restore(patch, state):
                 restored += 1
+        if state.gate is not None and _restore(state.gate, state):
+            restored += 1
         if state.web is not None:
             restored += state.web.detach()
         wrappers.set_fault_sink(None)
@@ -213,6 +222,11 @@ def _on_import(module: Any) -> None:
             if state is None:
                 return
             web = state.web if state.web is not None and state.web.ref.module == name else None
+            gate = state.gate_ref is not None and state.gate_ref.module == name
+            if name not in state.by_module and web is None and not gate:
+                return
+            if gate:
+                _gate(state, module, late=state.installing)
             if name not in state.by_module and web is None:
                 return
             state.hooked_modules.add(name)
@@ -251,6 +265,26 @@ def _patch(state: _State, spec: Union[ScopeSpec, StageSpec], module: Any, late: 
         state.missing[target.text] = reason
         state.emitter.fault(
             "target_unusable", reason, target=target.text, line=target.line, manifest=state.manifest.path
+        )
+
+
+def _gate(state: _State, module: Any, late: bool) -> None:
+    """Put the manifest's log function behind the one-event-per-request gate (merge.py)."""
+    ref = state.gate_ref
+    assert ref is not None
+    try:
+        from autoinstrument.merge import gate_wrapper
+
+        owner, attr, raw, inherited = _find(module, ref)
+        if wrappers.is_ours(raw):
+            return
+        installed = gate_wrapper(raw)
+        setattr(owner, attr, installed)
+        state.gate = Patch(owner, attr, raw, installed, inherited, ref.text, "log gate", late)
+    except Exception as exc:
+        state.emitter.fault(
+            "log_gate_unusable", f"{type(exc).__name__}: {exc}", target=ref.text, line=ref.line,
+            manifest=state.manifest.path,
         )
 
 

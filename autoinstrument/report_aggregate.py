@@ -378,7 +378,8 @@ class Aggregator:
     # -- input
 
     def feed(self, line: Union[str, bytes]) -> None:
-        """Fold one line in; anything unusable is counted under a skip reason."""
+        """Fold one line in; anything unusable is counted under a skip reason. (One line is one batch: for
+        volume, `feed_lines` or `feed_stream`.)"""
         raw = line.encode("utf-8", "surrogatepass") if isinstance(line, str) else line
         if len(raw) > MAX_LINE_BYTES:
             self.lines += 1
@@ -488,19 +489,23 @@ class Aggregator:
             shape.ms.append((key, position[key], stats))
             if key not in self._seen_fields and len(self._seen_fields) < CACHE_SIZE:
                 self._seen_fields[key] = None
-        if total:
+        if total and (total in self._total_fields or len(self._total_fields) < CACHE_SIZE):
             self._total_fields[total] = None
             shape.total = position[total]
         shape.stages = tuple(k for k in ms_keys if k != total)
         for key in shape.stages:
-            self._carriers.setdefault(key, set()).add(name)
+            carriers = self._carriers.get(key)
+            if carriers is None and len(self._carriers) < CACHE_SIZE:
+                carriers = self._carriers[key] = set()
+            if carriers is not None and len(carriers) < 2:  # only "one name or more than one" matters
+                carriers.add(name)
         shape.cid = position.get(CORRELATION_KEY)
         shape.stamp = position.get("timestamp")
         shape.route = position.get("route")
         shape.method = position.get("method")
         shape.status = position.get("status_code", position.get("status"))
         shape.context = [(k, position[k]) for k in CONTEXT_KEYS if k in position]
-        cached = type(raw_name) is str and len(by_name) < CACHE_SIZE and by_name is self._shapes.get(keys)
+        cached = type(raw_name) is str and len(self._shape_list) < CACHE_SIZE and by_name is self._shapes.get(keys)
         if cached:
             by_name[raw_name] = shape
             self._shape_list.append(shape)
@@ -630,7 +635,7 @@ class Aggregator:
             self._join_new = new = {}
         entry = (shape.name, shape.stages)
         carriers = self._carriers
-        if all(len(carriers[key]) == 1 for key in shape.stages):
+        if all(len(carriers.get(key, ())) <= 1 for key in shape.stages):
             try:
                 new.update(dict.fromkeys(cids, entry))
                 return

@@ -286,6 +286,12 @@ class ScopeRuntime:
                 if isinstance(value, str) and value:
                     payload["correlation_id"] = value
         else:
+            # What the app says about a failed call on the exception itself (e.g. the item it was working on)
+            # fills the same `result` keys; unset ones stay out.
+            for attr in spec.result:
+                value = getattr(exc, attr, None)
+                if value is not None and isinstance(value, (str, int, float, bool)):
+                    payload[attr] = value
             payload["success"] = False
             payload["error_type"] = type(exc).__name__
         payload[spec.total] = to_ms(seconds)

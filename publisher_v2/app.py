@@ -12,18 +12,31 @@ import json
 import logging
 import sys
 from dataclasses import asdict, is_dataclass
-from typing import Any, List, Optional
+from typing import Any, List, NoReturn, Optional
 
 from publisher_v2.config.loader import load_application_config
 from publisher_v2.core.exceptions import SocialMediaPublisherError
 from publisher_v2.core.models import WorkflowResult
 from publisher_v2.ledger_cli import add_ledger_parser, run_ledger_command
 from publisher_v2.ledger_migrate import add_migrate_parser, run_migrate_command
-from publisher_v2.utils.logging import setup_logging
+from publisher_v2.utils.logging import redact_text, register_environment_secrets, setup_logging
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse echoes bad arguments (`unrecognized arguments: …`): its one line is redacted like ours."""
+
+    def error(self, message: str) -> NoReturn:
+        super().error(redact_text(message))
+
+
+def _fail(line: str) -> int:
+    """The one-line verdict on stderr, redacted: it may quote a config value, a path or a --select name."""
+    print(redact_text(line), file=sys.stderr)
+    return 1
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="publisher", description="Pick an unposted photo, caption it, publish it everywhere, archive it."
     )
     parser.add_argument("--config", required=True, help="INI configuration file")
@@ -91,6 +104,7 @@ async def _run(args: argparse.Namespace) -> WorkflowResult:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    register_environment_secrets()  # before anything can print: even argparse's line is redacted
     args = build_parser().parse_args(argv)
     setup_logging(logging.DEBUG if args.debug else logging.INFO, stream=sys.stderr)
     if args.preview:
@@ -102,26 +116,25 @@ def main(argv: Optional[List[str]] = None) -> int:
             return run_migrate_command(args)
         result = asyncio.run(_run(args))
     except SocialMediaPublisherError as exc:
-        print(f"publisher: error: {exc}", file=sys.stderr)
-        return 1
+        return _fail(f"publisher: error: {exc}")
     except KeyboardInterrupt:
         print("publisher: interrupted", file=sys.stderr)
         return 1
     if args.preview and result.success:
-        print(render_preview(result))
+        print(redact_text(render_preview(result)))
         return 0
     for notice in result.notices:
-        print(f"publisher: warning: {notice}")
+        print(redact_text(f"publisher: warning: {notice}"))
     if not result.success:
-        print(f"publisher: {result.error}", file=sys.stderr)
-        return 1
+        return _fail(f"publisher: {result.error}")
     platforms = ", ".join(f"{k}={'ok' if v.success else 'failed'}" for k, v in result.publish_results.items())
-    print(
+    summary = (
         f"Published {result.image_name}"
         + (f" ({platforms})" if platforms else " (dry run: nothing published)")
         + (", archived" if result.archived else "")
         + f" [correlation_id={result.correlation_id}]"
     )
+    print(redact_text(summary))
     return 0
 
 

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 from typing import Dict, Iterator, List
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+# Upstream's dedup state (posted.json) is read from $XDG_CACHE_HOME when a ledger opens: no test may see the
+# machine's real one (subprocesses inherit this too). Tests of the import set their own.
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="publisher-tests-xdg-")
+atexit.register(shutil.rmtree, os.environ["XDG_CACHE_HOME"], True)
 BIN = Path(sys.executable).parent
 
 SECRET_VARS = (

@@ -165,7 +165,10 @@ class Normaliser:
         return value
 
     def event(self, event: Dict[str, Any]) -> Dict[str, Any]:
-        return {k: self.value(k, v) for k, v in event.items()}
+        out = {k: self.value(k, v) for k, v in event.items()}
+        if out.get("message") == "web_random_image" and "filename" in out:
+            out["filename"] = "<random image>"  # the route picks at random
+        return out
 
 
 def _group_platforms(events: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
@@ -231,7 +234,7 @@ def render(workdir: Optional[Path] = None) -> str:
             if isinstance(item, tuple):
                 requests.append((item[1], pending))
                 pending = []
-            elif not requests and item.get("message") in ("web_app_started",):
+            elif not requests and item.get("message") in ("web_server_start",):
                 startup.append(item)
             else:
                 pending.append(item)
@@ -268,13 +271,13 @@ def _document(
         (
             "POST /api/images/{filename}/analyze",
             "Analysis and captioning: the AI and sidecar stages measured "
-            "inside the request are fields of `web_analyze`.",
+            "inside the request are fields of `web_analyze_complete`.",
         ),
         (
             "POST /api/images/{filename}/publish",
             "Publishing runs the whole workflow: its events and its "
-            "`workflow_timing` summary carry the request's correlation id, and `web_publish` carries the workflow's "
-            "stage fields plus `any_success` and `archived` from the response body.",
+            "`workflow_timing` summary carry the request's correlation id, and `web_publish_complete` carries the "
+            "workflow's stage fields plus `any_success` and `archived` from the response body.",
         ),
         (
             "An error: POST /api/images/missing.jpg/analyze",
@@ -291,7 +294,8 @@ def _document(
         "`telemetry.yaml`, on a fresh `publisher-sample` library (local storage, offline AI, outbox publishers). "
         "Events are JSON objects, one per line on stderr. Values that change from run to run are replaced: "
         "`<timestamp>`, `<ms>` (an integer number of milliseconds), `<uuid-N>` (the same UUID gets the same N), "
-        "`<sha256>`, `<bytes>` (a sidecar size), `<post-id>`, `<library>` (the library folder), `<repo>`. "
+        "`<sha256>`, `<bytes>` (a sidecar size), `<post-id>`, `<library>` (the library folder), `<repo>`, "
+        "`<random image>` (the file the random route picked). "
         "What the fields mean is in [the operator guide](operator-guide.md).",
         "",
         "Regenerate with `.venv/bin/python docs_v2/examples/generate.py`.",

@@ -9,14 +9,15 @@ from __future__ import annotations
 import configparser
 import logging
 import os
+import re
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Union
+from typing import Any, Dict, Mapping, Optional, Tuple, Union
 from urllib.parse import urlsplit
 
-from dotenv import dotenv_values
+from dotenv import dotenv_values, find_dotenv
 from pydantic import ValidationError
 
-from publisher_v2.config.schema import SECTIONS, ApplicationConfig, Secrets
+from publisher_v2.config.schema import SECTIONS, ApplicationConfig, EmailConfig, Secrets
 from publisher_v2.core.exceptions import ConfigurationError
 from publisher_v2.utils.ledger_stores import check_postgres_url
 from publisher_v2.utils.logging import log_json, register_secret
@@ -45,27 +46,68 @@ def _describe(errors: list, file: Path, section: str) -> str:
     return f"{file}: " + "; ".join(parts)
 
 
-def _read_ini(path: Path) -> configparser.ConfigParser:
-    if not path.exists():
-        raise ConfigurationError(f"{path}: configuration file not found")
-    if not path.is_file():
-        raise ConfigurationError(f"{path}: configuration path is not a file")
-    parser = configparser.ConfigParser(interpolation=None)
-    parser.optionxform = str  # type: ignore[assignment,method-assign]  # keep key case as written
+#: A `;` after whitespace, or a `#` after whitespace and before whitespace or the end, starts an inline comment
+#: in this project's own INI files; a `#word` stays (it is a hashtag).
+_NATIVE_INLINE_COMMENT = re.compile(r"\s;.*$|\s#(?=\s|$).*$")
+
+
+def _parse(path: Path, text: str, parser: configparser.ConfigParser) -> configparser.ConfigParser:
     try:
-        with path.open(encoding="utf-8") as handle:
-            parser.read_file(handle)
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigurationError(f"{path}: cannot read configuration file ({exc})") from exc
+        parser.read_string(text, source=str(path))
     except configparser.Error as exc:
         raise ConfigurationError(f"{path}: not a valid INI file ({exc.message.splitlines()[0]})") from exc
     return parser
 
 
+def _read_ini(path: Path) -> Tuple[configparser.ConfigParser, bool]:
+    """The parsed INI and whether it is upstream-shaped (no [Storage] section, a [Dropbox] section).
+
+    An upstream-shaped file is parsed exactly as upstream parsed it: inline `;`/`#` comments after whitespace
+    (so `hashtag_string = #a #b` is empty there too) and `%` interpolation (`%%` is a literal `%`).
+    """
+    if not path.exists():
+        raise ConfigurationError(f"{path}: configuration file not found")
+    if not path.is_file():
+        raise ConfigurationError(f"{path}: configuration path is not a file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigurationError(f"{path}: cannot read configuration file ({exc})") from exc
+    native = _parse(path, text, configparser.ConfigParser(interpolation=None))
+    sections = {name.lower() for name in native.sections()}
+    if "storage" not in sections and "dropbox" in sections:
+        return _parse(path, text, configparser.ConfigParser(inline_comment_prefixes=(";", "#"))), True
+    return native, False
+
+
+def _section_values(parser: configparser.ConfigParser, section: str, upstream: bool) -> Dict[str, str]:
+    """Keys (lower-case, as upstream matched them) and values of one section, inline comments removed."""
+    values: Dict[str, str] = {}
+    for key in parser.options(section):
+        if upstream:
+            try:
+                value = parser.get(section, key)
+            except configparser.InterpolationError:  # upstream refused a stray `%`; we keep it as written
+                value = parser.get(section, key, raw=True)
+        else:
+            raw = parser.get(section, key)
+            value = "\n".join(_NATIVE_INLINE_COMMENT.sub("", line) for line in raw.split("\n")).strip()
+        values[key] = value
+    return values
+
+
+def find_env_file(env_path: Optional[Union[str, Path]]) -> Optional[Path]:
+    """`env_path`, else a `.env` found from the working directory upwards (what upstream's load_dotenv did)."""
+    if env_path is not None:
+        return Path(env_path)
+    found = find_dotenv(usecwd=True)
+    return Path(found) if found else None
+
+
 def _environment(env_path: Optional[Union[str, Path]]) -> Mapping[str, Optional[str]]:
     merged: Dict[str, Optional[str]] = {}
-    if env_path is not None:
-        env_file = Path(env_path)
+    env_file = find_env_file(env_path)
+    if env_file is not None:
         if not env_file.is_file():
             raise ConfigurationError(f"{env_file}: environment file not found")
         merged.update(dotenv_values(env_file))
@@ -83,18 +125,26 @@ def _resolve(base: Path, path: Optional[Path]) -> Optional[Path]:
 def load_application_config(
     config_file_path: Union[str, Path], env_path: Optional[Union[str, Path]] = None
 ) -> ApplicationConfig:
-    """Read `config_file_path` (INI) and the environment (plus `env_path`, a .env file) into a validated config."""
+    """Read `config_file_path` (INI) and the environment (plus `env_path`, a .env file) into a validated config.
+
+    Without `env_path`, a `.env` found from the working directory upwards is read, as upstream did.
+    """
     path = Path(config_file_path)
-    parser = _read_ini(path)
+    parser, upstream = _read_ini(path)
+    env = _environment(env_path)
     by_lower = {name.lower(): name for name in SECTIONS}
     values: Dict[str, Any] = {"config_path": path.resolve()}
+    present = set()
     for section in parser.sections():
         canonical = by_lower.get(section.lower())
         if canonical is None:
             log_json(logger, logging.WARNING, "config_unknown_section", file=str(path), section=section)
             continue
+        present.add(canonical)
         attr, model = SECTIONS[canonical]
-        raw = dict(parser.items(section))
+        raw = _section_values(parser, section, upstream)
+        if canonical == "Email":
+            _email_environment(raw, env, path)
         try:
             values[attr] = model.model_validate(raw)
         except ValidationError as exc:
@@ -104,19 +154,25 @@ def load_application_config(
             log_json(
                 logger, logging.WARNING, "config_unknown_keys", file=str(path), section=section, keys=unknown
             )
+    if "Email" not in present:
+        raw_email: Dict[str, str] = {}
+        _email_environment(raw_email, env, path)
+        if raw_email:
+            values["email"] = EmailConfig.model_validate(raw_email)
 
-    env = _environment(env_path)
     try:
         values["secrets"] = Secrets.model_validate({k: v for k, v in env.items() if v})
     except ValidationError as exc:
         raise ConfigurationError(_describe(exc.errors(), path, "environment")) from None
     config = ApplicationConfig(**values)
+    if upstream:
+        _apply_upstream_meaning(config, present, path)
     base = path.resolve().parent
     config.local.image_folder = _resolve(base, config.local.image_folder)
     config.publishing.outbox_folder = _resolve(base, config.publishing.outbox_folder)  # type: ignore[assignment]
     config.state.ledger_path = _resolve(base, config.state.ledger_path)  # type: ignore[assignment]
     _choose_ledger(config, env, path)
-    _check_consistency(config, path)
+    _check_consistency(config, path, present if upstream else None)
     for secret in config.secrets.model_dump().values():
         if secret is not None:
             register_secret(secret.get_secret_value() if hasattr(secret, "get_secret_value") else str(secret))
@@ -138,17 +194,65 @@ def _choose_ledger(config: ApplicationConfig, env: Mapping[str, Optional[str]], 
     check_postgres_url(config.state.url, setting)
 
 
-def _check_consistency(config: ApplicationConfig, path: Path) -> None:
-    """Cross-section rules: a chosen backend needs its settings, an enabled live platform needs its secrets."""
+def _email_environment(raw: Dict[str, str], env: Mapping[str, Optional[str]], path: Path) -> None:
+    """Upstream's order for the SMTP server and port: the INI key, then SMTP_SERVER / SMTP_PORT, then defaults."""
+    server = (env.get("SMTP_SERVER") or "").strip()
+    if server and not raw.get("smtp_server"):
+        raw["smtp_server"] = server
+    port = (env.get("SMTP_PORT") or "").strip()
+    if port and not raw.get("smtp_port"):
+        if not port.isdigit():
+            raise ConfigurationError(
+                f"{path}: [environment] SMTP_PORT: must be a port number (got {port!r}); "
+                "it is used because [Email] smtp_port is not set"
+            )
+        raw["smtp_port"] = port
+
+
+def _apply_upstream_meaning(config: ApplicationConfig, present: set, path: Path) -> None:
+    """An upstream-shaped INI means what upstream ran: Dropbox, OpenAI, real publishing; a platform switched on
+    without its section ([Instagram], [Email]) is off, as upstream silently made it."""
+    config.storage.backend = "dropbox"
+    if "AI" not in present:
+        config.ai.backend = "openai"
+    if "Publishing" not in present:
+        config.publishing.backend = "live"
+    for switch, section in (("instagram", "Instagram"), ("fetlife", "Email"), ("email", "Email")):
+        if getattr(config.content, switch) and section not in present:
+            setattr(config.content, switch, False)
+            log_json(
+                logger,
+                logging.WARNING,
+                "config_platform_disabled",
+                file=str(path),
+                section="Content",
+                key=switch,
+                reason=f"no [{section}] section (upstream disables the platform)",
+            )
+
+
+def _check_consistency(config: ApplicationConfig, path: Path, upstream_sections: Optional[set] = None) -> None:
+    """Cross-section rules: a chosen backend needs its settings, an enabled live platform needs its secrets.
+
+    `upstream_sections`: the sections of an upstream-shaped INI, whose backends were implied, not written; the
+    messages then name the section the operator wrote and say why.
+    """
     if config.storage.backend == "local" and config.local.image_folder is None:
         raise ConfigurationError(f"{path}: [Local] image_folder: required when [Storage] backend = local")
     if config.storage.backend == "dropbox" and not config.dropbox.image_folder:
         raise ConfigurationError(f"{path}: [Dropbox] image_folder: required when [Storage] backend = dropbox")
     needs = []
+    implied = upstream_sections is not None
     if config.storage.backend == "dropbox":
-        needs.append(("Storage", "backend = dropbox", "dropbox"))
+        if implied:
+            needs.append(("Dropbox", "(no [Storage] section: the library is on Dropbox, as upstream)", "dropbox"))
+        else:
+            needs.append(("Storage", "backend = dropbox", "dropbox"))
     if config.ai.backend == "openai":
-        needs.append(("AI", "backend = openai", "openai"))
+        if implied and "AI" not in (upstream_sections or set()):
+            needs.append(("openAI", "(no [AI] section in an upstream INI: OpenAI, as upstream)", "openai"))
+        else:
+            needs.append(("AI", "backend = openai", "openai"))
     if config.publishing.backend == "live":
         for platform in config.enabled_platforms():
             needs.append(
@@ -169,8 +273,12 @@ def _check_consistency(config: ApplicationConfig, path: Path) -> None:
         and "instagram" in config.enabled_platforms()
         and not config.instagram.user_id
     ):
+        upstream_login = (
+            " (upstream's instagrapi `name` login is not supported; see docs_v2/differences-from-upstream.md)"
+        )
         raise ConfigurationError(
             f"{path}: [Instagram] user_id: required when instagram publishing is enabled"
+            + (upstream_login if implied and config.instagram.name else "")
         )
     live_instagram = config.publishing.backend == "live" and "instagram" in config.enabled_platforms()
     if live_instagram and config.storage.backend != "dropbox":

@@ -9,7 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, model_validator
+
+#: Upstream's prompt defaults (an upstream INI that leaves them out keeps meaning the same prompts).
+DEFAULT_SYSTEM_PROMPT = "You are a senior social media copywriter. Write authentic, concise, platform-aware captions."
+DEFAULT_ROLE_PROMPT = "Write a caption for:"
 
 
 class _Section(BaseModel):
@@ -46,20 +50,40 @@ class AIConfig(_Section):
 
 
 class OpenAIConfig(_Section):
-    """[openAI]: models and prompts of the production analyser and caption generator."""
+    """[openAI]: models and prompts of the production analyser and caption generator.
+
+    Upstream's keys keep upstream's precedence: `vision_model` / `caption_model`, else the legacy `model`, else
+    the default (an empty value counts as unset); the `sd_caption_*` prompts fall back to the plain ones.
+    """
 
     vision_model: str = "gpt-4o"
     caption_model: str = "gpt-4o-mini"
-    system_prompt: str = "You are a concise, tasteful photo caption writer."
-    role_prompt: str = "Write a short caption for this photo."
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    role_prompt: str = DEFAULT_ROLE_PROMPT
     sd_caption_enabled: bool = True
     sd_caption_single_call_enabled: bool = True
     sd_caption_model: Optional[str] = None
+    sd_caption_system_prompt: Optional[str] = None
+    sd_caption_role_prompt: Optional[str] = None
+    model: Optional[str] = Field(default=None, description="Legacy: one model for vision and caption.")
     base_url: Optional[str] = None
     timeout_seconds: float = Field(default=60.0, gt=0)
     max_retries: int = Field(default=2, ge=0, le=10)
     max_tokens: int = Field(default=800, gt=0)
     rate_limit_per_minute: int = Field(default=20, gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _upstream_precedence(cls, data: Any) -> Any:
+        """Empty means unset (as upstream read it); the legacy `model` fills an unset vision/caption model."""
+        if not isinstance(data, dict):
+            return data
+        data = {k: v for k, v in data.items() if not (isinstance(v, str) and not v.strip())}
+        legacy = data.get("model")
+        if legacy:
+            for key in ("vision_model", "caption_model"):
+                data.setdefault(key, legacy)
+        return data
 
 
 class ContentConfig(_Section):
@@ -113,7 +137,7 @@ class EmailConfig(_Section):
     smtp_port: int = Field(default=587, gt=0, lt=65536)
     confirmation_to_sender: bool = True
     confirmation_tags_count: int = Field(default=5, ge=0)
-    confirmation_tags_nature: str = "short, lowercase, comma-separated"
+    confirmation_tags_nature: str = "short, lowercase, human-friendly topical nouns; no hashtags; no emojis"
     caption_target: Literal["subject", "body", "both"] = "subject"
     subject_mode: Literal["normal", "private", "avatar"] = "normal"
 

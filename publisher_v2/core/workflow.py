@@ -47,6 +47,7 @@ from publisher_v2.utils.state import (
     PlatformOutcome,
     PostLedger,
 )
+from publisher_v2.utils.upstream_state import UPSTREAM_RESULTS, is_upstream_posted
 
 logger = logging.getLogger("publisher_v2.workflow")
 
@@ -76,11 +77,23 @@ class _RunOptions:
     reuse_sidecar: bool = False
     allow_repost: bool = True
     skipped: Set[str] = field(default_factory=set)
+    image_name: Optional[str] = None  # the image being processed, for the failure description
 
     @property
     def side_effects(self) -> bool:
         """False when the run must leave the library, the platforms and the ledger untouched."""
         return not (self.dry_publish or self.preview_mode)
+
+
+def _describe_failure(exc: BaseException, image_name: Optional[str]) -> None:
+    """Say on the exception what the run's result would have said (image, not successful, not archived), so
+    whoever reports the failed run (the telemetry's summary, a caller) need not guess."""
+    for attr, value in (("image_name", image_name), ("success", False), ("archived", False)):
+        try:
+            if getattr(exc, attr, None) is None:
+                setattr(exc, attr, value)
+        except Exception:  # noqa: BLE001, S110 - an exception type that refuses attributes keeps its own
+            pass
 
 
 class WorkflowOrchestrator:
@@ -145,7 +158,15 @@ class WorkflowOrchestrator:
                 log_json(logger, logging.WARNING, "workflow_claim_refused", status=exc.status, error=str(exc))
                 raise
             except Exception as exc:
-                log_json(logger, logging.ERROR, "workflow_error", error_type=type(exc).__name__, error=str(exc))
+                log_json(
+                    logger,
+                    logging.ERROR,
+                    "workflow_error",
+                    image_name=options.image_name,
+                    error_type=type(exc).__name__,
+                    error=str(exc),
+                )
+                _describe_failure(exc, options.image_name)
                 raise
             result.correlation_id = cid
             log_json(
@@ -167,6 +188,7 @@ class WorkflowOrchestrator:
             await self._complete_interrupted()
         images = await self._list_images()
         if not images:
+            await self._select_image(images, options)  # the selection stage still runs (and is timed): nothing
             log_json(logger, logging.WARNING, "workflow_no_images", reason=NO_IMAGES)
             return WorkflowResult(success=False, image_name=None, error=NO_IMAGES)
         while True:
@@ -187,6 +209,9 @@ class WorkflowOrchestrator:
             except BaseException:
                 self._release(selection)
                 raise
+            if options.select_filename is None and self._posted_by_upstream(selection, image, options):
+                continue
+            options.image_name = selection.entry.name
             try:
                 return await self._process(selection, image, options)
             except BaseException:
@@ -243,6 +268,8 @@ class WorkflowOrchestrator:
         storage), so a library of posted images costs no image reads. A `--select`ed image is claimed the same
         way; a posted one is taken again only with `allow_repost` (the CLI's bypass, said out loud).
         """
+        if not images:
+            return None
         if options.select_filename is not None:
             entry = next((e for e in images if e.name == options.select_filename), None)
             if entry is None or entry.name in options.skipped:
@@ -288,6 +315,16 @@ class WorkflowOrchestrator:
         log_json(logger, logging.WARNING, "image_skipped_corrupt", image_name=selection.entry.name, error=str(exc))
         if selection.claimed:
             self.ledger.mark_rejected(selection.content_hash, selection.entry.name, str(exc))
+
+    def _posted_by_upstream(self, selection: _Selection, image: ImageContent, options: _RunOptions) -> bool:
+        """An image upstream posted whose hash the import could not map (over 4 MiB): record it, skip it."""
+        if not is_upstream_posted(self.ledger, image.sha256):
+            return False
+        options.skipped.add(selection.entry.name)
+        if selection.claimed:
+            self.ledger.record_post(selection.content_hash, selection.entry.name, dict(UPSTREAM_RESULTS))
+        log_json(logger, logging.INFO, "image_skipped_posted_by_upstream", image_name=selection.entry.name)
+        return True
 
     def _release(self, selection: _Selection) -> None:
         """Undo our claim after a failure; the ledger refuses when a platform is posted or unknown."""

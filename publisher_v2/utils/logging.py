@@ -1,89 +1,84 @@
-"""Structured JSON logging, secret redaction and the correlation-id context.
+"""Structured logging: every line a process prints on stderr is one redacted event, in one of two formats.
 
-Every event is one JSON object per line: `timestamp`, `level`, `logger`, `message`, then fields. `log_json`
-sanitises EVERY string value (nested too), not only the message, because secrets leak through URLs and error
-texts as often as through messages. The correlation id lives in a ContextVar owned here: whoever binds it
-(the workflow, a web request, a telemetry scope) makes every `log_json` call inside carry it.
+Every event is a dict: `timestamp`, `level`, `logger`, `message`, `correlation_id` while one is bound, then
+fields. It is redacted BEFORE it is rendered (every string value, every key, the correlation id, exception
+texts; see `publisher_v2.utils.redact`), then rendered by ONE handler as a JSON line or a console line
+(`publisher_v2.utils.log_render`). `setup_logging` installs that handler on the root logger and routes
+uvicorn's loggers (start-up, shutdown, errors, access lines) into it, so a server started with
+`uvicorn publisher_v2.web.app:app` prints nothing else.
+
+The correlation id lives in a ContextVar owned here: whoever binds it (the workflow, a web request, a
+telemetry scope) makes every `log_json` call inside carry it.
+
+Speed (log_json runs once per web request): ONE mechanism, in `log_json`: when `setup_logging`'s handler is
+the only handler an event can reach, the event goes straight to it (`_sole_event_handler`), without making a
+LogRecord or walking the handler chain; any other configuration gets a standard record. No global setting of
+the `logging` module is changed.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import re
 import sys
 import threading
 import time
 import uuid
-from contextvars import ContextVar, Token
+from contextvars import ContextVar
 from datetime import datetime, timezone
-from typing import IO, Any, Dict, Iterator, Optional
+from typing import IO, Any, Dict, Iterator, MutableMapping, Optional
 
-import orjson
+from publisher_v2.utils.log_render import Renderer, choose_format, dumps_line, renderer_for
+from publisher_v2.utils.redact import (
+    REDACTED,
+    all_clean,
+    redact_text,
+    register_environment_secrets,
+    register_secret,
+    registered_secrets,
+)
+
+__all__ = [
+    "REDACTED",
+    "bound_correlation_id",
+    "correlation_id",
+    "dumps_line",
+    "get_correlation_id",
+    "log_json",
+    "new_correlation_id",
+    "record_event",
+    "redact_text",
+    "request_scope",
+    "register_environment_secrets",
+    "register_secret",
+    "registered_secrets",
+    "sanitize",
+    "setup_logging",
+]
 
 #: The correlation id of the current run or request (None when unbound).
 correlation_id: ContextVar[Optional[str]] = ContextVar("publisher_v2_correlation_id", default=None)
 
-REDACTED = "[REDACTED]"
+#: The ASGI scope of the HTTP request served in this context (bound by the web app's
+#: `RequestScopeMiddleware`): the access event reads the matched route template from it.
+request_scope: ContextVar[Optional[MutableMapping[str, Any]]] = ContextVar("publisher_v2_request_scope", default=None)
+
 _RESERVED = frozenset(("timestamp", "level", "logger", "message"))
 _SENSITIVE_KEY = re.compile(r"(pass(word)?|secret|token|api[_-]?key|authorization|cookie)$", re.IGNORECASE)
-# Each pattern captures an optional prefix to keep (group "keep") and the secret itself.
-_SECRET_PATTERNS = re.compile(
-    "|".join(
-        [
-            r"sk-(?:proj-)?[A-Za-z0-9_\-]{16,}",  # OpenAI keys
-            r"(?P<bot>/bot)\d{5,}:[A-Za-z0-9_\-]{20,}",  # Telegram token inside api.telegram.org/bot<token>
-            r"\b\d{5,}:[A-Za-z0-9_\-]{30,}\b",  # bare Telegram bot tokens
-            r"\bsl\.[A-Za-z0-9_\-]{20,}",  # Dropbox short-lived access tokens
-            r"(?P<auth>(?i:\b(?:bearer|basic)) )[A-Za-z0-9._~+/=\-]{8,}",  # Authorization header values
-            r"(?P<kv>(?i:\b(?:password|passwd|refresh_token|access_token|client_secret|api_key)=))[^\s&\"']+",
-        ]
-    )
-)
+#: The attribute that carries a log_json event on a standard LogRecord (the record's message is its JSON line).
+EVENT_ATTR = "publisher_v2_event"
+#: The event name of uvicorn's access lines once they are ours.
+ACCESS_EVENT = "http_access"
 
-
-def _keep_prefix(match: re.Match) -> str:
-    prefix = match.group("bot") or match.group("auth") or match.group("kv") or ""
-    return prefix + REDACTED
-
-
-# Copy-on-write tuple: log_json iterates it from many threads while a config load may add to it.
-_known_secrets: tuple = ()
-_known_lock = threading.Lock()
-
-
-def register_secret(value: Optional[str]) -> None:
-    """Redact this exact value wherever it appears from now on (config secrets are registered on load)."""
-    if value and len(value) >= 4:
-        global _known_secrets
-        with _known_lock:
-            if value not in _known_secrets:
-                # Longest first, so a secret that contains another is redacted whole.
-                _known_secrets = tuple(sorted((*_known_secrets, value), key=len, reverse=True))
-
-
-def _may_hold_pattern(text: str) -> bool:
-    """A cheap gate before the regex: every pattern needs one of these substrings (ids, names, paths and
-    numbers, the bulk of what is logged, have none of them and skip the regex)."""
-    return "sk-" in text or ":" in text or "=" in text or "sl." in text or " " in text
-
-
-def _redact_text(text: str) -> str:
-    for secret in _known_secrets:
-        if secret in text:
-            text = text.replace(secret, REDACTED)
-    if _may_hold_pattern(text):
-        return _SECRET_PATTERNS.sub(_keep_prefix, text)
-    return text
-
-
-_sensitive_keys: dict[str, bool] = {}
+_sensitive_keys: Dict[str, bool] = {}
 
 
 def _is_sensitive_key(key: str) -> bool:
     known = _sensitive_keys.get(key)
     if known is None:
+        if len(_sensitive_keys) >= 4096:  # keys of nested dicts can be user input (headers): stay bounded
+            _sensitive_keys.clear()
         known = _sensitive_keys[key] = bool(_SENSITIVE_KEY.search(key))
     return known
 
@@ -91,155 +86,86 @@ def _is_sensitive_key(key: str) -> bool:
 def sanitize(value: Any, key: Optional[str] = None) -> Any:
     """Return `value` with secrets redacted in every string, recursing into dicts, lists and tuples.
 
-    A dict value whose key names a secret (password, token, api_key, authorization, cookie…) is redacted whole.
+    A dict value whose key names a secret (password, token, api_key, authorization, cookie…) is redacted whole;
+    keys are redacted too (a dict of headers or query parameters is user input).
     """
     if key is not None and isinstance(value, str) and _is_sensitive_key(key):
         return REDACTED if value else value
     if isinstance(value, str):
-        return _redact_text(value)
+        return redact_text(value)
     if isinstance(value, dict):
-        return {k: sanitize(v, str(k)) for k, v in value.items()}
+        return {(redact_text(k) if isinstance(k, str) else k): sanitize(v, str(k)) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):
         return [sanitize(v) for v in value]
     return value
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if hasattr(value, "__dataclass_fields__"):
-        return {k: getattr(value, k) for k in value.__dataclass_fields__}
-    return str(value)
-
-
-_ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
-
-
-def dumps_line(event: Dict[str, Any]) -> str:
-    """One compact JSON object (orjson: ~10x the stdlib encoder, and this runs once per web request).
-
-    Values orjson refuses (an int beyond 64 bits, a lone surrogate) fall back to the stdlib encoder, so any
-    event that serialised before still does.
-    """
-    try:
-        return orjson.dumps(event, default=_json_default, option=_ORJSON_OPTIONS).decode()
-    except TypeError:
-        return json.dumps(event, default=_json_default, ensure_ascii=False, separators=(",", ":"))
-
-
 _MILLIS = tuple(f".{n:03d}Z" for n in range(1000))  # formatting 3 digits per event cost more than a lookup
+_last_second: tuple = (None, "")
 
 
 def _utc_timestamp(created: float) -> str:
-    """`2026-11-28T10:00:00.123Z` for a record's creation time (the seconds part is formatted once a second)."""
+    """`2026-11-28T10:00:00.123Z` for a creation time (the seconds part is formatted once a second)."""
     global _last_second
     second = int(created)
-    if _last_second[0] != second:
-        _last_second = (second, datetime.fromtimestamp(second, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S"))
-    return _last_second[1] + _MILLIS[int((created - second) * 1000)]
-
-
-_last_second: tuple = (None, "")
-
-# What `makeRecord(name, level, "", 0, msg, None, None)` puts in a record while thread and process logging are
-# off (as `setup_logging` leaves them), as a template for `_record`.
-_PROBE = logging.LogRecord("", logging.INFO, "", 0, "", None, None)
-#: logging's start time in seconds, as `relativeCreated` counts from it (3.13 keeps it in ns internally)
-_LOGGING_START = _PROBE.created - _PROBE.relativeCreated / 1000.0
-_RECORD_TEMPLATE: Dict[str, Any] = dict(vars(_PROBE), thread=None, threadName=None, process=None, processName=None)
-if "taskName" in _RECORD_TEMPLATE:  # Python 3.12+
-    _RECORD_TEMPLATE["taskName"] = None
-_new_record = logging.LogRecord.__new__
-_TASK_FLAG = hasattr(logging, "logAsyncioTasks")  # 3.12+; a getattr default per call would raise inside
-_LogRecord = logging.LogRecord
-_standard_make_record = logging.Logger.makeRecord
-
-
-def _record(logger: logging.Logger, level: int, levelname: str, msg: str, created: float) -> logging.LogRecord:
-    """The record `logger.makeRecord` would make for a log_json line, for a third of the work.
-
-    `LogRecord.__init__` works out the caller's file, thread and process on every call; log_json passes no
-    caller and `setup_logging` turns thread and process logging off, so every other attribute is a constant,
-    copied from a template. Whenever that does not hold (those flags on, a custom record factory, a logger
-    class with its own `makeRecord`) the record is made the standard way.
-    """
-    if (
-        logging.logThreads
-        or logging.logProcesses
-        or logging.logMultiprocessing
-        or (_TASK_FLAG and logging.logAsyncioTasks)
-        or logging.getLogRecordFactory() is not _LogRecord
-        or type(logger).makeRecord is not _standard_make_record
-    ):
-        return logger.makeRecord(logger.name, level, "", 0, msg, None, None)
-    record = _new_record(_LogRecord)
-    attributes = record.__dict__
-    attributes.update(_RECORD_TEMPLATE)
-    attributes["name"] = logger.name
-    attributes["msg"] = msg
-    attributes["levelno"] = level
-    attributes["levelname"] = levelname
-    attributes["created"] = created
-    attributes["msecs"] = int((created - int(created)) * 1000) + 0.0
-    attributes["relativeCreated"] = (created - _LOGGING_START) * 1000.0
-    return record
+    last = _last_second
+    if last[0] != second:
+        last = _last_second = (second, datetime.fromtimestamp(second, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S"))
+    return last[1] + _MILLIS[int((created - second) * 1000)]
 
 
 def log_json(logger: logging.Logger, level: int, message: str, /, **fields: Any) -> None:
     """Emit one structured event. Fields never overwrite `timestamp`, `level`, `logger` or `message`.
 
-    Called once per web request by the telemetry, so it is kept lean: no caller lookup (the JSON names its
-    logger and event), numbers skip the sanitiser, the secret regex only runs on strings that could match,
-    the record comes from a template (`_record`) and the line from orjson (`dumps_line`).
+    Lean because it runs once per web request: numbers skip the sanitiser, the message, the correlation id and
+    every plain string key and value are checked for secrets together (`all_clean`), and the event goes straight to
+    `setup_logging`'s handler when that is the only place it can go (see the module docstring).
     """
     if not logger.isEnabledFor(level):
         return
     created = time.time()
     levelname = logging.getLevelName(level)
-    name = logger.name
     event: Dict[str, Any] = {
         "timestamp": _utc_timestamp(created),
         "level": levelname,
-        "logger": name,
-        "message": _redact_text(message),
+        "logger": logger.name,
+        "message": message,
     }
     cid = correlation_id.get()
     if cid is not None and "correlation_id" not in fields:
         event["correlation_id"] = cid
-    texts = []  # keys of plain string values, checked for secrets together below
+    texts = [message] if cid is None else [message, cid]  # checked for secrets together below
     for key, value in fields.items():
         if key in _RESERVED:
             key = f"field_{key}"
+        texts.append(key)
         kind = type(value)
         if kind is str:
             if value and _is_sensitive_key(key):
                 value = REDACTED
             else:
-                texts.append(key)
+                texts.append(value)
         elif not (kind is int or kind is float or kind is bool or value is None):
             value = sanitize(value, key)
         event[key] = value
-    if texts:
-        # One pass over all of them: no secret or pattern in the NUL-joined text means none in any part
-        # (NUL is in no pattern and is a word boundary, like the ends of a string).
-        joined = "\x00".join([event[key] for key in texts])
-        if _redact_text(joined) != joined:
-            for key in texts:
-                event[key] = _redact_text(event[key])
-    line = dumps_line(event)
-    handler = _sole_json_handler(logger, level)
-    if handler is None or not handler.write_line(line):
-        logger.handle(_record(logger, level, levelname, line, created))
+    if not all_clean(texts):
+        event = {
+            redact_text(k): (redact_text(v) if type(v) is str else v) for k, v in event.items()
+        }
+    handler = _sole_event_handler(logger, level)
+    if handler is None or not handler.write_event(event):
+        record = logger.makeRecord(logger.name, level, "", 0, dumps_line(event), None, None)
+        setattr(record, EVENT_ATTR, event)
+        logger.handle(record)
 
 
-def _sole_json_handler(logger: logging.Logger, level: int) -> Optional[_JsonLineHandler]:
-    """`setup_logging`'s handler when it is the ONLY handler a record of `level` from `logger` would reach
+def _sole_event_handler(logger: logging.Logger, level: int) -> Optional[EventHandler]:
+    """`setup_logging`'s handler when it is the ONLY handler an event of `level` from `logger` would reach
     and no filter could drop or change the record on the way; None otherwise.
 
-    Then the line can go straight to it: exactly what `logger.handle` would write, without making a record
-    and walking the generic handler chain (half of log_json's cost, and log_json runs per web request).
-    Any other configuration (a second handler, pytest's caplog, a filter, a custom handler) gets None and
-    the standard path.
+    Then the event can go straight to it: exactly what `logger.handle` would write, without making a record
+    and walking the generic handler chain (half of log_json's cost). Any other configuration (a second
+    handler, pytest's caplog, a filter, a custom handler) gets None and the standard path.
     """
     if logger.filters or logger.disabled:
         return None
@@ -248,55 +174,86 @@ def _sole_json_handler(logger: logging.Logger, level: int) -> Optional[_JsonLine
     while current is not None:
         for handler in current.handlers:
             if level >= handler.level:
-                if found is not None or type(handler) is not _JsonLineHandler or handler.filters:
+                if found is not None or type(handler) is not EventHandler or handler.filters:
                     return None
                 found = handler
         current = current.parent if current.propagate else None
     return found
 
 
-class _JsonLineFormatter(logging.Formatter):
-    """Lines from log_json are already JSON; wrap anything else (third-party loggers) into the same shape."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        text = record.getMessage()
-        if text.startswith("{") and text.endswith("}"):
-            return text
-        event = {
-            "timestamp": _utc_timestamp(record.created),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": _redact_text(text),
-        }
-        cid = correlation_id.get()
-        if cid is not None:
-            event["correlation_id"] = cid
-        if record.exc_info:
-            event["exception"] = _redact_text(self.formatException(record.exc_info))
-        return dumps_line(event)
+def _record_message(record: logging.LogRecord) -> str:
+    try:
+        return record.getMessage()
+    except Exception:  # a bad format/args pair in someone else's call: show the template, not a crash
+        return str(record.msg)
 
 
-class _JsonLineHandler(logging.StreamHandler):
-    """A StreamHandler that writes each line with one `write` and one `flush`, without the generic
-    formatting and locking detours (`handle` already holds the handler's lock around `emit`).
+def _access_event(record: logging.LogRecord, base: Dict[str, Any]) -> Dict[str, Any]:
+    """uvicorn's access line (`client - "METHOD path HTTP/x" status`) as fields, the path and query redacted,
+    and the matched route template when the web app bound the request's scope (see `request_scope`)."""
+    client, method, path, http_version, status = record.args  # type: ignore[misc]
+    base["message"] = ACCESS_EVENT
+    base["method"] = redact_text(str(method))
+    scope = request_scope.get()
+    template = getattr(scope.get("route"), "path", None) if scope is not None else None
+    if isinstance(template, str):
+        base["route"] = redact_text(template)
+    base.update(
+        path=redact_text(str(path)),
+        status=status if type(status) is int else redact_text(str(status)),
+        http_version=redact_text(str(http_version)),
+        client=redact_text(str(client)),
+    )
+    return base
 
-    `write_line` is log_json's direct path (see `_sole_json_handler`).
-    """
+
+def record_event(record: logging.LogRecord) -> Dict[str, Any]:
+    """The redacted event of any record: log_json's own, uvicorn's access line, or any library's text line
+    (its message, and its exception's traceback, redacted)."""
+    event = getattr(record, EVENT_ATTR, None)
+    if event is not None:
+        return event
+    base: Dict[str, Any] = {
+        "timestamp": _utc_timestamp(record.created),
+        "level": record.levelname,
+        "logger": record.name,
+        "message": "",  # set below; placed here so every event's keys come in the same order
+    }
+    cid = correlation_id.get()
+    if cid is not None:
+        base["correlation_id"] = redact_text(cid)
+    if record.name == "uvicorn.access" and isinstance(record.args, tuple) and len(record.args) == 5:
+        return _access_event(record, base)
+    base["message"] = redact_text(_record_message(record))
+    if record.exc_info:
+        base["exception"] = redact_text(logging.Formatter().formatException(record.exc_info))
+    if record.stack_info:
+        base["stack"] = redact_text(record.stack_info)
+    return base
+
+
+class EventHandler(logging.StreamHandler):
+    """The one handler of the process: renders each event (see `record_event`) as one line, JSON or console,
+    with one `write` and one `flush`. `write_event` is log_json's direct path (see `_sole_event_handler`)."""
+
+    def __init__(self, stream: IO[str], render: Renderer) -> None:
+        super().__init__(stream)
+        self.render = render
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            self._write(self.format(record))
+            self._write(self.render(record_event(record)))
         except RecursionError:  # as StreamHandler: a recursion error must surface
             raise
         except Exception:
             self.handleError(record)
 
-    def write_line(self, line: str) -> bool:
-        """Write one finished JSON line under the handler's lock; False if the stream failed (the caller
-        then sends a record the standard way, so the failure is reported as logging reports it)."""
+    def write_event(self, event: Dict[str, Any]) -> bool:
+        """Render and write one event under the handler's lock; False if that failed (the caller then sends a
+        record the standard way, so the failure is reported as logging reports it)."""
         with self.lock:  # type: ignore[union-attr]  # made by Handler.__init__
             try:
-                self._write(line)
+                self._write(self.render(event))
                 return True
             except Exception:
                 return False
@@ -307,18 +264,52 @@ class _JsonLineHandler(logging.StreamHandler):
         stream.flush()
 
 
-def setup_logging(level: int = logging.INFO, stream: Optional[IO[str]] = None) -> None:
-    """Send every log record to `stream` (stderr by default) as one JSON object per line.
+#: uvicorn's loggers: their own handlers are removed so their records reach ours (see `_route_uvicorn`).
+UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi")
+_QUIET = ("httpx", "httpx2", "httpcore", "urllib3", "telegram", "dropbox", "openai", "aiosmtplib", "PIL")
 
-    Chatty HTTP client loggers are held at WARNING: they print request URLs, and Telegram puts the bot token in
-    the URL path.
+
+def _route_uvicorn() -> None:
+    """Hand uvicorn's records to the root handler: a logger uvicorn configured (it has handlers) loses them
+    and propagates. A logger uvicorn switched off (`--no-access-log`: no handler, no propagation) stays off."""
+    for name in UVICORN_LOGGERS:
+        target = logging.getLogger(name)
+        if target.handlers:
+            for handler in list(target.handlers):
+                target.removeHandler(handler)
+            target.propagate = True
+
+
+def _log_uncaught(kind: type, value: BaseException, tb: Any) -> None:
+    """A crash is one event too: its traceback redacted like every other text (Ctrl-C keeps Python's way)."""
+    if issubclass(kind, KeyboardInterrupt):
+        sys.__excepthook__(kind, value, tb)
+        return
+    logging.getLogger("publisher_v2").critical("uncaught_exception", exc_info=(kind, value, tb))
+
+
+def _log_uncaught_in_thread(args: Any) -> None:
+    if args.exc_type is SystemExit:
+        return
+    _log_uncaught(args.exc_type, args.exc_value or args.exc_type(), args.exc_traceback)
+
+
+def setup_logging(level: int = logging.INFO, stream: Optional[IO[str]] = None) -> None:
+    """Send every log record to `stream` (stderr by default) as one redacted event per line.
+
+    The format is JSON unless the stream is a terminal (console), `PUBLISHER_LOG_FORMAT=json|console` decides
+    when set. Secret-named environment variables are registered for redaction first. Python's warnings and
+    uncaught exceptions (main thread and others) become events too, so nothing else prints on stderr. Chatty HTTP client
+    loggers are held at WARNING: they print request URLs, and Telegram puts the bot token in the URL path.
     """
-    # The JSON lines carry none of these record attributes; skipping them makes every record cheaper.
-    logging.logThreads = False
-    logging.logProcesses = False
-    logging.logMultiprocessing = False
-    handler = _JsonLineHandler(stream or sys.stderr)
-    handler.setFormatter(_JsonLineFormatter())
+    register_environment_secrets()
+    target = stream or sys.stderr
+    problem = None
+    try:
+        fmt = choose_format(target)
+    except ValueError as exc:
+        problem, fmt = str(exc), choose_format(target, environ={})
+    handler = EventHandler(target, renderer_for(fmt, target))
     root = logging.getLogger()
     for existing in list(root.handlers):
         if getattr(existing, "_publisher_v2", False):
@@ -326,18 +317,14 @@ def setup_logging(level: int = logging.INFO, stream: Optional[IO[str]] = None) -
     handler._publisher_v2 = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level)
-    for noisy in (
-        "httpx",
-        "httpx2",
-        "httpcore",
-        "urllib3",
-        "telegram",
-        "dropbox",
-        "openai",
-        "aiosmtplib",
-        "PIL",
-    ):
+    for noisy in _QUIET:
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+    _route_uvicorn()
+    logging.captureWarnings(True)  # `warnings` print plain text on stderr otherwise
+    sys.excepthook = _log_uncaught
+    threading.excepthook = _log_uncaught_in_thread
+    if problem is not None:
+        log_json(logging.getLogger("publisher_v2.logging"), logging.WARNING, "log_format_invalid", error=problem)
 
 
 def new_correlation_id() -> str:
@@ -348,15 +335,6 @@ def new_correlation_id() -> str:
 def get_correlation_id() -> Optional[str]:
     """The correlation id bound in this context, or None."""
     return correlation_id.get()
-
-
-def bind_correlation_id(value: str) -> Token:
-    """Bind `value` in this context; pass the token to `unbind_correlation_id` in the same context."""
-    return correlation_id.set(value)
-
-
-def unbind_correlation_id(token: Token) -> None:
-    correlation_id.reset(token)
 
 
 @contextlib.contextmanager

@@ -378,6 +378,9 @@ class PostLedger(_LedgerFile):
         self.claim_ttl = timedelta(seconds=claim_ttl_seconds)
         #: Identifies this ledger instance's claims; release/abandon touch only rows carrying it.
         self.owner = _process_owner()
+        from publisher_v2.utils.upstream_state import import_upstream_posted  # upstream's posted.json, once
+
+        import_upstream_posted(self)
 
     def _stale_before(self) -> str:
         return _iso(self._clock() - self.claim_ttl)

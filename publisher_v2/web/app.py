@@ -18,28 +18,37 @@ from typing import Any, AsyncIterator, Dict, Mapping, Optional, Tuple, Type, Typ
 
 from dotenv import dotenv_values
 from fastapi import Depends, FastAPI, Query, Request
+from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from publisher_v2.config.loader import load_application_config
+# Events go through the module attribute (applog.log_json), read at call time, so a wrapper put on it later
+# (the telemetry's one-event-per-request gate) sees every call whatever the import order.
+import publisher_v2.utils.logging as applog
+from publisher_v2.config.loader import find_env_file, load_application_config
 from publisher_v2.config.schema import ApplicationConfig
 from publisher_v2.core.exceptions import (
     AIServiceError,
     ConfigurationError,
     SocialMediaPublisherError,
+    StorageError,
 )
 from publisher_v2.utils.images import InvalidImageError
-from publisher_v2.utils.logging import log_json, setup_logging
+from publisher_v2.utils.logging import setup_logging
 from publisher_v2.utils.state import SessionStore
+from publisher_v2.web.access import RequestScopeMiddleware
 from publisher_v2.web.auth import COOKIE_NAME, AdminSessions, LoginThrottle, WebSettings, check_api_auth
 from publisher_v2.web.errors import (
     AdminNotConfigured,
     AdminRequired,
     BodyTooLarge,
+    InternalFailure,
     InvalidRequest,
+    LoginFailed,
+    UnreadableImage,
     WebError,
 )
 from publisher_v2.web.models import (
@@ -48,6 +57,7 @@ from publisher_v2.web.models import (
     AnalyzeResponse,
     ErrorResponse,
     HealthResponse,
+    LoginErrorResponse,
     LoginRequest,
     PublishRequest,
     PublishResponse,
@@ -80,20 +90,60 @@ def _errors(*statuses: int, model: Type[BaseModel] = ErrorResponse) -> Dict[int,
 
 
 def _error_response(
-    status: int, error: str, code: str, headers: Optional[Mapping[str, str]] = None
+    status: int, error: str, code: str, headers: Optional[Mapping[str, str]] = None, detail: Any = None
 ) -> JSONResponse:
-    return JSONResponse(
-        ErrorResponse(error=error, code=code).model_dump(), status_code=status, headers=headers
-    )
+    body = ErrorResponse(detail=error if detail is None else detail, error=error, code=code)
+    return JSONResponse(body.model_dump(), status_code=status, headers=headers)
+
+
+def _web_error_response(exc: WebError, model: Type[ErrorResponse] = ErrorResponse) -> JSONResponse:
+    body = model(detail=exc.detail, error=exc.message, code=exc.code)
+    return JSONResponse(body.model_dump(), status_code=exc.status_code, headers=exc.headers)
+
+
+def as_web_error(exc: BaseException) -> WebError:
+    """The answer to a failure inside a route: expected ones keep theirs, the rest are upstream's 500."""
+    if isinstance(exc, WebError):
+        return exc
+    if isinstance(exc, InvalidImageError):
+        return UnreadableImage("The file is not a readable image")
+    if isinstance(exc, AIServiceError):
+        return InternalFailure("The AI service failed", "ai_error")
+    if isinstance(exc, StorageError):
+        return InternalFailure("The image library failed", "storage_error")
+    return InternalFailure("Internal error", "internal_error")
+
+
+def route_failure(event: str, exc: BaseException, **fields: Any) -> WebError:
+    """Log a route's error event (upstream's name; 4xx WARNING, 5xx ERROR with the cause) and return the answer.
+
+    The cause of a 5xx (paths, SDK messages) goes to the log only, redacted; the client gets `Internal error`.
+    """
+    failure = as_web_error(exc)
+    if failure.status_code >= 500:
+        applog.log_json(
+            logger,
+            logging.ERROR,
+            event,
+            **fields,
+            error=str(exc) or failure.message,
+            error_type=type(exc).__name__,
+            code=failure.code,
+        )
+    else:
+        applog.log_json(logger, logging.WARNING, event, **fields, error=failure.message, code=failure.code)
+    return failure
 
 
 def read_environment(env_path: Optional[str]) -> Dict[str, Optional[str]]:
-    """The process environment over the optional ENV_PATH file (the real environment wins, as in the CLI)."""
+    """The process environment over the ENV_PATH file, else a `.env` found upwards from the working directory
+    (as upstream's load_dotenv did); the real environment wins, as in the CLI."""
     merged: Dict[str, Optional[str]] = {}
-    if env_path:
-        if not Path(env_path).is_file():
+    env_file = find_env_file(env_path or None)
+    if env_file is not None:
+        if not env_file.is_file():
             raise ConfigurationError(f"{env_path}: environment file not found (ENV_PATH)")
-        merged.update(dotenv_values(env_path))
+        merged.update(dotenv_values(env_file))
     merged.update(os.environ)
     return merged
 
@@ -131,17 +181,27 @@ async def read_json_body(request: Request, model: Type[M], *, required: bool) ->
             raise BodyTooLarge(f"Request body larger than {MAX_JSON_BODY} bytes")
     if not body.strip():
         if required:
-            raise InvalidRequest("A JSON body is required")
+            raise InvalidRequest("A JSON body is required", detail=_validation_detail("missing", "Field required"))
         return None
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "application/json":
-        raise InvalidRequest("The body must be JSON (Content-Type: application/json)")
+        message = "The body must be JSON (Content-Type: application/json)"
+        raise InvalidRequest(message, detail=_validation_detail("model_attributes_type", message))
     try:
         return model.model_validate_json(bytes(body))
     except ValidationError as exc:
-        first = exc.errors()[0] if exc.errors() else {}
+        errors = exc.errors(include_url=False, include_context=False)
+        first = errors[0] if errors else {}
         where = ".".join(str(p) for p in first.get("loc", ())) or "body"
-        raise InvalidRequest(f"Invalid body: {where}: {first.get('msg', 'invalid')}") from None
+        detail = [{**err, "loc": ["body", *err.get("loc", ())]} for err in errors]
+        raise InvalidRequest(
+            f"Invalid body: {where}: {first.get('msg', 'invalid')}", detail=jsonable_encoder(detail)
+        ) from None
+
+
+def _validation_detail(kind: str, message: str) -> list:
+    """FastAPI's 422 `detail` shape, which upstream's clients received for a bad body."""
+    return [{"type": kind, "loc": ["body"], "msg": message, "input": None}]
 
 
 def _json_body_doc(model: Type[BaseModel], required: bool) -> Dict[str, Any]:
@@ -168,7 +228,7 @@ def _sessions(request: Request) -> AdminSessions:
 
 
 async def require_admin(request: Request) -> None:
-    """Dependency of analyze/publish: API credentials (when configured), then a valid admin session."""
+    """Guard of analyze/publish: API credentials (when configured), then a valid admin session."""
     check_api_auth(request.app.state.settings, request.headers.get("authorization"))
     sessions = _sessions(request)
     if not sessions.configured:
@@ -181,9 +241,11 @@ async def require_admin(request: Request) -> None:
 
 
 def _install_error_handlers(app: FastAPI) -> None:
+    """Every error body is `{"detail", "error", "code"}`: upstream's `detail`, plus ours."""
+
     @app.exception_handler(WebError)
     async def web_error(request: Request, exc: WebError) -> JSONResponse:
-        return _error_response(exc.status_code, exc.message, exc.code, exc.headers)
+        return _web_error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -191,7 +253,10 @@ def _install_error_handlers(app: FastAPI) -> None:
         first = errors[0] if errors else {}
         where = ".".join(str(p) for p in first.get("loc", ())) or "request"
         return _error_response(
-            422, f"Invalid request: {where}: {first.get('msg', 'invalid')}", "invalid_request"
+            422,
+            f"Invalid request: {where}: {first.get('msg', 'invalid')}",
+            "invalid_request",
+            detail=jsonable_encoder(errors),
         )
 
     @app.exception_handler(StarletteHTTPException)
@@ -206,20 +271,18 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(SocialMediaPublisherError)
     async def domain_error(request: Request, exc: SocialMediaPublisherError) -> JSONResponse:
-        if isinstance(exc, InvalidImageError):
-            return _error_response(422, "The file is not a readable image", "unreadable_image")
-        # The detail (paths, upstream messages) goes to the log; the client gets a stable, generic answer.
-        log_json(
-            logger,
-            logging.ERROR,
-            "web_service_error",
-            path=request.url.path,
-            error_type=type(exc).__name__,
-            error=str(exc),
-        )
-        if isinstance(exc, AIServiceError):
-            return _error_response(503, "The AI service is unavailable", "ai_unavailable")
-        return _error_response(503, "The image library is unavailable", "storage_unavailable")
+        # Routes without an event of their own (the image file): the cause is logged, the client gets 500.
+        failure = as_web_error(exc)
+        if failure.status_code >= 500:
+            applog.log_json(
+                logger,
+                logging.ERROR,
+                "web_service_error",
+                path=request.url.path,
+                error_type=type(exc).__name__,
+                error=str(exc),
+            )
+        return _web_error_response(failure)
 
 
 # -- the app -------------------------------------------------------------------------------------------------
@@ -246,10 +309,10 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         web_service.ledger.schema_version()  # open the ledger now: migrations run, a bad [State] url stops here
-        log_json(
+        applog.log_json(
             logger,
             logging.INFO,
-            "web_app_started",
+            "web_server_start",
             storage=web_service.storage.backend_name,
             platforms=[p.platform_name for p in web_service.publishers],
             admin_configured=app.state.sessions.configured,
@@ -271,6 +334,7 @@ def create_app(
     app.state.sessions = AdminSessions(settings, store=session_store)
     app.state.throttle = LoginThrottle(session_store)
     _install_error_handlers(app)
+    app.add_middleware(RequestScopeMiddleware)  # the access event names the matched route
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     _add_page_routes(app)
     _add_image_routes(app)
@@ -290,23 +354,30 @@ def _add_page_routes(app: FastAPI) -> None:
 
 
 def _add_image_routes(app: FastAPI) -> None:
+    # Each mapped route logs upstream's business event once: `<event>` on success, `<event>_error` on failure
+    # (4xx WARNING, 5xx ERROR). With telemetry on, the manifest's `routes:` name the same events, and the
+    # telemetry adds its timing fields to this one event instead of writing a second.
     @app.get(
         "/api/images/random",
         response_model=RandomImageResponse,
-        responses=_errors(404, 503),
+        responses=_errors(404, 500),
         tags=["images"],
     )
     async def random_image(request: Request) -> Response:
         """A random library image and its sidecar captions (public; no image bytes are read)."""
+        try:
+            image = await request.app.state.service.get_random_image()
+        except Exception as exc:  # noqa: BLE001 - every failure is an answer (upstream: 404 or 500)
+            raise route_failure("web_random_image_error", exc) from exc
+        applog.log_json(logger, logging.INFO, "web_random_image", filename=image.filename)
         # The hot path: the model is already validated, so it is serialised once here instead of being
         # validated again by FastAPI's response_model machinery (which still documents it).
-        image = await request.app.state.service.get_random_image()
         return Response(image.model_dump_json(), media_type="application/json")
 
     @app.get(
         "/api/images/{filename}/file",
         response_class=Response,
-        responses={200: {"content": {"image/*": {}}}, **_errors(404, 422, 503)},
+        responses={200: {"content": {"image/*": {}}}, **_errors(404, 422, 500)},
         tags=["images"],
     )
     async def image_file(filename: str, service: WebImageService = Depends(_service)) -> Response:
@@ -320,41 +391,66 @@ def _add_image_routes(app: FastAPI) -> None:
     @app.post(
         "/api/images/{filename}/analyze",
         response_model=AnalyzeResponse,
-        responses=_errors(401, 403, 404, 422, 503),
-        dependencies=[Depends(require_admin)],
+        responses=_errors(401, 403, 404, 422, 500, 503),
         tags=["admin actions"],
     )
     async def analyze(
         filename: str,
+        request: Request,
         force_refresh: bool = Query(
             False, description="Analyse again even when a sidecar already holds captions."
         ),
         service: WebImageService = Depends(_service),
     ) -> AnalyzeResponse:
         """Analyse and caption an image (admin), reusing its sidecar unless `force_refresh`."""
-        return await service.analyze_and_caption(filename, force_refresh=force_refresh)
+        try:
+            await require_admin(request)
+            result = await service.analyze_and_caption(filename, force_refresh=force_refresh)
+        except Exception as exc:  # noqa: BLE001 - every failure is an answer (upstream: 4xx or 500)
+            raise route_failure("web_analyze_error", exc, filename=filename) from exc
+        applog.log_json(
+            logger,
+            logging.INFO,
+            "web_analyze_complete",
+            filename=filename,
+            sidecar_written=result.sidecar_written,
+            from_sidecar=result.from_sidecar,
+        )
+        return result
 
     @app.post(
         "/api/images/{filename}/publish",
         response_model=PublishResponse,
-        responses=_errors(401, 403, 404, 409, 413, 422, 503),
-        dependencies=[Depends(require_admin)],
+        responses=_errors(401, 403, 404, 409, 413, 422, 500, 503),
         openapi_extra=_json_body_doc(PublishRequest, required=False),
         tags=["admin actions"],
     )
     async def publish(
         filename: str, request: Request, service: WebImageService = Depends(_service)
     ) -> PublishResponse:
-        """Publish an image (admin) to every enabled platform or to `platforms`; a failure is a result."""
-        body = await read_json_body(request, PublishRequest, required=False)
-        return await service.publish_image(filename, platforms=body.platforms if body else None)
+        """Publish an image (admin) to every enabled platform or to `platforms`; a failure is a result (200)."""
+        try:
+            body = await read_json_body(request, PublishRequest, required=False)  # validated first, as upstream
+            await require_admin(request)
+            result = await service.publish_image(filename, platforms=body.platforms if body else None)
+        except Exception as exc:  # noqa: BLE001 - every failure is an answer (upstream: 4xx or 500)
+            raise route_failure("web_publish_error", exc, filename=filename) from exc
+        applog.log_json(
+            logger,
+            logging.INFO,
+            "web_publish_complete",
+            filename=filename,
+            any_success=result.any_success,
+            archived=result.archived,
+        )
+        return result
 
 
 def _add_admin_routes(app: FastAPI) -> None:
     @app.post(
         "/api/admin/login",
         response_model=AdminResponse,
-        responses={**_errors(401, 503, model=AdminResponse), **_errors(413, 422, 429)},
+        responses=_errors(401, 413, 422, 429, 503, model=LoginErrorResponse),
         openapi_extra=_json_body_doc(LoginRequest, required=True),
         tags=["admin"],
     )
@@ -363,33 +459,26 @@ def _add_admin_routes(app: FastAPI) -> None:
         sessions = _sessions(request)
         throttle: LoginThrottle = request.app.state.throttle
         client = _client(request)
-        if not sessions.configured:
-            log_json(
-                logger, logging.WARNING, "web_admin_login_failure", reason="not_configured", client=client
-            )
-            return JSONResponse(
-                AdminResponse(admin=False, error="Admin login is not configured").model_dump(),
-                status_code=503,
-            )
         try:
             throttle.check(client)
-            body = await read_json_body(request, LoginRequest, required=True)
+            body = await read_json_body(request, LoginRequest, required=True)  # validated first, as upstream
         except WebError as exc:
-            log_json(logger, logging.WARNING, "web_admin_login_failure", reason=exc.code, client=client)
-            raise
+            applog.log_json(logger, logging.WARNING, "web_admin_login_failure", reason=exc.code, client=client)
+            return _web_error_response(exc, LoginErrorResponse)
         assert body is not None
-        if not sessions.password_matches(body.password):
+        if not sessions.configured:
+            applog.log_json(logger, logging.WARNING, "web_admin_login_unconfigured", client=client)
+            refused: WebError = AdminNotConfigured("Admin actions are disabled: no admin password is configured")
+            return _web_error_response(refused, LoginErrorResponse)
+        if not body.password or not sessions.password_matches(body.password):
             throttle.failed(client)
-            log_json(
-                logger, logging.WARNING, "web_admin_login_failure", reason="wrong_password", client=client
-            )
-            return JSONResponse(
-                AdminResponse(admin=False, error="Invalid credentials").model_dump(), status_code=401
-            )
+            reason = "empty_password" if not body.password else "mismatch"
+            applog.log_json(logger, logging.WARNING, "web_admin_login_failure", reason=reason, client=client)
+            return _web_error_response(LoginFailed("Invalid admin password"), LoginErrorResponse)
         throttle.succeeded(client)
         response = JSONResponse(AdminResponse(admin=True).model_dump())
         response.set_cookie(value=sessions.issue(), max_age=sessions.ttl, **sessions.cookie_options())  # type: ignore[arg-type]
-        log_json(logger, logging.INFO, "web_admin_login_success", client=client, ttl_seconds=sessions.ttl)
+        applog.log_json(logger, logging.INFO, "web_admin_login_success", client=client, ttl_seconds=sessions.ttl)
         return response
 
     @app.get("/api/admin/status", response_model=AdminStatusResponse, tags=["admin"])
@@ -409,7 +498,7 @@ def _add_admin_routes(app: FastAPI) -> None:
             sessions.revoke(request.cookies.get(COOKIE_NAME))
         response = JSONResponse(AdminResponse(admin=False).model_dump())
         response.delete_cookie(**sessions.cookie_options())  # type: ignore[arg-type]
-        log_json(logger, logging.INFO, "web_admin_logout", client=_client(request), was_admin=was_admin)
+        applog.log_json(logger, logging.INFO, "web_admin_logout", client=_client(request), was_admin=was_admin)
         return response
 
 
@@ -417,13 +506,14 @@ def _add_admin_routes(app: FastAPI) -> None:
 
 
 def _server_app() -> FastAPI:
-    """The app a server runs: JSON logs on stderr, config from the environment, a one-line refusal."""
-    setup_logging(logging.INFO, stream=sys.stderr)
+    """The app a server runs: JSON logs on stderr (DEBUG with upstream's WEB_DEBUG), config from the environment,
+    a one-line refusal."""
+    debug = os.environ.get("WEB_DEBUG", "").strip().lower() in ("1", "true", "yes")
+    setup_logging(logging.DEBUG if debug else logging.INFO, stream=sys.stderr)
     try:
         return create_app()
     except SocialMediaPublisherError as exc:
-        sys.stderr.write(f"publisher_v2.web: cannot start: {exc}\n")
-        sys.stderr.flush()
+        applog.log_json(logger, logging.ERROR, "web_cannot_start", error=str(exc))  # one event, redacted, like all
         raise SystemExit(1) from None
 
 

@@ -31,8 +31,8 @@ from publisher_v2.utils.logging import register_secret
 from publisher_v2.utils.state import SessionStore
 from publisher_v2.web.errors import TooManyAttempts, Unauthorized
 
-COOKIE_NAME = "publisher_admin"
-DEFAULT_COOKIE_TTL = 900
+COOKIE_NAME = "pv2_admin"  # upstream's name, so its clients and proxies keep working
+DEFAULT_COOKIE_TTL = 3600  # upstream's default
 MIN_COOKIE_TTL = 60
 MAX_COOKIE_TTL = 3600
 _ADMIN_VALUE = "admin"

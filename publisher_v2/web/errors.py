@@ -1,12 +1,13 @@
-"""Expected web failures, each with its HTTP status and machine code.
+"""Expected web failures, each with its HTTP status, machine code and upstream `detail` text.
 
 Services raise these; one exception handler in `app.py` turns them into an `ErrorResponse` body, so a route
-never builds an error by hand and the status a failure gets is decided in exactly one place.
+never builds an error by hand and the status a failure gets is decided in exactly one place. `detail` is the text
+upstream's clients already match on (`{"detail": "Image not found"}`); `message` may say more, for humans.
 """
 
 from __future__ import annotations
 
-from typing import Dict, Optional
+from typing import Any, Dict, Optional
 
 
 class WebError(Exception):
@@ -14,11 +15,14 @@ class WebError(Exception):
 
     status_code = 500
     code = "internal_error"
+    #: Upstream's `detail` for this failure; None → the message itself.
+    upstream_detail: Optional[str] = None
 
-    def __init__(self, message: str, headers: Optional[Dict[str, str]] = None) -> None:
+    def __init__(self, message: str, headers: Optional[Dict[str, str]] = None, detail: Any = None) -> None:
         super().__init__(message)
         self.message = message
         self.headers = headers
+        self.detail = detail if detail is not None else (self.upstream_detail or message)
 
 
 class InvalidFilename(WebError):
@@ -31,11 +35,20 @@ class InvalidFilename(WebError):
 class ImageNotFound(WebError):
     status_code = 404
     code = "image_not_found"
+    upstream_detail = "Image not found"
 
 
 class NoImages(WebError):
     status_code = 404
     code = "no_images"
+    upstream_detail = "No images found"
+
+
+class UnreadableImage(WebError):
+    """The file exists but is not a readable image."""
+
+    status_code = 422
+    code = "unreadable_image"
 
 
 class InvalidRequest(WebError):
@@ -55,11 +68,13 @@ class Unauthorized(WebError):
 
     status_code = 401
     code = "unauthorized"
+    upstream_detail = "Unauthorized"
 
 
 class LoginFailed(WebError):
     status_code = 401
     code = "login_failed"
+    upstream_detail = "Invalid admin password"
 
 
 class AdminRequired(WebError):
@@ -67,6 +82,7 @@ class AdminRequired(WebError):
 
     status_code = 403
     code = "admin_required"
+    upstream_detail = "Admin privileges required"
 
 
 class TooManyAttempts(WebError):
@@ -89,10 +105,29 @@ class AdminNotConfigured(WebError):
 
     status_code = 503
     code = "admin_not_configured"
+    upstream_detail = "Admin mode not configured"
 
 
 class ServiceUnavailable(WebError):
-    """Storage, the ledger or the AI service failed; details are logged, not sent to the client."""
+    """Storage, the ledger or the AI service failed; details are logged, not sent to the client.
 
-    status_code = 503
-    code = "service_unavailable"
+    500 with upstream's `Internal error`, as upstream answered every such failure.
+    """
+
+    status_code = 500
+    code = "service_error"
+    upstream_detail = "Internal error"
+
+
+class InternalFailure(WebError):
+    """An AI, storage or unexpected failure inside a route: 500 `Internal error`, as upstream answered.
+
+    `code` tells which (`ai_error`, `storage_error`, `internal_error`); the cause goes to the log only.
+    """
+
+    status_code = 500
+    upstream_detail = "Internal error"
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.code = code

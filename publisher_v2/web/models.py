@@ -6,16 +6,25 @@ and nowhere builds a JSON dict by hand.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 
 class ErrorResponse(BaseModel):
-    """Every 4xx/5xx answer: a human message and a stable machine code."""
+    """Every 4xx/5xx answer: upstream's `detail`, plus a human message and a stable machine code."""
 
+    detail: Union[str, List[Dict[str, Any]]] = Field(
+        description="Upstream's text (e.g. 'Image not found'); for 422, the list of validation errors."
+    )
     error: str = Field(description="What went wrong, for humans.")
     code: str = Field(description="Stable machine-readable code, e.g. image_not_found, admin_required.")
+
+
+class LoginErrorResponse(ErrorResponse):
+    """A refused login also reports the caller's admin state (false)."""
+
+    admin: bool = False
 
 
 class HealthResponse(BaseModel):
@@ -53,11 +62,9 @@ class AnalyzeResponse(BaseModel):
 
 
 class PublishRequest(BaseModel):
-    """Optional body of a publish: restrict it to some of the enabled platforms."""
+    """Optional body of a publish: restrict it to some of the enabled platforms (unknown keys are ignored)."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    platforms: Optional[List[str]] = Field(default=None, max_length=16)
+    platforms: Optional[List[str]] = None
 
 
 class PlatformResult(BaseModel):
@@ -76,9 +83,9 @@ class PublishResponse(BaseModel):
 
 
 class LoginRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """Unknown keys are ignored, as upstream did; the body itself is bounded by the route."""
 
-    password: str = Field(max_length=1024)
+    password: str
 
 
 class AdminResponse(BaseModel):
@@ -90,4 +97,5 @@ class AdminResponse(BaseModel):
 
 class AdminStatusResponse(BaseModel):
     admin: bool
+    error: Optional[str] = None
     configured: bool = Field(description="False when no admin password is set: admin actions answer 503.")

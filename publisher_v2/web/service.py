@@ -222,21 +222,14 @@ class WebImageService:
             logging.INFO,
             "web_vision_analysis_start",
             filename=entry.name,
+            image=entry.name,  # upstream's field name
             force_refresh=force_refresh,
         )
         image = await fetch_image_content(self.storage, entry.name)
         analysis = await self.ai_service.analyze(image)
         spec = CaptionSpec(platform="generic", hashtags=self.config.content.hashtag_string)
         captions = await self.ai_service.generate_caption(analysis, spec)
-        written = await self._write_sidecar(image, analysis, captions)
-        log_json(
-            logger,
-            logging.INFO,
-            "web_analyze_complete",
-            filename=entry.name,
-            sidecar_written=written,
-            model_version=captions.model_version,
-        )
+        written = await self._write_sidecar(image, analysis, captions)  # the route logs web_analyze_complete
         return AnalyzeResponse(
             filename=entry.name,
             description=analysis.description,

@@ -324,3 +324,13 @@ def test_a_file_split_over_two_processes_gives_the_same_report(tmp_path: Path) -
 def test_jobs_must_be_positive(capsys: pytest.CaptureFixture) -> None:
     assert main(["--jobs", "0"]) == 2
     assert "--jobs must be >= 1" in capsys.readouterr().err
+
+
+def test_hostile_numbers_of_event_names_keep_the_caches_bounded() -> None:
+    from autoinstrument import report_aggregate as ra
+
+    agg = Aggregator(max_events=10)
+    agg.feed_lines([event(f"e{i}", x_ms=i).encode() for i in range(ra.CACHE_SIZE + 500)])
+    report = agg.report()
+    assert len(agg._shape_list) <= ra.CACHE_SIZE and len(report.events) == 11
+    assert report.events[ra.OTHER].count == ra.CACHE_SIZE + 490 and report.events_used == ra.CACHE_SIZE + 500

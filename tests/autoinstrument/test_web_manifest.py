@@ -12,7 +12,8 @@ from autoinstrument.manifest import ManifestError, load_manifest, loads_manifest
 def test_the_repo_manifest_maps_the_three_routes_and_reads_publish_results():
     routes = {(r.method, r.template): r for r in load_manifest(str(REPO / "telemetry.yaml")).web.routes}
     publish = routes[("POST", "/api/images/{filename}/publish")]
-    assert (publish.field, publish.event, publish.error_event) == ("web_publish_ms", "web_publish", "web_publish_error")
+    expected = ("web_publish_ms", "web_publish_complete", "web_publish_error")
+    assert (publish.field, publish.event, publish.error_event) == expected
     assert publish.result == ("any_success", "archived")
     assert routes[("GET", "/api/images/random")].result == ()
 

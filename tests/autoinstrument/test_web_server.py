@@ -62,7 +62,8 @@ def test_with_the_switch_off_the_app_has_no_middleware_and_no_header(sample_libr
         "stack": "ServerErrorMiddleware",
         "autoinstrument_loaded": False,
     }
-    assert "web_random_image" not in out.stderr
+    assert '"message":"web_random_image"' in out.stderr  # the app's own event, telemetry off
+    assert "web_random_image_ms" not in out.stderr and "correlation_id" not in out.stderr
 
 
 def test_with_the_switch_on_the_same_command_gets_the_middleware_outermost(sample_library):
@@ -191,7 +192,7 @@ def test_200_concurrent_requests_each_carry_their_own_id_in_header_and_every_log
         assert cid in ids or cid == "login-0", line  # no event carries an id nobody sent
         by_id.setdefault(cid, []).append(line)
 
-    expected = {"GET": "web_random_image", "analyze": "web_analyze", "publish": "web_publish"}
+    expected = {"GET": "web_random_image", "analyze": "web_analyze_complete", "publish": "web_publish_complete"}
     for request_id, method, path in plan:
         kind = "GET" if method == "GET" else path.rsplit("/", 1)[1]
         own = by_id.get(request_id, [])

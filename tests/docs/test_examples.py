@@ -39,8 +39,8 @@ def test_the_examples_cover_the_cli_and_every_timed_web_endpoint() -> None:
         '"message":"workflow_timing"',
         '"message":"autoinstrument_installed"',
         '"message":"web_random_image"',
-        '"message":"web_analyze"',
-        '"message":"web_publish"',
+        '"message":"web_analyze_complete"',
+        '"message":"web_publish_complete"',
         '"message":"web_analyze_error"',
     ):
         assert event in text

@@ -59,7 +59,7 @@ def test_every_route_answers_a_symlink_out_of_the_library_like_an_unknown_file(
             == (unknown.status_code, unknown.json())
             == (
                 404,
-                {"error": "Image not found", "code": "image_not_found"},
+                {"detail": "Image not found", "error": "Image not found", "code": "image_not_found"},
             )
         ), suffix
     shown = {admin.get("/api/images/random").json()["filename"] for _ in range(40)}
@@ -98,10 +98,8 @@ def test_a_claim_held_elsewhere_stops_select_and_web_publish_before_any_platform
     assert login(admin).status_code == 200
     busy = admin.post("/api/images/alpha.jpg/publish")
     assert busy.status_code == 409
-    assert busy.json() == {
-        "error": "Image alpha.jpg is being published by another run (claimed); see `publisher ledger list`",
-        "code": "publish_in_progress",
-    }
+    message = "Image alpha.jpg is being published by another run (claimed); see `publisher ledger list`"
+    assert busy.json() == {"detail": message, "error": message, "code": "publish_in_progress"}
     assert posts(library) == []
 
     assert other_run.release(digest)
@@ -110,10 +108,8 @@ def test_a_claim_held_elsewhere_stops_select_and_web_publish_before_any_platform
     again = admin.post("/api/images/alpha.jpg/publish")
     posted_at = other_run.get(digest)["posted_at"]  # type: ignore[index]
     assert again.status_code == 409
-    assert again.json() == {
-        "error": f"Image alpha.jpg was already posted on {posted_at[:10]} {posted_at[11:19]} UTC",
-        "code": "already_posted",
-    }
+    message = f"Image alpha.jpg was already posted on {posted_at[:10]} {posted_at[11:19]} UTC"
+    assert again.json() == {"detail": message, "error": message, "code": "already_posted"}
     assert len(posts(library)) == 2
 
     bypass = run_cli(library, "--select", "alpha.jpg")  # --select keeps its documented bypass, loudly

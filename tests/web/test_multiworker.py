@@ -27,6 +27,7 @@ import pytest
 from PIL import Image
 
 from publisher_v2.utils.images import dropbox_content_hash
+from publisher_v2.web.auth import COOKIE_NAME
 from tests.conftest import BIN, REPO_ROOT
 from tests.pg_server import ledger_query
 from tests.web.conftest import Server, free_port, uvicorn_command
@@ -333,16 +334,16 @@ def test_logout_is_refused_by_every_worker_and_rotating_forwarded_for_buys_no_gu
     front, other = servers(env, workers=2), servers(env, workers=1)  # two servers, one ledger file
 
     session = admin_client(front)
-    cookie = session.cookies.get("publisher_admin")
+    cookie = session.cookies.get(COOKIE_NAME)
     assert cookie
-    with httpx.Client(base_url=other.base_url, timeout=30, cookies={"publisher_admin": cookie}) as elsewhere:
+    with httpx.Client(base_url=other.base_url, timeout=30, cookies={COOKIE_NAME: cookie}) as elsewhere:
         assert elsewhere.get("/api/admin/status").json()["admin"] is True
         assert session.post("/api/admin/logout").json()["admin"] is False
         assert elsewhere.get("/api/admin/status").json()["admin"] is False
         refused = elsewhere.post("/api/images/nosuch.jpg/analyze")
         assert (refused.status_code, refused.json()["code"]) == (403, "admin_required")
     for _ in range(6):  # fresh connections, so both workers of the front server answer some of them
-        with httpx.Client(base_url=front.base_url, timeout=30, cookies={"publisher_admin": cookie}) as reused:
+        with httpx.Client(base_url=front.base_url, timeout=30, cookies={COOKIE_NAME: cookie}) as reused:
             assert reused.get("/api/admin/status").json()["admin"] is False
 
     # uvicorn trusts X-Forwarded-For from 127.0.0.1 by default: every attempt claims another client address.

@@ -11,10 +11,10 @@ from fastapi.testclient import TestClient
 EXPECTED: Dict[tuple, Set[str]] = {
     ("get", "/"): set(),
     ("get", "/health"): set(),
-    ("get", "/api/images/random"): {"404", "503"},
-    ("get", "/api/images/{filename}/file"): {"404", "422", "503"},
-    ("post", "/api/images/{filename}/analyze"): {"401", "403", "404", "422", "503"},
-    ("post", "/api/images/{filename}/publish"): {"401", "403", "404", "409", "413", "422", "503"},
+    ("get", "/api/images/random"): {"404", "500"},
+    ("get", "/api/images/{filename}/file"): {"404", "422", "500"},
+    ("post", "/api/images/{filename}/analyze"): {"401", "403", "404", "422", "500", "503"},
+    ("post", "/api/images/{filename}/publish"): {"401", "403", "404", "409", "413", "422", "500", "503"},
     ("post", "/api/admin/login"): {"401", "413", "422", "429", "503"},
     ("get", "/api/admin/status"): set(),
     ("post", "/api/admin/logout"): set(),
@@ -42,13 +42,14 @@ def test_each_route_documents_its_error_responses_with_a_json_schema(
     assert errors == EXPECTED[(method, path)]
     for status in errors:
         schema = responses[status]["content"]["application/json"]["schema"]
-        assert schema["$ref"].split("/")[-1] in ("ErrorResponse", "AdminResponse"), (path, status)
+        assert schema["$ref"].split("/")[-1] in ("ErrorResponse", "LoginErrorResponse"), (path, status)
 
 
 def test_validation_errors_are_documented_as_our_error_body_not_fastapis(spec: dict) -> None:
     schemas = spec["components"]["schemas"]
     assert "HTTPValidationError" not in schemas
-    assert set(schemas["ErrorResponse"]["required"]) == {"error", "code"}
+    assert set(schemas["ErrorResponse"]["required"]) == {"detail", "error", "code"}
+    assert set(schemas["LoginErrorResponse"]["properties"]) == {"detail", "error", "code", "admin"}
 
 
 def test_success_bodies_name_their_models(spec: dict) -> None:
@@ -93,4 +94,4 @@ def test_actual_error_bodies_match_the_documented_shape(client: TestClient) -> N
         client.post("/api/images/alpha.jpg/analyze"),
     ):
         assert response.status_code >= 400
-        assert set(response.json()) == {"error", "code"}
+        assert set(response.json()) == {"detail", "error", "code"}

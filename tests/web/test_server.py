@@ -50,7 +50,7 @@ def test_real_server_drives_login_random_analyze_publish_and_records_everything(
         assert client.post("/api/images/x.jpg/analyze").status_code == 403
         assert client.post("/api/admin/login", json={"password": "wrong"}).status_code == 401
         assert client.post("/api/admin/login", json={"password": PASSWORD}).json()["admin"] is True
-        assert client.get("/api/admin/status").json() == {"admin": True, "configured": True}
+        assert client.get("/api/admin/status").json() == {"admin": True, "error": None, "configured": True}
 
         shown = client.get("/api/images/random").json()
         name = shown["filename"]

@@ -281,7 +281,7 @@ class CaptionGeneratorOpenAI(_OpenAIRole):
     def _model(cfg: OpenAIConfig) -> str:
         return cfg.caption_model
 
-    def _brief(self, analysis: ImageAnalysis, spec: CaptionSpec) -> str:
+    def _brief(self, analysis: ImageAnalysis, spec: CaptionSpec, role: Optional[str] = None) -> str:
         facts = {
             k: v
             for k, v in {
@@ -300,7 +300,7 @@ class CaptionGeneratorOpenAI(_OpenAIRole):
             if v
         }
         lines = [
-            self.cfg.role_prompt,
+            role or self.cfg.role_prompt,
             f"Platform: {spec.platform}. Style: {spec.style}. At most {spec.max_length} characters.",
             "Do not add hashtags; they are appended separately.",
         ]
@@ -309,8 +309,8 @@ class CaptionGeneratorOpenAI(_OpenAIRole):
         lines.append("What the image shows (JSON): " + json.dumps(facts, ensure_ascii=False))
         return "\n".join(lines)
 
-    def _messages(self, user: str) -> List[Dict[str, Any]]:
-        return [{"role": "system", "content": self.cfg.system_prompt}, {"role": "user", "content": user}]
+    def _messages(self, user: str, system: Optional[str] = None) -> List[Dict[str, Any]]:
+        return [{"role": "system", "content": system or self.cfg.system_prompt}, {"role": "user", "content": user}]
 
     @staticmethod
     def _finish(caption: str, spec: CaptionSpec) -> str:
@@ -323,9 +323,10 @@ class CaptionGeneratorOpenAI(_OpenAIRole):
     async def generate(
         self, analysis: ImageAnalysis, spec: CaptionSpec, with_sd_caption: bool
     ) -> CaptionResult:
-        brief = self._brief(analysis, spec)
         if with_sd_caption and self.cfg.sd_caption_single_call_enabled:
-            return await self._single_call(brief, spec)
+            # Upstream's single call: the sd_caption_* model and prompts, each falling back to the plain one.
+            return await self._single_call(self._brief(analysis, spec, self.cfg.sd_caption_role_prompt), spec)
+        brief = self._brief(analysis, spec)
         result = await self._plain_caption(brief, spec)
         if with_sd_caption:
             result.sd_caption = await self._sd_caption(analysis)
@@ -336,9 +337,9 @@ class CaptionGeneratorOpenAI(_OpenAIRole):
             f"{brief}\nReply with ONE JSON object with exactly two string keys: "
             f'"caption" and "sd_caption". {SD_CAPTION_RULES}'
         )
-        model = self.cfg.caption_model
+        model = self.cfg.sd_caption_model or self.cfg.caption_model
         content, answered_by = await self._client.complete(
-            "caption", model, self._messages(user), json_mode=True
+            "caption", model, self._messages(user, self.cfg.sd_caption_system_prompt), json_mode=True
         )
         data = parse_json_object(content) or {}
         caption = data.get("caption")
@@ -384,7 +385,7 @@ class CaptionGeneratorOpenAI(_OpenAIRole):
             + ", ".join(analysis.tags)
         )
         content, answered_by = await self._client.complete(
-            "sd caption", model, self._messages(user), json_mode=True
+            "sd caption", model, self._messages(user, self.cfg.sd_caption_system_prompt), json_mode=True
         )
         sd_caption = _as_text((parse_json_object(content) or {}).get("sd_caption"))
         if sd_caption is None:

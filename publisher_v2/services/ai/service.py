@@ -65,7 +65,21 @@ class AIService:
                 model=model,
                 error=str(exc),
             )
+            # Upstream's per-call event (its error types: the adapter's malformed-output error names "JSON").
+            kind = "json_decode_error" if "JSON" in str(exc) else "openai_error"
+            log_json(
+                logger, logging.INFO, "vision_analysis", event="vision_analysis", model=model, ok=False, error_type=kind
+            )
             raise
+        log_json(
+            logger,
+            logging.INFO,
+            "vision_analysis",
+            event="vision_analysis",
+            model=analysis.model_version,
+            ok=True,
+            error_type=None,
+        )
         log_json(
             logger,
             logging.INFO,

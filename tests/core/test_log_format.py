@@ -1,0 +1,264 @@
+"""The README's commands, as an operator runs them: every stderr line is a JSON object when stderr is not a
+terminal, and a console line under a pseudo-terminal. Real processes: `publisher-sample`, `publisher`, and
+`uvicorn publisher_v2.web.app:app` (start-up, requests, shutdown by Ctrl-C)."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import re
+import select
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import httpx
+import pytest
+
+from tests.conftest import BIN, REPO_ROOT, SECRET_VARS
+
+pytestmark = pytest.mark.slow
+
+#: `22:03:51.017 [info     ] workflow_start    [publisher_v2.workflow] cid=09393a19 storage=local …`
+CONSOLE_LINE = re.compile(r"^\d\d:\d\d:\d\d\.\d{3} \[(debug|info|warning|error|critical) *\] .+? +\[[\w.]+\]")
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def not_console(lines: List[str]) -> List[str]:
+    return [line for line in lines if not CONSOLE_LINE.match(line)][:3]
+
+
+def clean_env(**extra: str) -> Dict[str, str]:
+    drop = {*SECRET_VARS, "PUBLISHER_AUTOINSTRUMENT", "PUBLISHER_TELEMETRY_MANIFEST", "PUBLISHER_LOG_FORMAT"}
+    env = {k: v for k, v in os.environ.items() if k not in drop and k not in ("CONFIG_PATH", "ENV_PATH")}
+    env.update(extra)
+    return env
+
+
+def assert_json_lines(stderr: str) -> List[dict]:
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert lines, "nothing on stderr"
+    events = []
+    for line in lines:
+        event = json.loads(line)  # raises on a plain-text line
+        assert isinstance(event, dict) and {"timestamp", "level", "logger", "message"} <= set(event), line
+        events.append(event)
+    return events
+
+
+def run_in_pty(command: List[str], env: Dict[str, str], until: Optional[str] = None, timeout: float = 60) -> str:
+    """Run `command` with stdin/stdout/stderr on a pseudo-terminal; return what it printed (ANSI removed).
+    With `until`, send Ctrl-C (SIGINT) once that text has been printed, then read to the end."""
+    master, slave = pty.openpty()
+    process = subprocess.Popen(command, stdin=slave, stdout=slave, stderr=slave, env=env, cwd=str(REPO_ROOT))
+    os.close(slave)
+    out = b""
+    interrupted = False
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.2)
+            if ready:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:  # the child closed the terminal
+                    break
+                if not chunk:
+                    break
+                out += chunk
+            elif process.poll() is not None:
+                break
+            if until and not interrupted and until in ANSI.sub("", out.decode(errors="replace")):
+                process.send_signal(signal.SIGINT)
+                interrupted = True
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=30)
+        os.close(master)
+    return ANSI.sub("", out.decode(errors="replace")).replace("\r\n", "\n")
+
+
+@pytest.fixture
+def library(tmp_path: Path) -> Path:
+    """`publisher-sample sample_library` (the README's first step); its stderr is JSON-or-nothing too."""
+    made = subprocess.run(
+        [str(BIN / "publisher-sample"), str(tmp_path / "sample_library")],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert made.returncode == 0, made.stderr
+    if made.stderr.strip():
+        assert_json_lines(made.stderr)
+    return tmp_path / "sample_library" / "publisher.ini"
+
+
+@pytest.mark.parametrize(
+    ("command", "telemetry"),
+    [(["publisher"], False), (["publisher"], True), (["python", "-m", "publisher_v2"], False)],
+)
+def test_readme_run_command_prints_only_json_on_stderr(library: Path, command: List[str], telemetry: bool) -> None:
+    env = clean_env(**({"PUBLISHER_AUTOINSTRUMENT": "1"} if telemetry else {}))
+    program = [str(BIN / command[0]), *command[1:]] if command[0] == "publisher" else [sys.executable, *command[1:]]
+    done = subprocess.run(
+        [*program, "--config", str(library)], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    events = assert_json_lines(done.stderr)
+    assert done.stdout.startswith("Published "), done.stdout  # the human summary stays on stdout
+    names = {e["message"] for e in events}
+    assert "workflow_complete" in names or "workflow_start" in names
+    if telemetry:
+        assert "workflow_timing" in names
+
+
+def test_readme_run_command_under_a_terminal_prints_console_lines(library: Path) -> None:
+    output = run_in_pty([str(BIN / "publisher"), "--config", str(library)], clean_env())
+    lines = [line for line in output.splitlines() if line.strip()]
+    summary = [line for line in lines if line.startswith("Published ")]
+    events = [line for line in lines if not line.startswith("Published ")]
+    assert len(summary) == 1 and events, output
+    assert all(CONSOLE_LINE.match(line) for line in events), not_console(events)
+    assert not any(line.lstrip().startswith("{") for line in lines)
+    # the correlation id is shortened to its first group on the console, and whole in the summary
+    cid = re.search(r"correlation_id=([0-9a-f-]{36})", summary[0]).group(1)  # type: ignore[union-attr]
+    assert f"cid={cid[:8]} " in output and f"cid={cid}" not in output
+
+
+def test_log_format_variable_overrides_the_terminal_check(library: Path) -> None:
+    forced_json = run_in_pty(
+        [str(BIN / "publisher"), "--config", str(library)], clean_env(PUBLISHER_LOG_FORMAT="json")
+    )
+    assert_json_lines("\n".join(line for line in forced_json.splitlines() if not line.startswith("Published ")))
+    forced_console = subprocess.run(
+        [str(BIN / "publisher"), "--config", str(library)],
+        env=clean_env(PUBLISHER_LOG_FORMAT="console"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    lines = [line for line in forced_console.stderr.splitlines() if line.strip()]
+    assert lines and all(CONSOLE_LINE.match(line) for line in lines), lines[:3]
+    assert "\x1b[" not in forced_console.stderr  # no colours when the stream is not a terminal
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def readme_uvicorn(port: int) -> List[str]:
+    """The README's command: `uvicorn publisher_v2.web.app:app --host 127.0.0.1 --port N` (access log on)."""
+    return [str(BIN / "uvicorn"), "publisher_v2.web.app:app", "--host", "127.0.0.1", "--port", str(port)]
+
+
+def exercise(base: str) -> None:
+    """Start-up is awaited, then a few requests: a page, an API call, a 404, a failed login."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            httpx.get(base + "/health", timeout=2)
+            break
+        except httpx.HTTPError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+    assert httpx.get(base + "/api/images/random", timeout=10).status_code == 200
+    assert httpx.get(base + "/nope?password=hunter2", timeout=10).status_code == 404
+    assert httpx.post(base + "/api/admin/login", json={"password": "wrong"}, timeout=10).status_code == 401
+
+
+@pytest.mark.parametrize("telemetry", [False, True])
+def test_readme_uvicorn_command_prints_only_json_on_stderr(library: Path, tmp_path: Path, telemetry: bool) -> None:
+    port = free_port()
+    env = clean_env(CONFIG_PATH=str(library), web_admin_pw="change-me")
+    if telemetry:
+        env["PUBLISHER_AUTOINSTRUMENT"] = "1"
+    stderr_path = tmp_path / "stderr.log"
+    with open(stderr_path, "wb") as stderr:
+        server = subprocess.Popen(readme_uvicorn(port), env=env, stdout=subprocess.PIPE, stderr=stderr)
+        try:
+            exercise(f"http://127.0.0.1:{port}")
+        finally:
+            server.send_signal(signal.SIGINT)  # Ctrl-C: uvicorn's shutdown lines are part of the check
+            stdout, _ = server.communicate(timeout=30)
+    events = assert_json_lines(stderr_path.read_text(encoding="utf-8"))
+    messages = [e["message"] for e in events]
+    assert any(m.startswith("Started server process") for m in messages)
+    assert any(m.startswith("Finished server process") for m in messages)
+    access = [e for e in events if e["message"] == "http_access"]
+    assert {e["status"] for e in access} >= {200, 404, 401}
+    assert all(e["method"] in ("GET", "POST") and e["path"].startswith("/") for e in access)
+    routes = {e["path"]: e.get("route") for e in access}
+    assert routes["/api/images/random"] == "/api/images/random"  # the matched template, from the app
+    assert routes["/api/admin/login"] == "/api/admin/login"
+    assert all("route" not in e for e in access if e["status"] == 404)  # nothing matched: the path alone
+    assert "hunter2" not in stderr_path.read_text(encoding="utf-8")  # the query string was redacted
+    assert not stdout.strip()
+
+
+def test_readme_uvicorn_command_under_a_terminal_prints_console_lines(library: Path) -> None:
+    port = free_port()
+    env = clean_env(CONFIG_PATH=str(library), web_admin_pw="change-me")
+    result: Dict[str, str] = {}
+    # The terminal is read in a thread (Ctrl-C once the last request's access line is shown), while this
+    # thread makes the requests.
+    reader = threading.Thread(
+        target=lambda: result.setdefault("out", run_in_pty(readme_uvicorn(port), env, until="status=401"))
+    )
+    reader.start()
+    exercise(f"http://127.0.0.1:{port}")
+    reader.join(timeout=120)
+    output = result.get("out", "")
+    lines = [line for line in output.splitlines() if line.strip()]
+    assert any("Started server process" in line for line in lines), output
+    assert any("Finished server process" in line for line in lines), output
+    assert any("http_access" in line and "status=200" in line for line in lines), output
+    assert all(CONSOLE_LINE.match(line) for line in lines), not_console(lines)
+
+
+def test_a_server_that_cannot_start_says_so_in_one_json_line(tmp_path: Path) -> None:
+    missing = tmp_path / "absent.ini"
+    done = subprocess.run(
+        [sys.executable, "-m", "uvicorn", "publisher_v2.web.app:app", "--port", str(free_port())],
+        env=clean_env(CONFIG_PATH=str(missing)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=str(REPO_ROOT),
+    )
+    assert done.returncode != 0
+    (event,) = assert_json_lines(done.stderr)
+    assert event["message"] == "web_cannot_start" and str(missing) in event["error"]
+
+
+def test_warnings_and_crashes_are_events_too() -> None:
+    """A warning, a crashed thread and an uncaught exception: JSON events with their texts redacted."""
+    key = "sk-proj-AbCdEfGhIjKlMnOpQrSt"
+    script = (
+        "import threading, warnings\n"
+        "from publisher_v2.utils.logging import setup_logging\n"
+        "setup_logging()\n"
+        f"warnings.warn('careful {key}')\n"
+        "t = threading.Thread(target=lambda: 1 / 0)\n"
+        "t.start(); t.join()\n"
+        "raise RuntimeError('peer said ' + __import__('os').environ['OPENAI_API_KEY'].lower())\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=clean_env(OPENAI_API_KEY=key), capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 1
+    warning, thread_crash, crash = assert_json_lines(done.stderr)
+    assert warning["logger"] == "py.warnings" and "UserWarning: careful [REDACTED]" in warning["message"]
+    assert thread_crash["message"] == "uncaught_exception" and "ZeroDivisionError" in thread_crash["exception"]
+    assert crash["exception"].endswith("RuntimeError: peer said [REDACTED]")
+    assert key[:8].lower() not in done.stderr.lower()
