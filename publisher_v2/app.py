@@ -8,17 +8,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import sys
-from dataclasses import asdict, is_dataclass
-from typing import Any, List, NoReturn, Optional
+from typing import List, NoReturn, Optional, Tuple
 
 from publisher_v2.config.loader import load_application_config
+from publisher_v2.config.preflight import preflight
 from publisher_v2.core.exceptions import SocialMediaPublisherError
 from publisher_v2.core.models import WorkflowResult
 from publisher_v2.ledger_cli import add_ledger_parser, run_ledger_command
 from publisher_v2.ledger_migrate import add_migrate_parser, run_migrate_command
+from publisher_v2.run_summary import RunMode, render_preview, summarize
 from publisher_v2.utils.logging import redact_text, register_environment_secrets, setup_logging
 
 
@@ -61,46 +61,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _plain(value: Any) -> Any:
-    if is_dataclass(value) and not isinstance(value, type):
-        return {k: v for k, v in asdict(value).items() if v not in (None, [], {}, "")}
-    return value
-
-
-def render_preview(result: WorkflowResult) -> str:
-    """The --preview report: what a real run would post, without posting anything."""
-    preview = result.preview or {}
-    lines = [f"Image:    {preview.get('image')}", f"SHA-256:  {preview.get('sha256')}", "", "Analysis:"]
-    for key, value in (_plain(preview.get("analysis")) or {}).items():
-        lines.append(f"  {key}: {value}")
-    lines += ["", f"Caption:     {preview.get('caption')}", f"SD caption:  {preview.get('sd_caption')}", ""]
-    if preview.get("sidecar"):
-        lines += ["Sidecar:", *("  " + line for line in preview["sidecar"].splitlines()), ""]
-    lines.append("Platforms:")
-    for platform, caption in (preview.get("platforms") or {}).items():
-        lines.append(f"  {platform}: {caption}")
-    if not preview.get("platforms"):
-        lines.append("  (none enabled)")
-    if preview.get("email"):
-        lines += ["", "Email plan: " + json.dumps(preview["email"])]
-    lines += [
-        "",
-        f"Archive after posting: {preview.get('archive')}",
-        "Preview only: nothing was written or published.",
-    ]
-    return "\n".join(lines)
-
-
-async def _run(args: argparse.Namespace) -> WorkflowResult:
+async def _run(args: argparse.Namespace) -> Tuple[WorkflowResult, RunMode, List[str]]:
     from publisher_v2.wiring import build_orchestrator
 
     config = load_application_config(args.config, args.env)
     if args.debug:
         config.content.debug = True
+    mode = RunMode(debug=config.content.debug, dry_publish=args.dry_publish, preview=args.preview)
+    preflight(config, publishes=not (mode.simulated or mode.debug))  # before any work
     orchestrator = build_orchestrator(config)
-    return await orchestrator.execute(
+    result = await orchestrator.execute(
         select_filename=args.select, dry_publish=args.dry_publish, preview_mode=args.preview
     )
+    return result, mode, [p.platform_name for p in orchestrator.publishers]
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -114,7 +87,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             return run_ledger_command(args)
         if args.command == "migrate-to-postgres":
             return run_migrate_command(args)
-        result = asyncio.run(_run(args))
+        result, mode, platforms = asyncio.run(_run(args))
     except SocialMediaPublisherError as exc:
         return _fail(f"publisher: error: {exc}")
     except KeyboardInterrupt:
@@ -125,16 +98,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 0
     for notice in result.notices:
         print(redact_text(f"publisher: warning: {notice}"))
-    if not result.success:
-        return _fail(f"publisher: {result.error}")
-    platforms = ", ".join(f"{k}={'ok' if v.success else 'failed'}" for k, v in result.publish_results.items())
-    summary = (
-        f"Published {result.image_name}"
-        + (f" ({platforms})" if platforms else " (dry run: nothing published)")
-        + (", archived" if result.archived else "")
-        + f" [correlation_id={result.correlation_id}]"
-    )
-    print(redact_text(summary))
+    summary = summarize(result, mode, platforms)
+    print(redact_text(summary.stdout))
+    if summary.stderr is not None:
+        return _fail(f"publisher: {summary.stderr}")
     return 0
 
 

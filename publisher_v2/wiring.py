@@ -63,9 +63,9 @@ def build_ai_service(config: ApplicationConfig) -> AIService:
 def build_publishers(config: ApplicationConfig) -> List[Publisher]:
     platforms = config.enabled_platforms()
     if config.publishing.backend == "outbox":
-        from publisher_v2.services.publishers.outbox import OutboxPublisher
+        from publisher_v2.services.publishers.outbox import outbox_publisher
 
-        return [OutboxPublisher(name, config.publishing.outbox_folder, config) for name in platforms]
+        return [outbox_publisher(name, config.publishing.outbox_folder, config) for name in platforms]
     publishers: List[Publisher] = []
     for name in platforms:
         try:

@@ -55,7 +55,7 @@ def _parse(path: Path, text: str, parser: configparser.ConfigParser) -> configpa
     try:
         parser.read_string(text, source=str(path))
     except configparser.Error as exc:
-        raise ConfigurationError(f"{path}: not a valid INI file ({exc.message.splitlines()[0]})") from exc
+        raise ConfigurationError(_ini_syntax_error(path, exc)) from exc
     return parser
 
 
@@ -102,6 +102,24 @@ def find_env_file(env_path: Optional[Union[str, Path]]) -> Optional[Path]:
         return Path(env_path)
     found = find_dotenv(usecwd=True)
     return Path(found) if found else None
+
+
+def _ini_syntax_error(path: Path, exc: configparser.Error) -> str:
+    """`file:line: what is wrong`, because an operator fixing a syntax error needs the line."""
+    if isinstance(exc, configparser.MissingSectionHeaderError):
+        return f"{path}:{exc.lineno}: not a valid INI file: {exc.line.strip()!r} comes before any [Section] header"
+    if isinstance(exc, configparser.ParsingError) and exc.errors:
+        lineno, line = exc.errors[0]
+        text = str(line).strip().strip("'\"").replace("\\n", "").strip()  # configparser stores repr(line)
+        hint = "an unclosed [Section] header" if text.startswith("[") else "expected [Section] or key = value"
+        return f"{path}:{lineno}: not a valid INI file: {text!r} is not a line of INI ({hint})"
+    if isinstance(exc, configparser.DuplicateOptionError):
+        return f"{path}:{exc.lineno}: not a valid INI file: [{exc.section}] {exc.option}: the key is set twice"
+    if isinstance(exc, configparser.DuplicateSectionError):
+        return f"{path}:{exc.lineno}: not a valid INI file: [{exc.section}]: the section appears twice"
+    lineno = getattr(exc, "lineno", None)
+    where = f"{path}:{lineno}" if lineno else str(path)
+    return f"{where}: not a valid INI file ({exc.message.splitlines()[0]})"
 
 
 def _environment(env_path: Optional[Union[str, Path]]) -> Mapping[str, Optional[str]]:

@@ -29,6 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 # (the telemetry's one-event-per-request gate) sees every call whatever the import order.
 import publisher_v2.utils.logging as applog
 from publisher_v2.config.loader import find_env_file, load_application_config
+from publisher_v2.config.preflight import preflight
 from publisher_v2.config.schema import ApplicationConfig
 from publisher_v2.core.exceptions import (
     AIServiceError,
@@ -156,7 +157,9 @@ def load_config_from_environment() -> Tuple[ApplicationConfig, Dict[str, Optiona
             "CONFIG_PATH is not set: point it at the INI file, e.g. CONFIG_PATH=publisher.ini"
         )
     env_path = os.environ.get("ENV_PATH") or None
-    return load_application_config(config_path, env_path), read_environment(env_path)
+    config = load_application_config(config_path, env_path)
+    preflight(config, publishes=False)  # a library that is not a folder refuses the start, not every request
+    return config, read_environment(env_path)
 
 
 # -- request helpers -----------------------------------------------------------------------------------------
@@ -348,6 +351,15 @@ def _add_page_routes(app: FastAPI) -> None:
         """The single-page UI (static HTML + JS; every server value is set as text, never as HTML)."""
         return FileResponse(STATIC_DIR / "index.html", media_type="text/html", headers=PAGE_HEADERS)
 
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> FileResponse:
+        """The page's icon at the address browsers ask for by default (an SVG; no 404 in the console)."""
+        return FileResponse(
+            STATIC_DIR / "favicon.svg",
+            media_type="image/svg+xml",
+            headers={"Cache-Control": "public, max-age=86400", "X-Content-Type-Options": "nosniff"},
+        )
+
     @app.get("/health", response_model=HealthResponse, tags=["page"])
     async def health() -> HealthResponse:
         return HealthResponse()
@@ -485,9 +497,9 @@ def _add_admin_routes(app: FastAPI) -> None:
     async def status(request: Request) -> AdminStatusResponse:
         """Whether this browser holds a valid admin session (a forged or expired cookie reports false)."""
         sessions = _sessions(request)
-        return AdminStatusResponse(
-            admin=sessions.is_admin(request.cookies.get(COOKIE_NAME)), configured=sessions.configured
-        )
+        admin = sessions.is_admin(request.cookies.get(COOKIE_NAME))
+        platforms = [p.platform_name for p in request.app.state.service.publishers] if admin else []
+        return AdminStatusResponse(admin=admin, configured=sessions.configured, platforms=platforms)
 
     @app.post("/api/admin/logout", response_model=AdminResponse, tags=["admin"])
     async def logout(request: Request) -> JSONResponse:

@@ -99,3 +99,6 @@ class AdminStatusResponse(BaseModel):
     admin: bool
     error: Optional[str] = None
     configured: bool = Field(description="False when no admin password is set: admin actions answer 503.")
+    platforms: List[str] = Field(
+        default_factory=list, description="The platforms a publish goes to (listed for an admin only)."
+    )

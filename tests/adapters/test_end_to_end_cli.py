@@ -38,6 +38,9 @@ STAGE_FIELDS = (
     "caption_generation_ms",
     "sidecar_write_ms",
     "publish_parallel_ms",
+    "telegram_publish_ms",  # per platform, from the live publishers (telemetry.yaml)
+    "instagram_publish_ms",
+    "email_publish_ms",
     "archive_ms",
     "workflow_total_ms",
 )

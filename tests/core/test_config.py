@@ -47,7 +47,7 @@ def test_directory_instead_of_file_is_rejected(tmp_path: Path) -> None:
 
 def test_unreadable_ini_syntax_names_the_file(tmp_path: Path) -> None:
     path = write_ini(tmp_path, "this is not ini\n[Local\n")
-    with pytest.raises(ConfigurationError, match=r"publisher\.ini: not a valid INI file"):
+    with pytest.raises(ConfigurationError, match=r"publisher\.ini:1: not a valid INI file"):
         load_application_config(path)
 
 

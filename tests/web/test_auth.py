@@ -45,7 +45,8 @@ def test_login_sets_a_signed_httponly_samesite_lax_cookie_with_the_default_ttl(c
     assert "max-age=3600" in attributes  # upstream's default TTL
     assert "path=/" in attributes
     assert "secure" not in attributes
-    assert client.get("/api/admin/status").json() == {"admin": True, "error": None, "configured": True}
+    status = client.get("/api/admin/status").json()
+    assert status == {"admin": True, "error": None, "configured": True, "platforms": ["telegram", "email"]}
 
 
 def test_secure_cookies_setting_marks_the_cookie_secure(make_client: ClientFactory) -> None:
@@ -130,7 +131,8 @@ def test_without_an_admin_password_login_and_admin_routes_answer_503_never_open(
     response = login(client, "anything")
     assert response.status_code == 503 and response.json()["admin"] is False
     assert response.json()["detail"] == "Admin mode not configured"
-    assert client.get("/api/admin/status").json() == {"admin": False, "error": None, "configured": False}
+    status = client.get("/api/admin/status").json()
+    assert status == {"admin": False, "error": None, "configured": False, "platforms": []}
     for method, path in ADMIN_ROUTES:
         answer = call(client, method, path)
         assert answer.status_code == 503, path

@@ -50,7 +50,9 @@ def test_real_server_drives_login_random_analyze_publish_and_records_everything(
         assert client.post("/api/images/x.jpg/analyze").status_code == 403
         assert client.post("/api/admin/login", json={"password": "wrong"}).status_code == 401
         assert client.post("/api/admin/login", json={"password": PASSWORD}).json()["admin"] is True
-        assert client.get("/api/admin/status").json() == {"admin": True, "error": None, "configured": True}
+        status = client.get("/api/admin/status").json()
+        platforms = ["telegram", "instagram", "email"]
+        assert status == {"admin": True, "error": None, "configured": True, "platforms": platforms}
 
         shown = client.get("/api/images/random").json()
         name = shown["filename"]
@@ -136,6 +138,7 @@ def test_server_without_config_path_refuses_to_start_with_one_line() -> None:
         (None, "not found"),
         ("[Content]\narchive = perhaps\n[Local]\nimage_folder = images\n", "[Content] archive"),
         ("[Storage]\nbackend = local\n", "[Local] image_folder"),
+        ("[Local]\nimage_folder = publisher.ini\n", "[Local] image_folder: "),  # a file, not a folder
     ],
 )
 def test_server_with_an_invalid_config_refuses_to_start_with_one_line_naming_it(

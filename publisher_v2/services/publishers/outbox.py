@@ -5,11 +5,15 @@ the platform would (Telegram and Instagram widths from the config; email keeps t
 PublishResult instead of raising. Each post is built in a temporary folder inside the outbox and moved into
 place with one rename, so a crash never leaves half a post for a reader to trip over. A staging folder is
 named after the process that builds it; the next publisher to start removes those of processes that are gone.
+
+Each platform has its own subclass (`TelegramOutbox`, `InstagramOutbox`, `EmailOutbox`) so that the telemetry
+manifest can name one platform's publish, as it names `TelegramPublisher.publish` for the live backend.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import logging
 import os
@@ -18,7 +22,7 @@ import shutil
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Type
 
 from publisher_v2.config.schema import ApplicationConfig
 from publisher_v2.core.exceptions import StorageError
@@ -131,6 +135,9 @@ class OutboxPublisher(Publisher):
 
     def _write_post(self, image_path: str, image_name: str, caption: str, record: Dict[str, Any]) -> Path:
         target = self.outbox_folder / self.platform_name / record["post_id"]
+        if target.parent.exists() and not target.parent.is_dir():
+            # mkdir would say "[Errno 17] File exists", which hides what an operator must fix.
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(target.parent))
         target.parent.mkdir(parents=True, exist_ok=True)
         staging = make_staging(self.outbox_folder / INCOMING, STAGING_PREFIX, f"{self.platform_name}_")
         try:
@@ -149,3 +156,40 @@ class OutboxPublisher(Publisher):
             shutil.rmtree(staging, ignore_errors=True)
             raise
         return target
+
+
+class TelegramOutbox(OutboxPublisher):
+    """Telegram's posts in the outbox."""
+
+    def __init__(self, outbox_folder: Path, config: ApplicationConfig) -> None:
+        super().__init__("telegram", outbox_folder, config)
+
+
+class InstagramOutbox(OutboxPublisher):
+    """Instagram's posts in the outbox."""
+
+    def __init__(self, outbox_folder: Path, config: ApplicationConfig) -> None:
+        super().__init__("instagram", outbox_folder, config)
+
+
+class EmailOutbox(OutboxPublisher):
+    """The email publisher's posts (with the email plan) in the outbox."""
+
+    def __init__(self, outbox_folder: Path, config: ApplicationConfig) -> None:
+        super().__init__("email", outbox_folder, config)
+
+
+#: The outbox class of each platform, so each platform's publish is a distinct callable.
+OUTBOX_CLASSES: Dict[str, Type[OutboxPublisher]] = {
+    "telegram": TelegramOutbox,
+    "instagram": InstagramOutbox,
+    "email": EmailOutbox,
+}
+
+
+def outbox_publisher(platform_name: str, outbox_folder: Path, config: ApplicationConfig) -> OutboxPublisher:
+    """The outbox publisher for `platform_name` (its own subclass for a known platform)."""
+    cls = OUTBOX_CLASSES.get(platform_name)
+    if cls is None:
+        return OutboxPublisher(platform_name, outbox_folder, config)
+    return cls(outbox_folder, config)

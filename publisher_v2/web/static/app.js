@@ -4,16 +4,35 @@
 
 (function () {
   const $ = (id) => document.getElementById(id);
-  const state = { filename: null, admin: false, busy: false };
+  // `published`: the shown image was published by this page, so Publish stays off until another image shows.
+  const state = { filename: null, admin: false, busy: false, published: false, platforms: [] };
 
-  function setBusy(busy) {
-    state.busy = busy;
+  function updateButtons() {
     document.querySelectorAll("[data-action]").forEach((button) => {
-      button.disabled = busy;
+      button.disabled = state.busy;
     });
-    $("next-button").disabled = busy;
-    $("analyze-button").disabled = busy || !state.filename;
-    $("publish-button").disabled = busy || !state.filename;
+    $("analyze-button").disabled = state.busy || !state.filename || state.published;
+    const publish = $("publish-button");
+    publish.disabled = state.busy || !state.filename || state.published;
+    publish.textContent = state.published ? "Published" : "Publish";
+  }
+
+  function setBusy(busy, button) {
+    state.busy = busy;
+    document.querySelectorAll("[aria-busy]").forEach((element) => element.removeAttribute("aria-busy"));
+    if (busy && button) button.setAttribute("aria-busy", "true");
+    updateButtons();
+  }
+
+  // The one-line state of the last action, next to the buttons (the activity log keeps the history).
+  function setStatus(text, isError) {
+    const status = $("status");
+    status.textContent = text;
+    status.classList.toggle("error", Boolean(isError));
+  }
+
+  function platformList() {
+    return state.platforms.length ? state.platforms.join(", ") : "every enabled platform";
   }
 
   function log(text, isError) {
@@ -61,13 +80,15 @@
   }
 
   // Runs one action at a time with every button disabled; a thrown error is logged, never left hanging.
-  async function run(label, action) {
+  async function run(label, action, button) {
     if (state.busy) return;
-    setBusy(true);
+    setBusy(true, button);
     try {
       await action();
     } catch (e) {
-      log(label + " failed: " + (e && e.message ? e.message : String(e)), true);
+      const text = label + " failed: " + (e && e.message ? e.message : String(e));
+      log(text, true);
+      setStatus(text, true);
     } finally {
       setBusy(false);
     }
@@ -87,6 +108,7 @@
 
   function showImage(data) {
     state.filename = typeof data.filename === "string" ? data.filename : null;
+    state.published = false;
     $("filename").textContent = state.filename || "";
     $("caption").textContent = typeof data.caption === "string" ? data.caption : "(no caption yet)";
     $("sd-caption").textContent = typeof data.sd_caption === "string" ? "SD: " + data.sd_caption : "";
@@ -104,27 +126,36 @@
 
   async function loadStatus() {
     const result = await request("GET", "/api/admin/status");
-    if (result.ok) showAdmin(result.data.admin === true, result.data.configured !== false);
+    if (!result.ok) return;
+    const platforms = Array.isArray(result.data.platforms) ? result.data.platforms : [];
+    state.platforms = platforms.filter((name) => typeof name === "string");
+    showAdmin(result.data.admin === true, result.data.configured !== false);
   }
 
   async function nextImage() {
     const result = await request("GET", "/api/images/random");
     if (!result.ok) {
+      showImage({});
       $("filename").textContent = "No image to show";
+      $("caption").textContent = "";
       log("Next image: " + describeError(result), true);
+      setStatus("No image to show", true);
       return;
     }
     showImage(result.data);
     log("Showing " + state.filename + (result.data.has_sidecar ? " (has sidecar)" : ""), false);
+    setStatus("Showing " + state.filename, false);
   }
 
   async function analyze() {
     if (!state.filename) return;
     const refresh = $("force-refresh").checked ? "?force_refresh=true" : "";
     const path = "/api/images/" + encodeURIComponent(state.filename) + "/analyze" + refresh;
+    setStatus("Analyzing " + state.filename + "…", false);
     const result = await request("POST", path);
     if (!result.ok) {
       log("Analyze " + state.filename + ": " + describeError(result), true);
+      setStatus("Analyze failed: " + describeError(result), true);
       if (result.status === 403) await loadStatus();
       return;
     }
@@ -132,14 +163,23 @@
     $("sd-caption").textContent = result.data.sd_caption ? "SD: " + result.data.sd_caption : "";
     const source = result.data.from_sidecar ? "from sidecar" : result.data.sidecar_written ? "sidecar written" : "not saved";
     log("Analyzed " + result.data.filename + " (" + source + "): " + (result.data.description || ""), false);
+    setStatus("Analyzed " + result.data.filename + " (" + source + ")", false);
   }
 
+  // Asks first (naming the platforms); after a success Publish stays off for that image and the next one loads.
   async function publish() {
-    if (!state.filename) return;
+    if (!state.filename || state.published) return;
     const name = state.filename;
+    const targets = platformList();
+    if (!window.confirm("Publish " + name + " to " + targets + "?\nThis posts it for real.")) {
+      setStatus("Publish cancelled: nothing was posted", false);
+      return;
+    }
+    setStatus("Publishing " + name + " to " + targets + "…", false);
     const result = await request("POST", "/api/images/" + encodeURIComponent(name) + "/publish", {});
     if (!result.ok) {
       log("Publish " + name + ": " + describeError(result), true);
+      setStatus("Publish failed: " + describeError(result), true);
       if (result.status === 403) await loadStatus();
       return;
     }
@@ -152,6 +192,16 @@
       log("Publish " + name + " to " + platform + ": " + text, !outcome.success);
     });
     log("Publish " + name + ": " + (result.data.any_success ? "published" : "nothing published") + (result.data.archived ? ", archived" : ""), !result.data.any_success);
+    if (!result.data.any_success) {
+      setStatus("Not published: every platform failed (see the activity log)", true);
+      return;
+    }
+    const posted = platforms.filter((platform) => (results[platform] || {}).success);
+    const failed = platforms.filter((platform) => !(results[platform] || {}).success);
+    state.published = true;
+    updateButtons();
+    setStatus("Published " + name + " to " + posted.join(", ") + (failed.length ? "; failed on " + failed.join(", ") : "") + ". Loading the next image…", failed.length > 0);
+    await nextImage();
   }
 
   async function login() {
@@ -159,27 +209,31 @@
     const result = await request("POST", "/api/admin/login", { password: field.value });
     field.value = "";
     if (result.ok && result.data.admin === true) {
-      showAdmin(true, true);
+      await loadStatus();
       log("Logged in as admin", false);
+      setStatus("Logged in as admin", false);
     } else {
       log("Login: " + describeError(result), true);
+      setStatus("Login failed: " + describeError(result), true);
     }
   }
 
   async function logout() {
     await request("POST", "/api/admin/logout");
+    state.platforms = [];
     showAdmin(false, true);
     log("Logged out", false);
+    setStatus("Logged out", false);
   }
 
   document.addEventListener("DOMContentLoaded", () => {
-    $("next-button").addEventListener("click", () => run("Next image", nextImage));
-    $("analyze-button").addEventListener("click", () => run("Analyze", analyze));
-    $("publish-button").addEventListener("click", () => run("Publish", publish));
-    $("logout-button").addEventListener("click", () => run("Logout", logout));
+    $("next-button").addEventListener("click", () => run("Next image", nextImage, $("next-button")));
+    $("analyze-button").addEventListener("click", () => run("Analyze", analyze, $("analyze-button")));
+    $("publish-button").addEventListener("click", () => run("Publish", publish, $("publish-button")));
+    $("logout-button").addEventListener("click", () => run("Logout", logout, $("logout-button")));
     $("login-form").addEventListener("submit", (event) => {
       event.preventDefault();
-      run("Login", login);
+      run("Login", login, $("login-button"));
     });
     run("Start", async () => {
       await loadStatus();
