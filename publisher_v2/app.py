@@ -17,6 +17,7 @@ from publisher_v2.config.preflight import preflight
 from publisher_v2.core.exceptions import SocialMediaPublisherError
 from publisher_v2.core.models import WorkflowResult
 from publisher_v2.ledger_cli import add_ledger_parser, run_ledger_command
+from publisher_v2.ledger_migrate import add_migrate_parser, run_migrate_command
 from publisher_v2.run_summary import RunMode, render_preview, summarize
 from publisher_v2.utils.logging import redact_text, register_environment_secrets, setup_logging
 
@@ -54,7 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--preview", action="store_true", help="dry-publish and print a human-readable report"
     )
-    add_ledger_parser(parser.add_subparsers(dest="command", metavar="COMMAND"))
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    add_ledger_parser(commands)
+    add_migrate_parser(commands)
     return parser
 
 
@@ -82,6 +85,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         if args.command == "ledger":
             return run_ledger_command(args)
+        if args.command == "migrate-to-postgres":
+            return run_migrate_command(args)
         result, mode, platforms = asyncio.run(_run(args))
     except SocialMediaPublisherError as exc:
         return _fail(f"publisher: error: {exc}")

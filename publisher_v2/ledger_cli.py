@@ -89,11 +89,11 @@ def _list(ledger: PostLedger, config: ApplicationConfig, as_json: bool) -> int:
     if as_json:
         print(
             json.dumps(
-                {"ledger": str(ledger.path), "platforms": platforms, "unfinished": [e.as_dict() for e in entries]}
+                {"ledger": ledger.where, "platforms": platforms, "unfinished": [e.as_dict() for e in entries]}
             )
         )
         return 0
-    print(f"{len(entries)} unfinished post(s) in {ledger.path}")
+    print(f"{len(entries)} unfinished post(s) in {ledger.where}")
     for entry in entries:
         print("\n".join(_describe(entry, platforms)))
     return 0
@@ -171,7 +171,7 @@ async def _resolve(args: argparse.Namespace, config: ApplicationConfig, ledger: 
 def run_ledger_command(args: argparse.Namespace) -> int:
     """Run `publisher ledger ...`; expected failures raise SocialMediaPublisherError (one line, exit 1)."""
     config = load_application_config(args.config, args.env)
-    with PostLedger(config.state.ledger_path, config.state.claim_ttl_seconds) as ledger:
+    with PostLedger(config.state.ledger_store(), config.state.claim_ttl_seconds) as ledger:
         if args.ledger_action == "list":
             return _list(ledger, config, args.json)
         return asyncio.run(_resolve(args, config, ledger))

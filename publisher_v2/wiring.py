@@ -88,5 +88,5 @@ def build_orchestrator(config: ApplicationConfig) -> WorkflowOrchestrator:
         storage,
         build_ai_service(config),
         build_publishers(config),
-        ledger=PostLedger(config.state.ledger_path, config.state.claim_ttl_seconds),
+        ledger=PostLedger(config.state.ledger_store(), config.state.claim_ttl_seconds),
     )

@@ -49,7 +49,7 @@ def sample_library(tmp_path: Path) -> Path:
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Dict[str, str]]:
     """The process environment without secrets or telemetry switches (for subprocesses too)."""
     for name in (*SECRET_VARS, "PUBLISHER_AUTOINSTRUMENT", "PUBLISHER_TELEMETRY_MANIFEST", "AUTOINSTRUMENT",
-                 "AUTOINSTRUMENT_MANIFEST"):
+                 "AUTOINSTRUMENT_MANIFEST", "DATABASE_URL"):
         monkeypatch.delenv(name, raising=False)
     yield dict(os.environ)
 
@@ -62,3 +62,28 @@ def json_events(text: str) -> List[dict]:
         if line.strip() and not line.startswith("publisher: "):
             events.append(json.loads(line))
     return events
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[object]:
+    """One throw-away PostgreSQL server for the session (skipped where none can be started)."""
+    from tests.pg_server import ThrowawayPostgres, available
+
+    reason = available()
+    if reason and os.environ.get("PUBLISHER_TEST_REQUIRE_POSTGRES") == "1":  # CI: never skip silently
+        pytest.fail(reason)
+    if reason:
+        pytest.skip(reason)
+    server = ThrowawayPostgres()
+    yield server
+    server.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def ledger_location(request: pytest.FixtureRequest, tmp_path: Path) -> object:
+    """Where a test's ledger lives, once per store: a SQLite file path, or the URL of a fresh PostgreSQL
+    database. `PostLedger(ledger_location)` opens either."""
+    if request.param == "sqlite":
+        return tmp_path / "state" / "ledger.sqlite"
+    server = request.getfixturevalue("pg_server")
+    return server.url(server.new_database())

@@ -12,12 +12,14 @@ import os
 import re
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Tuple, Union
+from urllib.parse import urlsplit
 
 from dotenv import dotenv_values, find_dotenv
 from pydantic import ValidationError
 
 from publisher_v2.config.schema import SECTIONS, ApplicationConfig, EmailConfig, Secrets
 from publisher_v2.core.exceptions import ConfigurationError
+from publisher_v2.utils.ledger_stores import check_postgres_url
 from publisher_v2.utils.logging import log_json, register_secret
 
 logger = logging.getLogger("publisher_v2.config")
@@ -187,11 +189,27 @@ def load_application_config(
     config.local.image_folder = _resolve(base, config.local.image_folder)
     config.publishing.outbox_folder = _resolve(base, config.publishing.outbox_folder)  # type: ignore[assignment]
     config.state.ledger_path = _resolve(base, config.state.ledger_path)  # type: ignore[assignment]
+    _choose_ledger(config, env, path)
     _check_consistency(config, path, present if upstream else None)
     for secret in config.secrets.model_dump().values():
         if secret is not None:
             register_secret(secret.get_secret_value() if hasattr(secret, "get_secret_value") else str(secret))
     return config
+
+
+def _choose_ledger(config: ApplicationConfig, env: Mapping[str, Optional[str]], path: Path) -> None:
+    """[State] url, else DATABASE_URL, moves the ledger to PostgreSQL. The URL is checked here (its password
+    registered for redaction); the server is first contacted when the ledger is used."""
+    if config.state.url:
+        setting = f"{path}: [State] url"
+    elif env.get("DATABASE_URL"):
+        config.state.url, setting = env["DATABASE_URL"], "environment DATABASE_URL"
+    else:
+        config.state.url = None
+        return
+    config.state._url_setting = setting
+    register_secret(urlsplit(config.state.url).password if "://" in config.state.url else None)
+    check_postgres_url(config.state.url, setting)
 
 
 def _email_environment(raw: Dict[str, str], env: Mapping[str, Optional[str]], path: Path) -> None:

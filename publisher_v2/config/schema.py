@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, model_validator
 
 #: Upstream's prompt defaults (an upstream INI that leaves them out keeps meaning the same prompts).
 DEFAULT_SYSTEM_PROMPT = "You are a senior social media copywriter. Write authentic, concise, platform-aware captions."
@@ -151,10 +151,19 @@ class CaptionFileConfig(_Section):
 
 
 class StateConfig(_Section):
-    """[State]: the dedup ledger (SQLite) and the local hash cache."""
+    """[State]: the dedup ledger (a SQLite file, or PostgreSQL when `url` or DATABASE_URL is set) and the hash cache."""
 
     ledger_path: Path = Path("publisher_state.sqlite")
     claim_ttl_seconds: int = Field(default=3600, gt=0)
+    #: postgresql://user:password@host:port/database: the ledger on PostgreSQL, shared by several machines.
+    url: Optional[str] = None
+    _url_setting: str = PrivateAttr(default="[State] url")
+
+    def ledger_store(self) -> Any:
+        """The ledger's store (publisher_v2/utils/ledger_stores.py): PostgreSQL if a URL is set, else SQLite."""
+        from publisher_v2.utils.ledger_stores import ledger_store
+
+        return ledger_store(self.url, self._url_setting, self.ledger_path)
 
 
 class Secrets(BaseModel):

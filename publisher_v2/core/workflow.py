@@ -113,7 +113,7 @@ class WorkflowOrchestrator:
         self.ai_service = ai_service
         self.publishers = [p for p in publishers if p.is_enabled()]
         self.ledger = (
-            ledger if ledger is not None else PostLedger(config.state.ledger_path, config.state.claim_ttl_seconds)
+            ledger if ledger is not None else PostLedger(config.state.ledger_store(), config.state.claim_ttl_seconds)
         )
         self.sidecar_writer = sidecar_writer or SidecarWriter(storage, config.captionfile)
 

@@ -1,8 +1,9 @@
 """The ledger: the one truth, shared by every process, about which images are claimed, posting or posted.
 
-SQLite in WAL mode, so CLI runs and any number of web workers share one file. Every SQL statement of the
-application's state lives in this module (a PostgreSQL store can later implement the same two classes), and
-concurrency comes from the database itself: BEGIN IMMEDIATE for check-then-write, unique keys and
+A SQLite file in WAL mode (CLI runs and web workers on one machine), or a PostgreSQL database (several
+machines): `ledger_stores.py` opens either. Every SQL statement of the application's state lives in this module,
+written once for both databases, and concurrency comes from the database itself: one check-then-write
+transaction per decision (BEGIN IMMEDIATE on SQLite, SERIALIZABLE on PostgreSQL), unique keys and
 `INSERT ... ON CONFLICT` for the rest, never a process lock.
 
 An image row moves claimed → publishing → posted. Each platform of a post gets its own outcome row:
@@ -10,7 +11,7 @@ An image row moves claimed → publishing → posted. Each platform of a post ge
 'sending' row whose run died is an UNKNOWN outcome: nothing re-sends it automatically (at most once); the
 operator command (`publisher ledger`) shows it and resolves it. A 'claimed' row older than the TTL belongs to
 a run that died before publishing and may be retaken; a 'publishing' row never expires by itself (a later run
-may take it over only when no outcome is unknown). The same file holds the web app's login failures and revoked
+may take it over only when no outcome is unknown). The same ledger holds the web app's login failures and revoked
 sessions (`SessionStore`), so every worker sees them.
 
 Schema versions: a `schema_version` row says which migrations ran. `open_ledger_connection` is the single
@@ -24,17 +25,21 @@ import json
 import logging
 import os
 import socket
-import sqlite3
 import threading
-import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple, TypeVar
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple, TypeVar, Union
 
 from publisher_v2.core.exceptions import StorageError
+from publisher_v2.utils.ledger_stores import BUSY_TIMEOUT_MS, LedgerStore, SQLiteStore, connect_wal, store_for
 from publisher_v2.utils.logging import log_json
+
+__all__ = ["BUSY_TIMEOUT_MS", "connect_wal"]  # re-exported: the storage's hash cache opens its file with them
+
+#: A DB-API connection of the store (sqlite3, or psycopg behind the `?` translation).
+Connection = Any
 
 logger = logging.getLogger("publisher_v2.state")
 _Self = TypeVar("_Self", bound="_LedgerFile")
@@ -55,9 +60,6 @@ ARCHIVE_OFF = "off"
 
 #: Verdicts of a claim attempt.
 _CLAIMED_NEW, _REPOSTING, _WAS_POSTED, _BUSY = "claimed_new", "reposting", "was_posted", "busy"
-
-#: How long a writer waits for another one's lock before failing (milliseconds).
-BUSY_TIMEOUT_MS = 15_000
 
 _V1_IMAGES = """
 CREATE TABLE IF NOT EXISTS posted_images (
@@ -111,15 +113,11 @@ def readable_time(iso: str) -> str:
     return iso[:19].replace("T", " ") + " UTC"
 
 
-def _table_exists(conn: sqlite3.Connection, name: str) -> bool:
-    return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone() is not None
-
-
-def _migrate_to_v1(conn: sqlite3.Connection) -> None:
+def _migrate_to_v1(conn: Connection) -> None:
     conn.execute(_V1_IMAGES)
 
 
-def _migrate_to_v2(conn: sqlite3.Connection) -> None:
+def _migrate_to_v2(conn: Connection) -> None:
     """Per-platform outcomes, attempts, archive state, and the admin session tables.
 
     Posted rows of version 1 keep their per-platform results as outcome rows; their archive state stays
@@ -140,9 +138,9 @@ def _migrate_to_v2(conn: sqlite3.Connection) -> None:
             if not isinstance(outcome, dict):
                 continue
             conn.execute(
-                "INSERT OR IGNORE INTO platform_posts"
+                "INSERT INTO platform_posts"
                 " (content_hash, attempt, platform, state, post_id, error, updated_at)"
-                " VALUES (?, 1, ?, ?, ?, ?, ?)",
+                " VALUES (?, 1, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 (
                     content_hash,
                     platform,
@@ -155,75 +153,41 @@ def _migrate_to_v2(conn: sqlite3.Connection) -> None:
 
 
 #: (version, migration) in order. A later store (or an import of older state) appends here.
-MIGRATIONS: List[Tuple[int, Callable[[sqlite3.Connection], None]]] = [
+MIGRATIONS: List[Tuple[int, Callable[[Connection], None]]] = [
     (1, _migrate_to_v1),
     (2, _migrate_to_v2),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 
-def _enable_wal(conn: sqlite3.Connection) -> str:
-    """Switch the file to WAL (a persistent setting), retrying while another process does the same.
-
-    SQLite answers "database is locked" at once, without calling the busy handler, when two connections
-    change the journal mode of a new file together (seen with four processes starting on a fresh ledger).
-    """
-    delay = 0.005
-    for _ in range(60):
-        mode = str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower()
-        if mode == "wal":
-            return mode
-        try:
-            return str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]).lower()
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) and "busy" not in str(exc):
-                raise
-        time.sleep(delay)
-        delay = min(delay * 2, 0.25)
-    return str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]).lower()
+class SchemaTooNew(StorageError):
+    """The ledger was written by a newer program; this one must not touch it."""
 
 
-def connect_wal(path: Path) -> sqlite3.Connection:
-    """An autocommit connection in WAL mode with a busy timeout, usable from any thread (callers lock).
-
-    Autocommit (isolation_level=None) leaves transactions to us: BEGIN IMMEDIATE where a read decides a write.
-    """
-    conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
-    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    try:
-        mode = _enable_wal(conn)
-    except BaseException:
-        conn.close()
-        raise
-    if mode != "wal":
-        conn.close()
-        raise sqlite3.OperationalError(f"cannot switch to WAL journal mode (got {mode!r})")
-    # NORMAL is durable across application crashes in WAL mode; only a power cut may lose the last commits.
-    conn.execute("PRAGMA synchronous = NORMAL")
-    return conn
-
-
-def _schema_version(conn: sqlite3.Connection) -> int:
-    if _table_exists(conn, "schema_version"):
+def _schema_version(conn: Any, store: LedgerStore) -> int:
+    if store.table_exists(conn, "schema_version"):
         row = conn.execute("SELECT version FROM schema_version").fetchone()
         return int(row[0]) if row else 0
-    return 1 if _table_exists(conn, "posted_images") else 0
+    return 1 if store.table_exists(conn, "posted_images") else 0
 
 
-def migrate(conn: sqlite3.Connection) -> int:
-    """Apply every migration newer than the file's version, in one write transaction; return the version.
+def migrate(conn: Any, store: Optional[LedgerStore] = None) -> int:
+    """Apply every migration newer than the ledger's version, in one transaction; return the version.
 
-    Several processes may start on an old file at once: BEGIN IMMEDIATE lets one migrate while the others
-    wait, then they read the new version and do nothing.
+    Several processes may start on an old ledger at once: the store's migration lock (BEGIN IMMEDIATE, or a
+    PostgreSQL advisory lock) lets one migrate while the others wait, then they read the new version and do
+    nothing. The same MIGRATIONS build both databases.
     """
-    if _table_exists(conn, "schema_version") and _schema_version(conn) == SCHEMA_VERSION:
+    store = store or SQLiteStore(":memory:")
+    if store.table_exists(conn, "schema_version") and _schema_version(conn, store) == SCHEMA_VERSION:
         return SCHEMA_VERSION  # the common case: no write lock taken
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        current = _schema_version(conn)
+
+    def work(conn: Any) -> int:
+        current = _schema_version(conn, store)
         if current > SCHEMA_VERSION:
-            raise sqlite3.DatabaseError(
-                f"schema version {current} is newer than this program's {SCHEMA_VERSION}; upgrade publisher_v2"
+            raise SchemaTooNew(
+                f"Ledger {store.where}: schema version {current} is newer than this program's {SCHEMA_VERSION};"
+                " upgrade publisher_v2"
             )
         for version, step in MIGRATIONS:
             if version > current:
@@ -231,21 +195,21 @@ def migrate(conn: sqlite3.Connection) -> int:
         conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
         conn.execute("DELETE FROM schema_version")
         conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
+        return current
+
+    current = store.migration(conn, work)
     if current < SCHEMA_VERSION:  # a new file is created quietly; an upgraded one is worth a line
         level = logging.INFO if current else logging.DEBUG
         log_json(logger, level, "ledger_migrated", from_version=current, to_version=SCHEMA_VERSION)
     return SCHEMA_VERSION
 
 
-def open_ledger_connection(path: Path) -> sqlite3.Connection:
-    """THE place a ledger file is opened: WAL, busy timeout, schema brought up to date."""
-    conn = connect_wal(path)
+def open_ledger_connection(location: Union[LedgerStore, Path, str]) -> Any:
+    """THE place a ledger is opened (a SQLite file in WAL mode, or PostgreSQL), schema brought up to date."""
+    store = store_for(location)
+    conn = store.connect()
     try:
-        migrate(conn)
+        migrate(conn, store)
     except BaseException:
         conn.close()
         raise
@@ -334,45 +298,58 @@ class LedgerEntry:
 
 
 class _LedgerFile:
-    """One connection to the ledger file, shared by the threads of a process; each call is one short transaction."""
+    """One connection to the ledger, shared by the threads of a process; each call is one short transaction.
 
-    def __init__(self, path: Path, clock: Optional[Callable[[], datetime]] = None) -> None:
-        self.path = Path(path)
+    `location` is a SQLite file path, a postgresql:// URL or a LedgerStore (publisher_v2/utils/ledger_stores.py).
+    """
+
+    def __init__(self, location: Union[LedgerStore, Path, str], clock: Optional[Callable[[], datetime]] = None) -> None:
+        self.store = store_for(location)
+        #: What was given (a Path for SQLite, the URL for PostgreSQL): another store class opens the same ledger.
+        self.path = self.store.location
         self._clock = clock or _utc_now
         self._lock = threading.RLock()
-        self._conn: Optional[sqlite3.Connection] = None
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StorageError(f"Cannot create the ledger folder {self.path.parent}: {exc}") from None
+        self._conn: Optional[Connection] = None
+        self._opened = False
+        self.store.prepare()
 
-    def _connection(self) -> sqlite3.Connection:
+    @property
+    def where(self) -> str:
+        """The ledger's location, safe to print (no password)."""
+        return self.store.where
+
+    def _connection(self) -> Connection:
         if self._conn is None:
-            self._conn = open_ledger_connection(self.path)
+            try:
+                self._conn = open_ledger_connection(self.store)
+            except self.store.errors as exc:
+                if self._opened:  # it worked before: the server went away mid-run
+                    raise
+                raise self.store.opening_failed(exc) from None
+            self._opened = True
         return self._conn
 
-    def _run(self, action: str, work: Callable[[sqlite3.Connection], Any]) -> Any:
-        """Run `work` under the instance lock; SQLite failures become StorageError naming the ledger file."""
+    def _run(self, action: str, work: Callable[[Connection], Any]) -> Any:
+        """Run `work` under the instance lock; database failures become StorageError naming the ledger."""
         with self._lock:
             try:
                 return work(self._connection())
-            except sqlite3.Error as exc:
-                raise StorageError(f"Ledger {self.path}: {action} failed: {exc}") from None
+            except self.store.errors as exc:
+                if self._conn is not None and self.store.connection_lost(self._conn):
+                    self._drop_connection()
+                raise StorageError(f"Ledger {self.where}: {action} failed: {exc}") from None
 
-    def _write(self, action: str, work: Callable[[sqlite3.Connection], Any]) -> Any:
-        """`work` inside BEGIN IMMEDIATE: the write lock is taken before reading, so check-then-write is atomic."""
+    def _write(self, action: str, work: Callable[[Connection], Any]) -> Any:
+        """`work` as one check-then-write transaction (BEGIN IMMEDIATE on SQLite, SERIALIZABLE on PostgreSQL)."""
+        return self._run(action, lambda conn: self.store.transaction(conn, work))
 
-        def transaction(conn: sqlite3.Connection) -> Any:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                result = work(conn)
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-            return result
-
-        return self._run(action, transaction)
+    def _drop_connection(self) -> None:
+        try:
+            if self._conn is not None:
+                self._conn.close()
+        except Exception:  # noqa: BLE001 - a broken connection may fail to close; it is gone either way
+            pass
+        self._conn = None
 
     def _now(self) -> str:
         return _iso(self._clock())
@@ -411,16 +388,16 @@ class PostLedger(_LedgerFile):
     # -- reads -----------------------------------------------------------------------------------------------
 
     def schema_version(self) -> int:
-        return int(self._run("schema_version", _schema_version))
+        return int(self._run("schema_version", lambda c: _schema_version(c, self.store)))
 
     def journal_mode(self) -> str:
-        """The journal mode SQLite reports for this file ('wal')."""
-        return str(self._run("journal_mode", lambda c: c.execute("PRAGMA journal_mode").fetchone()[0]))
+        """The journal mode SQLite reports for this file ('wal'); 'postgresql N' for PostgreSQL."""
+        return self._run("journal_mode", self.store.describe_mode)
 
     def known_hashes(self) -> Set[str]:
         """Hashes a run must not pick: posted (ever), rejected, publishing, and claims younger than the TTL."""
 
-        def work(conn: sqlite3.Connection) -> Set[str]:
+        def work(conn: Connection) -> Set[str]:
             rows = conn.execute(
                 "SELECT content_hash FROM posted_images WHERE status != ? OR claimed_at > ? OR posted_at IS NOT NULL",
                 (CLAIMED, self._stale_before()),
@@ -432,7 +409,7 @@ class PostLedger(_LedgerFile):
     def get(self, content_hash: str) -> Optional[Dict[str, Any]]:
         """The row for `content_hash` as a dict (results decoded), or None."""
 
-        def work(conn: sqlite3.Connection) -> Optional[Dict[str, Any]]:
+        def work(conn: Connection) -> Optional[Dict[str, Any]]:
             cursor = conn.execute("SELECT * FROM posted_images WHERE content_hash = ?", (content_hash,))
             row = cursor.fetchone()
             if row is None:
@@ -453,7 +430,7 @@ class PostLedger(_LedgerFile):
         )
 
     @staticmethod
-    def _entry_from(conn: sqlite3.Connection, row: Sequence[Any]) -> LedgerEntry:
+    def _entry_from(conn: Connection, row: Sequence[Any]) -> LedgerEntry:
         entry = LedgerEntry(*row)
         for platform, state, post_id, error, updated_at in conn.execute(
             "SELECT platform, state, post_id, error, updated_at FROM platform_posts"
@@ -470,7 +447,7 @@ class PostLedger(_LedgerFile):
     def entry(self, content_hash: str) -> Optional[LedgerEntry]:
         """The image row and its per-platform outcomes, or None."""
 
-        def work(conn: sqlite3.Connection) -> Optional[LedgerEntry]:
+        def work(conn: Connection) -> Optional[LedgerEntry]:
             row = conn.execute(
                 f"SELECT {self._ENTRY_COLUMNS} FROM posted_images WHERE content_hash = ?", (content_hash,)
             ).fetchone()
@@ -481,10 +458,11 @@ class PostLedger(_LedgerFile):
     def find(self, key: str) -> List[LedgerEntry]:
         """Entries whose content hash starts with `key` or whose image name is `key` (for the operator)."""
 
-        def work(conn: sqlite3.Connection) -> List[LedgerEntry]:
+        def work(conn: Connection) -> List[LedgerEntry]:
             rows = conn.execute(
                 f"SELECT {self._ENTRY_COLUMNS} FROM posted_images"
-                " WHERE image_name = ? OR (length(?) >= 8 AND substr(content_hash, 1, length(?)) = ?)"
+                " WHERE image_name = ? OR (length(CAST(? AS TEXT)) >= 8"
+                " AND substr(content_hash, 1, length(CAST(? AS TEXT))) = ?)"
                 " ORDER BY content_hash",
                 (key, key, key, key),
             ).fetchall()
@@ -495,7 +473,7 @@ class PostLedger(_LedgerFile):
     def unfinished(self) -> List[LedgerEntry]:
         """Posts the operator may have to look at: claims, publishing rows, posted images not yet archived."""
 
-        def work(conn: sqlite3.Connection) -> List[LedgerEntry]:
+        def work(conn: Connection) -> List[LedgerEntry]:
             rows = conn.execute(
                 f"SELECT {self._ENTRY_COLUMNS} FROM posted_images"
                 " WHERE status IN (?, ?) OR (status = ? AND archive_state = ?) ORDER BY claimed_at, content_hash",
@@ -553,7 +531,7 @@ class PostLedger(_LedgerFile):
         """
         now = self._now()
 
-        def work(conn: sqlite3.Connection) -> Tuple[str, str, Optional[str]]:
+        def work(conn: Connection) -> Tuple[str, str, Optional[str]]:
             row = conn.execute(
                 "SELECT status, claimed_at, claim_owner, posted_at FROM posted_images WHERE content_hash = ?",
                 (content_hash,),
@@ -600,7 +578,7 @@ class PostLedger(_LedgerFile):
         stops before posting rather than risk posting an image another run has taken over."""
         now = self._now()
 
-        def work(conn: sqlite3.Connection) -> int:
+        def work(conn: Connection) -> int:
             return conn.execute(
                 "UPDATE posted_images SET status = ?, claimed_at = ?"
                 " WHERE content_hash = ? AND status = ? AND claim_owner = ?",
@@ -608,15 +586,15 @@ class PostLedger(_LedgerFile):
             ).rowcount
 
         if self._run("mark_publishing", work) != 1:
-            log_json(logger, logging.ERROR, "ledger_claim_lost", content_hash=content_hash, ledger=str(self.path))
-            raise StorageError(f"Ledger {self.path}: the claim on {content_hash} is no longer held by this run")
+            log_json(logger, logging.ERROR, "ledger_claim_lost", content_hash=content_hash, ledger=self.where)
+            raise StorageError(f"Ledger {self.where}: the claim on {content_hash} is no longer held by this run")
 
     def begin_sending(self, content_hash: str, platform: str) -> bool:
         """Record 'sending' for `platform` BEFORE it is called. False (send nothing) unless this instance
         holds the publishing row and the platform has no 'posted' or 'sending' outcome in this attempt."""
         now = self._now()
 
-        def work(conn: sqlite3.Connection) -> bool:
+        def work(conn: Connection) -> bool:
             row = conn.execute(
                 "SELECT attempt FROM posted_images WHERE content_hash = ? AND status = ? AND claim_owner = ?",
                 (content_hash, PUBLISHING, self.owner),
@@ -644,7 +622,7 @@ class PostLedger(_LedgerFile):
         """'sending' → 'posted' (with the platform's id) or 'failed', right after the platform answered."""
         now = self._now()
 
-        def work(conn: sqlite3.Connection) -> None:
+        def work(conn: Connection) -> None:
             conn.execute(
                 "UPDATE platform_posts SET state = ?, post_id = ?, error = ?, updated_at = ?"
                 " WHERE content_hash = ? AND platform = ? AND state = ?"
@@ -658,7 +636,7 @@ class PostLedger(_LedgerFile):
         """The operator's word on a platform: posted (with an optional id) or not posted (→ 'failed')."""
         now = self._now()
 
-        def work(conn: sqlite3.Connection) -> None:
+        def work(conn: Connection) -> None:
             row = conn.execute("SELECT attempt FROM posted_images WHERE content_hash = ?", (content_hash,)).fetchone()
             if row is None:
                 return
@@ -696,11 +674,12 @@ class PostLedger(_LedgerFile):
         """
         now = self._now()
 
-        def work(conn: sqlite3.Connection) -> int:
+        def work(conn: Connection) -> int:
             return conn.execute(
                 "UPDATE posted_images SET claim_owner = ?, claimed_at = ?"
-                " WHERE content_hash = ? AND claim_owner IS ? AND status IN (?, ?, ?)",
-                (self.owner, now, content_hash, expected_owner, CLAIMED, PUBLISHING, POSTED),
+                " WHERE content_hash = ? AND (claim_owner = ? OR (claim_owner IS NULL AND CAST(? AS TEXT) IS NULL))"
+                " AND status IN (?, ?, ?)",
+                (self.owner, now, content_hash, expected_owner, expected_owner, CLAIMED, PUBLISHING, POSTED),
             ).rowcount
 
         return self._write("take_over", work) == 1
@@ -721,7 +700,7 @@ class PostLedger(_LedgerFile):
         """Undo our attempt: a first attempt is deleted, a re-post goes back to 'posted'. Never when a platform
         of this attempt is posted or unknown."""
 
-        def work(conn: sqlite3.Connection) -> bool:
+        def work(conn: Connection) -> bool:
             marks = ",".join("?" * len(statuses))
             row = conn.execute(
                 f"SELECT attempt, posted_at FROM posted_images WHERE content_hash = ? AND claim_owner = ?"
@@ -755,7 +734,7 @@ class PostLedger(_LedgerFile):
         (kept for older readers) is rebuilt from the outcome rows. False when the post cannot finish yet."""
         now = self._now()
 
-        def work(conn: sqlite3.Connection) -> bool:
+        def work(conn: Connection) -> bool:
             row = conn.execute(
                 "SELECT attempt FROM posted_images WHERE content_hash = ? AND status = ? AND claim_owner = ?",
                 (content_hash, PUBLISHING, self.owner),
@@ -807,7 +786,7 @@ class PostLedger(_LedgerFile):
         now = self._now()
         payload = json.dumps(results, default=str, sort_keys=True)
 
-        def work(conn: sqlite3.Connection) -> None:
+        def work(conn: Connection) -> None:
             conn.execute(
                 "INSERT INTO posted_images"
                 " (content_hash, image_name, status, claim_owner, posted_at, results)"
@@ -845,7 +824,7 @@ class PostLedger(_LedgerFile):
     def mark_rejected(self, content_hash: str, image_name: str, reason: str) -> None:
         """Mark an undecodable image so later runs skip it. A posted or publishing row keeps its status."""
 
-        def work(conn: sqlite3.Connection) -> None:
+        def work(conn: Connection) -> None:
             conn.execute(
                 "INSERT INTO posted_images (content_hash, image_name, status, claim_owner, reason)"
                 " VALUES (?, ?, ?, ?, ?)"
@@ -874,7 +853,7 @@ class SessionStore(_LedgerFile):
         """One failed login, counted under each of `scopes` (e.g. the account and the client)."""
         now = self._now()
 
-        def work(conn: sqlite3.Connection) -> None:
+        def work(conn: Connection) -> None:
             conn.executemany("INSERT INTO login_failures (scope, at) VALUES (?, ?)", [(s, now) for s in scopes])
 
         self._write("record_failure", work)
@@ -882,7 +861,7 @@ class SessionStore(_LedgerFile):
     def failures_since(self, scope: str, since: datetime) -> Tuple[int, Optional[datetime]]:
         """(count, oldest time) of failures under `scope` after `since`."""
 
-        def work(conn: sqlite3.Connection) -> Tuple[int, Optional[str]]:
+        def work(conn: Connection) -> Tuple[int, Optional[str]]:
             row = conn.execute(
                 "SELECT COUNT(*), MIN(at) FROM login_failures WHERE scope = ? AND at > ?", (scope, _iso(since))
             ).fetchone()
@@ -902,7 +881,7 @@ class SessionStore(_LedgerFile):
         """Refuse `token` from now on, in every worker (until it would have expired anyway)."""
         now = self._now()
 
-        def work(conn: sqlite3.Connection) -> None:
+        def work(conn: Connection) -> None:
             conn.execute("DELETE FROM revoked_sessions WHERE expires_at < ?", (now,))
             conn.execute(
                 "INSERT INTO revoked_sessions (token_hash, expires_at) VALUES (?, ?)"

@@ -311,6 +311,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        web_service.ledger.schema_version()  # open the ledger now: migrations run, a bad [State] url stops here
         applog.log_json(
             logger,
             logging.INFO,
@@ -332,7 +333,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.service = web_service
-    session_store = SessionStore(web_service.ledger.path)  # logins and logouts shared by every worker
+    session_store = SessionStore(web_service.ledger.store)  # logins and logouts shared by every worker
     app.state.sessions = AdminSessions(settings, store=session_store)
     app.state.throttle = LoginThrottle(session_store)
     _install_error_handlers(app)

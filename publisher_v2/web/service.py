@@ -131,7 +131,7 @@ class WebImageService:
             storage,
             build_ai_service(config),
             build_publishers(config),
-            PostLedger(config.state.ledger_path, config.state.claim_ttl_seconds),
+            PostLedger(config.state.ledger_store(), config.state.claim_ttl_seconds),
         )
 
     def close(self) -> None:

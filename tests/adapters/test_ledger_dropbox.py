@@ -4,7 +4,6 @@ is recorded with the id the platform returned."""
 
 from __future__ import annotations
 
-import sqlite3
 import subprocess
 from collections import Counter
 
@@ -12,15 +11,24 @@ import pytest
 
 from tests.adapters.peers.smtp_fake import SMTP_USER
 from tests.adapters.test_end_to_end_cli import PUBLISHER, RECIPIENT, Stack, stack  # noqa: F401 - the fixture
+from tests.pg_server import ledger_query
 
 pytestmark = pytest.mark.slow
 
 
-def test_concurrent_runs_on_a_dropbox_library_post_each_image_once(stack: Stack) -> None:  # noqa: F811
+@pytest.mark.parametrize("store", ["sqlite", "postgresql"])
+def test_concurrent_runs_on_a_dropbox_library_post_each_image_once(
+    stack: Stack, store: str, request: pytest.FixtureRequest  # noqa: F811
+) -> None:
+    location: object = stack.ini.parent / "state" / "ledger.sqlite"
+    env = dict(stack.env)
+    if store == "postgresql":  # DATABASE_URL moves the ledger of every run to one PostgreSQL database
+        server = request.getfixturevalue("pg_server")
+        location = env["DATABASE_URL"] = server.url(server.new_database())
     runs = [
         subprocess.Popen(
             [str(PUBLISHER), "--config", str(stack.ini)],
-            env=stack.env,
+            env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -37,12 +45,12 @@ def test_concurrent_runs_on_a_dropbox_library_post_each_image_once(stack: Stack)
     assert mails == {(RECIPIENT,): 3, (SMTP_USER,): 3}  # each post, and its confirmation to the sender
     assert sorted(p.name for p in (stack.inbox / "archive").glob("*.jpg")) == published
 
-    with sqlite3.connect(stack.ini.parent / "state" / "ledger.sqlite") as db:
-        rows = db.execute(
-            "SELECT i.image_name, p.platform, p.state, p.post_id FROM posted_images i"
-            " JOIN platform_posts p ON p.content_hash = i.content_hash AND p.attempt = i.attempt"
-            " WHERE i.status = 'posted' AND i.archive_state = 'done'"
-        ).fetchall()
+    rows = ledger_query(
+        location,
+        "SELECT i.image_name, p.platform, p.state, p.post_id FROM posted_images i"
+        " JOIN platform_posts p ON p.content_hash = i.content_hash AND p.attempt = i.attempt"
+        " WHERE i.status = 'posted' AND i.archive_state = 'done'",
+    )
     assert len(rows) == 9 and {state for _, _, state, _ in rows} == {"posted"}
     assert all(post_id for *_, post_id in rows)
     assert Counter(platform for _, platform, _, _ in rows) == {"telegram": 3, "instagram": 3, "email": 3}

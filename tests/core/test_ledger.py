@@ -29,11 +29,18 @@ class FakeClock:
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Path:
+def db(ledger_location: object) -> object:
+    """Each test runs on both stores: a SQLite file, and a fresh PostgreSQL database."""
+    return ledger_location
+
+
+@pytest.fixture
+def db_file(tmp_path: Path) -> Path:
     return tmp_path / "state" / "ledger.sqlite"
 
 
-def test_ledger_creates_parent_folder_and_uses_wal(db: Path) -> None:
+def test_ledger_creates_parent_folder_and_uses_wal(db_file: Path) -> None:
+    db = db_file
     ledger = PostLedger(db)
     assert ledger.known_hashes() == set()
     assert db.is_file()
@@ -205,7 +212,7 @@ def _race_worker(path: str, rounds: int, barrier: object, out: object) -> None:
     """Child process: open the (fresh) ledger and claim the same hashes as its siblings, in lockstep."""
     try:
         barrier.wait(30)  # type: ignore[attr-defined]
-        ledger = PostLedger(Path(path))
+        ledger = PostLedger(path)
         won = []
         for i in range(rounds):
             barrier.wait(30)  # type: ignore[attr-defined]

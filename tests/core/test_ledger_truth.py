@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import re
 import socket
 import sqlite3
 import subprocess
@@ -26,6 +27,7 @@ from publisher_v2.utils.state import (
     PostLedger,
     SessionStore,
 )
+from tests.pg_server import ledger_query
 
 V1_SCHEMA = """
 CREATE TABLE posted_images (
@@ -42,7 +44,14 @@ CREATE TABLE posted_images (
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Path:
+def db(ledger_location: object) -> object:
+    """Each test runs on both stores: a SQLite file, and a fresh PostgreSQL database."""
+    return ledger_location
+
+
+@pytest.fixture
+def db_file(tmp_path: Path) -> Path:
+    """A SQLite file (the tests of older ledger files)."""
     return tmp_path / "state" / "ledger.sqlite"
 
 
@@ -85,7 +94,8 @@ def dead_pid() -> int:
     return process.pid
 
 
-def test_a_previous_version_ledger_migrates_and_keeps_every_row(db: Path) -> None:
+def test_a_previous_version_ledger_migrates_and_keeps_every_row(db_file: Path) -> None:
+    db = db_file
     write_v1_ledger(db)
     ledger = PostLedger(db)
     assert ledger.schema_version() == SCHEMA_VERSION == 2
@@ -108,7 +118,8 @@ def _open_and_count(path: str, queue: multiprocessing.Queue[int]) -> None:
         queue.put(len(ledger.entry("h-posted").platforms))  # type: ignore[union-attr]
 
 
-def test_processes_opening_an_old_ledger_together_migrate_it_once(db: Path) -> None:
+def test_processes_opening_an_old_ledger_together_migrate_it_once(db_file: Path) -> None:
+    db = db_file
     write_v1_ledger(db)
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
@@ -127,9 +138,8 @@ def test_processes_opening_an_old_ledger_together_migrate_it_once(db: Path) -> N
 def test_a_ledger_newer_than_the_program_is_refused_naming_the_file(db: Path) -> None:
     with PostLedger(db) as ledger:
         assert ledger.schema_version() == SCHEMA_VERSION
-    with sqlite3.connect(db) as raw:
-        raw.execute("UPDATE schema_version SET version = 99")
-    with pytest.raises(StorageError, match=str(db)):
+    ledger_query(db, "UPDATE schema_version SET version = 99")
+    with pytest.raises(StorageError, match=re.escape(str(db))):
         PostLedger(db).known_hashes()
 
 
@@ -254,8 +264,8 @@ def test_session_store_is_shared_between_instances(db: Path) -> None:
     now = datetime.now(timezone.utc)
     one.revoke("cookie-a", now + timedelta(minutes=5))
     assert two.is_revoked("cookie-a") and not two.is_revoked("cookie-b")
-    with sqlite3.connect(db) as raw:  # only a digest is stored, never the cookie
-        assert "cookie-a" not in str(raw.execute("SELECT * FROM revoked_sessions").fetchall())
+    stored = ledger_query(db, "SELECT * FROM revoked_sessions")  # only a digest is stored, never the cookie
+    assert len(stored) == 1 and "cookie-a" not in str(stored)
     one.record_failure(("account", "client:1.2.3.4"))
     two.record_failure(("account", "client:5.6.7.8"))
     assert one.failures_since("account", now - timedelta(minutes=1))[0] == 2

@@ -1,9 +1,9 @@
-"""The login throttle and session revocation on the shared SQLite store (two instances = two workers)."""
+"""The login throttle and session revocation on the shared store, SQLite and PostgreSQL (two instances = two
+workers)."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 
@@ -20,9 +20,9 @@ class Clock:
         return self.now
 
 
-def test_failures_from_any_client_and_any_worker_share_one_budget_that_ages_out(tmp_path: Path) -> None:
+def test_failures_from_any_client_and_any_worker_share_one_budget_that_ages_out(ledger_location: object) -> None:
     clock = Clock()
-    store = tmp_path / "ledger.sqlite"
+    store = ledger_location
     worker_a = LoginThrottle(SessionStore(store, clock=clock), max_failures=3, clock=clock)
     worker_b = LoginThrottle(SessionStore(store, clock=clock), max_failures=3, clock=clock)
     worker_a.failed("10.0.0.1")
@@ -38,9 +38,9 @@ def test_failures_from_any_client_and_any_worker_share_one_budget_that_ages_out(
     assert SessionStore(store).failures_since("account", clock.now - timedelta(hours=1))[0] == 1
 
 
-def test_a_revoked_cookie_is_refused_by_another_instance_while_a_new_one_works(tmp_path: Path) -> None:
+def test_a_revoked_cookie_is_refused_by_another_instance_while_a_new_one_works(ledger_location: object) -> None:
     settings = WebSettings(admin_password="pw")
-    store = tmp_path / "ledger.sqlite"
+    store = ledger_location
     worker_a = AdminSessions(settings, store=SessionStore(store))
     worker_b = AdminSessions(settings, store=SessionStore(store))
     old, other_browser = worker_a.issue(), worker_a.issue()  # issued in the same second

@@ -13,7 +13,6 @@ import json
 import os
 import random
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -30,6 +29,7 @@ from PIL import Image
 from publisher_v2.utils.images import dropbox_content_hash
 from publisher_v2.web.auth import COOKIE_NAME
 from tests.conftest import BIN, REPO_ROOT
+from tests.pg_server import ledger_query
 from tests.web.conftest import Server, free_port, uvicorn_command
 
 pytestmark = pytest.mark.slow
@@ -39,6 +39,8 @@ PLATFORMS = ("telegram", "instagram", "email")
 STAGES = ("selection", "sidecar", "first_post", "recording", "archive")
 KILLER = REPO_ROOT / "tests" / "core" / "stage_killer.py"
 ROUNDS = int(os.environ.get("LEDGER_TRUTH_ROUNDS", "20"))
+#: The same test on PostgreSQL: fewer rounds (each stage is still killed once), to keep the suite's time modest.
+PG_ROUNDS = int(os.environ.get("LEDGER_TRUTH_PG_ROUNDS", "5"))
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 
@@ -61,6 +63,19 @@ def build_library(root: Path, extra: int) -> Path:
         image.putpixel((index % 80, 0), (index % 256, 255 - index % 256, 7))  # every file has its own bytes
         image.save(root / "images" / f"extra_{index:03d}.jpg", "JPEG")
     return root / "publisher.ini"
+
+
+def use_store(ini: Path, request: pytest.FixtureRequest) -> Tuple[object, int]:
+    """(ledger location, rounds) for the test's store: the library's SQLite file, or a fresh PostgreSQL database
+    set as `[State] url` in the INI, so the workers, the CLI runs and the operator command all share it."""
+    if request.param == "sqlite":
+        return ini.parent / "state" / "ledger.sqlite", ROUNDS
+    server = request.getfixturevalue("pg_server")
+    url = server.url(server.new_database())
+    text = ini.read_text(encoding="utf-8")
+    assert "[State]\n" in text
+    ini.write_text(text.replace("[State]\n", f"[State]\nurl = {url}\n"), encoding="utf-8")
+    return url, PG_ROUNDS
 
 
 def image_files(folder: Path) -> List[Path]:
@@ -168,6 +183,12 @@ def servers(tmp_path: Path, clean_env: Dict[str, str]) -> Iterator[Callable[...,
         stop(server)
 
 
+@pytest.fixture
+def store(request: pytest.FixtureRequest) -> pytest.FixtureRequest:
+    """The ledger's store of a parametrised test (see `use_store`)."""
+    return request
+
+
 def admin_client(server: Server) -> httpx.Client:
     client = httpx.Client(base_url=server.base_url, timeout=60)
     assert client.post("/api/admin/login", json={"password": PASSWORD}).status_code == 200
@@ -218,11 +239,13 @@ def resolve_interrupted(ini: Path, outbox: Path) -> Counter:
 # -- the test --------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("store", ["sqlite", "postgresql"], indirect=True)
 def test_workers_and_cli_runs_with_kills_post_each_image_once_and_lose_none(
-    tmp_path: Path, servers: Callable[..., Server]
+    tmp_path: Path, servers: Callable[..., Server], store: pytest.FixtureRequest
 ) -> None:
     root = tmp_path / "library"
     ini = build_library(root, extra=5 * ROUNDS)  # up to five posts a round
+    location, rounds = use_store(ini, store)
     images, archive, outbox = root / "images", root / "images" / "archive", root / "outbox"
     originals = {dropbox_content_hash(p): p.name for p in image_files(images)}
     server = servers({"CONFIG_PATH": str(ini), "web_admin_pw": PASSWORD, **private_env(ini)}, workers=2)
@@ -239,7 +262,7 @@ def test_workers_and_cli_runs_with_kills_post_each_image_once_and_lose_none(
             assert response.json()["code"] in ("publish_in_progress", "already_posted")
         return response.status_code
 
-    for round_no in range(ROUNDS):
+    for round_no in range(rounds):
         names = [p.name for p in image_files(images)]
         same, other = rng.sample(names, 2)
         stage = STAGES[round_no % len(STAGES)]
@@ -281,14 +304,14 @@ def test_workers_and_cli_runs_with_kills_post_each_image_once_and_lose_none(
     lost = [name for digest, name in originals.items() if digest not in remaining | archived]
     staging = sorted(p.name for p in (outbox / ".incoming").iterdir()) if (outbox / ".incoming").is_dir() else []
     staging += sorted(p.name for p in (root / "tmp").glob("publisher_v2_*"))  # the runs' image copies
-    with sqlite3.connect(root / "state" / "ledger.sqlite") as db:
-        ledger_rows = dict(db.execute("SELECT image_name, status FROM posted_images").fetchall())
-        archive_states = Counter(s for (s,) in db.execute("SELECT archive_state FROM posted_images"))
+    ledger_rows = dict(ledger_query(location, "SELECT image_name, status FROM posted_images"))
+    archive_states = Counter(s for (s,) in ledger_query(location, "SELECT archive_state FROM posted_images"))
     unrecorded = sorted(name for name in posted_images if ledger_rows.get(name) != "posted")
     still_in_library = sorted(name for name in posted_images if (images / name).exists())
 
     print(
-        f"\nledger truth: {ROUNDS} rounds in {time.monotonic() - started:.0f}s; images {len(originals)},"
+        f"\nledger truth ({store.param}): {rounds} rounds in {time.monotonic() - started:.0f}s;"
+        f" images {len(originals)},"
         f" posted {len(posted_images)}, posts per (platform, image) {dict(sorted(per_pair.items()))},"
         f" double posts {double_posts}, missing platform posts {missing_platform_posts}, lost {len(lost)},"
         f" leftover staging {len(staging)}, unrecorded {len(unrecorded)}, posted but not archived"
@@ -296,15 +319,17 @@ def test_workers_and_cli_runs_with_kills_post_each_image_once_and_lose_none(
     )
     assert double_posts == 0 and set(per_pair) == {1}, per_pair
     assert lost == [] and staging == [] and unrecorded == [] and still_in_library == []
-    assert tally["cli_killed"] >= ROUNDS  # every round killed at least its staged run (when it had an image)
+    assert tally["cli_killed"] >= rounds  # every round killed at least its staged run (when it had an image)
     assert tally["web_200"] > 0 and tally["web_409"] > 0
 
 
+@pytest.mark.parametrize("store", ["sqlite", "postgresql"], indirect=True)
 def test_logout_is_refused_by_every_worker_and_rotating_forwarded_for_buys_no_guesses(
-    tmp_path: Path, servers: Callable[..., Server]
+    tmp_path: Path, servers: Callable[..., Server], store: pytest.FixtureRequest
 ) -> None:
     root = tmp_path / "library"
     ini = build_library(root, extra=0)
+    use_store(ini, store)
     env = {"CONFIG_PATH": str(ini), "web_admin_pw": PASSWORD}
     front, other = servers(env, workers=2), servers(env, workers=1)  # two servers, one ledger file
 

@@ -1,0 +1,103 @@
+"""`publisher --config FILE migrate-to-postgres`: copy a SQLite ledger into PostgreSQL, once, idempotently.
+
+A deployment outgrows one machine when runs or web workers on several hosts must share the ledger. The
+operator stops the runs, points `[State] url` (or DATABASE_URL) at an empty (or partly filled) PostgreSQL
+database and runs this command: every image row with its per-platform outcomes, and every revoked session, is
+copied in ONE transaction. An image the database already knows keeps the database's row (so running the command
+again copies nothing and changes nothing); login failures are not copied (they only count for 5 minutes).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any, Dict, List
+
+from publisher_v2.config.loader import load_application_config
+from publisher_v2.core.exceptions import ConfigurationError
+from publisher_v2.utils.ledger_stores import PostgresStore, SQLiteStore
+from publisher_v2.utils.state import open_ledger_connection
+
+_IMAGE_COLUMNS = (
+    "content_hash", "image_name", "status", "claim_owner", "claimed_at", "posted_at", "results", "reason",
+    "attempt", "archive_state",
+)
+_OUTCOME_COLUMNS = ("content_hash", "attempt", "platform", "state", "post_id", "error", "updated_at")
+
+
+def add_migrate_parser(commands: Any) -> None:
+    """Add the `migrate-to-postgres` sub-command to `commands` (the CLI's subparsers)."""
+    migrate = commands.add_parser(
+        "migrate-to-postgres",
+        help="copy the SQLite ledger into the PostgreSQL ledger ([State] url or DATABASE_URL), idempotently",
+    )
+    migrate.add_argument("--sqlite", metavar="PATH", help="the SQLite ledger to copy (default: [State] ledger_path)")
+
+
+def _insert(conn: Any, table: str, columns: tuple, rows: List[tuple], conflict: str) -> None:
+    if rows:
+        marks = ", ".join("?" * len(columns))
+        conn.executemany(
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks}) ON CONFLICT ({conflict}) DO NOTHING", rows
+        )
+
+
+def copy_ledger(source: SQLiteStore, target: PostgresStore) -> Dict[str, int]:
+    """Copy `source` into `target` in one transaction; counts of what was copied and what was there already."""
+    if not source.path.is_file():
+        raise ConfigurationError(f"{source.where}: no SQLite ledger to copy (see [State] ledger_path or --sqlite)")
+    reader = open_ledger_connection(source)  # brings an older file to the current schema first
+    try:
+        images = [tuple(r) for r in reader.execute(f"SELECT {', '.join(_IMAGE_COLUMNS)} FROM posted_images")]
+        outcomes = [tuple(r) for r in reader.execute(f"SELECT {', '.join(_OUTCOME_COLUMNS)} FROM platform_posts")]
+        revoked = [tuple(r) for r in reader.execute("SELECT token_hash, expires_at FROM revoked_sessions")]
+    finally:
+        reader.close()
+    try:
+        writer = open_ledger_connection(target)
+    except target.errors as exc:
+        raise target.opening_failed(exc) from None
+
+    def work(conn: Any) -> Dict[str, int]:
+        known = {row[0] for row in conn.execute("SELECT content_hash FROM posted_images")}
+        new_images = [row for row in images if row[0] not in known]
+        new_hashes = {row[0] for row in new_images}
+        new_outcomes = [row for row in outcomes if row[0] in new_hashes]  # a kept row keeps its own outcomes
+        sessions_before = conn.execute("SELECT COUNT(*) FROM revoked_sessions").fetchone()[0]
+        _insert(conn, "posted_images", _IMAGE_COLUMNS, new_images, "content_hash")
+        _insert(conn, "platform_posts", _OUTCOME_COLUMNS, new_outcomes, "content_hash, attempt, platform")
+        _insert(conn, "revoked_sessions", ("token_hash", "expires_at"), revoked, "token_hash")
+        sessions_after = conn.execute("SELECT COUNT(*) FROM revoked_sessions").fetchone()[0]
+        return {
+            "images_copied": len(new_images),
+            "images_already_there": len(images) - len(new_images),
+            "outcomes_copied": len(new_outcomes),
+            "revoked_sessions_copied": int(sessions_after - sessions_before),
+        }
+
+    try:
+        return target.transaction(writer, work)
+    except target.errors as exc:
+        raise target.opening_failed(exc) from None
+    finally:
+        writer.close()
+
+
+def run_migrate_command(args: argparse.Namespace) -> int:
+    """Run `publisher migrate-to-postgres`; prints the counts. Expected failures raise (one line, exit 1)."""
+    config = load_application_config(args.config, args.env)
+    target = config.state.ledger_store()
+    if not isinstance(target, PostgresStore):
+        raise ConfigurationError(
+            f"{config.config_path}: [State] url: set it (or DATABASE_URL) to the postgresql:// URL to copy the"
+            " ledger into"
+        )
+    source = SQLiteStore(Path(args.sqlite).resolve() if args.sqlite else config.state.ledger_path)
+    counts = copy_ledger(source, target)
+    print(f"Copied {source.where} into {target.where}:")
+    print(
+        f"  images: {counts['images_copied']} copied, {counts['images_already_there']} already there (kept);"
+        f" platform outcomes: {counts['outcomes_copied']} copied;"
+        f" revoked sessions: {counts['revoked_sessions_copied']} copied"
+    )
+    return 0
