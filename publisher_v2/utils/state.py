@@ -30,7 +30,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple, TypeVar, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple, TypeVar, Union
 
 from publisher_v2.core.exceptions import StorageError
 from publisher_v2.utils.ledger_stores import BUSY_TIMEOUT_MS, LedgerStore, SQLiteStore, connect_wal, store_for
