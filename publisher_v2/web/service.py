@@ -26,6 +26,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 from urllib.parse import quote
 
 from publisher_v2.config.schema import ApplicationConfig
+from publisher_v2.core.exceptions import StorageError
 from publisher_v2.core.models import CaptionSpec, ImageContent, ImageEntry
 from publisher_v2.core.workflow import WorkflowOrchestrator
 from publisher_v2.services.ai.service import AIService
@@ -310,6 +311,11 @@ class WebImageService:
             raise PublishInProgress(str(exc)) from None
         except ImageAlreadyPosted as exc:
             raise AlreadyPosted(str(exc)) from None
+        except StorageError:
+            # Another process may have archived the image between the lookup and the read: that is a 404, not a
+            # storage fault (the lookup raises ImageNotFound when the image is gone; otherwise the fault stands).
+            await self._entry(filename)
+            raise
         finally:
             self._publishing.discard(entry.name)
         if result.image_name is None:

@@ -334,3 +334,14 @@ def test_hostile_numbers_of_event_names_keep_the_caches_bounded() -> None:
     report = agg.report()
     assert len(agg._shape_list) <= ra.CACHE_SIZE and len(report.events) == 11
     assert report.events[ra.OTHER].count == ra.CACHE_SIZE + 490 and report.events_used == ra.CACHE_SIZE + 500
+
+
+def test_the_manifest_names_the_event_key(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    manifest = tmp_path / "telemetry.yaml"
+    manifest.write_text(MANIFEST.replace("version: 1\n", "version: 1\nlog:\n  event_key: event\n"), encoding="utf-8")
+    log = tmp_path / "app.log"
+    log.write_text(event("checkout_timing", key="event", checkout_total_ms=90, reserve_ms=10) + "\n", encoding="utf-8")
+    doc = run_json([str(log), "--manifest", str(manifest)], capsys)
+    assert doc["event_key"] == "event" and [e["event"] for e in doc["events"]] == ["checkout_timing"]
+    override = run_json([str(log), "--manifest", str(manifest), "--event-key", "message"], capsys)
+    assert [e["event"] for e in override["events"]] == ["(no message)"]
