@@ -589,16 +589,20 @@ class PostLedger(_LedgerFile):
             log_json(logger, logging.ERROR, "ledger_claim_lost", content_hash=content_hash, ledger=self.where)
             raise StorageError(f"Ledger {self.where}: the claim on {content_hash} is no longer held by this run")
 
+    def _held_attempt(self, conn: Connection, content_hash: str) -> Optional[Tuple[int]]:
+        """The (attempt,) row of `content_hash` while this instance holds it in 'publishing', else None."""
+        return conn.execute(
+            "SELECT attempt FROM posted_images WHERE content_hash = ? AND status = ? AND claim_owner = ?",
+            (content_hash, PUBLISHING, self.owner),
+        ).fetchone()
+
     def begin_sending(self, content_hash: str, platform: str) -> bool:
         """Record 'sending' for `platform` BEFORE it is called. False (send nothing) unless this instance
         holds the publishing row and the platform has no 'posted' or 'sending' outcome in this attempt."""
         now = self._now()
 
         def work(conn: Connection) -> bool:
-            row = conn.execute(
-                "SELECT attempt FROM posted_images WHERE content_hash = ? AND status = ? AND claim_owner = ?",
-                (content_hash, PUBLISHING, self.owner),
-            ).fetchone()
+            row = self._held_attempt(conn, content_hash)
             if row is None:
                 return False
             changed = conn.execute(
@@ -735,10 +739,7 @@ class PostLedger(_LedgerFile):
         now = self._now()
 
         def work(conn: Connection) -> bool:
-            row = conn.execute(
-                "SELECT attempt FROM posted_images WHERE content_hash = ? AND status = ? AND claim_owner = ?",
-                (content_hash, PUBLISHING, self.owner),
-            ).fetchone()
+            row = self._held_attempt(conn, content_hash)
             if row is None:
                 return False
             outcomes = conn.execute(
