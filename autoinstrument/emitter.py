@@ -168,8 +168,25 @@ class Emitter:
         try:
             function(logger, level, event, **fields)
         except Exception as exc:
-            self._function_failed(exc)
-            stderr_event(event, fields, level, self.log.logger, self.redactor(), trusted=False)
+            self.direct_failed(exc, event, fields, level)
+
+    def direct(self) -> Optional[Tuple[Callable[..., Any], logging.Logger]]:
+        """(the app's log function, the manifest's logger) once events may go straight to it (not deferred,
+        the function usable); None otherwise. The web path calls it inline, without a frame of ours."""
+        if self._deferred:
+            return None
+        function = self._function if self._resolved else self._resolve()
+        if function is None:
+            return None
+        logger = self._logger
+        if logger is None:
+            logger = self._logger = logging.getLogger(self.log.logger)
+        return function, logger
+
+    def direct_failed(self, exc: BaseException, event: str, fields: Dict[str, Any], level: int) -> None:
+        """A direct call of the log function raised: report that once and write the event on stderr."""
+        self._function_failed(exc)
+        stderr_event(event, fields, level, self.log.logger, self.redactor(), trusted=False)
 
     def fault(self, kind: str, detail: str, **context: Any) -> None:
         """Report a fault of the library once per (kind, target/detail)."""

@@ -84,6 +84,8 @@ class _State:
                 self.stage_fields,
                 redactor=emitter.redactor,
                 emit_now=emitter.emit_now,
+                direct=emitter.direct,
+                direct_failed=emitter.direct_failed,
             )
             self._web = AppAttachment(self.manifest.web.app, telemetry)
         return self._web

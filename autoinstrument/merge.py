@@ -29,9 +29,35 @@ _GATE = """
 def __ai_make(_ai_fn, _ai_get, _ai_hold):
     def {name}({sig}):
         _ai_acc = _ai_get()
-        if _ai_acc is None or _ai_acc.request is None:
+        if _ai_acc is None:
             return _ai_fn({call})
-        return _ai_hold(_ai_acc.request, _ai_fn, {call})
+        _ai_request = _ai_acc.request
+        if _ai_request is None:
+            return _ai_fn({call})
+        return _ai_hold(_ai_request, _ai_fn, {call})
+    return {name}
+"""
+
+
+# The same gate with `hold` written in, for the `log_json(logger, level, event, **fields)` shape (three
+# positional parameters and `**fields`): the one call per request then costs no extra frame and no argument
+# tuple. `{logger}`, `{level}`, `{event}`, `{fields}` are the function's own parameter names.
+_GATE_INLINE = """
+def __ai_make(_ai_fn, _ai_get, _ai_hold):
+    def {name}({sig}):
+        _ai_acc = _ai_get()
+        if _ai_acc is not None:
+            _ai_request = _ai_acc.request
+            if _ai_request is not None:
+                _ai_held = _ai_request.held
+                if _ai_held is not None:
+                    _ai_route = _ai_request.owner
+                    if {event} == _ai_route.event or {event} == _ai_route.error_event:
+                        _ai_entry = ({logger}, {level}, {event}, {fields})
+                        _ai_held.append(_ai_entry)
+                        if _ai_held[0] is _ai_entry:
+                            return None
+        return _ai_fn({call})
     return {name}
 """
 
@@ -47,14 +73,14 @@ def status_level(status: Any, exc: Optional[BaseException]) -> int:
 
 def hold(request: Any, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
     """The gate's slow path (inside a mapped request): hold the first call naming the route's event."""
-    if request.done or len(args) < 3:
+    slot = request.held  # None once the request has ended
+    if slot is None or len(args) < 3:
         return fn(*args, **kwargs)
     event = args[2]
-    route = request.route
+    route = request.owner
     if event != route.event and event != route.error_event:
         return fn(*args, **kwargs)
     entry = (args[0], args[1], event, kwargs)
-    slot = request.held
     slot.append(entry)  # atomic: of two threads racing, only the one whose entry is first is held
     if slot[0] is not entry:
         return fn(*args, **kwargs)
@@ -66,9 +92,27 @@ def gate_wrapper(fn: Any) -> Any:
     kind = wrappers.kind_of(fn)
     if kind != wrappers.SYNC:
         raise wrappers.UnsupportedTarget(f"the log function must be a plain function, not a {kind} function")
-    wrapper = wrappers._build(_GATE, fn, (fn, CURRENT.get, hold))
+    wrapper = wrappers._build(_gate_template(fn), fn, (fn, CURRENT.get, hold))
     setattr(wrapper, wrappers.MARK, ("log_gate", None, kind))
     return wrapper
+
+
+def _gate_template(fn: Any) -> str:
+    """`_GATE_INLINE` filled with `fn`'s parameter names when `fn` has the log_json shape, else `_GATE`."""
+    code = fn.__code__
+    flags = code.co_flags
+    if (
+        code.co_argcount != 3
+        or code.co_kwonlyargcount
+        or flags & wrappers._CO_VARARGS
+        or not flags & wrappers._CO_VARKEYWORDS
+        or wrappers._signature(fn) is None
+    ):
+        return _GATE
+    logger, level, event, fields = code.co_varnames[:4]
+    return _GATE_INLINE.replace("{logger}", logger).replace("{level}", level).replace("{event}", event).replace(
+        "{fields}", fields
+    )
 
 
 def merged(

@@ -18,17 +18,17 @@ from __future__ import annotations
 
 import contextlib
 import threading
-import time
 from contextvars import ContextVar
 from logging import ERROR, INFO, WARNING
+from time import perf_counter
 from typing import Any, Awaitable, Callable, Dict, Iterable, List, MutableMapping, Optional, Tuple
 
 from autoinstrument import hooks
 from autoinstrument.ids import loggable, new_request_id, refusing_redacted, request_id_from
 from autoinstrument.manifest import WebSpec
 from autoinstrument.merge import merged
-from autoinstrument.routes import Route, RouteTable, json_result
-from autoinstrument.scope import CURRENT, FOLD_AT, Accumulator, to_ms
+from autoinstrument.routes import RouteTable, json_result
+from autoinstrument.scope import CURRENT, FOLD_AT, Accumulator
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -45,6 +45,8 @@ _LOCK = threading.Lock()
 
 #: True while a hand-made middleware serves a request (an attached one inside it then passes through).
 _SERVING: ContextVar[bool] = ContextVar("autoinstrument_serving", default=False)
+#: True once a middleware was made by hand (before that no request can be inside one: `_SERVING` is not read).
+_by_hand_made = False
 
 
 class WebTelemetry:
@@ -67,12 +69,19 @@ class WebTelemetry:
         generate: Callable[[], str] = new_request_id,
         redactor: Callable[[], Optional[Callable[[str], str]]] = lambda: None,
         emit_now: Optional[Callable[..., None]] = None,
+        direct: Callable[[], Optional[Tuple[Callable[..., Any], Any]]] = lambda: None,
+        direct_failed: Optional[Callable[..., None]] = None,
     ):
         self.spec = spec
         self.emit = emit
         #: the per-request event's path: `emit` without the deferral check (the first request ends it)
         self.emit_now = emit_now or emit
         self.fault = fault
+        #: (log function, logger) for calling the app's log function inline, from the first request on
+        self.direct = direct
+        self.direct_failed = direct_failed
+        self.function: Optional[Callable[..., Any]] = None
+        self.logger: Any = None
         self.correlation = correlation
         #: called at the first request only (the emitter never goes back to deferring)
         self.ready: Optional[Callable[[], None]] = ready
@@ -98,11 +107,113 @@ class WebTelemetry:
         ready, self.ready = self.ready, None
         if ready is not None:
             ready()
+        found = self.direct() if self.direct_failed is not None else None
+        if found is not None:
+            self.function, self.logger = found
 
     def failed(self, kind: str, exc: BaseException) -> None:
         """Report a fault of ours once per kind; never raises."""
         with contextlib.suppress(Exception):  # the emitter isolates its own faults; this is belt and braces
             self.fault(f"web_{kind}", f"{type(exc).__name__}: {exc}", target=self.spec.app.text)
+
+
+_new = object.__new__
+
+
+class _Request(Accumulator):
+    """A mapped request's accumulator: the stages inside add into it, nested scopes collect into it, and the
+    log gate (merge.py) finds the request through it and holds the app's call of the route's event in `held`.
+
+    Made with `object.__new__` and filled in `TelemetryMiddleware.__call__` (no `__init__` frame per request).
+    While the request runs, `request` is the object itself and `held` a list; when it ends both are set to None
+    (the gate then passes calls straight through, and no reference cycle outlives the request). `owner` is the
+    route (late stages are reported through it). What every request shares is on the class.
+    """
+
+    __slots__ = ("held",)
+
+    inclusive = True  # the stages of scopes nested in a request count in it too
+    lock = _LOCK  # held only to fold samples, never around app code
+
+
+def _kept(body: bytearray, message: Message, telemetry: WebTelemetry) -> Optional[bytearray]:
+    """`body` with the message's chunk appended; None once it would pass BODY_LIMIT (or on a fault)."""
+    try:
+        chunk = message.get("body", b"")
+        if len(body) + len(chunk) > BODY_LIMIT:
+            return None
+        body += chunk
+        return body
+    except Exception as exc:
+        telemetry.failed("body_copy_failed", exc)
+        return None
+
+
+def _json_body(headers: Iterable[Tuple[bytes, bytes]]) -> Optional[bytearray]:
+    """A buffer for the body copy when the response is uncompressed JSON (the `result` keys come from it)."""
+    content_type = encoding = None
+    for key, value in headers:
+        lower = key.lower()
+        if lower == b"content-type":
+            content_type = value
+        elif lower == b"content-encoding":
+            encoding = value
+    if content_type is not None and b"json" in content_type.lower() and encoding is None:
+        return bytearray()
+    return None
+
+
+def _with_header(message: Message, header: Tuple[bytes, bytes]) -> Message:
+    """A copy of the start message with our header appended (unless the app set it); the app's own message
+    and header list are never mutated (a reused Response object must not grow headers)."""
+    headers = message.get("headers") or ()
+    name = header[0]
+    for key, _value in headers:
+        if key == name or (len(key) == len(name) and key.lower() == name):
+            return message
+    copy = dict(message)
+    copy["headers"] = [*headers, header]
+    return copy
+
+
+def _close(acc: _Request, payload: Dict[str, Any]) -> None:
+    """Close the request's accumulator (later samples are late) and add each stage field that ran, in ms.
+    New fields are remembered on the route, so the next request's lists are made up front."""
+    _LOCK.acquire()
+    try:
+        acc.closed = True
+        acc.limit = -1
+        totals = acc.totals
+        for field, samples in acc.lists.items():
+            if samples:
+                seconds = sum(samples)
+                slot = totals.get(field)
+                if slot is not None:
+                    seconds += slot[0]
+                ms = int(seconds * 1000.0 + 0.5)  # scope.to_ms, inlined
+                payload[field] = ms if ms > 0 else 0
+        for field, slot in totals.items():
+            if field not in payload:
+                ms = int(slot[0] * 1000.0 + 0.5)
+                payload[field] = ms if ms > 0 else 0
+    finally:
+        _LOCK.release()
+    if totals:
+        route = acc.owner
+        known = route.known
+        fresh = tuple(field for field in totals if field not in known)
+        if fresh:
+            route.known = known + fresh
+
+
+def _emit_merged(telemetry: WebTelemetry, acc: _Request, held: Tuple[Any, ...], payload: Dict[str, Any],
+                 level: int) -> None:
+    """The app's held call and the telemetry's fields as one event, when a key is in both (merge.py)."""
+    route = acc.owner
+    owned = {"correlation_id", route.field, *acc.totals}
+    owned.update(field for field, samples in acc.lists.items() if samples)
+    logger, level, name, fields = merged(held, payload, level, tuple(owned))
+    telemetry.emit(name, fields, level, logger)
 
 
 class TelemetryMiddleware:
@@ -111,40 +222,226 @@ class TelemetryMiddleware:
     Made by hand (no `telemetry`), it serves the CURRENT install's `web:` section and passes every request
     straight through while nothing is installed, so an app can wrap itself unconditionally. Made by the
     attachment (`attach.py`) it carries its install's telemetry. An app both wrapped by hand and attached is
-    served once, by the outer one. All state per request lives in `_Request`.
+    served once, by the outer one.
+
+    The per-request path is written like the cheapest middleware that could do the job: one `__call__` with
+    locals, a closure `send`, no request object with methods; what is the same for every request (header
+    names as bytes, compiled routes, the resolved log function and ContextVar) was worked out once. A mapped
+    route gets one small accumulator object (`_Request`), because the stages inside must find it.
     """
 
     __slots__ = ("app", "telemetry")
 
     def __init__(self, app: ASGIApp, telemetry: Optional[WebTelemetry] = None):
+        global _by_hand_made
         self.app = app
         self.telemetry = telemetry
+        if telemetry is None:
+            _by_hand_made = True
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        telemetry = self.telemetry
-        by_hand = telemetry is None
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # noqa: C901 - one frame on purpose
+        t = self.telemetry
+        by_hand = t is None
         if by_hand:
-            telemetry = installed_telemetry()
-        if telemetry is None or scope["type"] != "http" or _SERVING.get():
+            t = installed_telemetry()
+        if t is None or scope["type"] != "http" or (_by_hand_made and _SERVING.get()):
             await self.app(scope, receive, send)
             return
+        # Start: the id in, the route, the accumulator. A fault here: reported once, the request runs without us.
         try:
-            request = _Request(telemetry, scope, send)
+            if t.ready is not None:
+                t.first_request()
+            cid = None
+            wanted = t.request_header
+            for name, value in scope.get("headers") or ():
+                if name == wanted or (len(name) == len(wanted) and name.lower() == wanted):
+                    cid = t.validate(value)
+                    break
+            if cid is None:
+                cid = t.generate()
+            header = (t.response_header, cid.encode("ascii"))
+            path = scope["path"]
+            root = scope.get("root_path")
+            if root and path.startswith(root):
+                path = path[len(root) :] or "/"
+            method = scope["method"]
+            route = t.static.get((method, path))
+            params = None
+            if route is None and t.dynamic:
+                route, params = t.match(method, path)
+            var = t.var
+            if route is not None:
+                previous_acc = CURRENT.get()
+                acc = _new(_Request)
+                lists: Dict[str, List[float]] = {}
+                for field in route.known:  # the fields this route's requests produced: no first-sample miss
+                    lists[field] = []
+                acc.lists = lists
+                acc.totals = {}
+                acc.limit = FOLD_AT
+                acc.closed = False
+                acc.late = None
+                acc.owner = route
+                acc.correlation_id = cid
+                acc.collector = (
+                    None if previous_acc is None else previous_acc if previous_acc.inclusive else previous_acc.collector
+                )
+                acc.held = []
+                acc.request = acc
         except Exception as exc:
-            telemetry.failed("request_start_failed", exc)
+            t.failed("request_start_failed", exc)
             await self.app(scope, receive, send)
             return
+
+        if route is None:  # not mapped: the id in and out, no event
+
+            def send_with_id(message: Message) -> Awaitable[None]:
+                if message["type"] == "http.response.start":
+                    try:
+                        message = _with_header(message, header)
+                    except Exception as exc:
+                        t.failed("response_header_failed", exc)
+                return send(message)
+
+            previous_cid = None
+            if var is not None:
+                previous_cid = var.get(None)
+                var.set(cid)
+            if by_hand:
+                _SERVING.set(True)
+            try:
+                await self.app(scope, receive, send_with_id)
+            finally:
+                if by_hand:
+                    _SERVING.set(False)
+                if var is not None:
+                    try:
+                        var.set(previous_cid)
+                    except Exception as err:  # pragma: no cover - ContextVar.set does not fail in the same context
+                        t.failed("unbind_failed", err)
+            return
+
+        status: Any = None
+        end = 0.0
+        body: Optional[bytearray] = None
+        keep = route.result
+
+        def send_timed(message: Message) -> Awaitable[None]:
+            """The app's `send`: a plain function returning the server's awaitable (no coroutine of ours per
+            message). The request ends when its last body byte is handed to the server."""
+            nonlocal status, end, body
+            kind = message["type"]
+            if kind == "http.response.body":
+                if body is not None:
+                    body = _kept(body, message, t)
+                if not message.get("more_body", False):
+                    end = perf_counter()
+            elif kind == "http.response.start":
+                try:
+                    status = message.get("status")
+                    headers = message.get("headers") or ()
+                    name = header[0]
+                    for key, _value in headers:  # _with_header, inlined: this runs per request
+                        if key == name or (len(key) == len(name) and key.lower() == name):
+                            break
+                    else:
+                        message = dict(message)
+                        message["headers"] = [*headers, header]
+                    if keep:
+                        body = _json_body(headers)
+                except Exception as exc:
+                    t.failed("response_header_failed", exc)
+            elif kind == "http.response.pathsend":  # a file the server sends itself: ends when it says so
+
+                async def file_sent() -> None:
+                    nonlocal end
+                    await send(message)
+                    end = perf_counter()
+
+                return file_sent()
+            return send(message)
+
+        # Bind last: nothing below can fail, so a fault above leaves no context changed.
+        previous_cid = None
+        if var is not None:
+            previous_cid = var.get(None)
+            var.set(cid)
+        CURRENT.set(acc)
         if by_hand:
             _SERVING.set(True)
+        error: Optional[BaseException] = None
+        start = perf_counter()
         try:
-            await self.app(scope, receive, request.send)
+            await self.app(scope, receive, send_timed)
         except BaseException as exc:
-            request.finish(exc)
+            error = exc
             raise
         finally:
+            if not end:
+                end = perf_counter()
             if by_hand:
                 _SERVING.set(False)
-        request.finish(None)
+            try:
+                CURRENT.set(previous_acc)
+                if var is not None:
+                    var.set(previous_cid)
+            except Exception as err:  # pragma: no cover - ContextVar.set does not fail in the same context
+                t.failed("unbind_failed", err)
+            held = acc.held
+            acc.held = acc.request = None  # ended: the gate lets calls through; no cycle outlives the request
+            # The one event (never raises).
+            try:
+                code = status if status is not None else 500
+                ms = int((end - start) * 1000.0 + 0.5)  # scope.to_ms, inlined
+                payload: Dict[str, Any] = {
+                    "correlation_id": cid,
+                    route.field: ms if ms > 0 else 0,
+                    "method": route.method,
+                    "route": route.template,
+                    "status_code": code,
+                }
+                if params:
+                    for key, value in params.items():
+                        payload[key if key not in payload else f"path_{key}"] = loggable(value)
+                _close(acc, payload)
+                if body is not None and keep:
+                    payload.update(json_result(bytes(body), keep))
+                # The status-derived level (merge.status_level, inlined).
+                if error is not None or type(code) is not int or code >= 500:
+                    level = ERROR
+                elif code >= 400:
+                    level = WARNING
+                else:
+                    level = INFO
+                if error is not None:
+                    payload["error_type"] = type(error).__name__
+                    event = route.error_event
+                else:
+                    event = route.error_event if level != INFO else route.event
+                function = t.function
+                if held:
+                    entry = held[0]
+                    logger, app_level, event, fields = entry
+                    if function is not None and fields.keys().isdisjoint(payload):
+                        # merge.merged when no key is in both: the app's fields, then ours, one call.
+                        if isinstance(app_level, int) and app_level > level:
+                            level = app_level
+                        try:
+                            function(logger, level, event, **fields, **payload)
+                        except Exception as exc:
+                            t.direct_failed(exc, event, {**fields, **payload}, level)  # type: ignore[misc]
+                    else:
+                        _emit_merged(t, acc, entry, payload, level)
+                elif function is not None:
+                    try:
+                        function(t.logger, level, event, **payload)
+                    except Exception as exc:
+                        t.direct_failed(exc, event, payload, level)  # type: ignore[misc]
+                else:
+                    t.emit_now(event, payload, level)
+            except Exception as err:
+                t.failed("event_failed", err)
+            error = None  # the exception's traceback holds this frame: no cycle
 
 
 def installed_telemetry() -> Optional[WebTelemetry]:
@@ -152,238 +449,3 @@ def installed_telemetry() -> Optional[WebTelemetry]:
     state = hooks.current()
     web = state.web if state is not None else None
     return web.telemetry if web is not None else None
-
-
-class _Request(Accumulator):
-    """One HTTP request: its id, its route, the `send` that adds the header, and, on a mapped route, the
-    request's own accumulator (this object: the stages inside add into it; one object per request, not two).
-
-    The accumulator part is set up only for a mapped route. Its field lists are pre-allocated from the fields
-    the route's earlier requests produced (`Route.known`), so a stage's first sample costs no exception and no
-    lock in steady state; a new field takes the locked `add` once and is remembered for the next request.
-    Request accumulators share one lock: it is held only to fold samples, never around app code.
-    """
-
-    __slots__ = (
-        "t",
-        "downstream",
-        "cid",
-        "header",
-        "route",
-        "params",
-        "var",
-        "previous_cid",
-        "previous_acc",
-        "start",
-        "end",
-        "status",
-        "body",
-        "done",
-        "held",
-    )
-
-    @property
-    def request(self) -> Optional[_Request]:  # type: ignore[override]
-        """What the log gate checks (merge.py): this request when mapped (a property, not a slot holding
-        itself: a reference cycle would leave every request to the garbage collector)."""
-        return self if self.held is not None else None
-
-    def __init__(self, t: WebTelemetry, scope: Scope, send: Send):
-        if t.ready is not None:
-            t.first_request()
-        self.t = t
-        self.downstream = send
-        cid = None
-        wanted = t.request_header
-        for name, value in scope.get("headers") or ():
-            if name == wanted or (len(name) == len(wanted) and name.lower() == wanted):
-                cid = t.validate(value)
-                break
-        if cid is None:
-            cid = t.generate()
-        self.cid = cid
-        self.header = (t.response_header, cid.encode("ascii"))
-        path = scope["path"]
-        root = scope.get("root_path")
-        if root and path.startswith(root):
-            path = path[len(root) :] or "/"
-        method = scope["method"]
-        route = t.static.get((method, path))
-        self.params = None
-        if route is None and t.dynamic:
-            route, self.params = t.match(method, path)
-        self.route: Optional[Route] = route
-        self.status: Optional[int] = None
-        self.body: Optional[bytearray] = None
-        self.end = 0.0
-        self.done = False
-        # Bind last: nothing below can fail, so a fault above leaves no context changed.
-        self.var = var = t.var
-        self.previous_cid = None
-        if var is not None:
-            self.previous_cid = var.get(None)
-            var.set(cid)
-        if route is not None:
-            # The accumulator part (see Accumulator.__init__; set here without a second call).
-            lists: Dict[str, List[float]] = {}
-            for field in route.known:
-                lists[field] = []
-            self.lists = lists
-            self.totals = {}
-            self.limit = FOLD_AT
-            self.closed = False
-            self.late = None
-            self.owner = route
-            self.correlation_id = cid
-            self.inclusive = True
-            self.lock = _LOCK
-            self.previous_acc = previous = CURRENT.get()
-            self.collector = None if previous is None else previous if previous.inclusive else previous.collector
-            self.held: Optional[List[Any]] = []  # the app's call of this route's event, held (merge.py)
-            CURRENT.set(self)
-        else:
-            self.held = None
-        self.start = time.perf_counter()
-
-    def send(self, message: Message) -> Awaitable[None]:
-        """The app's `send`: a plain function returning the server's awaitable (no coroutine of our own per
-        message). The request ends when its last body byte is handed to the server."""
-        kind = message["type"]
-        if kind == "http.response.body":
-            if self.body is not None:
-                self._keep(message)
-            if not message.get("more_body", False):
-                self.end = time.perf_counter()
-        elif kind == "http.response.start":
-            try:
-                message = self._started(message)
-            except Exception as exc:
-                self.t.failed("response_header_failed", exc)
-        elif kind == "http.response.pathsend":
-            return self._path_sent(message)
-        return self.downstream(message)
-
-    async def _path_sent(self, message: Message) -> None:
-        """A file the server sends itself: the request ends when the server says it has sent it."""
-        await self.downstream(message)
-        self.end = time.perf_counter()
-
-    def _started(self, message: Message) -> Message:
-        """A copy of the start message with our header appended (unless the app set it); the app's own
-        message and header list are never mutated (a reused Response object must not grow headers)."""
-        self.status = message.get("status")
-        headers = message.get("headers") or ()
-        name = self.header[0]
-        route = self.route
-        keep = route is not None and route.result
-        content_type = encoding = None
-        present = False
-        for key, value in headers:
-            if key == name or (len(key) == len(name) and key.lower() == name):
-                present = True
-            elif keep:
-                lower = key.lower()
-                if lower == b"content-type":
-                    content_type = value
-                elif lower == b"content-encoding":
-                    encoding = value
-        if keep and content_type is not None and b"json" in content_type.lower() and encoding is None:
-            self.body = bytearray()
-        if present:
-            return message
-        copy = dict(message)
-        copy["headers"] = [*headers, self.header]
-        return copy
-
-    def _keep(self, message: Message) -> None:
-        try:
-            chunk = message.get("body", b"")
-            if len(self.body) + len(chunk) > BODY_LIMIT:  # type: ignore[arg-type]
-                self.body = None
-            else:
-                self.body += chunk  # type: ignore[operator]
-        except Exception as exc:
-            self.body = None
-            self.t.failed("body_copy_failed", exc)
-
-    def finish(self, exc: Optional[BaseException]) -> None:
-        """Unbind, then emit the route's event (once, whatever happened). Never raises."""
-        if self.done:
-            return
-        self.done = True
-        end = self.end or time.perf_counter()
-        route = self.route
-        try:
-            if route is not None:
-                CURRENT.set(self.previous_acc)
-            if self.var is not None:
-                self.var.set(self.previous_cid)
-        except Exception as err:  # pragma: no cover - ContextVar.set does not fail in the same context
-            self.t.failed("unbind_failed", err)
-        if route is None:
-            return
-        try:
-            status = self.status if self.status is not None else 500
-            ms = int((end - self.start) * 1000.0 + 0.5)  # scope.to_ms, inlined: this runs per request
-            payload: Dict[str, Any] = {
-                "correlation_id": self.cid,
-                route.field: ms if ms > 0 else 0,
-                "method": route.method,
-                "route": route.template,
-                "status_code": status,
-            }
-            params = self.params
-            if params:
-                for key, value in params.items():
-                    payload[key if key not in payload else f"path_{key}"] = loggable(value)
-            stages = self._close_into(payload) if (self.lists or self.totals) else ()
-            if self.body is not None and route.result:
-                payload.update(json_result(bytes(self.body), route.result))
-            # The status-derived level (merge.status_level, inlined: this runs per request).
-            if exc is not None or type(status) is not int or status >= 500:
-                level = ERROR
-            elif status >= 400:
-                level = WARNING
-            else:
-                level = INFO
-            if exc is not None:
-                payload["error_type"] = type(exc).__name__
-                name = route.error_event
-            else:
-                name = route.error_event if level != INFO else route.event
-            if self.held:
-                owned = ("correlation_id", route.field, *stages)
-                logger, level, name, payload = merged(self.held[0], payload, level, owned)
-                self.t.emit(name, payload, level, logger)
-            else:
-                self.t.emit_now(name, payload, level)
-        except Exception as err:
-            self.t.failed("event_failed", err)
-
-    def _close_into(self, payload: Dict[str, Any]) -> Tuple[str, ...]:
-        """Close the accumulator part (later samples are late) and add each stage field that ran, in ms;
-        returns their names. New fields are remembered on the route for the next request's lists."""
-        with self.lock:
-            self.closed = True
-            self.limit = -1
-            totals = self.totals
-            names = []
-            for field, samples in self.lists.items():
-                if samples:
-                    seconds = sum(samples)
-                    slot = totals.get(field)
-                    if slot is not None:
-                        seconds += slot[0]
-                    payload[field] = to_ms(seconds)
-                    names.append(field)
-            for field, slot in totals.items():
-                if field not in payload:
-                    payload[field] = to_ms(slot[0])
-                    names.append(field)
-        route = self.route
-        if totals:
-            known = route.known  # type: ignore[union-attr]
-            fresh = tuple(field for field in totals if field not in known)
-            if fresh:
-                route.known = known + fresh  # type: ignore[union-attr]
-        return tuple(names)
