@@ -176,34 +176,12 @@ def _with_header(message: Message, header: Tuple[bytes, bytes]) -> Message:
     return copy
 
 
-def _close(acc: _Request, payload: Dict[str, Any]) -> None:
-    """Close the request's accumulator (later samples are late) and add each stage field that ran, in ms.
-    New fields are remembered on the route, so the next request's lists are made up front."""
-    _LOCK.acquire()
-    try:
-        acc.closed = True
-        acc.limit = -1
-        totals = acc.totals
-        for field, samples in acc.lists.items():
-            if samples:
-                seconds = sum(samples)
-                slot = totals.get(field)
-                if slot is not None:
-                    seconds += slot[0]
-                ms = int(seconds * 1000.0 + 0.5)  # scope.to_ms, inlined
-                payload[field] = ms if ms > 0 else 0
-        for field, slot in totals.items():
-            if field not in payload:
-                ms = int(slot[0] * 1000.0 + 0.5)
-                payload[field] = ms if ms > 0 else 0
-    finally:
-        _LOCK.release()
-    if totals:
-        route = acc.owner
-        known = route.known
-        fresh = tuple(field for field in totals if field not in known)
-        if fresh:
-            route.known = known + fresh
+def _remember(route: Any, totals: Dict[str, Any]) -> None:
+    """Stage fields new to the route get their lists made up front in its next requests."""
+    known = route.known
+    fresh = tuple(field for field in totals if field not in known)
+    if fresh:
+        route.known = known + fresh
 
 
 def _emit_merged(telemetry: WebTelemetry, acc: _Request, held: Tuple[Any, ...], payload: Dict[str, Any],
@@ -403,7 +381,29 @@ class TelemetryMiddleware:
                 if params:
                     for key, value in params.items():
                         payload[key if key not in payload else f"path_{key}"] = loggable(value)
-                _close(acc, payload)
+                # Close the accumulator (later samples are late) and add each stage field that ran, in ms.
+                _LOCK.acquire()
+                try:
+                    acc.closed = True
+                    acc.limit = -1
+                    totals = acc.totals
+                    for field, samples in lists.items():
+                        if samples:
+                            seconds = sum(samples)
+                            slot = totals.get(field)
+                            if slot is not None:
+                                seconds += slot[0]
+                            ms = int(seconds * 1000.0 + 0.5)
+                            payload[field] = ms if ms > 0 else 0
+                    if totals:  # fields with no list made up front (new, or a generator's steps)
+                        for field, slot in totals.items():
+                            if field not in payload:
+                                ms = int(slot[0] * 1000.0 + 0.5)
+                                payload[field] = ms if ms > 0 else 0
+                finally:
+                    _LOCK.release()
+                if totals:
+                    _remember(route, totals)
                 if body is not None and keep:
                     payload.update(json_result(bytes(body), keep))
                 # The status-derived level (merge.status_level, inlined).

@@ -89,10 +89,15 @@ def use(variant):
             autoinstrument.install()
             state = hooks.current()
         telemetry = state.web.telemetry
+        if telemetry.ready is not None:
+            telemetry.first_request()  # resolves the log function the request path calls
         if variant == "on_events_discarded":
-            telemetry.emit = lambda event, fields: None
+            telemetry.function = lambda *args, **fields: None
+            telemetry.emit = telemetry.emit_now = lambda *args, **fields: None
         else:
-            telemetry.emit = state.emitter.emit
+            found = state.emitter.direct()
+            telemetry.function = found[0] if found else None
+            telemetry.emit, telemetry.emit_now = state.emitter.emit, state.emitter.emit_now
         return
     if state is not None:
         autoinstrument.uninstall()
