@@ -93,6 +93,9 @@ class WebTelemetry:
         self.redactor = redactor
         self.request_header = spec.request_header.lower().encode("latin-1")
         self.response_header = spec.response_header.lower().encode("latin-1")
+        #: their lengths: a header of another length is skipped with one compare
+        self.request_size = len(self.request_header)
+        self.response_size = len(self.response_header)
         table = RouteTable(spec.routes, self)
         self.static = table.static
         self.dynamic = table.dynamic
@@ -231,8 +234,9 @@ class TelemetryMiddleware:
                 t.first_request()
             cid = None
             wanted = t.request_header
+            size = t.request_size
             for name, value in scope.get("headers") or ():
-                if name == wanted or (len(name) == len(wanted) and name.lower() == wanted):
+                if len(name) == size and (name == wanted or name.lower() == wanted):
                     cid = t.validate(value)
                     break
             if cid is None:
@@ -319,8 +323,9 @@ class TelemetryMiddleware:
                     status = message.get("status")
                     headers = message.get("headers") or ()
                     name = header[0]
+                    size = t.response_size
                     for key, _value in headers:  # _with_header, inlined: this runs per request
-                        if key == name or (len(key) == len(name) and key.lower() == name):
+                        if len(key) == size and (key == name or key.lower() == name):
                             break
                     else:
                         message = dict(message)
