@@ -137,6 +137,7 @@ class _Request(Accumulator):
 
     inclusive = True  # the stages of scopes nested in a request count in it too
     lock = _LOCK  # held only to fold samples, never around app code
+    unlocked_close = True  # closed in __call__ without the lock (see Accumulator.unlocked_close)
 
 
 def _kept(body: bytearray, message: Message, telemetry: WebTelemetry) -> Optional[bytearray]:
@@ -179,10 +180,15 @@ def _with_header(message: Message, header: Tuple[bytes, bytes]) -> Message:
     return copy
 
 
-def _remember(route: Any, totals: Dict[str, Any]) -> None:
-    """Stage fields new to the route get their lists made up front in its next requests."""
+def _add_totals(route: Any, totals: Tuple[Tuple[str, List[float]], ...], payload: Dict[str, Any]) -> None:
+    """The fields a request has only in totals (new to the route, or a generator's steps), in ms; the new
+    ones get their lists made up front in the route's next requests."""
+    for field, slot in totals:
+        if field not in payload:
+            ms = int(slot[0] * 1000.0 + 0.5)
+            payload[field] = ms if ms > 0 else 0
     known = route.known
-    fresh = tuple(field for field in totals if field not in known)
+    fresh = tuple(field for field, _slot in totals if field not in known)
     if fresh:
         route.known = known + fresh
 
@@ -191,7 +197,7 @@ def _emit_merged(telemetry: WebTelemetry, acc: _Request, held: Tuple[Any, ...], 
                  level: int) -> None:
     """The app's held call and the telemetry's fields as one event, when a key is in both (merge.py)."""
     route = acc.owner
-    owned = {"correlation_id", route.field, *acc.totals}
+    owned = {"correlation_id", route.field, *tuple(acc.totals)}
     owned.update(field for field, samples in acc.lists.items() if samples)
     logger, level, name, fields = merged(held, payload, level, tuple(owned))
     telemetry.emit(name, fields, level, logger)
@@ -386,29 +392,23 @@ class TelemetryMiddleware:
                 if params:
                     for key, value in params.items():
                         payload[key if key not in payload else f"path_{key}"] = loggable(value)
-                # Close the accumulator (later samples are late) and add each stage field that ran, in ms.
-                _LOCK.acquire()
-                try:
-                    acc.closed = True
-                    acc.limit = -1
-                    totals = acc.totals
-                    for field, samples in lists.items():
-                        if samples:
-                            seconds = sum(samples)
-                            slot = totals.get(field)
-                            if slot is not None:
-                                seconds += slot[0]
-                            ms = int(seconds * 1000.0 + 0.5)
-                            payload[field] = ms if ms > 0 else 0
-                    if totals:  # fields with no list made up front (new, or a generator's steps)
-                        for field, slot in totals.items():
-                            if field not in payload:
-                                ms = int(slot[0] * 1000.0 + 0.5)
-                                payload[field] = ms if ms > 0 else 0
-                finally:
-                    _LOCK.release()
-                if totals:
-                    _remember(route, totals)
+                # Close the accumulator and add each stage field that ran, in ms. Without the lock: `closed`
+                # first, then `limit` (a sample appended after sees it and is reported late, never folded),
+                # then the reads; an `add` or `fold` racing with this reports its sample late
+                # (Accumulator.unlocked_close). The lists' keys never change; totals are read as a snapshot.
+                acc.closed = True
+                acc.limit = -1
+                totals = acc.totals
+                for field, samples in lists.items():
+                    if samples:
+                        seconds = sum(samples)
+                        slot = totals.get(field)
+                        if slot is not None:
+                            seconds += slot[0]
+                        ms = int(seconds * 1000.0 + 0.5)
+                        payload[field] = ms if ms > 0 else 0
+                if totals:  # fields with no list made up front (new, or a generator's steps)
+                    _add_totals(route, tuple(totals.items()), payload)
                 if body is not None and keep:
                     payload.update(json_result(bytes(body), keep))
                 # The status-derived level (merge.status_level, inlined).

@@ -118,6 +118,11 @@ class Accumulator:
             self.collector = parent if parent.inclusive else parent.collector
             self.request = parent.request
 
+    #: True for an accumulator closed without taking the lock (a web request, middleware.py): it sets `closed`
+    #: first, then reads; so an `add` or `fold` that sees `closed` set only after its own write reports the
+    #: sample late (it may have been counted too: never lost).
+    unlocked_close = False
+
     def add(self, field: str, seconds: float, calls: int = 1) -> None:
         with self.lock:
             closed = self.closed
@@ -128,7 +133,7 @@ class Accumulator:
                 else:
                     slot[0] += seconds
                     slot[1] += calls
-        if closed:
+        if closed or (self.unlocked_close and self.closed):
             self.report_late(field, seconds)
 
     def overflow(self, field: str, seconds: float) -> None:
@@ -141,22 +146,28 @@ class Accumulator:
     def fold(self) -> None:
         """Move the samples present now into totals. Appends racing with this land after index n: kept."""
         with self.lock:
-            self._fold_locked()
+            moved = self._fold_locked()
+        if self.unlocked_close and self.closed:  # closed meanwhile: what moved may have been missed
+            for field, seconds in moved.items():
+                self.report_late(field, seconds)
 
-    def _fold_locked(self) -> None:
+    def _fold_locked(self) -> Dict[str, float]:
         totals = self.totals
+        moved: Dict[str, float] = {}
         for field, samples in list(self.lists.items()):
             n = len(samples)
             if not n:
                 continue
             chunk = samples[:n]
             del samples[:n]
+            seconds = moved[field] = sum(chunk)
             slot = totals.get(field)
             if slot is None:
-                totals[field] = [sum(chunk), n]
+                totals[field] = [seconds, n]
             else:
-                slot[0] += sum(chunk)
+                slot[0] += seconds
                 slot[1] += n
+        return moved
 
     def close(self) -> Dict[str, Tuple[float, int]]:
         """Mark closed (later samples are late) and return field -> (seconds, calls)."""
