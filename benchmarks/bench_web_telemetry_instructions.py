@@ -145,9 +145,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"  {variant:20s} {counts[variant]:10,.0f}   {added:+10,.0f}{share}")
     if e2e:
         print(f"  a whole request through uvicorn (middleware off): {e2e:,.0f}")
-    if "autoinstrument" in counts and "app_log_floor" in counts:
-        ratio = (counts["autoinstrument"] - off) / (counts["app_log_floor"] - off)
-        print(f"  autoinstrument / app-log floor (added instructions): {ratio:.2f}")
+    for ours in ("autoinstrument", "autoinstrument_web_only"):
+        if ours in counts and "app_log_floor" in counts:
+            ratio = (counts[ours] - off) / (counts["app_log_floor"] - off)
+            print(f"  {ours} / app-log floor (added instructions): {ratio:.2f}")
     return 0
 
 
