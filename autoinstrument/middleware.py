@@ -180,13 +180,20 @@ def _with_header(message: Message, header: Tuple[bytes, bytes]) -> Message:
     return copy
 
 
-def _add_totals(route: Any, totals: Tuple[Tuple[str, List[float]], ...], payload: Dict[str, Any]) -> None:
-    """The fields a request has only in totals (new to the route, or a generator's steps), in ms; the new
-    ones get their lists made up front in the route's next requests."""
+def _add_totals(
+    route: Any, lists: Dict[str, List[float]], totals: Tuple[Tuple[str, List[float]], ...], payload: Dict[str, Any]
+) -> None:
+    """Each stage field of a request that also has totals (new to the route, a generator's steps, folded
+    samples), in ms; the new fields get their lists made up front in the route's next requests."""
+    folded = dict(totals)
+    for field, samples in lists.items():
+        if samples:
+            slot = folded.get(field)
+            seconds = sum(samples) + (slot[0] if slot is not None else 0.0)
+            payload[field] = int(seconds * 1000.0 + 0.5)
     for field, slot in totals:
         if field not in payload:
-            ms = int(slot[0] * 1000.0 + 0.5)
-            payload[field] = ms if ms > 0 else 0
+            payload[field] = int(slot[0] * 1000.0 + 0.5)
     known = route.known
     fresh = tuple(field for field, _slot in totals if field not in known)
     if fresh:
@@ -381,10 +388,9 @@ class TelemetryMiddleware:
             # The one event (never raises).
             try:
                 code = status if status is not None else 500
-                ms = int((end - start) * 1000.0 + 0.5)  # scope.to_ms, inlined
                 payload: Dict[str, Any] = {
                     "correlation_id": cid,
-                    route.field: ms if ms > 0 else 0,
+                    route.field: int((end - start) * 1000.0 + 0.5),  # scope.to_ms, inlined (never negative)
                     "method": route.method,
                     "route": route.template,
                     "status_code": code,
@@ -396,19 +402,16 @@ class TelemetryMiddleware:
                 # first, then `limit` (a sample appended after sees it and is reported late, never folded),
                 # then the reads; an `add` or `fold` racing with this reports its sample late
                 # (Accumulator.unlocked_close). The lists' keys never change; totals are read as a snapshot.
+                # Durations are perf_counter differences (never negative): int(x + 0.5) rounds half up.
                 acc.closed = True
                 acc.limit = -1
                 totals = acc.totals
-                for field, samples in lists.items():
-                    if samples:
-                        seconds = sum(samples)
-                        slot = totals.get(field)
-                        if slot is not None:
-                            seconds += slot[0]
-                        ms = int(seconds * 1000.0 + 0.5)
-                        payload[field] = ms if ms > 0 else 0
-                if totals:  # fields with no list made up front (new, or a generator's steps)
-                    _add_totals(route, tuple(totals.items()), payload)
+                if not totals:
+                    for field, samples in lists.items():
+                        if samples:
+                            payload[field] = int(sum(samples) * 1000.0 + 0.5)
+                else:  # fields with no list made up front (new, or a generator's steps), or folded samples
+                    _add_totals(route, lists, tuple(totals.items()), payload)
                 if body is not None and keep:
                     payload.update(json_result(bytes(body), keep))
                 # The status-derived level (merge.status_level, inlined).
@@ -429,7 +432,7 @@ class TelemetryMiddleware:
                     logger, app_level, event, fields = entry
                     if function is not None and fields.keys().isdisjoint(payload):
                         # merge.merged when no key is in both: the app's fields, then ours, one call.
-                        if isinstance(app_level, int) and app_level > level:
+                        if app_level != level and isinstance(app_level, int) and app_level > level:
                             level = app_level
                         try:
                             function(logger, level, event, **fields, **payload)

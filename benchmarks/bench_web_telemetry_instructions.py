@@ -13,8 +13,12 @@ uvicorn process serving N and 6N requests (the difference cancels start-up), to 
 into a share of a whole request.
 
     .venv/bin/python benchmarks/bench_web_telemetry_instructions.py [--requests 200] [--e2e] [--variants a,b]
+    .venv/bin/python benchmarks/bench_web_telemetry_instructions.py --opcodes [--requests 200]
 
-Needs Debian's valgrind (`apt-get install valgrind`).
+Needs Debian's valgrind (`apt-get install valgrind`). `--opcodes` counts interpreted bytecodes instead (no
+valgrind: `sys.settrace` with opcode events, same loop, same seed): on this pure-Python path the wall clock
+follows bytecodes more closely than machine instructions (each one is an indirect-branch dispatch that
+callgrind counts as one instruction).
 """
 
 from __future__ import annotations
@@ -64,6 +68,20 @@ functools.reduce(step, range(int(os.environ["BENCH_REQUESTS"])), 0)
 
 from bench_web_telemetry_compare import VARIANTS  # noqa: E402
 
+# The same loop, counting bytecodes executed inside it (prints one number).
+OPCODES = CHILD.replace(
+    "functools.reduce(step,",
+    """import sys
+counted = [0]
+def tracer(frame, event, arg):
+    frame.f_trace_opcodes = True
+    if event == "opcode":
+        counted[0] += 1
+    return tracer
+sys.settrace(tracer)
+functools.reduce(step,""",
+) + "\nsys.settrace(None)\nprint(counted[0])\n"
+
 
 def callgrind_total(out_file: Path) -> int:
     for line in out_file.read_text().splitlines():
@@ -83,6 +101,16 @@ def count_in_process(ini: Path, variant: str, requests: int, work: Path) -> floa
         env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     return callgrind_total(out) / requests
+
+
+def count_opcodes(ini: Path, variant: str, requests: int) -> float:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PUBLISHER_", "AUTOINSTRUMENT"))}
+    env.update(CONFIG_PATH=str(ini), PYTHONPATH=os.pathsep.join([str(REPO), str(HERE)]))
+    env.update(BENCH_VARIANT=variant, BENCH_REQUESTS=str(requests), PYTHONHASHSEED="0")
+    out = subprocess.run(
+        [sys.executable, "-c", OPCODES], env=env, check=True, capture_output=True, text=True
+    ).stdout.split()
+    return int(out[-1]) / requests
 
 
 def count_uvicorn(ini: Path, requests: int, work: Path, tag: str) -> int:
@@ -117,7 +145,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--e2e", action="store_true", help="also count a whole uvicorn request (slow)")
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset")
+    parser.add_argument("--opcodes", action="store_true", help="count bytecodes (sys.settrace), not instructions")
     args = parser.parse_args(argv)
+    if args.opcodes:
+        return opcodes_main(args)
     if shutil.which("valgrind") is None:
         print("valgrind is not installed (apt-get install valgrind)", file=sys.stderr)
         return 2
@@ -142,13 +173,32 @@ def main(argv: Optional[List[str]] = None) -> int:
     for variant in variants:
         added = counts[variant] - off
         share = f"   {added / e2e * 100:5.1f}% of a whole uvicorn request" if e2e and variant != "off" else ""
-        print(f"  {variant:20s} {counts[variant]:10,.0f}   {added:+10,.0f}{share}")
+        print(f"  {variant:24s} {counts[variant]:10,.0f}   {added:+10,.0f}{share}")
     if e2e:
         print(f"  a whole request through uvicorn (middleware off): {e2e:,.0f}")
     for ours in ("autoinstrument", "autoinstrument_web_only"):
         if ours in counts and "app_log_floor" in counts:
             ratio = (counts[ours] - off) / (counts["app_log_floor"] - off)
             print(f"  {ours} / app-log floor (added instructions): {ratio:.2f}")
+    return 0
+
+
+def opcodes_main(args: argparse.Namespace) -> int:
+    work = Path(tempfile.mkdtemp(prefix="bench_web_opcodes_"))
+    try:
+        ini = build_library(work, 1000)
+        variants = [v for v in args.variants.split(",") if v]
+        counts = {v: count_opcodes(ini, v, args.requests) for v in variants}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    off = counts["off"]
+    print(f"bytecodes executed per GET /api/images/random in-process ({args.requests} requests, seeded):")
+    for variant in variants:
+        print(f"  {variant:24s} {counts[variant]:10,.0f}   {counts[variant] - off:+8,.0f}")
+    for ours in ("autoinstrument", "autoinstrument_web_only"):
+        if ours in counts and "app_log_floor" in counts:
+            ratio = (counts[ours] - off) / (counts["app_log_floor"] - off)
+            print(f"  {ours} / app-log floor (added bytecodes): {ratio:.2f}")
     return 0
 
 
