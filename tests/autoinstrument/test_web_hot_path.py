@@ -21,7 +21,9 @@ import autoinstrument
 from autoinstrument.middleware import _Request
 
 APP_SOURCE = """
+import contextvars
 import logging
+import threading
 import time
 
 from fastapi import FastAPI
@@ -40,6 +42,14 @@ def later_stage():
     return 1
 
 
+THREADS = []
+
+
+def late_work():
+    time.sleep(0.05)
+    later_stage()
+
+
 app = FastAPI()
 
 
@@ -48,6 +58,10 @@ async def item(item: str):
     size = lookup(item)
     if item == "more":
         later_stage()
+    if item == "late":  # a thread of the request (its context) runs a stage after the response
+        thread = threading.Thread(target=contextvars.copy_context().run, args=(late_work,))
+        thread.start()
+        THREADS.append(thread)
     applog.log_json(logger, logging.INFO, "item_served", name=item, size=size)
     applog.log_json(logger, logging.INFO, "app_detail", inside=True)
     return {"ok": True}
@@ -153,3 +167,17 @@ def test_an_unmapped_route_gets_the_id_in_and_out_and_no_event(app_module):
     (event,) = applog.events("plain_served")
     assert event["correlation_id"] == "plain-1" and "web_item_ms" not in event
     assert not applog.events("item_served")
+
+
+@pytest.mark.parametrize("known", [False, True], ids=["field-new-to-the-route", "field-made-up-front"])
+def test_a_stage_ending_after_the_request_is_reported_late_not_lost(app_module, known):
+    if known:  # the route learns `later_ms`: the next request makes its list up front (the append path)
+        get(app_module.app, "/items/more")
+    get(app_module.app, "/items/late")
+    for thread in app_module.THREADS:
+        thread.join(5)
+    event = applog.events("item_served")[-1]
+    assert "later_ms" not in event  # the event left before the stage ended
+    (late,) = applog.events("autoinstrument_late_stage")
+    assert late["field"] == "later_ms" and late["scope_event"] == "item_served"
+    assert late["correlation_id"] == event["correlation_id"] and late["later_ms"] >= 0
