@@ -27,6 +27,7 @@ from publisher_v2.utils.state import (
     PostLedger,
     SessionStore,
 )
+from tests.core.conftest import FakeClock
 from tests.pg_server import ledger_query
 
 V1_SCHEMA = """
@@ -43,16 +44,6 @@ CREATE TABLE posted_images (
 """
 
 
-@pytest.fixture
-def db(ledger_location: object) -> object:
-    """Each test runs on both stores: a SQLite file, and a fresh PostgreSQL database."""
-    return ledger_location
-
-
-@pytest.fixture
-def db_file(tmp_path: Path) -> Path:
-    """A SQLite file (the tests of older ledger files)."""
-    return tmp_path / "state" / "ledger.sqlite"
 
 
 def write_v1_ledger(path: Path) -> None:
@@ -74,18 +65,6 @@ def write_v1_ledger(path: Path) -> None:
         )
 
 
-class FakeClock:
-    """A settable UTC clock so TTL tests do not sleep."""
-
-    def __init__(self) -> None:
-        self.now = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
 
 def dead_pid() -> int:
     """The pid of a process that has exited (and been reaped)."""
@@ -98,7 +77,7 @@ def test_a_previous_version_ledger_migrates_and_keeps_every_row(db_file: Path) -
     db = db_file
     write_v1_ledger(db)
     ledger = PostLedger(db)
-    assert ledger.schema_version() == SCHEMA_VERSION == 2
+    assert ledger.schema_version() == SCHEMA_VERSION == 3
     assert ledger.known_hashes() == {"h-posted", "h-publishing", "h-rejected"}
     posted = ledger.entry("h-posted")
     assert posted is not None and posted.status == "posted" and posted.attempt == 1
@@ -110,7 +89,7 @@ def test_a_previous_version_ledger_migrates_and_keeps_every_row(db_file: Path) -
     assert [e.content_hash for e in ledger.unfinished()] == ["h-publishing"]
     ledger.close()
     with sqlite3.connect(db) as raw:
-        assert raw.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
+        assert raw.execute("SELECT version FROM schema_version").fetchall() == [(3,)]
 
 
 def _open_and_count(path: str, queue: multiprocessing.Queue[int]) -> None:
@@ -209,8 +188,7 @@ def test_selected_images_are_claimed_and_reposts_are_explicit(db: Path) -> None:
     assert entry.platforms["telegram"].post_id == "t-1"
 
 
-def test_a_stale_repost_claim_never_lets_auto_selection_post_a_posted_image(db: Path) -> None:
-    clock = FakeClock()
+def test_a_stale_repost_claim_never_lets_auto_selection_post_a_posted_image(db: Path, clock: FakeClock) -> None:
     first = PostLedger(db, claim_ttl_seconds=60, clock=clock)
     assert first.claim("h", "a.jpg")
     first.mark_publishing("h")
