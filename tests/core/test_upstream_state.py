@@ -30,6 +30,7 @@ from publisher_v2.utils.upstream_state import (
     upstream_posted_path,
 )
 from tests.conftest import BIN, json_events
+from tests.core.conftest import logged, state_ini
 from tests.pg_server import ledger_query
 
 
@@ -50,14 +51,6 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     assert path == base / "publisher_v2" / "posted.json"
     path.parent.mkdir(parents=True)
     return path
-
-
-def events(caplog: pytest.LogCaptureFixture) -> List[Dict]:
-    return [json.loads(r.getMessage()) for r in caplog.records if r.getMessage().startswith("{")]
-
-
-def named(caplog: pytest.LogCaptureFixture, name: str) -> List[Dict]:
-    return [e for e in events(caplog) if e["message"] == name]
 
 
 def import_rows(db: object) -> List[tuple]:
@@ -90,9 +83,9 @@ def test_valid_file_in_the_object_form_is_imported_once(
             assert row is not None and row["status"] == "posted" and row["image_name"] == IMPORTED_NAME
             entry = ledger.entry(ledger_key(h))
             assert entry is not None and entry.posted_platforms == ["upstream"]
-    [event] = named(caplog, "upstream_state_imported")
+    [event] = logged(caplog, "upstream_state_imported")
     assert (event["hashes"], event["imported"], event["already_known"], event["invalid"]) == (5, 5, 0, 2)
-    assert not [e for e in events(caplog) if e["message"] == "ledger_post_recorded"]  # one event, not one per row
+    assert not [e for e in logged(caplog) if e["message"] == "ledger_post_recorded"]  # one event, not one per row
     assert import_rows(db) == [(SOURCE, 5, 5, 2)]  # the marker is in the database ...
     assert marker_files(db) == []  # ... and nowhere else
     # Opened again, even with a longer file: imported once only.
@@ -102,7 +95,7 @@ def test_valid_file_in_the_object_form_is_imported_once(
         assert import_upstream_posted(ledger) is None
         again = import_posted_file(ledger)
         assert again.status == "already_imported" and again.record is not None and again.record.imported == 5
-    assert len(named(caplog, "upstream_state_imported")) == 1
+    assert len(logged(caplog, "upstream_state_imported")) == 1
 
 
 def test_a_row_already_in_the_ledger_is_left_as_it_is(db: object, cache: Path) -> None:
@@ -130,14 +123,14 @@ def test_a_corrupt_file_is_reported_and_skipped_never_fatal(
     with PostLedger(db) as ledger:
         assert ledger.posted_count() == 0
         assert ledger.claim("a" * 64, "x.jpg") is True  # the ledger works
-    [event] = named(caplog, "upstream_state_corrupt")
+    [event] = logged(caplog, "upstream_state_corrupt")
     assert event["level"] == "WARNING" and event["path"] == str(cache) and event["error"]
     assert import_rows(db) == []  # not marked: tried again next time
     # Fixed later: imported then.
     cache.write_text(json.dumps([hashlib.sha256(b"fixed").hexdigest()]))
     with PostLedger(db) as ledger:
         assert ledger.posted_count() == 1
-    assert len(named(caplog, "upstream_state_imported")) == 1
+    assert len(logged(caplog, "upstream_state_imported")) == 1
     assert import_rows(db) == [(SOURCE, 1, 1, 0)]
 
 
@@ -150,7 +143,7 @@ def test_an_absent_file_changes_nothing_and_logs_nothing(
         assert ledger.import_record(SOURCE) is None
         assert import_posted_file(ledger).status == "absent"
     assert import_rows(db) == []
-    assert not [e for e in events(caplog) if e["message"].startswith("upstream_state")]
+    assert not [e for e in logged(caplog) if e["message"].startswith("upstream_state")]
 
 
 def test_the_database_decides_between_two_importers_that_both_saw_no_import(db: object) -> None:
@@ -332,12 +325,12 @@ def test_an_old_marker_file_is_moved_into_the_ledger_and_nothing_is_imported_twi
             str(cache), 4, 4, 1
         )
     assert not marker.exists() and marker.with_name(marker.name + MOVED_SUFFIX).is_file()
-    [moved] = named(caplog, "upstream_state_marker_moved")
+    [moved] = logged(caplog, "upstream_state_marker_moved")
     assert moved["hashes"] == 4 and moved["moved_to"].endswith(".upstream-import.json.moved")
-    assert not named(caplog, "upstream_state_imported")
+    assert not logged(caplog, "upstream_state_imported")
     with PostLedger(db_file) as ledger:  # opened again: the ledger's record decides, nothing is read or logged
         assert ledger.posted_count() == 4
-    assert len([e for e in events(caplog) if e["message"].startswith("upstream_state")]) == 1
+    assert len([e for e in logged(caplog) if e["message"].startswith("upstream_state")]) == 1
 
 
 def test_an_unreadable_old_marker_is_reported_and_posted_json_imported_without_duplicates(
@@ -351,8 +344,8 @@ def test_an_unreadable_old_marker_is_reported_and_posted_json_imported_without_d
     with PostLedger(db_file) as ledger:
         assert ledger.posted_count() == 3
         assert all(is_upstream_posted(ledger, h) for h in hashes)
-    assert [e["path"] for e in named(caplog, "upstream_state_marker_unreadable")] == [str(legacy_marker_path(db_file))]
-    [event] = named(caplog, "upstream_state_imported")
+    assert [e["path"] for e in logged(caplog, "upstream_state_marker_unreadable")] == [str(legacy_marker_path(db_file))]
+    [event] = logged(caplog, "upstream_state_imported")
     assert (event["imported"], event["already_known"]) == (1, 2)
     assert ledger_query(db_file, "SELECT COUNT(*) FROM platform_posts WHERE platform = 'upstream'") == [(1,)]
     assert not legacy_marker_path(db_file).exists()  # type: ignore[union-attr]
@@ -366,20 +359,12 @@ def _migrate(ini: Path, *extra: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=60)
 
 
-def _state_ini(tmp_path: Path, url: str) -> Path:
-    (tmp_path / "images").mkdir(exist_ok=True)
-    ini = tmp_path / "publisher.ini"
-    ini.write_text(f"[Storage]\nbackend = local\n[Local]\nimage_folder = images\n[State]\n"
-                   f"ledger_path = state/ledger.sqlite\nurl = {url}\n", encoding="utf-8")
-    return ini
-
-
 def test_migrate_to_postgres_imports_posted_json_once_and_says_so(tmp_path: Path, cache: Path, pg_server: Any) -> None:
     url = pg_server.url(pg_server.new_database())
     hashes = fake_hashes(3)
     with PostLedger(tmp_path / "state" / "ledger.sqlite") as old:  # its own post of the first upstream image
         old.record_post(ledger_key(hashes[0]), "a.jpg", {"telegram": {"success": True, "post_id": "t-1"}})
-    ini = _state_ini(tmp_path, url)
+    ini = state_ini(tmp_path, f"url = {url}")
     cache.write_text("[not json")  # corrupt: reported, not imported, tried again
     broken = _migrate(ini)
     assert broken.returncode == 1, broken.stderr
@@ -418,7 +403,7 @@ def test_migrate_to_postgres_carries_an_import_the_sqlite_ledger_made(
     summary = {"source": str(cache), "hashes": 2, "imported": 2, "invalid": 0, "sha256": hashes}
     write_v2_ledger_with_old_import(sqlite_path, hashes, summary)
     cache.write_text(json.dumps(hashes + fake_hashes(1, "later")))
-    done = _migrate(_state_ini(tmp_path, url))
+    done = _migrate(state_ini(tmp_path, f"url = {url}"))
     assert done.returncode == 0, done.stderr
     assert "images: 2 copied, 0 already there (kept)" in done.stdout
     assert "upstream import records: 1 copied" in done.stdout
