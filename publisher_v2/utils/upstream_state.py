@@ -167,6 +167,8 @@ def move_legacy_marker(ledger: PostLedger) -> Optional[ImportRecord]:
     moved = marker.with_name(marker.name + MOVED_SUFFIX)
     try:
         os.replace(marker, moved)
+    except FileNotFoundError:  # another process, opening the same ledger, moved it first
+        return record
     except OSError as exc:  # the ledger's record decides from now on; the file is only left behind
         log_json(logger, logging.WARNING, "upstream_state_marker_not_renamed", path=str(marker), error=str(exc))
         return record

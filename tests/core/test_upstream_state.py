@@ -333,6 +333,40 @@ def test_an_old_marker_file_is_moved_into_the_ledger_and_nothing_is_imported_twi
     assert len([e for e in logged(caplog) if e["message"].startswith("upstream_state")]) == 1
 
 
+def _open_ledger(path: str, barrier: Any, out: Any) -> None:
+    try:
+        barrier.wait(30)
+        with PostLedger(Path(path)) as ledger:
+            out.put(ledger.posted_count())
+    except Exception as exc:  # noqa: BLE001 - reported to the test
+        out.put(f"error: {type(exc).__name__}: {exc}")
+
+
+@pytest.mark.slow
+def test_processes_opening_an_old_ledger_with_its_marker_together_move_it_once(db_file: Path, cache: Path) -> None:
+    hashes = fake_hashes(200)
+    summary = {"source": str(cache), "hashes": 200, "imported": 200, "invalid": 0, "sha256": hashes}
+    write_v2_ledger_with_old_import(db_file, hashes, summary)
+    cache.write_text(json.dumps(hashes + fake_hashes(5, "later")))
+    ctx = multiprocessing.get_context("spawn")
+    workers = 3
+    barrier, out = ctx.Barrier(workers), ctx.Queue()
+    procs = [ctx.Process(target=_open_ledger, args=(str(db_file), barrier, out)) for _ in range(workers)]
+    for proc in procs:
+        proc.start()
+    try:
+        results = [out.get(timeout=120) for _ in procs]
+    finally:
+        for proc in procs:
+            proc.join(30)
+            if proc.is_alive():
+                proc.kill()
+    assert results == [200] * workers, results  # the 5 later hashes were never imported
+    assert import_rows(db_file) == [(SOURCE, 200, 200, 0)]
+    assert ledger_query(db_file, "SELECT COUNT(*) FROM upstream_hashes") == [(200,)]
+    assert marker_files(db_file) == ["ledger.sqlite.upstream-import.json.moved"]
+
+
 def test_an_unreadable_old_marker_is_reported_and_posted_json_imported_without_duplicates(
     db_file: Path, cache: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
