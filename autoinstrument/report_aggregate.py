@@ -15,7 +15,9 @@ Once per run: an event of a request (a route event) and the scope event inside i
 stage sample (one `publish_parallel_ms` in `workflow_timing` and in `web_publish`). Events are joined on
 `correlation_id`: a stage field already counted for that id by an event of another name is counted in the
 event's own table but not again in the pooled per-field distribution (budgets, charts). The join remembers the
-last 2 x JOIN_WINDOW ids that carried stage fields; runs log their events close together.
+last 2 x JOIN_WINDOW ids that carried stage fields; runs log their events close together. When a file is
+split over processes, `record_head` / `join_head` / `join_tail` let report_parallel join the runs that
+straddle a split point.
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ import heapq
 import json
 from collections import Counter
 from dataclasses import dataclass, field
-from operator import itemgetter
 from typing import IO, Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 from autoinstrument.report_read import MAX_LINE_BYTES, line_batches
@@ -213,14 +214,14 @@ class Report:
 
 
 class _Shape:
-    """Lines of one event name with one key tuple: which values to take (one C call per line) and where
-    they are counted. Rows wait in `rows` until the batch is folded column by column."""
+    """Lines of one event name with one key tuple: where each value sits in a line's row (its values in key
+    order, one C call per line) and where it is counted. Rows wait in `rows` until the batch is folded column
+    by column."""
 
     __slots__ = (
         "group",
         "name",
         "keys",
-        "getter",
         "rows",
         "append",
         "ms",
@@ -239,8 +240,6 @@ class _Shape:
         self.group = group
         self.name = name
         self.keys = keys
-        # itemgetter of ONE key returns the value, not a tuple: ask for it twice to keep rows uniform
-        self.getter = itemgetter(*keys) if len(keys) > 1 else itemgetter(keys[0], keys[0])
         self.rows: List[Tuple[Any, ...]] = []
         self.append = self.rows.append
         self.ms: List[Tuple[str, int, FieldStats]] = []
@@ -271,20 +270,20 @@ def _all_ints(column: Sequence[Any]) -> bool:
 class _Columns:
     """One batch's rows (the values a shape takes from each line) read column by column, each once, in C."""
 
-    __slots__ = ("keys", "rows", "n", "_cache", "_ints")
+    __slots__ = ("keys", "rows", "n", "_columns", "_ints")
 
     def __init__(self, keys: Tuple[str, ...], rows: List[Tuple[Any, ...]]) -> None:
         self.keys = keys
         self.rows = rows
         self.n = len(rows)
-        self._cache: Dict[int, Tuple[Any, ...]] = {}
+        self._columns: Optional[List[Tuple[Any, ...]]] = None
         self._ints: Dict[int, bool] = {}
 
     def __getitem__(self, index: int) -> Tuple[Any, ...]:
-        column = self._cache.get(index)
-        if column is None:
-            column = self._cache[index] = tuple(map(itemgetter(index), self.rows))
-        return column
+        columns = self._columns
+        if columns is None:
+            columns = self._columns = list(zip(*self.rows))  # every column in one C pass
+        return columns[index]
 
     def all_ints(self, index: int) -> bool:
         """`_all_ints` of a column, worked out once per batch."""
@@ -321,8 +320,9 @@ class Aggregator:
     manifest's stage fields in run order, `total_order` its scope totals then route fields; `event_key` the
     key holding the event name.
 
-    How it stays fast: per line, orjson parses it and ONE `itemgetter` call takes the values this line's shape
-    needs into a row; per batch, rows are turned into columns and counted with `Counter.update` (C).
+    How it stays fast: per line, orjson parses it and `tuple(obj.values())` is its row (lines of one shape have
+    the same keys in the same order, so a value's position is known); per batch, a shape's rows are turned into
+    columns with one `zip` and counted with `Counter.update` (C).
     """
 
     def __init__(
@@ -362,6 +362,8 @@ class Aggregator:
         self._join_new: Dict[Any, Tuple[str, Tuple[str, ...]]] = {}
         self._join_old: Dict[Any, Tuple[str, Tuple[str, ...]]] = {}
         self._carriers: Dict[str, set] = {}  # stage field → the event names that carry it
+        self._head: Optional[Dict[str, Tuple[str, Dict[str, int]]]] = None  # see record_head
+        self._head_left = 0
 
     def options(self) -> Dict[str, Any]:
         """The settings this aggregator was made with (to make another one alike, in another process)."""
@@ -374,6 +376,22 @@ class Aggregator:
             "max_events": self.max_events,
             "max_routes": self.max_routes,
         }
+
+    # -- the join across a split point (report_parallel)
+
+    def record_head(self) -> None:
+        """Remember, for the first JOIN_WINDOW rows with stage fields and an id, each id's first event and its
+        stage values: what the part of the file before this one must join (`join_head`)."""
+        self._head = {}
+        self._head_left = JOIN_WINDOW
+
+    def join_head(self) -> Dict[str, Tuple[str, Dict[str, int]]]:
+        """correlation id → (event name, {stage field: ms}) of the first event of each id, from `record_head`."""
+        return dict(self._head or {})
+
+    def join_tail(self) -> Dict[Any, Tuple[str, Tuple[str, ...]]]:
+        """The join window as it stands: correlation id → (event name, stage fields counted for that run)."""
+        return {**self._join_old, **self._join_new}
 
     # -- input
 
@@ -398,7 +416,7 @@ class Aggregator:
     def _skip(self, reason: str, times: int = 1) -> None:
         self.skipped[reason] = self.skipped.get(reason, 0) + times
 
-    # -- the hot path: one parse, one tuple of keys, two dict lookups, one itemgetter call per line
+    # -- the hot path: one parse, one tuple of keys, two dict lookups, one tuple of values per line
 
     def feed_lines(self, lines: List[bytes]) -> None:
         """Fold a batch of lines (bytes, a trailing newline allowed, none longer than MAX_LINE_BYTES)."""
@@ -431,7 +449,7 @@ class Aggregator:
             shape = by_name.get(name) if type(name) is str else None
             if shape is None:
                 shape = self._learn_shape(by_name, keys, name)
-            shape.append(shape.getter(obj))
+            shape.append(tuple(obj.values()))  # same keys in the same order: the values are the row
         if no_ms:
             self._skip(NO_MS_FIELDS, no_ms)
         self._fold()
@@ -473,12 +491,8 @@ class Aggregator:
         group = self.events.get(name) or self._group(self.events, name, self.max_events, OTHER, "events_over_cap")
         ms_keys = [k for k in keys if k.endswith("_ms")]
         total = self.total_field(name, ms_keys)
-        wanted = list(ms_keys)
-        for extra in (CORRELATION_KEY, "timestamp", "route", "method", "status_code", "status", *CONTEXT_KEYS):
-            if extra in keys and extra not in wanted:
-                wanted.append(extra)
-        shape = _Shape(group, name, tuple(wanted))
-        position = {key: i for i, key in enumerate(wanted)}
+        shape = _Shape(group, name, keys)
+        position = {key: i for i, key in enumerate(keys)}
         for key in ms_keys:
             stats = group.fields.get(key)
             if stats is None:
@@ -629,6 +643,8 @@ class Aggregator:
         While no other event name carries any of this shape's stage fields, ids are only remembered (in C);
         the comparison runs once a second carrier has been seen."""
         cids = columns[shape.cid]  # type: ignore[index]
+        if self._head is not None:
+            self._record_head(shape, columns, cids)
         new, old = self._join_new, self._join_old
         if len(new) >= JOIN_WINDOW:
             self._join_old, old = new, new
@@ -664,6 +680,25 @@ class Aggregator:
                     added.append(key)
             if added:
                 new[cid] = (before[0], tuple(before[1]) + tuple(added))
+
+    def _record_head(self, shape: _Shape, columns: _Columns, cids: Sequence[Any]) -> None:
+        """Part of `record_head`: the first event of each id among the first JOIN_WINDOW rows, with the values
+        of its stage fields (as `_fold_join` would compare them)."""
+        if self._head_left <= 0:
+            return
+        head = self._head
+        assert head is not None
+        stages = set(shape.stages)
+        stage_columns = [(key, columns[index]) for key, index, _ in shape.ms if key in stages]
+        for row_index, cid in enumerate(cids[: self._head_left]):
+            if type(cid) is str and cid and cid not in head:
+                values = {}
+                for key, column in stage_columns:
+                    value = ms_value(column[row_index])
+                    if value is not None:
+                        values[key] = value
+                head[cid] = (shape.name, values)
+        self._head_left -= len(cids)
 
     def _fold_slowest(self, shape: _Shape, rows: List[Tuple[Any, ...]], columns: _Columns) -> None:
         total_field = shape.keys[shape.total]  # type: ignore[index]
