@@ -187,6 +187,7 @@ class Report:
     totals: List[str] = field(default_factory=list)
     duplicates: Dict[str, Dict[int, int]] = field(default_factory=dict)
     event_key: str = DEFAULT_EVENT_KEY
+    _pooled: Dict[str, FieldStats] = field(default_factory=dict, repr=False, compare=False)
 
     def order_key(self, name: str) -> Tuple[int, str]:
         """Sort key: a field's place in `order`; unknown fields after, by name."""
@@ -207,7 +208,14 @@ class Report:
         return [name for name in self.fields() if name not in self.totals]
 
     def field_stats(self, name: str) -> FieldStats:
-        """One field's samples pooled across every event that carries it, each run's sample once."""
+        """One field's samples pooled across every event that carries it, each run's sample once (worked out
+        once per field: budgets, the text, JSON and HTML all ask; the result is shared, not to be modified)."""
+        pooled = self._pooled.get(name)
+        if pooled is None:
+            pooled = self._pooled[name] = self._pool(name)
+        return pooled
+
+    def _pool(self, name: str) -> FieldStats:
         pooled = FieldStats()
         for group in self.events.values():
             stats = group.fields.get(name)
@@ -624,9 +632,13 @@ class Aggregator:
                 if shape.status is not None:
                     self._fold_one_status(group, columns[shape.status])
             return
-        routes = tuple(r if type(r) is str else None for r in routes)  # a list, a number...: not a route
-        methods = tuple(m if type(m) is str else None for m in methods)
-        for (method, route), times in Counter(zip(methods, routes)).items():
+        try:
+            pairs = Counter(zip(methods, routes))
+        except TypeError:  # a list or an object as route or method: not a route
+            routes = tuple(r if type(r) is str else None for r in routes)
+            methods = tuple(m if type(m) is str else None for m in methods)
+            pairs = Counter(zip(methods, routes))
+        for (method, route), times in pairs.items():
             group = self._route_group(shape.name, method, route)
             if group is not None:
                 group.count += times

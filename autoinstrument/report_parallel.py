@@ -125,6 +125,7 @@ def _merge_group(into: Group, other: Group) -> None:
 def merge(reports: Sequence[Report]) -> Report:
     """One Report from the parts' Reports, in file order."""
     out = reports[0]
+    out._pooled.clear()  # pooled fields are worked out again from the merged tables
     for part in reports[1:]:
         out.lines += part.lines
         out.events_used += part.events_used

@@ -391,3 +391,16 @@ def test_the_manifest_names_the_event_key(tmp_path: Path, capsys: pytest.Capture
     assert doc["event_key"] == "event" and [e["event"] for e in doc["events"]] == ["checkout_timing"]
     override = run_json([str(log), "--manifest", str(manifest), "--event-key", "message"], capsys)
     assert [e["event"] for e in override["events"]] == ["(no message)"]
+
+
+def test_a_list_as_method_in_a_batch_of_several_routes_is_no_method_and_the_report_goes_on() -> None:
+    lines = [
+        event("web_x", method=["POST"], route="/a", status_code=200, web_x_ms=5),
+        event("web_x", method="GET", route="/b", status_code=404, web_x_ms=7),
+    ]
+    report = aggregate(lines)  # one shape, one batch, two routes: the list once stopped the report
+    assert report.events["web_x"].fields["web_x_ms"].counts == {5: 1, 7: 1}
+    assert {key: (group.count, group.status) for key, group in report.routes.items()} == {
+        ("web_x", "", "/a"): (1, {"200": 1}),
+        ("web_x", "GET", "/b"): (1, {"404": 1}),
+    }
