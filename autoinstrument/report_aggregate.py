@@ -39,6 +39,8 @@ try:  # orjson is a core dependency of the package; the stdlib path keeps the mo
 except ImportError:  # pragma: no cover
     _fast_loads = json.loads
 
+#: A run's first event in a part of a split file: (event name, stage fields, their ms values or None).
+Head = Tuple[str, Tuple[str, ...], Tuple[Optional[int], ...]]
 #: Why a line was not used, in the order they are shown.
 EMPTY, NOT_JSON, INVALID_JSON, NOT_OBJECT, NO_MS_FIELDS, TOO_LONG = (
     "empty",
@@ -388,7 +390,7 @@ class Aggregator:
         self._join_new: Dict[Any, Tuple[str, Tuple[str, ...]]] = {}
         self._join_old: Dict[Any, Tuple[str, Tuple[str, ...]]] = {}
         self._carriers: Dict[str, set] = {}  # stage field → the event names that carry it
-        self._head: Optional[Dict[str, Tuple[str, Dict[str, int]]]] = None  # see record_head
+        self._head: Optional[Dict[str, Head]] = None  # see record_head
         self._head_left = 0
 
     def options(self) -> Dict[str, Any]:
@@ -411,8 +413,9 @@ class Aggregator:
         self._head = {}
         self._head_left = JOIN_WINDOW
 
-    def join_head(self) -> Dict[str, Tuple[str, Dict[str, int]]]:
-        """correlation id → (event name, {stage field: ms}) of the first event of each id, from `record_head`."""
+    def join_head(self) -> Dict[str, Head]:
+        """correlation id → (event name, stage fields, their ms or None) of the first event of each id, from
+        `record_head`."""
         return dict(self._head or {})
 
     def join_tail(self) -> Dict[Any, Tuple[str, Tuple[str, ...]]]:
@@ -737,21 +740,18 @@ class Aggregator:
 
     def _record_head(self, shape: _Shape, columns: _Columns, cids: Sequence[Any]) -> None:
         """Part of `record_head`: the first event of each id among the first JOIN_WINDOW rows, with the values
-        of its stage fields (as `_fold_join` would compare them)."""
+        of its stage fields (as `_fold_join` would compare them; a value that is no duration is None)."""
         if self._head_left <= 0:
             return
         head = self._head
         assert head is not None
         stages = set(shape.stages)
-        stage_columns = [(key, columns[index]) for key, index, _ in shape.ms if key in stages]
+        picked = [(key, index) for key, index, _ in shape.ms if key in stages]
+        keys = tuple(key for key, _ in picked)
+        values = list(zip(*(map(ms_value, columns[index]) for _, index in picked))) if picked else []
         for row_index, cid in enumerate(cids[: self._head_left]):
             if type(cid) is str and cid and cid not in head:
-                values = {}
-                for key, column in stage_columns:
-                    value = ms_value(column[row_index])
-                    if value is not None:
-                        values[key] = value
-                head[cid] = (shape.name, values)
+                head[cid] = (shape.name, keys, values[row_index] if picked else ())
         self._head_left -= len(cids)
 
     def _fold_slowest(self, shape: _Shape, rows: List[Tuple[Any, ...]], columns: _Columns) -> None:

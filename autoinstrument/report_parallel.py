@@ -17,7 +17,7 @@ import multiprocessing
 import os
 from typing import IO, Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
-from autoinstrument.report_aggregate import Aggregator, Group, Report
+from autoinstrument.report_aggregate import Aggregator, Group, Head, Report
 from autoinstrument.report_read import InputError
 
 PARALLEL_MIN_BYTES = 32 << 20
@@ -72,7 +72,7 @@ class Part(NamedTuple):
     """One part's Report, and what the parent needs to join runs across its split points."""
 
     report: Report
-    head: Dict[str, Tuple[str, Dict[str, int]]]  # Aggregator.join_head (empty for the first part)
+    head: Dict[str, Head]  # Aggregator.join_head (empty for the first part)
     tail: Dict[Any, Tuple[str, Tuple[str, ...]]]  # Aggregator.join_tail (empty for the last part)
 
 
@@ -100,12 +100,12 @@ def join_parts(parts: Sequence[Part]) -> None:
     the same run (an event of another name with the same correlation id and field): the join across a split."""
     for before, after in zip(parts, parts[1:]):
         duplicates = after.report.duplicates
-        for cid, (name, values) in after.head.items():
+        for cid, (name, keys, values) in after.head.items():
             earlier = before.tail.get(cid)
             if earlier is None or earlier[0] == name:
                 continue
-            for key, value in values.items():
-                if key in earlier[1]:
+            for key, value in zip(keys, values):
+                if value is not None and key in earlier[1]:
                     own = duplicates.setdefault(key, {})
                     own[value] = own.get(value, 0) + 1
 
