@@ -25,7 +25,7 @@ from __future__ import annotations
 import gc
 import heapq
 import json
-from collections import Counter
+from collections import ChainMap, Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from operator import itemgetter
@@ -68,6 +68,7 @@ MAX_FIELDS_PER_GROUP = 200
 MAX_TOTALS = 100  # total fields with a slowest-runs list
 CACHE_SIZE = 4096
 JOIN_WINDOW = 8192  # ids per generation; a run logs its events within a few hundred lines
+JOIN_HEAD = 1024  # rows after a split point whose runs are joined with the part before (report_parallel)
 MAX_TEXT = 200  # longest string kept from a log line (event names, ids, context values)
 OTHER = "(other)"
 NO_MESSAGE = "(no message)"
@@ -218,12 +219,13 @@ class Report:
         return pooled
 
     def _pool(self, name: str) -> FieldStats:
-        pooled = FieldStats()
-        for group in self.events.values():
-            stats = group.fields.get(name)
-            if stats is not None:
-                pooled.merge(stats)
+        carried = [group.fields[name] for group in self.events.values() if name in group.fields]
         duplicates = self.duplicates.get(name)
+        if len(carried) == 1 and not duplicates:
+            return carried[0]  # one event carries it: its own table is the pool (no copy held)
+        pooled = FieldStats()
+        for stats in carried:
+            pooled.merge(stats)
         if duplicates:
             pooled.subtract(duplicates)
         return pooled
@@ -408,19 +410,21 @@ class Aggregator:
     # -- the join across a split point (report_parallel)
 
     def record_head(self) -> None:
-        """Remember, for the first JOIN_WINDOW rows with stage fields and an id, each id's first event and its
-        stage values: what the part of the file before this one must join (`join_head`)."""
+        """Remember, for the first JOIN_HEAD rows with stage fields and an id, each id's first event and its
+        stage values: what the part of the file before this one must join (`join_head`). Why not more: a run
+        logs its events a few lines apart, and each entry is held and sent to the parent process."""
         self._head = {}
-        self._head_left = JOIN_WINDOW
+        self._head_left = JOIN_HEAD
 
     def join_head(self) -> Dict[str, Head]:
         """correlation id → (event name, stage fields, their ms or None) of the first event of each id, from
         `record_head`."""
         return dict(self._head or {})
 
-    def join_tail(self) -> Dict[Any, Tuple[str, Tuple[str, ...]]]:
-        """The join window as it stands: correlation id → (event name, stage fields counted for that run)."""
-        return {**self._join_old, **self._join_new}
+    def join_tail(self) -> Mapping[Any, Tuple[str, Tuple[str, ...]]]:
+        """The join window as it stands (a view, not a copy): correlation id → (event name, stage fields counted
+        for that run)."""
+        return ChainMap(self._join_new, self._join_old)
 
     # -- input
 
@@ -739,7 +743,7 @@ class Aggregator:
                 new[cid] = (before[0], tuple(before[1]) + tuple(added))
 
     def _record_head(self, shape: _Shape, columns: _Columns, cids: Sequence[Any]) -> None:
-        """Part of `record_head`: the first event of each id among the first JOIN_WINDOW rows, with the values
+        """Part of `record_head`: the first event of each id among the first JOIN_HEAD rows, with the values
         of its stage fields (as `_fold_join` would compare them; a value that is no duration is None)."""
         if self._head_left <= 0:
             return

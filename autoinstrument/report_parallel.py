@@ -8,14 +8,15 @@ statuses, skipped lines, the slowest runs (ties keep the earlier part's run). Th
 inside each part; for a run whose events straddle a split point, each part after the first also sends back its
 head (the first event of each correlation id, with its stage values) and each part before the last its tail
 (the join window at its end), and the parent joins the two as one process would have: a stage sample of the
-head already counted for that run in the tail is a duplicate.
+head already counted for that run in the tail is a duplicate. The head covers the first JOIN_HEAD (1,024) rows
+with stage fields after the split point: a run's events are logged a few lines apart.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
-from typing import IO, Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import IO, Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from autoinstrument.report_aggregate import Aggregator, Group, Head, Report
 from autoinstrument.report_read import InputError
@@ -73,7 +74,7 @@ class Part(NamedTuple):
 
     report: Report
     head: Dict[str, Head]  # Aggregator.join_head (empty for the first part)
-    tail: Dict[Any, Tuple[str, Tuple[str, ...]]]  # Aggregator.join_tail (empty for the last part)
+    tail: Mapping[Any, Tuple[str, Tuple[str, ...]]]  # Aggregator.join_tail (empty for the last part)
 
 
 def fold_part(path: str, start: int, end: int, options: Dict[str, Any], first: bool = True, last: bool = True) -> Part:

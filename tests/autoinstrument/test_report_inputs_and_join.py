@@ -404,3 +404,15 @@ def test_a_list_as_method_in_a_batch_of_several_routes_is_no_method_and_the_repo
         ("web_x", "", "/a"): (1, {"200": 1}),
         ("web_x", "GET", "/b"): (1, {"404": 1}),
     }
+
+
+def test_a_distribution_sent_between_processes_comes_back_the_same() -> None:
+    import pickle
+
+    from autoinstrument.report_stats import FieldStats
+
+    for counts in ({0: 3, 5: 2, 90_000: 1}, {10**30: 1, 3: 2}, {}):  # 64-bit arrays; a huge value; empty
+        sent = FieldStats(counts, invalid=4)
+        back = pickle.loads(pickle.dumps(sent))
+        assert type(back.counts) is type(sent.counts) and back.counts == counts and back.invalid == 4
+        assert back.summary() == sent.summary()
