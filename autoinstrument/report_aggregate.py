@@ -269,6 +269,7 @@ class _Shape:
         self.group = group
         self.name = name
         self.keys = keys
+        # itemgetter of ONE key returns the value, not a tuple: ask for it twice to keep rows uniform
         self.getter = itemgetter(*keys) if len(keys) > 1 else itemgetter(keys[0], keys[0])
         self.rows: List[Tuple[Any, ...]] = []
         self.append = self.rows.append
@@ -779,7 +780,7 @@ class Aggregator:
             total = values[index]
             if len(heap) >= self.top and total <= heap[0][0]:
                 continue
-            run = self._run(shape, tuple(rows[index]), total_field, total)
+            run = self._run(shape, rows[index], total_field, total)
             self._seq += 1
             entry = (total, -self._seq, run)
             if len(heap) < self.top:
