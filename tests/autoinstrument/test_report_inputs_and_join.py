@@ -416,3 +416,28 @@ def test_a_distribution_sent_between_processes_comes_back_the_same() -> None:
         back = pickle.loads(pickle.dumps(sent))
         assert type(back.counts) is type(sent.counts) and back.counts == counts and back.invalid == 4
         assert back.summary() == sent.summary()
+
+
+def test_reading_pauses_the_cyclic_collector_and_gives_it_back_as_it_was(tmp_path: Path) -> None:
+    import gc
+
+    log = tmp_path / "app.log"
+    log.write_text(event("job", job_ms=5) + "\n", encoding="utf-8")
+    seen = []
+
+    class Spy(io.BytesIO):
+        def read(self, size: int = -1) -> bytes:
+            seen.append(gc.isenabled())
+            return super().read(size)
+
+    was = gc.isenabled()
+    try:
+        for state in (True, False):
+            (gc.enable if state else gc.disable)()
+            agg = Aggregator()
+            agg.feed_stream(Spy(log.read_bytes()))
+            assert agg.report().events["job"].count == 1
+            assert gc.isenabled() is state  # back as it was
+        assert seen and not any(seen)  # off while reading
+    finally:
+        (gc.enable if was else gc.disable)()
