@@ -29,15 +29,25 @@ class FieldStats:
     Only `counts` is touched per event (the hot path); n, sum and the statistics are derived on demand.
     """
 
-    __slots__ = ("counts", "invalid")
+    __slots__ = ("_counts", "_packed", "invalid")
 
     def __init__(self, counts: Optional[Dict[int, int]] = None, invalid: int = 0) -> None:
-        self.counts: Counter = Counter(counts) if counts is not None else Counter()
+        self._counts: Counter = Counter(counts) if counts is not None else Counter()
+        self._packed: Optional[Tuple[array, array]] = None  # (values, times) as received from another process
         self.invalid = invalid
+
+    @property
+    def counts(self) -> Counter:
+        """{ms: times}; a distribution received from another process becomes a Counter on first use."""
+        packed = self._packed
+        if packed is not None:
+            dict.update(self._counts, zip(*packed))  # straight into the Counter, no intermediate dict
+            self._packed = None
+        return self._counts
 
     def __reduce__(self) -> Tuple[Any, ...]:
         """Pickled as two arrays of 64-bit ints (a part's Report goes back to the parent process): a fraction
-        of the bytes and of the memory a pickled Counter takes to rebuild."""
+        of the bytes, and the parent adds them into its own Counters without building the part's first."""
         counts = self.counts
         if counts and max(counts) < _INT64 and max(counts.values()) < _INT64:
             return (_from_arrays, (array("q", counts.keys()), array("q", counts.values()), self.invalid))
@@ -52,11 +62,17 @@ class FieldStats:
         counts[value] = counts.get(value, 0) + times
 
     def merge(self, other: FieldStats) -> None:
-        if self.counts:
-            for value, times in other.counts.items():
-                self.add(value, times)
+        own = self.counts
+        packed = other._packed
+        if not own:
+            if packed is not None:
+                self._packed = packed  # adopted as received: built on first use
+            else:
+                own.update(other.counts)  # into an empty Counter: a dict copy, in C
         else:
-            self.counts.update(other.counts)  # into an empty Counter: a dict copy, in C
+            get = own.get
+            for value, times in zip(*packed) if packed is not None else other.counts.items():
+                own[value] = get(value, 0) + times
         self.invalid += other.invalid
 
     def subtract(self, counts: Mapping[int, int]) -> None:
@@ -103,7 +119,7 @@ _INT64 = 1 << 63
 
 def _from_arrays(values: array, times: array, invalid: int) -> FieldStats:
     stats = FieldStats(invalid=invalid)
-    dict.update(stats.counts, zip(values, times))  # straight into the Counter, no intermediate dict
+    stats._packed = (values, times)
     return stats
 
 

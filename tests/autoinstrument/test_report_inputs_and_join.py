@@ -416,6 +416,14 @@ def test_a_distribution_sent_between_processes_comes_back_the_same() -> None:
         back = pickle.loads(pickle.dumps(sent))
         assert type(back.counts) is type(sent.counts) and back.counts == counts and back.invalid == 4
         assert back.summary() == sent.summary()
+    # what the parent does with a part's distribution: add it into its own, or adopt it when it has none
+    received = pickle.loads(pickle.dumps(FieldStats({5: 2, 7: 1}, invalid=1)))
+    own = FieldStats({5: 1, 9: 4})
+    own.merge(received)
+    assert own.counts == {5: 3, 7: 1, 9: 4} and own.invalid == 1
+    empty = FieldStats()
+    empty.merge(pickle.loads(pickle.dumps(FieldStats({5: 2, 7: 1}))))
+    assert empty.counts == {5: 2, 7: 1} and empty.summary()["count"] == 3
 
 
 def test_reading_pauses_the_cyclic_collector_and_gives_it_back_as_it_was(tmp_path: Path) -> None:
