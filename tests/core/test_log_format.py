@@ -1,10 +1,10 @@
 """The README's commands, as an operator runs them: every stderr line is a JSON object when stderr is not a
-terminal, and a console line under a pseudo-terminal. Real processes: `publisher-sample`, `publisher`, and
-`uvicorn publisher_v2.web.app:app` (start-up, requests, shutdown by Ctrl-C)."""
+terminal, and a console line under a pseudo-terminal. Real processes: `publisher-sample`, `publisher` (runs that
+succeed, and runs that fail: the one-line verdict is an event too), and `uvicorn publisher_v2.web.app:app`
+(start-up, requests, shutdown by Ctrl-C or SIGTERM; one process, or a supervisor with two workers)."""
 
 from __future__ import annotations
 
-import json
 import os
 import pty
 import re
@@ -21,6 +21,8 @@ from typing import Dict, List, Optional
 import httpx
 import pytest
 
+from publisher_v2.web.log_config import UVICORN_LOG_CONFIG
+from tests.cli_output import stderr_events, verdict_event
 from tests.conftest import BIN, REPO_ROOT, SECRET_VARS
 
 pytestmark = pytest.mark.slow
@@ -42,13 +44,9 @@ def clean_env(**extra: str) -> Dict[str, str]:
 
 
 def assert_json_lines(stderr: str) -> List[dict]:
-    lines = [line for line in stderr.splitlines() if line.strip()]
-    assert lines, "nothing on stderr"
-    events = []
-    for line in lines:
-        event = json.loads(line)  # raises on a plain-text line
-        assert isinstance(event, dict) and {"timestamp", "level", "logger", "message"} <= set(event), line
-        events.append(event)
+    """Every stderr line an event with the seed's fields (a plain-text line fails), and at least one."""
+    events = stderr_events(stderr)
+    assert events, "nothing on stderr"
     return events
 
 
@@ -150,6 +148,80 @@ def test_log_format_variable_overrides_the_terminal_check(library: Path) -> None
     assert "\x1b[" not in forced_console.stderr  # no colours when the stream is not a terminal
 
 
+# -- failing commands: the verdict is an event, never a plain line -----------------------------------------------
+
+
+def every_outbox_blocked(ini: Path) -> None:
+    """Each platform's outbox folder is a file: every publisher fails, the run exits 1."""
+    (ini.parent / "outbox").mkdir(exist_ok=True)
+    for platform in ("telegram", "instagram", "email"):
+        (ini.parent / "outbox" / platform).write_text("a file, not a folder\n", encoding="utf-8")
+
+
+def unclosed_header(ini: Path) -> None:
+    ini.write_text(ini.read_text(encoding="utf-8").replace("[Local]", "[Local", 1), encoding="utf-8")
+
+
+#: name → (arguments after `publisher --config INI`, how to break the library, exit code, verdict's start)
+FAILURES = {
+    "every platform fails": ([], every_outbox_blocked, 1, "publisher: Every publisher failed: telegram: "),
+    "bad config": ([], unclosed_header, 1, "publisher: error: "),
+    "unknown --select": (["--select", "ghost.jpg"], None, 1, "publisher: Image not found: ghost.jpg"),
+    "argparse error": (["--bogus"], None, 2, "publisher: error: unrecognized arguments: --bogus"),
+    "ledger sub-command": (["ledger", "release", "nosuch.jpg"], None, 1, "publisher: error: No unfinished post"),
+    "ledger usage": (["ledger", "retry"], None, 2, "publisher ledger retry: error: the following arguments"),
+}
+
+
+@pytest.mark.parametrize(("name", "telemetry"), [(name, False) for name in FAILURES] + [("every platform fails", True)])
+def test_failing_commands_print_only_json_on_stderr_ending_with_the_verdict(
+    library: Path, name: str, telemetry: bool
+) -> None:
+    args, breaks, code, start = FAILURES[name]
+    if breaks is not None:
+        breaks(library)
+    env = clean_env(**({"PUBLISHER_AUTOINSTRUMENT": "1"} if telemetry else {}))
+    done = subprocess.run(
+        [str(BIN / "publisher"), "--config", str(library), *args], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == code, done.stderr[-2000:]
+    assert_json_lines(done.stderr)  # no plain-text line anywhere
+    event = verdict_event(done.stderr)  # exactly one, the last line, ERROR
+    assert event["verdict"].startswith(start) and event["exit_code"] == code, event
+    assert event["logger"] == "publisher_v2.cli"
+    assert event["message"] == ("cli_usage_error" if code == 2 else "cli_failed")
+    if code == 2:
+        assert event["usage"].startswith("usage: publisher") and "\n" not in event["usage"]
+    if name == "every platform fails":  # the run had a correlation id: the verdict carries it, like the summary
+        assert f"[correlation_id={event['correlation_id']}]" in done.stdout
+
+
+def test_help_stays_text_on_stdout_and_a_bad_sample_argument_is_an_event(tmp_path: Path) -> None:
+    helped = subprocess.run([str(BIN / "publisher"), "--help"], env=clean_env(), capture_output=True, text=True)
+    assert helped.returncode == 0 and helped.stdout.startswith("usage: publisher") and helped.stderr == ""
+    sample = subprocess.run(
+        [str(BIN / "publisher-sample"), str(tmp_path / "lib"), "--count", "0"],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert sample.returncode == 2 and sample.stdout == ""
+    assert verdict_event(sample.stderr)["verdict"].startswith("publisher-sample: error: argument --count")
+
+
+def test_a_failing_run_under_a_terminal_ends_with_the_verdict_as_a_console_line(library: Path) -> None:
+    every_outbox_blocked(library)
+    output = run_in_pty([str(BIN / "publisher"), "--config", str(library)], clean_env())
+    lines = [line for line in output.splitlines() if line.strip()]
+    events = [line for line in lines if not line.startswith("Not published: ")]
+    assert len(events) < len(lines) and events, output  # the summary on stdout, the events around it
+    assert all(CONSOLE_LINE.match(line) for line in events), not_console(events)
+    last = events[-1]  # a person reads the level, the event and, at the end of the line, the reason
+    assert re.match(r"^\S+ \[error +\] cli_failed +\[publisher_v2\.cli\] cid=[0-9a-f]{8} exit_code=1 ", last), last
+    assert re.search(r"""verdict=["']?publisher: Every publisher failed: telegram: Outbox write failed: """, last), last
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -223,6 +295,50 @@ def test_readme_uvicorn_command_under_a_terminal_prints_console_lines(library: P
     assert any("Started server process" in line for line in lines), output
     assert any("Finished server process" in line for line in lines), output
     assert any("http_access" in line and "status=200" in line for line in lines), output
+    assert all(CONSOLE_LINE.match(line) for line in lines), not_console(lines)
+
+
+def workers_command(port: int) -> List[str]:
+    """The README's command for several workers: the shipped log config makes the supervisor's lines events."""
+    return [*readme_uvicorn(port), "--workers", "2", "--log-config", str(UVICORN_LOG_CONFIG)]
+
+
+def test_uvicorn_with_two_workers_and_the_shipped_log_config_prints_only_json(library: Path, tmp_path: Path) -> None:
+    port = free_port()
+    stderr_path = tmp_path / "stderr.log"
+    env = clean_env(CONFIG_PATH=str(library), web_admin_pw="change-me")
+    with open(stderr_path, "wb") as stderr:
+        server = subprocess.Popen(workers_command(port), env=env, stdout=subprocess.PIPE, stderr=stderr)
+        try:
+            exercise(f"http://127.0.0.1:{port}")
+        finally:
+            server.terminate()  # SIGTERM: the supervisor stops its workers; all their lines are checked
+            stdout, _ = server.communicate(timeout=30)
+    events = assert_json_lines(stderr_path.read_text(encoding="utf-8"))
+    messages = [e["message"] for e in events]
+    for supervisor_line in ("Uvicorn running on", "Started parent process", "Stopping parent process"):
+        assert any(m.startswith(supervisor_line) for m in messages), (supervisor_line, messages)
+    assert sum(m.startswith("Started server process") for m in messages) == 2  # both workers
+    assert sum(m == "web_server_start" for m in messages) == 2
+    assert {e["status"] for e in events if e["message"] == "http_access"} >= {200, 404, 401}
+    assert "hunter2" not in stderr_path.read_text(encoding="utf-8")
+    assert not stdout.strip()
+
+
+def test_uvicorn_with_two_workers_under_a_terminal_prints_console_lines(library: Path) -> None:
+    port = free_port()
+    env = clean_env(CONFIG_PATH=str(library), web_admin_pw="change-me")
+    result: Dict[str, str] = {}
+    reader = threading.Thread(
+        target=lambda: result.setdefault("out", run_in_pty(workers_command(port), env, until="status=401"))
+    )
+    reader.start()
+    exercise(f"http://127.0.0.1:{port}")
+    reader.join(timeout=120)
+    output = result.get("out", "")
+    lines = [line for line in output.splitlines() if line.strip()]
+    assert any("Started parent process" in line for line in lines), output
+    assert any("Stopping parent process" in line for line in lines), output
     assert all(CONSOLE_LINE.match(line) for line in lines), not_console(lines)
 
 
