@@ -10,7 +10,6 @@ import pty
 import re
 import select
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -24,6 +23,7 @@ import pytest
 from publisher_v2.web.log_config import UVICORN_LOG_CONFIG
 from tests.cli_output import stderr_events, verdict_event
 from tests.conftest import BIN, REPO_ROOT, SECRET_VARS
+from tests.web.conftest import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -220,12 +220,6 @@ def test_a_failing_run_under_a_terminal_ends_with_the_verdict_as_a_console_line(
     last = events[-1]  # a person reads the level, the event and, at the end of the line, the reason
     assert re.match(r"^\S+ \[error +\] cli_failed +\[publisher_v2\.cli\] cid=[0-9a-f]{8} exit_code=1 ", last), last
     assert re.search(r"""verdict=["']?publisher: Every publisher failed: telegram: Outbox write failed: """, last), last
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def readme_uvicorn(port: int) -> List[str]:
