@@ -210,6 +210,30 @@ def test_help_stays_text_on_stdout_and_a_bad_sample_argument_is_an_event(tmp_pat
     assert verdict_event(sample.stderr)["verdict"].startswith("publisher-sample: error: argument --count")
 
 
+def test_ctrl_c_during_a_run_ends_with_the_interrupted_verdict_event(library: Path, tmp_path: Path) -> None:
+    """SIGINT while a post is under way (the helper holds the run right after its first post)."""
+    pause = tmp_path / "pause"
+    pause.mkdir()
+    helper = REPO_ROOT / "tests" / "core" / "pause_after_post.py"
+    run = subprocess.Popen(
+        [sys.executable, str(helper), "--config", str(library)],
+        env=clean_env(PAUSE_DIR=str(pause)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not (pause / "paused").exists():
+        assert run.poll() is None and time.monotonic() < deadline, run.communicate()
+        time.sleep(0.05)
+    run.send_signal(signal.SIGINT)
+    (pause / "go").touch()
+    _, err = run.communicate(timeout=60)
+    assert run.returncode == 1, err[-2000:]
+    event = verdict_event(err)  # every line JSON, this one last
+    assert (event["message"], event["verdict"], event["exit_code"]) == ("cli_interrupted", "publisher: interrupted", 1)
+
+
 def test_a_failing_run_under_a_terminal_ends_with_the_verdict_as_a_console_line(library: Path) -> None:
     every_outbox_blocked(library)
     output = run_in_pty([str(BIN / "publisher"), "--config", str(library)], clean_env())
