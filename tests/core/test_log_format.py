@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import httpx
 import pytest
@@ -267,21 +267,39 @@ def exercise(base: str) -> None:
     assert httpx.post(base + "/api/admin/login", json={"password": "wrong"}, timeout=10).status_code == 401
 
 
+def serve_piped(command: List[str], env: Dict[str, str], port: int, folder: Path, stop: int) -> Tuple[str, str]:
+    """Start the server with stderr in a file, make `exercise`'s requests, stop it with signal `stop`;
+    returns (stderr, stdout) once it has exited (its shutdown lines included)."""
+    stderr_path = folder / "stderr.log"
+    with open(stderr_path, "wb") as stderr:
+        server = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=stderr)
+        try:
+            exercise(f"http://127.0.0.1:{port}")
+        finally:
+            server.send_signal(stop)
+            stdout, _ = server.communicate(timeout=30)
+    return stderr_path.read_text(encoding="utf-8"), stdout.decode(errors="replace")
+
+
+def serve_in_pty(command: List[str], env: Dict[str, str], port: int) -> str:
+    """What the server prints on a terminal while `exercise` runs. The terminal is read in a thread (Ctrl-C
+    once the last request's access line is shown), while this thread makes the requests."""
+    result: Dict[str, str] = {}
+    reader = threading.Thread(target=lambda: result.setdefault("out", run_in_pty(command, env, until="status=401")))
+    reader.start()
+    exercise(f"http://127.0.0.1:{port}")
+    reader.join(timeout=120)
+    return result.get("out", "")
+
+
 @pytest.mark.parametrize("telemetry", [False, True])
 def test_readme_uvicorn_command_prints_only_json_on_stderr(library: Path, tmp_path: Path, telemetry: bool) -> None:
     port = free_port()
     env = clean_env(CONFIG_PATH=str(library), web_admin_pw="change-me")
     if telemetry:
         env["PUBLISHER_AUTOINSTRUMENT"] = "1"
-    stderr_path = tmp_path / "stderr.log"
-    with open(stderr_path, "wb") as stderr:
-        server = subprocess.Popen(readme_uvicorn(port), env=env, stdout=subprocess.PIPE, stderr=stderr)
-        try:
-            exercise(f"http://127.0.0.1:{port}")
-        finally:
-            server.send_signal(signal.SIGINT)  # Ctrl-C: uvicorn's shutdown lines are part of the check
-            stdout, _ = server.communicate(timeout=30)
-    events = assert_json_lines(stderr_path.read_text(encoding="utf-8"))
+    stderr, stdout = serve_piped(readme_uvicorn(port), env, port, tmp_path, signal.SIGINT)  # Ctrl-C
+    events = assert_json_lines(stderr)
     messages = [e["message"] for e in events]
     assert any(m.startswith("Started server process") for m in messages)
     assert any(m.startswith("Finished server process") for m in messages)
@@ -292,28 +310,8 @@ def test_readme_uvicorn_command_prints_only_json_on_stderr(library: Path, tmp_pa
     assert routes["/api/images/random"] == "/api/images/random"  # the matched template, from the app
     assert routes["/api/admin/login"] == "/api/admin/login"
     assert all("route" not in e for e in access if e["status"] == 404)  # nothing matched: the path alone
-    assert "hunter2" not in stderr_path.read_text(encoding="utf-8")  # the query string was redacted
+    assert "hunter2" not in stderr  # the query string was redacted
     assert not stdout.strip()
-
-
-def test_readme_uvicorn_command_under_a_terminal_prints_console_lines(library: Path) -> None:
-    port = free_port()
-    env = clean_env(CONFIG_PATH=str(library), web_admin_pw="change-me")
-    result: Dict[str, str] = {}
-    # The terminal is read in a thread (Ctrl-C once the last request's access line is shown), while this
-    # thread makes the requests.
-    reader = threading.Thread(
-        target=lambda: result.setdefault("out", run_in_pty(readme_uvicorn(port), env, until="status=401"))
-    )
-    reader.start()
-    exercise(f"http://127.0.0.1:{port}")
-    reader.join(timeout=120)
-    output = result.get("out", "")
-    lines = [line for line in output.splitlines() if line.strip()]
-    assert any("Started server process" in line for line in lines), output
-    assert any("Finished server process" in line for line in lines), output
-    assert any("http_access" in line and "status=200" in line for line in lines), output
-    assert all(CONSOLE_LINE.match(line) for line in lines), not_console(lines)
 
 
 def workers_command(port: int) -> List[str]:
@@ -323,40 +321,36 @@ def workers_command(port: int) -> List[str]:
 
 def test_uvicorn_with_two_workers_and_the_shipped_log_config_prints_only_json(library: Path, tmp_path: Path) -> None:
     port = free_port()
-    stderr_path = tmp_path / "stderr.log"
     env = clean_env(CONFIG_PATH=str(library), web_admin_pw="change-me")
-    with open(stderr_path, "wb") as stderr:
-        server = subprocess.Popen(workers_command(port), env=env, stdout=subprocess.PIPE, stderr=stderr)
-        try:
-            exercise(f"http://127.0.0.1:{port}")
-        finally:
-            server.terminate()  # SIGTERM: the supervisor stops its workers; all their lines are checked
-            stdout, _ = server.communicate(timeout=30)
-    events = assert_json_lines(stderr_path.read_text(encoding="utf-8"))
+    # SIGTERM: the supervisor stops its workers; all their lines are checked
+    stderr, stdout = serve_piped(workers_command(port), env, port, tmp_path, signal.SIGTERM)
+    events = assert_json_lines(stderr)
     messages = [e["message"] for e in events]
     for supervisor_line in ("Uvicorn running on", "Started parent process", "Stopping parent process"):
         assert any(m.startswith(supervisor_line) for m in messages), (supervisor_line, messages)
     assert sum(m.startswith("Started server process") for m in messages) == 2  # both workers
     assert sum(m == "web_server_start" for m in messages) == 2
     assert {e["status"] for e in events if e["message"] == "http_access"} >= {200, 404, 401}
-    assert "hunter2" not in stderr_path.read_text(encoding="utf-8")
+    assert "hunter2" not in stderr
     assert not stdout.strip()
 
 
-def test_uvicorn_with_two_workers_under_a_terminal_prints_console_lines(library: Path) -> None:
+@pytest.mark.parametrize(
+    ("workers", "expected"),
+    [
+        (False, ("Started server process", "Finished server process")),
+        (True, ("Started parent process", "Stopping parent process")),  # the supervisor's own lines
+    ],
+)
+def test_readme_uvicorn_commands_under_a_terminal_print_console_lines(
+    library: Path, workers: bool, expected: Tuple[str, str]
+) -> None:
     port = free_port()
     env = clean_env(CONFIG_PATH=str(library), web_admin_pw="change-me")
-    result: Dict[str, str] = {}
-    reader = threading.Thread(
-        target=lambda: result.setdefault("out", run_in_pty(workers_command(port), env, until="status=401"))
-    )
-    reader.start()
-    exercise(f"http://127.0.0.1:{port}")
-    reader.join(timeout=120)
-    output = result.get("out", "")
+    output = serve_in_pty(workers_command(port) if workers else readme_uvicorn(port), env, port)
     lines = [line for line in output.splitlines() if line.strip()]
-    assert any("Started parent process" in line for line in lines), output
-    assert any("Stopping parent process" in line for line in lines), output
+    assert all(any(text in line for line in lines) for text in expected), output
+    assert any("http_access" in line and "status=200" in line for line in lines), output
     assert all(CONSOLE_LINE.match(line) for line in lines), not_console(lines)
 
 
