@@ -18,6 +18,7 @@ from publisher_v2.config.loader import load_application_config
 from publisher_v2.core.exceptions import ConfigurationError, StorageError
 from publisher_v2.utils.ledger_stores import PostgresStore, SQLiteStore
 from publisher_v2.utils.state import SCHEMA_VERSION, PostLedger, SessionStore
+from tests.cli_output import verdict
 from tests.core.conftest import state_ini
 from tests.pg_server import PASSWORD, PASSWORD_USER, ledger_query
 
@@ -184,8 +185,7 @@ def test_a_server_restart_mid_run_fails_the_run_cleanly_and_nothing_is_posted_tw
     pg_server.restart()  # the run's connection is gone while it is between a post and its record
     (pause / "go").touch()
     out, err = run.communicate(timeout=120)
-    verdict = [line for line in err.splitlines() if line.startswith("publisher: ")]
-    assert run.returncode == 1 and len(verdict) == 1 and "Ledger postgresql://" in verdict[0], (out, err)
+    assert run.returncode == 1 and "Ledger postgresql://" in verdict(err), (out, err)
     assert "Traceback" not in err
 
     again = [subprocess.run([PUBLISHER, "--config", str(sample_library)], capture_output=True, text=True,
@@ -225,7 +225,7 @@ def test_without_psycopg_the_error_names_the_setting_and_the_extra(
     env = {**clean_env, "DATABASE_URL": "postgresql://bob@db.example/ledger"}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
-    assert done.stderr.splitlines()[-1] == (
+    assert verdict(done.stderr) == (
         "publisher: error: environment DATABASE_URL: a postgresql:// ledger needs psycopg 3:"
         " pip install 'publisher_v2[postgres]'"
     )

@@ -27,6 +27,7 @@ from publisher_v2.utils.state import (
     PostLedger,
     SessionStore,
 )
+from tests.cli_output import verdict_lines
 from tests.core.conftest import FakeClock
 from tests.pg_server import ledger_query
 
@@ -262,10 +263,6 @@ def _cli(ini: Path, *args: str, killer_stage: str = "") -> subprocess.CompletedP
     return subprocess.run([*prefix, "--config", str(ini), *args], capture_output=True, text=True, timeout=120, env=env)
 
 
-def _verdict(stderr: str) -> list:
-    return [line for line in stderr.splitlines() if line.strip() and not line.startswith("{")]
-
-
 @pytest.mark.slow
 def test_the_operator_command_completes_a_run_killed_after_its_first_post(tmp_path: Path) -> None:
     from publisher_v2.sample import main as make_sample
@@ -280,7 +277,7 @@ def test_the_operator_command_completes_a_run_killed_after_its_first_post(tmp_pa
     assert "UNKNOWN" in _cli(ini, "ledger", "list").stdout
 
     refused = _cli(ini, "ledger", "release", entry["image_name"])
-    assert refused.returncode == 1 and len(_verdict(refused.stderr)) == 1 and "unknown on" in refused.stderr
+    assert refused.returncode == 1 and len(verdict_lines(refused.stderr)) == 1 and "unknown on" in refused.stderr
     leftover = ini.parent / "tmp" / f"publisher_v2_{dead_pid()}-copies"  # a killed run's image copies
     leftover.mkdir()
     ordinary = _cli(ini)
@@ -319,7 +316,7 @@ def test_the_operator_command_leaves_a_live_runs_post_alone_without_force(tmp_pa
     assert ledger.claim("0123456789abcdef", "live.jpg")  # held by this (living) test process
     refused = _cli(ini, "ledger", "release", "live.jpg")
     assert refused.returncode == 1
-    assert _verdict(refused.stderr) == [
+    assert verdict_lines(refused.stderr) == [
         f"publisher: error: live.jpg is held by a live run ({ledger.owner}, since"
         f" {ledger.get('0123456789abcdef')['claimed_at']}); wait for it, or use --force if that run is gone"  # type: ignore[index]
     ]
