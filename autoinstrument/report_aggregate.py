@@ -15,17 +15,21 @@ Once per run: an event of a request (a route event) and the scope event inside i
 stage sample (one `publish_parallel_ms` in `workflow_timing` and in `web_publish`). Events are joined on
 `correlation_id`: a stage field already counted for that id by an event of another name is counted in the
 event's own table but not again in the pooled per-field distribution (budgets, charts). The join remembers the
-last 2 x JOIN_WINDOW ids that carried stage fields; runs log their events close together.
+last 2 x JOIN_WINDOW ids that carried stage fields; runs log their events close together. When a file is
+split over processes, `record_head` / `join_head` / `join_tail` let report_parallel join the runs that
+straddle a split point.
 """
 
 from __future__ import annotations
 
+import gc
 import heapq
 import json
-from collections import Counter
+from collections import ChainMap, Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import IO, Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import IO, Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 from autoinstrument.report_read import MAX_LINE_BYTES, line_batches
 from autoinstrument.report_stats import FieldStats, ms_value
@@ -35,6 +39,8 @@ try:  # orjson is a core dependency of the package; the stdlib path keeps the mo
 except ImportError:  # pragma: no cover
     _fast_loads = json.loads
 
+#: A run's first event in a part of a split file: (event name, stage fields, their ms values or None).
+Head = Tuple[str, Tuple[str, ...], Tuple[Optional[int], ...]]
 #: Why a line was not used, in the order they are shown.
 EMPTY, NOT_JSON, INVALID_JSON, NOT_OBJECT, NO_MS_FIELDS, TOO_LONG = (
     "empty",
@@ -62,6 +68,7 @@ MAX_FIELDS_PER_GROUP = 200
 MAX_TOTALS = 100  # total fields with a slowest-runs list
 CACHE_SIZE = 4096
 JOIN_WINDOW = 8192  # ids per generation; a run logs its events within a few hundred lines
+JOIN_HEAD = 1024  # rows after a split point whose runs are joined with the part before (report_parallel)
 MAX_TEXT = 200  # longest string kept from a log line (event names, ids, context values)
 OTHER = "(other)"
 NO_MESSAGE = "(no message)"
@@ -72,6 +79,20 @@ _decoder = json.JSONDecoder()
 _INT = {int}
 NO_MS: Dict[Any, Any] = {}  # the marker for key tuples without any `_ms` key (never filled)
 _JSON_STARTS = frozenset('["-0123456789tfnNI')  # first characters of any JSON value Python's json accepts
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """The cyclic garbage collector off while reading (back as it was after). Why: a batch makes thousands of
+    dicts and tuples, none in a cycle, and the collector would walk them again and again (about 3% of the
+    instructions, more in cache misses); every object is still freed by its reference count."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def text_of(value: Any) -> str:
@@ -169,6 +190,7 @@ class Report:
     totals: List[str] = field(default_factory=list)
     duplicates: Dict[str, Dict[int, int]] = field(default_factory=dict)
     event_key: str = DEFAULT_EVENT_KEY
+    _pooled: Dict[str, FieldStats] = field(default_factory=dict, repr=False, compare=False)
 
     def order_key(self, name: str) -> Tuple[int, str]:
         """Sort key: a field's place in `order`; unknown fields after, by name."""
@@ -189,13 +211,21 @@ class Report:
         return [name for name in self.fields() if name not in self.totals]
 
     def field_stats(self, name: str) -> FieldStats:
-        """One field's samples pooled across every event that carries it, each run's sample once."""
-        pooled = FieldStats()
-        for group in self.events.values():
-            stats = group.fields.get(name)
-            if stats is not None:
-                pooled.merge(stats)
+        """One field's samples pooled across every event that carries it, each run's sample once (worked out
+        once per field: budgets, the text, JSON and HTML all ask; the result is shared, not to be modified)."""
+        pooled = self._pooled.get(name)
+        if pooled is None:
+            pooled = self._pooled[name] = self._pool(name)
+        return pooled
+
+    def _pool(self, name: str) -> FieldStats:
+        carried = [group.fields[name] for group in self.events.values() if name in group.fields]
         duplicates = self.duplicates.get(name)
+        if len(carried) == 1 and not duplicates:
+            return carried[0]  # one event carries it: its own table is the pool (no copy held)
+        pooled = FieldStats()
+        for stats in carried:
+            pooled.merge(stats)
         if duplicates:
             pooled.subtract(duplicates)
         return pooled
@@ -322,7 +352,8 @@ class Aggregator:
     key holding the event name.
 
     How it stays fast: per line, orjson parses it and ONE `itemgetter` call takes the values this line's shape
-    needs into a row; per batch, rows are turned into columns and counted with `Counter.update` (C).
+    needs into a row (the rest of the line is freed at once, so the next line's parse reuses memory still in
+    the cache); per batch, rows are turned into columns and counted with `Counter.update` (C).
     """
 
     def __init__(
@@ -362,6 +393,8 @@ class Aggregator:
         self._join_new: Dict[Any, Tuple[str, Tuple[str, ...]]] = {}
         self._join_old: Dict[Any, Tuple[str, Tuple[str, ...]]] = {}
         self._carriers: Dict[str, set] = {}  # stage field → the event names that carry it
+        self._head: Optional[Dict[str, Head]] = None  # see record_head
+        self._head_left = 0
 
     def options(self) -> Dict[str, Any]:
         """The settings this aggregator was made with (to make another one alike, in another process)."""
@@ -374,6 +407,25 @@ class Aggregator:
             "max_events": self.max_events,
             "max_routes": self.max_routes,
         }
+
+    # -- the join across a split point (report_parallel)
+
+    def record_head(self) -> None:
+        """Remember, for the first JOIN_HEAD rows with stage fields and an id, each id's first event and its
+        stage values: what the part of the file before this one must join (`join_head`). Why not more: a run
+        logs its events a few lines apart, and each entry is held and sent to the parent process."""
+        self._head = {}
+        self._head_left = JOIN_HEAD
+
+    def join_head(self) -> Dict[str, Head]:
+        """correlation id → (event name, stage fields, their ms or None) of the first event of each id, from
+        `record_head`."""
+        return dict(self._head or {})
+
+    def join_tail(self) -> Mapping[Any, Tuple[str, Tuple[str, ...]]]:
+        """The join window as it stands (a view, not a copy): correlation id → (event name, stage fields counted
+        for that run)."""
+        return ChainMap(self._join_new, self._join_old)
 
     # -- input
 
@@ -389,11 +441,12 @@ class Aggregator:
 
     def feed_stream(self, stream: IO[bytes]) -> None:
         """Read a binary stream in large chunks (see report_read.line_batches)."""
-        for lines, too_long in line_batches(stream):
-            if too_long:
-                self.lines += too_long
-                self._skip(TOO_LONG, too_long)
-            self.feed_lines(lines)
+        with gc_paused():
+            for lines, too_long in line_batches(stream):
+                if too_long:
+                    self.lines += too_long
+                    self._skip(TOO_LONG, too_long)
+                self.feed_lines(lines)
 
     def _skip(self, reason: str, times: int = 1) -> None:
         self.skipped[reason] = self.skipped.get(reason, 0) + times
@@ -408,7 +461,8 @@ class Aggregator:
         event_key = self.event_key
         no_ms = 0
         for line in lines:
-            start = line.find(b"{")
+            # most lines start with their JSON: a byte compare, not a method call (`find` parses its arguments)
+            start = 0 if line and line[0] == 123 else line.find(b"{")  # 123: "{"
             obj = None
             if start >= 0:
                 try:  # noqa: SIM105 - contextlib.suppress costs a context manager per line here
@@ -565,14 +619,16 @@ class Aggregator:
         n = columns.n
         routes = columns[shape.route]  # type: ignore[index]
         methods = columns[shape.method] if shape.method is not None else (None,) * n
-        try:
-            one_route = len(set(routes)) == 1 and len(set(methods)) == 1
-        except TypeError:  # a list or an object as route or method: not a route
-            routes = tuple(r if type(r) is str else None for r in routes)
-            methods = tuple(m if type(m) is str else None for m in methods)
-            one_route = len(set(routes)) == 1 and len(set(methods)) == 1
-        if one_route:  # the usual batch: one route for the whole shape, count its columns in C
-            group = self._route_group(shape.name, methods[0], routes[0])
+        # the usual batch: one route and method for the whole shape (found by counting equal strings, which
+        # needs no hash of each line's new string); then its columns are counted in C
+        route, method = routes[0], methods[0]
+        if (
+            type(route) is str
+            and (method is None or type(method) is str)
+            and routes.count(route) == n
+            and methods.count(method) == n
+        ):
+            group = self._route_group(shape.name, method, route)
             if group is not None:
                 group.count += n
                 for key, index, _stats in shape.ms:
@@ -581,9 +637,16 @@ class Aggregator:
                         own.counts.update(columns[index])
                     else:
                         _count_slowly(own, columns[index])
-            self._fold_status(shape, columns, methods, routes)
+                if shape.status is not None:
+                    self._fold_one_status(group, columns[shape.status])
             return
-        for (method, route), times in Counter(zip(methods, routes)).items():
+        try:
+            pairs = Counter(zip(methods, routes))
+        except TypeError:  # a list or an object as route or method: not a route
+            routes = tuple(r if type(r) is str else None for r in routes)
+            methods = tuple(m if type(m) is str else None for m in methods)
+            pairs = Counter(zip(methods, routes))
+        for (method, route), times in pairs.items():
             group = self._route_group(shape.name, method, route)
             if group is not None:
                 group.count += times
@@ -605,6 +668,19 @@ class Aggregator:
                         else:
                             stats.add(value)
         self._fold_status(shape, columns, methods, routes)
+
+    def _fold_one_status(self, group: Group, statuses: Sequence[Any]) -> None:
+        """The status codes of a batch whose rows all have one route."""
+        try:
+            tally = Counter(statuses)
+        except TypeError:  # a list or an object as status: not a status
+            tally = Counter(None if isinstance(s, (dict, list)) else s for s in statuses)
+        for status, times in tally.items():
+            if status is None or isinstance(status, (dict, list)):
+                continue
+            code = text_of(status if isinstance(status, str) else str(status))
+            if code in group.status or len(group.status) < 100:
+                group.status[code] = group.status.get(code, 0) + times
 
     def _fold_status(self, shape: _Shape, columns: _Columns, methods: Sequence[Any], routes: Sequence[Any]) -> None:
         if shape.status is not None:
@@ -629,6 +705,8 @@ class Aggregator:
         While no other event name carries any of this shape's stage fields, ids are only remembered (in C);
         the comparison runs once a second carrier has been seen."""
         cids = columns[shape.cid]  # type: ignore[index]
+        if self._head is not None:
+            self._record_head(shape, columns, cids)
         new, old = self._join_new, self._join_old
         if len(new) >= JOIN_WINDOW:
             self._join_old, old = new, new
@@ -664,6 +742,22 @@ class Aggregator:
                     added.append(key)
             if added:
                 new[cid] = (before[0], tuple(before[1]) + tuple(added))
+
+    def _record_head(self, shape: _Shape, columns: _Columns, cids: Sequence[Any]) -> None:
+        """Part of `record_head`: the first event of each id among the first JOIN_HEAD rows, with the values
+        of its stage fields (as `_fold_join` would compare them; a value that is no duration is None)."""
+        if self._head_left <= 0:
+            return
+        head = self._head
+        assert head is not None
+        stages = set(shape.stages)
+        picked = [(key, index) for key, index, _ in shape.ms if key in stages]
+        keys = tuple(key for key, _ in picked)
+        values = list(zip(*(map(ms_value, columns[index]) for _, index in picked))) if picked else []
+        for row_index, cid in enumerate(cids[: self._head_left]):
+            if type(cid) is str and cid and cid not in head:
+                head[cid] = (shape.name, keys, values[row_index] if picked else ())
+        self._head_left -= len(cids)
 
     def _fold_slowest(self, shape: _Shape, rows: List[Tuple[Any, ...]], columns: _Columns) -> None:
         total_field = shape.keys[shape.total]  # type: ignore[index]

@@ -5,17 +5,20 @@ a two-core machine. Only a regular, uncompressed file of at least PARALLEL_MIN_B
 or stdin can only be read in order). The parent folds the first part itself while one child per other part
 folds the rest; a child sends back its Report (pickled), and `merge` adds them up: counts, distributions,
 statuses, skipped lines, the slowest runs (ties keep the earlier part's run). The once-per-run join works
-inside each part: a run whose events straddle a split point (a few lines at most) may count a shared stage
-sample twice.
+inside each part; for a run whose events straddle a split point, each part after the first also sends back its
+head (the first event of each correlation id, with its stage values) and each part before the last its tail
+(the join window at its end), and the parent joins the two as one process would have: a stage sample of the
+head already counted for that run in the tail is a duplicate. The head covers the first JOIN_HEAD (1,024) rows
+with stage fields after the split point: a run's events are logged a few lines apart.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
-from typing import IO, Any, Dict, List, Optional, Sequence, Tuple
+from typing import IO, Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
-from autoinstrument.report_aggregate import Aggregator, Group, Report
+from autoinstrument.report_aggregate import Aggregator, Group, Head, Report
 from autoinstrument.report_read import InputError
 
 PARALLEL_MIN_BYTES = 32 << 20
@@ -66,15 +69,46 @@ class _Range:
         return data
 
 
-def fold_range(path: str, start: int, end: int, options: Dict[str, Any]) -> Report:
+class Part(NamedTuple):
+    """One part's Report, and what the parent needs to join runs across its split points."""
+
+    report: Report
+    head: Dict[str, Head]  # Aggregator.join_head (empty for the first part)
+    tail: Mapping[Any, Tuple[str, Tuple[str, ...]]]  # Aggregator.join_tail (empty for the last part)
+
+
+def fold_part(path: str, start: int, end: int, options: Dict[str, Any], first: bool = True, last: bool = True) -> Part:
+    """Fold [start, end) of `path`: its Report, its join head unless `first`, its join tail unless `last`."""
     agg = Aggregator(**options)
+    if not first:
+        agg.record_head()
     with open(path, "rb") as handle:
         agg.feed_stream(_Range(handle, start, end))  # type: ignore[arg-type]
-    return agg.report()
+    return Part(agg.report(), agg.join_head(), {} if last else agg.join_tail())
 
 
-def _child(args: Tuple[str, int, int, Dict[str, Any]]) -> Report:
-    return fold_range(*args)
+def fold_range(path: str, start: int, end: int, options: Dict[str, Any]) -> Report:
+    return fold_part(path, start, end, options).report
+
+
+def _child(args: Tuple[str, int, int, Dict[str, Any], bool]) -> Part:
+    path, start, end, options, last = args
+    return fold_part(path, start, end, options, first=False, last=last)
+
+
+def join_parts(parts: Sequence[Part]) -> None:
+    """Count, in each part's Report, the stage samples of its head that the part before already counted for
+    the same run (an event of another name with the same correlation id and field): the join across a split."""
+    for before, after in zip(parts, parts[1:]):
+        duplicates = after.report.duplicates
+        for cid, (name, keys, values) in after.head.items():
+            earlier = before.tail.get(cid)
+            if earlier is None or earlier[0] == name:
+                continue
+            for key, value in zip(keys, values):
+                if value is not None and key in earlier[1]:
+                    own = duplicates.setdefault(key, {})
+                    own[value] = own.get(value, 0) + 1
 
 
 def _merge_group(into: Group, other: Group) -> None:
@@ -92,6 +126,7 @@ def _merge_group(into: Group, other: Group) -> None:
 def merge(reports: Sequence[Report]) -> Report:
     """One Report from the parts' Reports, in file order."""
     out = reports[0]
+    out._pooled.clear()  # pooled fields are worked out again from the merged tables
     for part in reports[1:]:
         out.lines += part.lines
         out.events_used += part.events_used
@@ -126,14 +161,27 @@ def fold_parallel(path: str, parts: int, options: Dict[str, Any]) -> Report:
         return fold_range(path, ranges[0][0], ranges[0][1], options)
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    jobs = [(path, a, b, options, i == len(ranges) - 1) for i, (a, b) in enumerate(ranges) if i]
     with context.Pool(len(ranges) - 1) as pool:
-        pending = pool.map_async(_child, [(path, a, b, options) for a, b in ranges[1:]])
-        first = fold_range(path, ranges[0][0], ranges[0][1], options)
+        pending = pool.map_async(_child, jobs)
+        first = fold_part(path, ranges[0][0], ranges[0][1], options, first=True, last=False)
         try:
             rest = pending.get()
         except (OSError, EOFError) as exc:
             raise InputError(f"error reading {path}: {exc}") from None
-    return merge([first, *rest])
+    every = [first, *rest]
+    join_parts(every)
+    return merge([part.report for part in every])
 
 
-__all__ = ["PARALLEL_MIN_BYTES", "fold_parallel", "fold_range", "jobs_for", "merge", "split_points"]
+__all__ = [
+    "PARALLEL_MIN_BYTES",
+    "Part",
+    "fold_parallel",
+    "fold_part",
+    "fold_range",
+    "join_parts",
+    "jobs_for",
+    "merge",
+    "split_points",
+]

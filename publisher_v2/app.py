@@ -1,7 +1,10 @@
 """The `publisher` command: run the workflow once on a configuration.
 
-Exit 0 when the run did what was asked, 1 otherwise. Expected failures (bad config, nothing to post, unknown
-image) print ONE line on stderr; only bugs keep their traceback.
+Exit 0 when the run did what was asked, 1 otherwise (2 for bad arguments). Expected failures (bad config,
+nothing to post, unknown image, bad arguments) end stderr with ONE event carrying the one-line verdict
+(`verdict`: `publisher: error: …`), rendered like every other event (JSON, or a console line on a terminal), so
+a log collector never sees a plain-text line; only bugs keep their traceback (itself an event, see
+`setup_logging`).
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ import argparse
 import asyncio
 import logging
 import sys
-from typing import List, NoReturn, Optional, Tuple
+from typing import List, Optional, Tuple
 
 from publisher_v2.config.loader import load_application_config
 from publisher_v2.config.preflight import preflight
@@ -19,24 +22,12 @@ from publisher_v2.core.models import WorkflowResult
 from publisher_v2.ledger_cli import add_ledger_parser, run_ledger_command
 from publisher_v2.ledger_migrate import add_migrate_parser, run_migrate_command
 from publisher_v2.run_summary import RunMode, render_preview, summarize
-from publisher_v2.utils.logging import redact_text, register_environment_secrets, setup_logging
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse echoes bad arguments (`unrecognized arguments: …`): its one line is redacted like ours."""
-
-    def error(self, message: str) -> NoReturn:
-        super().error(redact_text(message))
-
-
-def _fail(line: str) -> int:
-    """The one-line verdict on stderr, redacted: it may quote a config value, a path or a --select name."""
-    print(redact_text(line), file=sys.stderr)
-    return 1
+from publisher_v2.utils.logging import redact_text, setup_logging
+from publisher_v2.verdict import FAILED, INTERRUPTED, VerdictParser, verdict
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = VerdictParser(
         prog="publisher", description="Pick an unposted photo, caption it, publish it everywhere, archive it."
     )
     parser.add_argument("--config", required=True, help="INI configuration file")
@@ -77,9 +68,10 @@ async def _run(args: argparse.Namespace) -> Tuple[WorkflowResult, RunMode, List[
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    register_environment_secrets()  # before anything can print: even argparse's line is redacted
+    setup_logging(logging.INFO, stream=sys.stderr)  # before anything can print: argparse's error is an event too
     args = build_parser().parse_args(argv)
-    setup_logging(logging.DEBUG if args.debug else logging.INFO, stream=sys.stderr)
+    if args.debug:
+        logging.getLogger().setLevel(logging.DEBUG)
     if args.preview:
         logging.getLogger().setLevel(logging.WARNING)  # the report replaces the logs
     try:
@@ -89,10 +81,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             return run_migrate_command(args)
         result, mode, platforms = asyncio.run(_run(args))
     except SocialMediaPublisherError as exc:
-        return _fail(f"publisher: error: {exc}")
+        return verdict(FAILED, f"publisher: error: {exc}")
     except KeyboardInterrupt:
-        print("publisher: interrupted", file=sys.stderr)
-        return 1
+        return verdict(INTERRUPTED, "publisher: interrupted")
     if args.preview and result.success:
         print(redact_text(render_preview(result)))
         return 0
@@ -101,7 +92,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     summary = summarize(result, mode, platforms)
     print(redact_text(summary.stdout))
     if summary.stderr is not None:
-        return _fail(f"publisher: {summary.stderr}")
+        return verdict(FAILED, f"publisher: {summary.stderr}", correlation_id=result.correlation_id)
     return 0
 
 

@@ -18,6 +18,9 @@ from typing import Callable, List, Optional, Sequence, Tuple
 
 from PIL import Image, ImageDraw, ImageFilter, ImageOps
 
+from publisher_v2.utils.logging import setup_logging
+from publisher_v2.verdict import FAILED, VerdictParser, verdict
+
 RGB = Tuple[int, int, int]
 
 INI_TEXT = """\
@@ -227,7 +230,7 @@ def write_ini(path: Path, force: bool) -> bool:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = VerdictParser(
         prog="publisher-sample",
         description="Create a sample image library and an INI that runs publisher with no accounts.",
     )
@@ -249,6 +252,7 @@ def _positive(text: str) -> int:
 
 def main(argv: Optional[Sequence[str]] = None, out: Callable[[str], None] = print) -> int:
     """Create the library; print where it is and the command to run next."""
+    setup_logging(stream=sys.stderr)  # a failure (argparse's too) is one event on stderr, like publisher's
     args = build_parser().parse_args(list(argv) if argv is not None else None)
     root: Path = args.directory.expanduser().resolve()
     try:
@@ -256,8 +260,7 @@ def main(argv: Optional[Sequence[str]] = None, out: Callable[[str], None] = prin
         ini = root / "publisher.ini"
         ini_written = write_ini(ini, args.force)
     except OSError as exc:
-        print(f"publisher-sample: error: {exc}", file=sys.stderr)
-        return 1
+        return verdict(FAILED, f"publisher-sample: error: {exc}")
     out(f"Sample library: {root / 'images'} ({len(written)} images written, {len(kept)} kept)")
     out(f"Config: {ini}" + ("" if ini_written else " (kept the existing file)"))
     out(f"Next: publisher --config {ini}")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import atexit
-import json
 import os
 import shutil
 import sys
@@ -55,13 +54,11 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Dict[str, str]]:
 
 
 def json_events(text: str) -> List[dict]:
-    """Parse log output line by line: every non-empty line is one JSON object, except the CLI's own
-    one-line verdict (`publisher: ...`) printed last on failure."""
-    events = []
-    for line in text.splitlines():
-        if line.strip() and not line.startswith("publisher: "):
-            events.append(json.loads(line))
-    return events
+    """Parse log output line by line: every non-empty line is one JSON event (the CLI's verdict too; see
+    `tests.cli_output`, which fails on a plain-text line)."""
+    from tests.cli_output import stderr_events
+
+    return stderr_events(text)
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,9 @@ fields. It is redacted BEFORE it is rendered (every string value, every key, the
 texts; see `publisher_v2.utils.redact`), then rendered by ONE handler as a JSON line or a console line
 (`publisher_v2.utils.log_render`). `setup_logging` installs that handler on the root logger and routes
 uvicorn's loggers (start-up, shutdown, errors, access lines) into it, so a server started with
-`uvicorn publisher_v2.web.app:app` prints nothing else.
+`uvicorn publisher_v2.web.app:app` prints nothing else. uvicorn's supervisor (`--workers`, `--reload`) never
+imports the app: its `--log-config publisher_v2/web/uvicorn_logging.json` builds the same handler
+(`event_handler`). A CLI's one-line verdict is an event too (`publisher_v2.verdict`).
 
 The correlation id lives in a ContextVar owned here: whoever binds it (the workflow, a web request, a
 telemetry scope) makes every `log_json` call inside carry it.
@@ -27,7 +29,7 @@ import time
 import uuid
 from contextvars import ContextVar
 from datetime import datetime, timezone
-from typing import IO, Any, Dict, Iterator, MutableMapping, Optional
+from typing import IO, Any, Dict, Iterator, MutableMapping, Optional, Tuple
 
 from publisher_v2.utils.log_render import Renderer, choose_format, dumps_line, renderer_for
 from publisher_v2.utils.redact import (
@@ -44,6 +46,7 @@ __all__ = [
     "bound_correlation_id",
     "correlation_id",
     "dumps_line",
+    "event_handler",
     "get_correlation_id",
     "log_json",
     "new_correlation_id",
@@ -294,6 +297,27 @@ def _log_uncaught_in_thread(args: Any) -> None:
     _log_uncaught(args.exc_type, args.exc_value or args.exc_type(), args.exc_traceback)
 
 
+def _make_handler(stream: IO[str]) -> Tuple[EventHandler, Optional[str]]:
+    """The handler for `stream` in its format (see `choose_format`), and the complaint about an unknown
+    PUBLISHER_LOG_FORMAT (then JSON or console by the terminal check, as if it were unset)."""
+    problem = None
+    try:
+        fmt = choose_format(stream)
+    except ValueError as exc:
+        problem, fmt = str(exc), choose_format(stream, environ={})
+    handler = EventHandler(stream, renderer_for(fmt, stream))
+    handler._publisher_v2 = True  # type: ignore[attr-defined]  # setup_logging replaces a handler so marked
+    return handler, problem
+
+
+def event_handler() -> EventHandler:
+    """The handler of uvicorn's `--log-config` file (`publisher_v2/web/uvicorn_logging.json`): our events on
+    stderr, for the lines uvicorn's supervisor (`--workers N`, `--reload`) prints before any worker imports the
+    app. A worker's `setup_logging` later replaces it with its own (same format, same stream)."""
+    register_environment_secrets()
+    return _make_handler(sys.stderr)[0]
+
+
 def setup_logging(level: int = logging.INFO, stream: Optional[IO[str]] = None) -> None:
     """Send every log record to `stream` (stderr by default) as one redacted event per line.
 
@@ -303,18 +327,11 @@ def setup_logging(level: int = logging.INFO, stream: Optional[IO[str]] = None) -
     loggers are held at WARNING: they print request URLs, and Telegram puts the bot token in the URL path.
     """
     register_environment_secrets()
-    target = stream or sys.stderr
-    problem = None
-    try:
-        fmt = choose_format(target)
-    except ValueError as exc:
-        problem, fmt = str(exc), choose_format(target, environ={})
-    handler = EventHandler(target, renderer_for(fmt, target))
+    handler, problem = _make_handler(stream or sys.stderr)
     root = logging.getLogger()
     for existing in list(root.handlers):
         if getattr(existing, "_publisher_v2", False):
             root.removeHandler(existing)
-    handler._publisher_v2 = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level)
     for noisy in _QUIET:

@@ -98,6 +98,23 @@ _V2_STATEMENTS = (
     )""",
 )
 
+#: Version 3: imports of outside state (upstream's posted.json), recorded in the ledger itself so the "imported
+#: once" marker is shared by every process and host (a file beside a SQLite ledger was not, and PostgreSQL has
+#: no such file). The primary key on `source` is what lets exactly one importer win.
+_V3_STATEMENTS = (
+    """CREATE TABLE IF NOT EXISTS ledger_imports (
+        source      TEXT PRIMARY KEY,
+        path        TEXT,
+        imported_at TEXT NOT NULL,
+        hashes      INTEGER NOT NULL,
+        imported    INTEGER NOT NULL,
+        invalid     INTEGER NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS upstream_hashes (
+        sha256 TEXT PRIMARY KEY
+    )""",
+)
+
 
 def _utc_now() -> datetime:
     return datetime.now(timezone.utc)
@@ -152,10 +169,17 @@ def _migrate_to_v2(conn: Connection) -> None:
             )
 
 
+def _migrate_to_v3(conn: Connection) -> None:
+    """The import record and upstream's hashes (see `record_import`)."""
+    for statement in _V3_STATEMENTS:
+        conn.execute(statement)
+
+
 #: (version, migration) in order. A later store (or an import of older state) appends here.
 MIGRATIONS: List[Tuple[int, Callable[[Connection], None]]] = [
     (1, _migrate_to_v1),
     (2, _migrate_to_v2),
+    (3, _migrate_to_v3),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
@@ -297,6 +321,29 @@ class LedgerEntry:
         return record
 
 
+@dataclass
+class ImportRecord:
+    """One import of outside state (upstream's posted.json) as the ledger records it: at most one per source."""
+
+    source: str
+    path: Optional[str]
+    imported_at: str
+    hashes: int
+    imported: int
+    invalid: int
+    #: True for the call that made the import; False when an earlier one (any process, any host) had.
+    new: bool = False
+
+    @property
+    def already_known(self) -> int:
+        """Hashes whose image the ledger knew before the import (it left their rows as they were)."""
+        return self.hashes - self.imported
+
+
+#: Keys per `IN (...)` query: under SQLite's oldest limit of 999 parameters.
+_IN_CHUNK = 500
+
+
 class _LedgerFile:
     """One connection to the ledger, shared by the threads of a process; each call is one short transaction.
 
@@ -372,15 +419,21 @@ class PostLedger(_LedgerFile):
     """The dedup ledger. Every method is one short transaction and is safe from several threads."""
 
     def __init__(
-        self, path: Path, claim_ttl_seconds: int = 3600, *, clock: Optional[Callable[[], datetime]] = None
+        self,
+        path: Union[LedgerStore, Path, str],
+        claim_ttl_seconds: int = 3600,
+        *,
+        clock: Optional[Callable[[], datetime]] = None,
+        import_upstream: bool = True,
     ) -> None:
         super().__init__(path, clock)
         self.claim_ttl = timedelta(seconds=claim_ttl_seconds)
         #: Identifies this ledger instance's claims; release/abandon touch only rows carrying it.
         self.owner = _process_owner()
-        from publisher_v2.utils.upstream_state import import_upstream_posted  # upstream's posted.json, once
+        if import_upstream:  # upstream's posted.json, once per ledger (migrate-to-postgres imports it itself)
+            from publisher_v2.utils.upstream_state import import_upstream_posted
 
-        import_upstream_posted(self)
+            import_upstream_posted(self)
 
     def _stale_before(self) -> str:
         return _iso(self._clock() - self.claim_ttl)
@@ -821,6 +874,97 @@ class PostLedger(_LedgerFile):
 
         self._write("record_post", work)
         log_json(logger, logging.INFO, "ledger_post_recorded", content_hash=content_hash, image_name=image_name)
+
+    # -- imports of outside state ----------------------------------------------------------------------------
+
+    def import_record(self, source: str) -> Optional[ImportRecord]:
+        """The recorded import of `source`, or None while it has not happened on this ledger."""
+        return self._run("import_record", lambda conn: self._import_row(conn, source))
+
+    @staticmethod
+    def _import_row(conn: Connection, source: str) -> Optional[ImportRecord]:
+        row = conn.execute(
+            "SELECT source, path, imported_at, hashes, imported, invalid FROM ledger_imports WHERE source = ?",
+            (source,),
+        ).fetchone()
+        return None if row is None else ImportRecord(*row)
+
+    def record_import(
+        self,
+        source: str,
+        path: Optional[str],
+        upstream_hashes: Sequence[str],
+        posted_keys: Sequence[str],
+        results: Dict[str, Any],
+        *,
+        image_name: str,
+        invalid: int = 0,
+        imported_before: int = 0,
+    ) -> ImportRecord:
+        """Import `source` once per ledger, in ONE transaction: its record, `upstream_hashes` (kept for
+        `upstream_posted`), and a posted row (with `results`) for each of `posted_keys` the ledger does not know.
+
+        The record's primary key decides between racing processes: the first commits, the others find it and
+        change nothing (the returned record has `new` False). `imported_before`: rows an earlier import
+        (the old marker file's) already recorded, added to the count.
+        """
+        now = self._now()
+        keys = sorted(set(posted_keys))
+        upstream = sorted(set(upstream_hashes))
+        payload = json.dumps(results, default=str, sort_keys=True)
+
+        def work(conn: Connection) -> ImportRecord:
+            taken = conn.execute(
+                "INSERT INTO ledger_imports (source, path, imported_at, hashes, imported, invalid)"
+                " VALUES (?, ?, ?, ?, 0, ?) ON CONFLICT (source) DO NOTHING",
+                (source, path, now, len(upstream), invalid),
+            ).rowcount
+            if taken != 1:
+                existing = self._import_row(conn, source)
+                if existing is None:  # cannot happen: a conflict we cannot see makes the store retry
+                    raise StorageError(f"Ledger {self.where}: the import record of {source} vanished")
+                return existing
+            known: Set[str] = set()
+            for start in range(0, len(keys), _IN_CHUNK):
+                chunk = keys[start : start + _IN_CHUNK]
+                marks = ",".join("?" * len(chunk))
+                rows = conn.execute(f"SELECT content_hash FROM posted_images WHERE content_hash IN ({marks})", chunk)
+                known.update(row[0] for row in rows)
+            new_keys = [key for key in keys if key not in known]
+            if new_keys:
+                conn.executemany(
+                    "INSERT INTO posted_images (content_hash, image_name, status, claim_owner, posted_at, results)"
+                    " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (content_hash) DO NOTHING",
+                    [(key, image_name, POSTED, self.owner, now, payload) for key in new_keys],
+                )
+                conn.executemany(
+                    "INSERT INTO platform_posts (content_hash, attempt, platform, state, post_id, error, updated_at)"
+                    " VALUES (?, 1, ?, ?, ?, ?, ?) ON CONFLICT (content_hash, attempt, platform) DO NOTHING",
+                    [
+                        (key, platform, POSTED if outcome.get("success") else FAILED, outcome.get("post_id"),
+                         outcome.get("error"), now)
+                        for key in new_keys
+                        for platform, outcome in results.items()
+                    ],
+                )
+            if upstream:
+                conn.executemany(
+                    "INSERT INTO upstream_hashes (sha256) VALUES (?) ON CONFLICT (sha256) DO NOTHING",
+                    [(h,) for h in upstream],
+                )
+            imported = len(new_keys) + imported_before
+            conn.execute("UPDATE ledger_imports SET imported = ? WHERE source = ?", (imported, source))
+            return ImportRecord(source, path, now, len(upstream), imported, invalid, new=True)
+
+        return self._write("record_import", work)
+
+    def upstream_posted(self, sha256: str) -> bool:
+        """Whether an imported upstream posted.json lists the image whose bytes hash (SHA-256) to `sha256`."""
+        row = self._run(
+            "upstream_posted",
+            lambda c: c.execute("SELECT 1 FROM upstream_hashes WHERE sha256 = ?", (sha256.lower(),)).fetchone(),
+        )
+        return row is not None
 
     def mark_rejected(self, content_hash: str, image_name: str, reason: str) -> None:
         """Mark an undecodable image so later runs skip it. A posted or publishing row keeps its status."""

@@ -1,15 +1,19 @@
-"""Import upstream's dedup state (`posted.json`) into the ledger, once, so nothing it posted is posted again.
+"""Import upstream's dedup state (`posted.json`) into the ledger, once per ledger, so nothing it posted is posted again.
 
 Upstream kept a JSON array (or `{"hashes": [...]}`) of the SHA-256 of each posted image's bytes under
 `${XDG_CACHE_HOME:-~/.cache}/publisher_v2/posted.json`. The ledger is keyed by Dropbox's content hash (SHA-256
 over the SHA-256 of each 4 MiB block), so an upstream hash H becomes SHA-256(bytes.fromhex(H)): exactly the
 ledger key of the same image when it is at most 4 MiB (one block). A larger image cannot be mapped without its
-bytes, so the upstream hashes are kept in the marker too and `is_upstream_posted` lets the workflow recognise
+bytes, so the upstream hashes are kept in the ledger too and `is_upstream_posted` lets the workflow recognise
 such an image once it has downloaded it (then it is recorded under its real key and skipped).
 
-Only the ledger's public `get` and `record_post` are used. A marker file next to the ledger, created exclusively
-before the import, makes it happen once per ledger (and once across racing processes); a corrupt file is
-reported and skipped, never fatal, and tried again next time (so a fixed file is still imported).
+The "imported once" marker lives in the ledger itself, on SQLite and PostgreSQL alike (schema version 3: a
+`ledger_imports` row keyed by source, upstream's hashes in `upstream_hashes`). The import is one transaction
+whose primary key lets exactly one of racing processes, on any host, import (`PostLedger.record_import`). A
+corrupt file is reported and skipped, never fatal, and tried again next time (so a fixed file is still imported).
+
+Earlier versions kept the marker as a file beside a SQLite ledger (`<ledger>.upstream-import.json`). Such a file
+is read once, moved into the ledger (its hashes kept, nothing imported twice) and renamed `<...>.moved`.
 """
 
 from __future__ import annotations
@@ -19,26 +23,25 @@ import json
 import logging
 import os
 import re
-import threading
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, FrozenSet, List, Mapping, Optional, Protocol, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 from publisher_v2.utils.logging import log_json
+from publisher_v2.utils.state import ImportRecord, PostLedger
 
 logger = logging.getLogger("publisher_v2.state.upstream")
 
 #: The name the imported rows carry (upstream never recorded which file a hash belonged to).
 IMPORTED_NAME = "(posted by upstream publisher_v2)"
+#: The ledger's key for this import: one import of upstream's posted.json per ledger, whatever its path.
+SOURCE = "upstream posted.json"
+#: What the old marker file is renamed to once moved into the ledger.
+MOVED_SUFFIX = ".moved"
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
-_quiet = threading.local()
 
-
-class Ledger(Protocol):
-    path: Path
-
-    def get(self, content_hash: str) -> Optional[Dict[str, Any]]: ...
-
-    def record_post(self, content_hash: str, image_name: str, results: Dict[str, Any]) -> None: ...
+#: The per-platform results an imported (or recognised) upstream post is recorded with.
+UPSTREAM_RESULTS: Dict[str, Any] = {"upstream": {"success": True, "post_id": None, "error": None}}
 
 
 def upstream_posted_path(env: Optional[Mapping[str, str]] = None) -> Path:
@@ -48,9 +51,11 @@ def upstream_posted_path(env: Optional[Mapping[str, str]] = None) -> Path:
     return Path(base) / "publisher_v2" / "posted.json"
 
 
-def marker_path(ledger_path: Path) -> Path:
-    """The file that records that this ledger has imported upstream's state."""
-    return ledger_path.with_name(ledger_path.name + ".upstream-import.json")
+def legacy_marker_path(location: Union[Path, str]) -> Optional[Path]:
+    """The marker file earlier versions wrote beside a SQLite ledger (None for a PostgreSQL URL)."""
+    if not isinstance(location, Path):
+        return None
+    return location.with_name(location.name + ".upstream-import.json")
 
 
 def ledger_key(upstream_hash: str) -> str:
@@ -78,110 +83,123 @@ def read_posted(path: Path) -> Tuple[List[str], int]:
     return sorted(set(hashes)), invalid
 
 
-class _QuietPerRowEvents(logging.Filter):
-    """Drops the ledger's per-row `ledger_post_recorded` events from the importing thread only: the import
-    reports ONE event, whatever the number of hashes."""
+@dataclass
+class UpstreamImport:
+    """What one attempt to import posted.json found: `imported` (this call did it), `already_imported` (an
+    earlier import, maybe by another process or host, did), `absent` (no file) or `corrupt` (not imported)."""
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not (getattr(_quiet, "on", False) and '"ledger_post_recorded"' in record.getMessage())
+    status: str
+    path: Path
+    record: Optional[ImportRecord] = None
+    error: Optional[str] = None
 
 
-def import_upstream_posted(ledger: Ledger, path: Optional[Path] = None) -> Optional[int]:
-    """Import `path` (default: upstream's posted.json) into `ledger` once; the number of new rows, or None
-    when nothing was imported (no file, already imported, corrupt, or a ledger failure). Never raises."""
+def import_posted_file(ledger: PostLedger, path: Optional[Path] = None) -> UpstreamImport:
+    """Import `path` (default: upstream's posted.json) into `ledger` unless the ledger already has.
+
+    Logs `upstream_state_imported` (the importing call only) or `upstream_state_corrupt`. A ledger failure
+    raises (StorageError, or ConfigurationError when it cannot be opened).
+    """
     source = Path(path) if path is not None else upstream_posted_path()
+    record = ledger.import_record(SOURCE)
+    if record is not None:
+        return UpstreamImport("already_imported", source, record)
+    if not source.is_file():
+        return UpstreamImport("absent", source)
     try:
-        if not source.is_file():
-            return None
-        marker = marker_path(Path(ledger.path))
-        if marker.exists():
-            return None
         hashes, invalid = read_posted(source)
     except ValueError as exc:
         log_json(logger, logging.WARNING, "upstream_state_corrupt", path=str(source), error=str(exc))
-        return None
-    except OSError as exc:
-        log_json(logger, logging.WARNING, "upstream_state_unreadable", path=str(source), error=str(exc))
-        return None
-    try:
-        fd = os.open(str(marker), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)  # one importer, even across processes
-    except FileExistsError:
-        return None
-    except OSError as exc:
-        log_json(logger, logging.WARNING, "upstream_state_unreadable", path=str(marker), error=str(exc))
-        return None
-    try:
-        imported = _record(ledger, hashes)
-    except Exception as exc:  # noqa: BLE001 - a ledger failure must not stop the app; try again next time
-        os.close(fd)
-        marker.unlink(missing_ok=True)
-        log_json(logger, logging.WARNING, "upstream_state_import_failed", path=str(source), error=str(exc))
-        return None
-    summary = {
-        "source": str(source),
-        "hashes": len(hashes),
-        "imported": imported,
-        "invalid": invalid,
-        "sha256": hashes,  # for images over 4 MiB, whose ledger key is only known from their bytes
-    }
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(summary, handle)
+        return UpstreamImport("corrupt", source, error=str(exc))
+    record = ledger.record_import(
+        SOURCE,
+        str(source),
+        hashes,
+        [ledger_key(h) for h in hashes],
+        UPSTREAM_RESULTS,
+        image_name=IMPORTED_NAME,
+        invalid=invalid,
+    )
+    if not record.new:  # another process committed the import between our check and our transaction
+        return UpstreamImport("already_imported", source, record)
     log_json(
         logger,
         logging.INFO,
         "upstream_state_imported",
         path=str(source),
-        hashes=len(hashes),
-        imported=imported,
-        already_known=len(hashes) - imported,
-        invalid=invalid,
+        hashes=record.hashes,
+        imported=record.imported,
+        already_known=record.already_known,
+        invalid=record.invalid,
     )
-    return imported
+    return UpstreamImport("imported", source, record)
 
 
-_imported_cache: Dict[Path, Tuple[int, FrozenSet[str]]] = {}
-_cache_lock = threading.Lock()
+def move_legacy_marker(ledger: PostLedger) -> Optional[ImportRecord]:
+    """Move an earlier version's marker file into `ledger` (once), then rename the file `<marker>.moved`.
 
-
-def is_upstream_posted(ledger: Ledger, sha256: str) -> bool:
-    """True when upstream's posted.json, as imported into `ledger`, lists the image whose bytes hash to `sha256`."""
-    marker = marker_path(Path(ledger.path))
-    try:
-        stamp = marker.stat().st_mtime_ns
-    except OSError:
-        return False
-    with _cache_lock:
-        cached = _imported_cache.get(marker)
-    if cached is None or cached[0] != stamp:
+    The record in the ledger, or None when there is no readable marker (an unreadable one is reported and left:
+    the next import of posted.json, which skips rows already there, takes its place).
+    """
+    marker = legacy_marker_path(ledger.path)
+    if marker is None or not marker.is_file():
+        return None
+    record = ledger.import_record(SOURCE)
+    if record is None:
         try:
-            known = frozenset(json.loads(marker.read_text(encoding="utf-8")).get("sha256", ()))
-        except (OSError, ValueError, AttributeError):
-            known = frozenset()
-        cached = (stamp, known)
-        with _cache_lock:
-            _imported_cache[marker] = cached
-    return sha256.lower() in cached[1]
-
-
-#: The per-platform results an imported (or recognised) upstream post is recorded with.
-UPSTREAM_RESULTS: Dict[str, Any] = {"upstream": {"success": True, "post_id": None, "error": None}}
-
-
-def _record(ledger: Ledger, hashes: List[str]) -> int:
-    """Record each hash not already in the ledger (a row there, posted or in flight, is left as it is)."""
-    results = UPSTREAM_RESULTS
-    state_logger = logging.getLogger("publisher_v2.state")
-    quiet = _QuietPerRowEvents()
-    state_logger.addFilter(quiet)
-    _quiet.on = True
-    imported = 0
+            data = json.loads(marker.read_text(encoding="utf-8"))
+            hashes = sorted({str(h).lower() for h in data["sha256"] if _HEX64.match(str(h).lower())})
+            imported, invalid = int(data.get("imported", 0)), int(data.get("invalid", 0))
+            path = str(data.get("source") or upstream_posted_path())
+        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            log_json(logger, logging.WARNING, "upstream_state_marker_unreadable", path=str(marker), error=str(exc))
+            return None
+        record = ledger.record_import(
+            SOURCE,
+            path,
+            hashes,
+            [ledger_key(h) for h in hashes],  # normally all present already; a missing one is recorded now
+            UPSTREAM_RESULTS,
+            image_name=IMPORTED_NAME,
+            invalid=invalid,
+            imported_before=imported,
+        )
+    moved = marker.with_name(marker.name + MOVED_SUFFIX)
     try:
-        for upstream_hash in hashes:
-            key = ledger_key(upstream_hash)
-            if ledger.get(key) is None:
-                ledger.record_post(key, IMPORTED_NAME, results)
-                imported += 1
-    finally:
-        _quiet.on = False
-        state_logger.removeFilter(quiet)
-    return imported
+        os.replace(marker, moved)
+    except FileNotFoundError:  # another process, opening the same ledger, moved it first
+        return record
+    except OSError as exc:  # the ledger's record decides from now on; the file is only left behind
+        log_json(logger, logging.WARNING, "upstream_state_marker_not_renamed", path=str(marker), error=str(exc))
+        return record
+    log_json(logger, logging.INFO, "upstream_state_marker_moved", path=str(marker), moved_to=str(moved),
+             hashes=record.hashes)
+    return record
+
+
+def import_upstream_posted(ledger: PostLedger, path: Optional[Path] = None) -> Optional[int]:
+    """On opening a ledger: move an old marker file in, then import posted.json once. The number of new rows,
+    or None when nothing was imported (no file, already imported, corrupt, or a ledger failure). Never raises.
+
+    Without posted.json and without an old marker nothing is read, and the ledger is not even opened.
+    """
+    source = Path(path) if path is not None else upstream_posted_path()
+    marker = legacy_marker_path(ledger.path)
+    if not source.is_file() and not (marker is not None and marker.is_file()):
+        return None
+    try:
+        move_legacy_marker(ledger)
+        outcome = import_posted_file(ledger, source)
+        if outcome.record is not None and marker is not None and marker.is_file():
+            move_legacy_marker(ledger)  # an unreadable old marker: the ledger's record replaces it now
+    except Exception as exc:  # noqa: BLE001 - a ledger failure must not stop the app here; tried again next time
+        log_json(logger, logging.WARNING, "upstream_state_import_failed", path=str(source), error=str(exc))
+        return None
+    if outcome.status != "imported" or outcome.record is None:
+        return None
+    return outcome.record.imported
+
+
+def is_upstream_posted(ledger: PostLedger, sha256: str) -> bool:
+    """True when upstream's posted.json, as imported into `ledger`, lists the image whose bytes hash to `sha256`."""
+    return ledger.upstream_posted(sha256)

@@ -14,7 +14,7 @@ import os
 import sys
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, AsyncIterator, Dict, Mapping, Optional, Tuple, Type, TypeVar
+from typing import Any, AsyncIterator, Awaitable, Callable, Dict, Mapping, Optional, Tuple, Type, TypeVar
 
 from dotenv import dotenv_values
 from fastapi import Depends, FastAPI, Query, Request
@@ -83,6 +83,7 @@ PAGE_HEADERS = {
 }
 
 M = TypeVar("M", bound=BaseModel)
+R = TypeVar("R")
 
 
 def _errors(*statuses: int, model: Type[BaseModel] = ErrorResponse) -> Dict[int, Dict[str, Any]]:
@@ -134,6 +135,19 @@ def route_failure(event: str, exc: BaseException, **fields: Any) -> WebError:
     else:
         applog.log_json(logger, logging.WARNING, event, **fields, error=failure.message, code=failure.code)
     return failure
+
+
+async def admin_action(
+    event: str, filename: str, action: Callable[[], Awaitable[R]], fields: Callable[[R], Dict[str, Any]]
+) -> R:
+    """Run an admin route's work on `filename`: a failure is logged as `<event>_error` and answered (see
+    `route_failure`), a success logged once as `<event>_complete` with `fields(result)`."""
+    try:
+        result = await action()
+    except Exception as exc:  # noqa: BLE001 - every failure is an answer (upstream: 4xx or 500)
+        raise route_failure(f"{event}_error", exc, filename=filename) from exc
+    applog.log_json(logger, logging.INFO, f"{event}_complete", filename=filename, **fields(result))
+    return result
 
 
 def read_environment(env_path: Optional[str]) -> Dict[str, Optional[str]]:
@@ -415,20 +429,17 @@ def _add_image_routes(app: FastAPI) -> None:
         service: WebImageService = Depends(_service),
     ) -> AnalyzeResponse:
         """Analyse and caption an image (admin), reusing its sidecar unless `force_refresh`."""
-        try:
+
+        async def run() -> AnalyzeResponse:
             await require_admin(request)
-            result = await service.analyze_and_caption(filename, force_refresh=force_refresh)
-        except Exception as exc:  # noqa: BLE001 - every failure is an answer (upstream: 4xx or 500)
-            raise route_failure("web_analyze_error", exc, filename=filename) from exc
-        applog.log_json(
-            logger,
-            logging.INFO,
-            "web_analyze_complete",
-            filename=filename,
-            sidecar_written=result.sidecar_written,
-            from_sidecar=result.from_sidecar,
+            return await service.analyze_and_caption(filename, force_refresh=force_refresh)
+
+        return await admin_action(
+            "web_analyze",
+            filename,
+            run,
+            lambda r: {"sidecar_written": r.sidecar_written, "from_sidecar": r.from_sidecar},
         )
-        return result
 
     @app.post(
         "/api/images/{filename}/publish",
@@ -441,21 +452,15 @@ def _add_image_routes(app: FastAPI) -> None:
         filename: str, request: Request, service: WebImageService = Depends(_service)
     ) -> PublishResponse:
         """Publish an image (admin) to every enabled platform or to `platforms`; a failure is a result (200)."""
-        try:
+
+        async def run() -> PublishResponse:
             body = await read_json_body(request, PublishRequest, required=False)  # validated first, as upstream
             await require_admin(request)
-            result = await service.publish_image(filename, platforms=body.platforms if body else None)
-        except Exception as exc:  # noqa: BLE001 - every failure is an answer (upstream: 4xx or 500)
-            raise route_failure("web_publish_error", exc, filename=filename) from exc
-        applog.log_json(
-            logger,
-            logging.INFO,
-            "web_publish_complete",
-            filename=filename,
-            any_success=result.any_success,
-            archived=result.archived,
+            return await service.publish_image(filename, platforms=body.platforms if body else None)
+
+        return await admin_action(
+            "web_publish", filename, run, lambda r: {"any_success": r.any_success, "archived": r.archived}
         )
-        return result
 
 
 def _add_admin_routes(app: FastAPI) -> None:

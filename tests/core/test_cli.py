@@ -11,6 +11,7 @@ from typing import List, Tuple
 import pytest
 
 from publisher_v2.app import main
+from tests.cli_output import stderr_events, verdict, verdict_event
 from tests.conftest import BIN, json_events
 
 pytestmark = pytest.mark.usefixtures("clean_env")
@@ -93,9 +94,10 @@ def test_post_is_recorded_even_when_archiving_is_off(
 def test_missing_config_is_one_line_without_traceback(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     code, _, err = run_cli(capsys, "--config", str(tmp_path / "absent.ini"))
     assert code == 1
-    assert err.strip().splitlines() == [
-        f"publisher: error: {tmp_path / 'absent.ini'}: configuration file not found"
-    ]
+    event = verdict_event(err)
+    assert stderr_events(err) == [event]  # the one line
+    assert event["message"] == "cli_failed" and event["exit_code"] == 1
+    assert event["verdict"] == f"publisher: error: {tmp_path / 'absent.ini'}: configuration file not found"
 
 
 def test_unknown_section_value_names_key(sample_library: Path, capsys: pytest.CaptureFixture) -> None:
@@ -104,7 +106,8 @@ def test_unknown_section_value_names_key(sample_library: Path, capsys: pytest.Ca
     sample_library.write_text(text.replace("[Email]", "[Email]\ncaption_target = sideways", 1))
     code, _, err = run_cli(capsys, "--config", str(sample_library))
     assert code == 1
-    assert "[Email] caption_target" in err and "sideways" in err and "Traceback" not in err
+    line = verdict(err)
+    assert "[Email] caption_target" in line and "sideways" in line and "Traceback" not in err
 
 
 def test_empty_library_says_no_images_found(sample_library: Path, capsys: pytest.CaptureFixture) -> None:
@@ -113,7 +116,7 @@ def test_empty_library_says_no_images_found(sample_library: Path, capsys: pytest
             image.unlink()
     code, _, err = run_cli(capsys, "--config", str(sample_library))
     assert code == 1
-    assert err.strip().splitlines()[-1] == "publisher: No images found"
+    assert verdict(err) == "publisher: No images found"
 
 
 def test_library_path_that_does_not_exist_is_one_clear_line(
@@ -124,7 +127,7 @@ def test_library_path_that_does_not_exist_is_one_clear_line(
     )
     code, _, err = run_cli(capsys, "--config", str(sample_library))
     assert code == 1
-    last = err.strip().splitlines()[-1]
+    last = verdict(err)
     assert last.startswith("publisher: error:") and "nowhere" in last
     assert "Traceback" not in err
 
@@ -136,14 +139,14 @@ def test_every_image_posted_says_no_new_images(sample_library: Path, capsys: pyt
         assert run_cli(capsys, "--config", str(sample_library))[0] == 0
     code, _, err = run_cli(capsys, "--config", str(sample_library))
     assert code == 1
-    assert err.strip().splitlines()[-1] == "publisher: No new images to post"
+    assert verdict(err) == "publisher: No new images to post"
     assert len(outbox_posts(sample_library, "telegram")) == 8
 
 
 def test_select_of_missing_name_fails_clearly(sample_library: Path, capsys: pytest.CaptureFixture) -> None:
     code, _, err = run_cli(capsys, "--config", str(sample_library), "--select", "ghost.jpg")
     assert code == 1
-    assert err.strip().splitlines()[-1] == "publisher: Image not found: ghost.jpg"
+    assert verdict(err) == "publisher: Image not found: ghost.jpg"
     assert outbox_posts(sample_library, "telegram") == []
 
 

@@ -15,6 +15,7 @@ import pytest
 from publisher_v2.app import main
 from publisher_v2.core.models import PublishResult, WorkflowResult
 from publisher_v2.run_summary import MAX_REASON, RunMode, first_reason, summarize
+from tests.cli_output import stderr_events, verdict, verdict_event
 from tests.conftest import json_events
 
 pytestmark = pytest.mark.usefixtures("clean_env")
@@ -124,11 +125,14 @@ def test_every_platform_failing_gives_the_first_cause_on_the_one_line_verdict(
         (outbox / platform).write_text("not a folder\n")
     code, out, err = run_cli(capsys, "--config", str(sample_library))
     assert code == 1
-    verdict = err.strip().splitlines()[-1]
-    assert verdict.startswith(
+    event = verdict_event(err)
+    line = event["verdict"]
+    assert line.startswith(
         "publisher: Every publisher failed: telegram: Outbox write failed: [Errno 20] Not a directory: "
     )
-    assert str(outbox / "telegram") in verdict
+    assert str(outbox / "telegram") in line
+    assert (event["message"], event["exit_code"]) == ("cli_failed", 1)
+    assert f"[correlation_id={event['correlation_id']}]" in out  # the run's id, in the event and the summary
     assert out.startswith("Not published: ") and all(f"{p} (Outbox write failed: [Errno" in out for p in PLATFORMS)
 
 
@@ -141,7 +145,7 @@ def test_nothing_to_post_is_said_on_stdout_and_in_the_verdict(
     code, out, err = run_cli(capsys, "--config", str(sample_library))
     assert code == 1
     assert re.fullmatch(rf"Nothing posted: No images found {CID}\n", out)
-    assert err.strip().splitlines()[-1] == "publisher: No images found"
+    assert verdict(err) == "publisher: No images found"
 
 
 # -- configuration that cannot lead to a publish is refused before any work ----------------------------------
@@ -150,10 +154,10 @@ def test_nothing_to_post_is_said_on_stdout_and_in_the_verdict(
 def refused(capsys: pytest.CaptureFixture, ini: Path, *args: str) -> str:
     code, out, err = run_cli(capsys, "--config", str(ini), *args)
     assert code == 1 and out == ""
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, "a refused configuration is ONE line, before any log event"
+    event = verdict_event(err)
+    assert stderr_events(err) == [event], "a refused configuration is ONE event, before any other"
     assert leftovers(ini) == [], "nothing may be selected, analysed, written or recorded"
-    return lines[0]
+    return str(event["verdict"])
 
 
 def test_no_platform_enabled_is_refused_before_selection_or_analysis(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import multiprocessing
 import sqlite3
 import threading
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Dict, List
 
@@ -13,30 +12,7 @@ import pytest
 
 from publisher_v2.core.exceptions import StorageError
 from publisher_v2.utils.state import PostLedger
-
-
-class FakeClock:
-    """A settable UTC clock so TTL tests do not sleep."""
-
-    def __init__(self) -> None:
-        self.now = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-
-@pytest.fixture
-def db(ledger_location: object) -> object:
-    """Each test runs on both stores: a SQLite file, and a fresh PostgreSQL database."""
-    return ledger_location
-
-
-@pytest.fixture
-def db_file(tmp_path: Path) -> Path:
-    return tmp_path / "state" / "ledger.sqlite"
+from tests.core.conftest import FakeClock
 
 
 def test_ledger_creates_parent_folder_and_uses_wal(db_file: Path) -> None:
@@ -61,8 +37,7 @@ def test_claim_is_exclusive_and_known_to_everyone(db: Path) -> None:
     assert (row["status"], row["image_name"], row["claim_owner"]) == ("claimed", "a.jpg", first.owner)
 
 
-def test_stale_claim_is_retaken_after_ttl(db: Path) -> None:
-    clock = FakeClock()
+def test_stale_claim_is_retaken_after_ttl(db: Path, clock: FakeClock) -> None:
     crashed = PostLedger(db, claim_ttl_seconds=60, clock=clock)
     later = PostLedger(db, claim_ttl_seconds=60, clock=clock)
     assert crashed.claim("h1", "a.jpg")
@@ -78,8 +53,7 @@ def test_stale_claim_is_retaken_after_ttl(db: Path) -> None:
         crashed.mark_publishing("h1")  # nor publish on it
 
 
-def test_publishing_row_is_never_retaken_whatever_its_age(db: Path) -> None:
-    clock = FakeClock()
+def test_publishing_row_is_never_retaken_whatever_its_age(db: Path, clock: FakeClock) -> None:
     crashed = PostLedger(db, claim_ttl_seconds=60, clock=clock)
     assert crashed.claim("h1", "a.jpg")
     crashed.mark_publishing("h1")
@@ -125,8 +99,7 @@ def test_mark_publishing_needs_our_claim(db: Path) -> None:
     assert owner.get("h1")["status"] == "claimed"  # type: ignore[index]
 
 
-def test_record_post_after_claim_keeps_results_and_time(db: Path) -> None:
-    clock = FakeClock()
+def test_record_post_after_claim_keeps_results_and_time(db: Path, clock: FakeClock) -> None:
     ledger = PostLedger(db, clock=clock)
     assert ledger.claim("h1", "a.jpg")
     ledger.mark_publishing("h1")

@@ -18,32 +18,24 @@ from publisher_v2.config.loader import load_application_config
 from publisher_v2.core.exceptions import ConfigurationError, StorageError
 from publisher_v2.utils.ledger_stores import PostgresStore, SQLiteStore
 from publisher_v2.utils.state import SCHEMA_VERSION, PostLedger, SessionStore
+from tests.cli_output import verdict
+from tests.core.conftest import state_ini
 from tests.pg_server import PASSWORD, PASSWORD_USER, ledger_query
 
 PUBLISHER = str(Path(sys.executable).with_name("publisher"))
 
 
-def _ini(tmp_path: Path, state: str = "") -> Path:
-    ini = tmp_path / "publisher.ini"
-    ini.write_text(
-        f"[Storage]\nbackend = local\n[Local]\nimage_folder = images\n[State]\nledger_path = state/ledger.sqlite\n"
-        f"{state}\n",
-        encoding="utf-8",
-    )
-    return ini
-
-
 def test_the_ini_url_wins_over_database_url_and_sqlite_is_the_default(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clean_env: Dict[str, str]
 ) -> None:
-    plain = load_application_config(_ini(tmp_path))
+    plain = load_application_config(state_ini(tmp_path))
     assert isinstance(plain.state.ledger_store(), SQLiteStore)
     monkeypatch.setenv("DATABASE_URL", "postgresql://envuser:env-pass-1@db.example:5432/fromenv")
-    from_env = load_application_config(_ini(tmp_path)).state.ledger_store()
+    from_env = load_application_config(state_ini(tmp_path)).state.ledger_store()
     assert isinstance(from_env, PostgresStore)
     assert from_env.where == "postgresql://envuser:***@db.example:5432/fromenv"
     assert from_env.setting == "environment DATABASE_URL"
-    ini = _ini(tmp_path, "url = postgresql://iniuser:ini-pass-2@db.example/fromini")
+    ini = state_ini(tmp_path, "url = postgresql://iniuser:ini-pass-2@db.example/fromini")
     from_ini = load_application_config(ini).state.ledger_store()
     assert isinstance(from_ini, PostgresStore) and from_ini.where.endswith("/fromini")
     assert from_ini.setting == f"{ini}: [State] url"
@@ -60,7 +52,7 @@ def test_the_ini_url_wins_over_database_url_and_sqlite_is_the_default(
 def test_a_bad_url_is_a_configuration_error_naming_the_setting_not_the_password(
     tmp_path: Path, clean_env: Dict[str, str], url: str, expected: str
 ) -> None:
-    ini = _ini(tmp_path, f"url = {url}")
+    ini = state_ini(tmp_path, f"url = {url}")
     with pytest.raises(ConfigurationError) as caught:
         load_application_config(ini)
     assert f"{ini}: [State] url" in str(caught.value) and expected in str(caught.value)
@@ -72,7 +64,7 @@ def test_an_unreachable_server_is_a_configuration_error_naming_the_setting(
 ) -> None:
     closed = pg_server.url("postgres", PASSWORD_USER, PASSWORD).replace(str(pg_server.port), "1")
     monkeypatch.setenv("DATABASE_URL", closed)
-    config = load_application_config(_ini(tmp_path))
+    config = load_application_config(state_ini(tmp_path))
     with pytest.raises(ConfigurationError) as caught:
         PostLedger(config.state.ledger_store()).known_hashes()
     assert str(caught.value).startswith("environment DATABASE_URL: cannot use the PostgreSQL ledger at")
@@ -122,8 +114,7 @@ def test_copying_a_sqlite_ledger_into_postgresql_is_idempotent(tmp_path: Path, p
     url = pg_server.url(pg_server.new_database())
     already = PostLedger(url)
     already.record_post("h-posted-pg", "z.jpg", {"telegram": {"success": True, "post_id": "pg-1"}})
-    (tmp_path / "images").mkdir()
-    ini = _ini(tmp_path, f"url = {url}")
+    ini = state_ini(tmp_path, f"url = {url}")
     outputs = [
         subprocess.run([PUBLISHER, "--config", str(ini), "migrate-to-postgres"], capture_output=True, text=True,
                        timeout=60)
@@ -145,7 +136,7 @@ def test_copying_a_sqlite_ledger_into_postgresql_is_idempotent(tmp_path: Path, p
 
 
 def test_migrate_without_a_url_says_which_setting_to_set(tmp_path: Path, clean_env: Dict[str, str]) -> None:
-    result = subprocess.run([PUBLISHER, "--config", str(_ini(tmp_path)), "migrate-to-postgres"],
+    result = subprocess.run([PUBLISHER, "--config", str(state_ini(tmp_path)), "migrate-to-postgres"],
                             capture_output=True, text=True, timeout=60, env=clean_env)
     assert result.returncode == 1
     assert "[State] url: set it (or DATABASE_URL)" in result.stderr
@@ -194,8 +185,7 @@ def test_a_server_restart_mid_run_fails_the_run_cleanly_and_nothing_is_posted_tw
     pg_server.restart()  # the run's connection is gone while it is between a post and its record
     (pause / "go").touch()
     out, err = run.communicate(timeout=120)
-    verdict = [line for line in err.splitlines() if line.startswith("publisher: ")]
-    assert run.returncode == 1 and len(verdict) == 1 and "Ledger postgresql://" in verdict[0], (out, err)
+    assert run.returncode == 1 and "Ledger postgresql://" in verdict(err), (out, err)
     assert "Traceback" not in err
 
     again = [subprocess.run([PUBLISHER, "--config", str(sample_library)], capture_output=True, text=True,
@@ -235,7 +225,7 @@ def test_without_psycopg_the_error_names_the_setting_and_the_extra(
     env = {**clean_env, "DATABASE_URL": "postgresql://bob@db.example/ledger"}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
-    assert done.stderr.splitlines()[-1] == (
+    assert verdict(done.stderr) == (
         "publisher: error: environment DATABASE_URL: a postgresql:// ledger needs psycopg 3:"
         " pip install 'publisher_v2[postgres]'"
     )

@@ -27,6 +27,8 @@ from publisher_v2.utils.state import (
     PostLedger,
     SessionStore,
 )
+from tests.cli_output import verdict_lines
+from tests.core.conftest import FakeClock
 from tests.pg_server import ledger_query
 
 V1_SCHEMA = """
@@ -43,16 +45,6 @@ CREATE TABLE posted_images (
 """
 
 
-@pytest.fixture
-def db(ledger_location: object) -> object:
-    """Each test runs on both stores: a SQLite file, and a fresh PostgreSQL database."""
-    return ledger_location
-
-
-@pytest.fixture
-def db_file(tmp_path: Path) -> Path:
-    """A SQLite file (the tests of older ledger files)."""
-    return tmp_path / "state" / "ledger.sqlite"
 
 
 def write_v1_ledger(path: Path) -> None:
@@ -74,18 +66,6 @@ def write_v1_ledger(path: Path) -> None:
         )
 
 
-class FakeClock:
-    """A settable UTC clock so TTL tests do not sleep."""
-
-    def __init__(self) -> None:
-        self.now = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
 
 def dead_pid() -> int:
     """The pid of a process that has exited (and been reaped)."""
@@ -98,7 +78,7 @@ def test_a_previous_version_ledger_migrates_and_keeps_every_row(db_file: Path) -
     db = db_file
     write_v1_ledger(db)
     ledger = PostLedger(db)
-    assert ledger.schema_version() == SCHEMA_VERSION == 2
+    assert ledger.schema_version() == SCHEMA_VERSION == 3
     assert ledger.known_hashes() == {"h-posted", "h-publishing", "h-rejected"}
     posted = ledger.entry("h-posted")
     assert posted is not None and posted.status == "posted" and posted.attempt == 1
@@ -110,7 +90,7 @@ def test_a_previous_version_ledger_migrates_and_keeps_every_row(db_file: Path) -
     assert [e.content_hash for e in ledger.unfinished()] == ["h-publishing"]
     ledger.close()
     with sqlite3.connect(db) as raw:
-        assert raw.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
+        assert raw.execute("SELECT version FROM schema_version").fetchall() == [(3,)]
 
 
 def _open_and_count(path: str, queue: multiprocessing.Queue[int]) -> None:
@@ -209,8 +189,7 @@ def test_selected_images_are_claimed_and_reposts_are_explicit(db: Path) -> None:
     assert entry.platforms["telegram"].post_id == "t-1"
 
 
-def test_a_stale_repost_claim_never_lets_auto_selection_post_a_posted_image(db: Path) -> None:
-    clock = FakeClock()
+def test_a_stale_repost_claim_never_lets_auto_selection_post_a_posted_image(db: Path, clock: FakeClock) -> None:
     first = PostLedger(db, claim_ttl_seconds=60, clock=clock)
     assert first.claim("h", "a.jpg")
     first.mark_publishing("h")
@@ -284,10 +263,6 @@ def _cli(ini: Path, *args: str, killer_stage: str = "") -> subprocess.CompletedP
     return subprocess.run([*prefix, "--config", str(ini), *args], capture_output=True, text=True, timeout=120, env=env)
 
 
-def _verdict(stderr: str) -> list:
-    return [line for line in stderr.splitlines() if line.strip() and not line.startswith("{")]
-
-
 @pytest.mark.slow
 def test_the_operator_command_completes_a_run_killed_after_its_first_post(tmp_path: Path) -> None:
     from publisher_v2.sample import main as make_sample
@@ -302,7 +277,7 @@ def test_the_operator_command_completes_a_run_killed_after_its_first_post(tmp_pa
     assert "UNKNOWN" in _cli(ini, "ledger", "list").stdout
 
     refused = _cli(ini, "ledger", "release", entry["image_name"])
-    assert refused.returncode == 1 and len(_verdict(refused.stderr)) == 1 and "unknown on" in refused.stderr
+    assert refused.returncode == 1 and len(verdict_lines(refused.stderr)) == 1 and "unknown on" in refused.stderr
     leftover = ini.parent / "tmp" / f"publisher_v2_{dead_pid()}-copies"  # a killed run's image copies
     leftover.mkdir()
     ordinary = _cli(ini)
@@ -341,7 +316,7 @@ def test_the_operator_command_leaves_a_live_runs_post_alone_without_force(tmp_pa
     assert ledger.claim("0123456789abcdef", "live.jpg")  # held by this (living) test process
     refused = _cli(ini, "ledger", "release", "live.jpg")
     assert refused.returncode == 1
-    assert _verdict(refused.stderr) == [
+    assert verdict_lines(refused.stderr) == [
         f"publisher: error: live.jpg is held by a live run ({ledger.owner}, since"
         f" {ledger.get('0123456789abcdef')['claimed_at']}); wait for it, or use --force if that run is gone"  # type: ignore[index]
     ]

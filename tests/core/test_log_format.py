@@ -1,27 +1,29 @@
 """The README's commands, as an operator runs them: every stderr line is a JSON object when stderr is not a
-terminal, and a console line under a pseudo-terminal. Real processes: `publisher-sample`, `publisher`, and
-`uvicorn publisher_v2.web.app:app` (start-up, requests, shutdown by Ctrl-C)."""
+terminal, and a console line under a pseudo-terminal. Real processes: `publisher-sample`, `publisher` (runs that
+succeed, and runs that fail: the one-line verdict is an event too), and `uvicorn publisher_v2.web.app:app`
+(start-up, requests, shutdown by Ctrl-C or SIGTERM; one process, or a supervisor with two workers)."""
 
 from __future__ import annotations
 
-import json
 import os
 import pty
 import re
 import select
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import httpx
 import pytest
 
+from publisher_v2.web.log_config import UVICORN_LOG_CONFIG
+from tests.cli_output import stderr_events, verdict_event
 from tests.conftest import BIN, REPO_ROOT, SECRET_VARS
+from tests.web.conftest import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -42,13 +44,9 @@ def clean_env(**extra: str) -> Dict[str, str]:
 
 
 def assert_json_lines(stderr: str) -> List[dict]:
-    lines = [line for line in stderr.splitlines() if line.strip()]
-    assert lines, "nothing on stderr"
-    events = []
-    for line in lines:
-        event = json.loads(line)  # raises on a plain-text line
-        assert isinstance(event, dict) and {"timestamp", "level", "logger", "message"} <= set(event), line
-        events.append(event)
+    """Every stderr line an event with the seed's fields (a plain-text line fails), and at least one."""
+    events = stderr_events(stderr)
+    assert events, "nothing on stderr"
     return events
 
 
@@ -150,10 +148,102 @@ def test_log_format_variable_overrides_the_terminal_check(library: Path) -> None
     assert "\x1b[" not in forced_console.stderr  # no colours when the stream is not a terminal
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+# -- failing commands: the verdict is an event, never a plain line -----------------------------------------------
+
+
+def every_outbox_blocked(ini: Path) -> None:
+    """Each platform's outbox folder is a file: every publisher fails, the run exits 1."""
+    (ini.parent / "outbox").mkdir(exist_ok=True)
+    for platform in ("telegram", "instagram", "email"):
+        (ini.parent / "outbox" / platform).write_text("a file, not a folder\n", encoding="utf-8")
+
+
+def unclosed_header(ini: Path) -> None:
+    ini.write_text(ini.read_text(encoding="utf-8").replace("[Local]", "[Local", 1), encoding="utf-8")
+
+
+#: name → (arguments after `publisher --config INI`, how to break the library, exit code, verdict's start)
+FAILURES = {
+    "every platform fails": ([], every_outbox_blocked, 1, "publisher: Every publisher failed: telegram: "),
+    "bad config": ([], unclosed_header, 1, "publisher: error: "),
+    "unknown --select": (["--select", "ghost.jpg"], None, 1, "publisher: Image not found: ghost.jpg"),
+    "argparse error": (["--bogus"], None, 2, "publisher: error: unrecognized arguments: --bogus"),
+    "ledger sub-command": (["ledger", "release", "nosuch.jpg"], None, 1, "publisher: error: No unfinished post"),
+    "ledger usage": (["ledger", "retry"], None, 2, "publisher ledger retry: error: the following arguments"),
+}
+
+
+@pytest.mark.parametrize(("name", "telemetry"), [(name, False) for name in FAILURES] + [("every platform fails", True)])
+def test_failing_commands_print_only_json_on_stderr_ending_with_the_verdict(
+    library: Path, name: str, telemetry: bool
+) -> None:
+    args, breaks, code, start = FAILURES[name]
+    if breaks is not None:
+        breaks(library)
+    env = clean_env(**({"PUBLISHER_AUTOINSTRUMENT": "1"} if telemetry else {}))
+    done = subprocess.run(
+        [str(BIN / "publisher"), "--config", str(library), *args], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == code, done.stderr[-2000:]
+    assert_json_lines(done.stderr)  # no plain-text line anywhere
+    event = verdict_event(done.stderr)  # exactly one, the last line, ERROR
+    assert event["verdict"].startswith(start) and event["exit_code"] == code, event
+    assert event["logger"] == "publisher_v2.cli"
+    assert event["message"] == ("cli_usage_error" if code == 2 else "cli_failed")
+    if code == 2:
+        assert event["usage"].startswith("usage: publisher") and "\n" not in event["usage"]
+    if name == "every platform fails":  # the run had a correlation id: the verdict carries it, like the summary
+        assert f"[correlation_id={event['correlation_id']}]" in done.stdout
+
+
+def test_help_stays_text_on_stdout_and_a_bad_sample_argument_is_an_event(tmp_path: Path) -> None:
+    helped = subprocess.run([str(BIN / "publisher"), "--help"], env=clean_env(), capture_output=True, text=True)
+    assert helped.returncode == 0 and helped.stdout.startswith("usage: publisher") and helped.stderr == ""
+    sample = subprocess.run(
+        [str(BIN / "publisher-sample"), str(tmp_path / "lib"), "--count", "0"],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert sample.returncode == 2 and sample.stdout == ""
+    assert verdict_event(sample.stderr)["verdict"].startswith("publisher-sample: error: argument --count")
+
+
+def test_ctrl_c_during_a_run_ends_with_the_interrupted_verdict_event(library: Path, tmp_path: Path) -> None:
+    """SIGINT while a post is under way (the helper holds the run right after its first post)."""
+    pause = tmp_path / "pause"
+    pause.mkdir()
+    helper = REPO_ROOT / "tests" / "core" / "pause_after_post.py"
+    run = subprocess.Popen(
+        [sys.executable, str(helper), "--config", str(library)],
+        env=clean_env(PAUSE_DIR=str(pause)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not (pause / "paused").exists():
+        assert run.poll() is None and time.monotonic() < deadline, run.communicate()
+        time.sleep(0.05)
+    run.send_signal(signal.SIGINT)
+    (pause / "go").touch()
+    _, err = run.communicate(timeout=60)
+    assert run.returncode == 1, err[-2000:]
+    event = verdict_event(err)  # every line JSON, this one last
+    assert (event["message"], event["verdict"], event["exit_code"]) == ("cli_interrupted", "publisher: interrupted", 1)
+
+
+def test_a_failing_run_under_a_terminal_ends_with_the_verdict_as_a_console_line(library: Path) -> None:
+    every_outbox_blocked(library)
+    output = run_in_pty([str(BIN / "publisher"), "--config", str(library)], clean_env())
+    lines = [line for line in output.splitlines() if line.strip()]
+    events = [line for line in lines if not line.startswith("Not published: ")]
+    assert len(events) < len(lines) and events, output  # the summary on stdout, the events around it
+    assert all(CONSOLE_LINE.match(line) for line in events), not_console(events)
+    last = events[-1]  # a person reads the level, the event and, at the end of the line, the reason
+    assert re.match(r"^\S+ \[error +\] cli_failed +\[publisher_v2\.cli\] cid=[0-9a-f]{8} exit_code=1 ", last), last
+    assert re.search(r"""verdict=["']?publisher: Every publisher failed: telegram: Outbox write failed: """, last), last
 
 
 def readme_uvicorn(port: int) -> List[str]:
@@ -177,21 +267,39 @@ def exercise(base: str) -> None:
     assert httpx.post(base + "/api/admin/login", json={"password": "wrong"}, timeout=10).status_code == 401
 
 
+def serve_piped(command: List[str], env: Dict[str, str], port: int, folder: Path, stop: int) -> Tuple[str, str]:
+    """Start the server with stderr in a file, make `exercise`'s requests, stop it with signal `stop`;
+    returns (stderr, stdout) once it has exited (its shutdown lines included)."""
+    stderr_path = folder / "stderr.log"
+    with open(stderr_path, "wb") as stderr:
+        server = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=stderr)
+        try:
+            exercise(f"http://127.0.0.1:{port}")
+        finally:
+            server.send_signal(stop)
+            stdout, _ = server.communicate(timeout=30)
+    return stderr_path.read_text(encoding="utf-8"), stdout.decode(errors="replace")
+
+
+def serve_in_pty(command: List[str], env: Dict[str, str], port: int) -> str:
+    """What the server prints on a terminal while `exercise` runs. The terminal is read in a thread (Ctrl-C
+    once the last request's access line is shown), while this thread makes the requests."""
+    result: Dict[str, str] = {}
+    reader = threading.Thread(target=lambda: result.setdefault("out", run_in_pty(command, env, until="status=401")))
+    reader.start()
+    exercise(f"http://127.0.0.1:{port}")
+    reader.join(timeout=120)
+    return result.get("out", "")
+
+
 @pytest.mark.parametrize("telemetry", [False, True])
 def test_readme_uvicorn_command_prints_only_json_on_stderr(library: Path, tmp_path: Path, telemetry: bool) -> None:
     port = free_port()
     env = clean_env(CONFIG_PATH=str(library), web_admin_pw="change-me")
     if telemetry:
         env["PUBLISHER_AUTOINSTRUMENT"] = "1"
-    stderr_path = tmp_path / "stderr.log"
-    with open(stderr_path, "wb") as stderr:
-        server = subprocess.Popen(readme_uvicorn(port), env=env, stdout=subprocess.PIPE, stderr=stderr)
-        try:
-            exercise(f"http://127.0.0.1:{port}")
-        finally:
-            server.send_signal(signal.SIGINT)  # Ctrl-C: uvicorn's shutdown lines are part of the check
-            stdout, _ = server.communicate(timeout=30)
-    events = assert_json_lines(stderr_path.read_text(encoding="utf-8"))
+    stderr, stdout = serve_piped(readme_uvicorn(port), env, port, tmp_path, signal.SIGINT)  # Ctrl-C
+    events = assert_json_lines(stderr)
     messages = [e["message"] for e in events]
     assert any(m.startswith("Started server process") for m in messages)
     assert any(m.startswith("Finished server process") for m in messages)
@@ -202,26 +310,46 @@ def test_readme_uvicorn_command_prints_only_json_on_stderr(library: Path, tmp_pa
     assert routes["/api/images/random"] == "/api/images/random"  # the matched template, from the app
     assert routes["/api/admin/login"] == "/api/admin/login"
     assert all("route" not in e for e in access if e["status"] == 404)  # nothing matched: the path alone
-    assert "hunter2" not in stderr_path.read_text(encoding="utf-8")  # the query string was redacted
+    assert "hunter2" not in stderr  # the query string was redacted
     assert not stdout.strip()
 
 
-def test_readme_uvicorn_command_under_a_terminal_prints_console_lines(library: Path) -> None:
+def workers_command(port: int) -> List[str]:
+    """The README's command for several workers: the shipped log config makes the supervisor's lines events."""
+    return [*readme_uvicorn(port), "--workers", "2", "--log-config", str(UVICORN_LOG_CONFIG)]
+
+
+def test_uvicorn_with_two_workers_and_the_shipped_log_config_prints_only_json(library: Path, tmp_path: Path) -> None:
     port = free_port()
     env = clean_env(CONFIG_PATH=str(library), web_admin_pw="change-me")
-    result: Dict[str, str] = {}
-    # The terminal is read in a thread (Ctrl-C once the last request's access line is shown), while this
-    # thread makes the requests.
-    reader = threading.Thread(
-        target=lambda: result.setdefault("out", run_in_pty(readme_uvicorn(port), env, until="status=401"))
-    )
-    reader.start()
-    exercise(f"http://127.0.0.1:{port}")
-    reader.join(timeout=120)
-    output = result.get("out", "")
+    # SIGTERM: the supervisor stops its workers; all their lines are checked
+    stderr, stdout = serve_piped(workers_command(port), env, port, tmp_path, signal.SIGTERM)
+    events = assert_json_lines(stderr)
+    messages = [e["message"] for e in events]
+    for supervisor_line in ("Uvicorn running on", "Started parent process", "Stopping parent process"):
+        assert any(m.startswith(supervisor_line) for m in messages), (supervisor_line, messages)
+    assert sum(m.startswith("Started server process") for m in messages) == 2  # both workers
+    assert sum(m == "web_server_start" for m in messages) == 2
+    assert {e["status"] for e in events if e["message"] == "http_access"} >= {200, 404, 401}
+    assert "hunter2" not in stderr
+    assert not stdout.strip()
+
+
+@pytest.mark.parametrize(
+    ("workers", "expected"),
+    [
+        (False, ("Started server process", "Finished server process")),
+        (True, ("Started parent process", "Stopping parent process")),  # the supervisor's own lines
+    ],
+)
+def test_readme_uvicorn_commands_under_a_terminal_print_console_lines(
+    library: Path, workers: bool, expected: Tuple[str, str]
+) -> None:
+    port = free_port()
+    env = clean_env(CONFIG_PATH=str(library), web_admin_pw="change-me")
+    output = serve_in_pty(workers_command(port) if workers else readme_uvicorn(port), env, port)
     lines = [line for line in output.splitlines() if line.strip()]
-    assert any("Started server process" in line for line in lines), output
-    assert any("Finished server process" in line for line in lines), output
+    assert all(any(text in line for line in lines) for text in expected), output
     assert any("http_access" in line and "status=200" in line for line in lines), output
     assert all(CONSOLE_LINE.match(line) for line in lines), not_console(lines)
 

@@ -15,6 +15,7 @@ from publisher_v2.app import main as publisher_main
 from publisher_v2.config.loader import load_application_config
 from publisher_v2.sample import main as sample_main
 from publisher_v2.utils.captions import parse_sidecar_text
+from tests.cli_output import stderr_events, verdict, verdict_event
 from tests.conftest import BIN, json_events
 
 
@@ -103,11 +104,15 @@ def test_rerunning_keeps_existing_files_unless_forced(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("count", ["0", "-3", "many"])
-def test_a_bad_count_is_a_usage_error(tmp_path: Path, count: str) -> None:
+def test_a_bad_count_is_a_usage_error(tmp_path: Path, count: str, capsys: pytest.CaptureFixture) -> None:
     with pytest.raises(SystemExit) as exc:
         sample_main([str(tmp_path), "--count", count])
     assert exc.value.code == 2
     assert not (tmp_path / "images").exists()
+    event = verdict_event(capsys.readouterr().err)  # one event, not argparse's two plain lines
+    assert (event["message"], event["exit_code"]) == ("cli_usage_error", 2)
+    assert event["verdict"].startswith("publisher-sample: error: argument --count: ")
+    assert event["usage"].startswith("usage: publisher-sample ")
 
 
 def test_an_unwritable_target_fails_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -115,7 +120,7 @@ def test_an_unwritable_target_fails_with_one_line(tmp_path: Path, capsys: pytest
     blocker.write_text("not a folder", encoding="utf-8")
     assert sample_main([str(blocker), "--count", "1"], out=lambda line: None) == 1
     err = capsys.readouterr().err
-    assert err.startswith("publisher-sample: error:") and err.count("\n") == 1
+    assert verdict(err).startswith("publisher-sample: error:") and len(stderr_events(err)) == 1
 
 
 # -- the whole CLI on a sample library -------------------------------------------------------------------

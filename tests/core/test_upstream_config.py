@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
-from typing import List
 
 import pytest
 
@@ -13,6 +11,7 @@ from publisher_v2.config.loader import load_application_config
 from publisher_v2.config.schema import DEFAULT_ROLE_PROMPT, DEFAULT_SYSTEM_PROMPT
 from publisher_v2.core.exceptions import ConfigurationError
 from tests.conftest import SECRET_VARS
+from tests.core.conftest import logged
 
 DATA = Path(__file__).resolve().parent / "upstream_data"
 UPSTREAM_ENV = {
@@ -43,18 +42,6 @@ def write_ini(tmp_path: Path, text: str) -> Path:
     return path
 
 
-def events(caplog: pytest.LogCaptureFixture, name: str) -> List[dict]:
-    found = []
-    for record in caplog.records:
-        try:
-            event = json.loads(record.getMessage())
-        except ValueError:
-            continue
-        if event.get("message") == name:
-            found.append(event)
-    return found
-
-
 def test_upstream_email_example_means_dropbox_openai_live_email(upstream_env: None) -> None:
     config = load_application_config(DATA / "email_service.ini")
     assert (config.storage.backend, config.ai.backend, config.publishing.backend) == ("dropbox", "openai", "live")
@@ -83,8 +70,8 @@ def test_upstream_v1_style_example_loads_with_hash_comments_and_ignored_v1_keys(
     # v1 keys change nothing: upstream's defaults hold.
     assert config.openai.vision_model == "gpt-4o" and config.openai.caption_model == "gpt-4o-mini"
     assert config.openai.system_prompt == DEFAULT_SYSTEM_PROMPT and config.openai.role_prompt == DEFAULT_ROLE_PROMPT
-    assert events(caplog, "config_unknown_section")[0]["section"] == "Replicate"
-    unknown = events(caplog, "config_unknown_keys")
+    assert logged(caplog, "config_unknown_section")[0]["section"] == "Replicate"
+    unknown = logged(caplog, "config_unknown_keys")
     assert unknown and unknown[0]["keys"] == ["engine", "rolecontent", "systemcontent"]
 
 
@@ -153,7 +140,7 @@ def test_platform_switched_on_without_its_section_is_off_as_upstream_made_it(
     path = write_ini(tmp_path, "[Dropbox]\nimage_folder = /p\n[Content]\nfetlife = true\ninstagram = yes\n")
     config = load_application_config(path)
     assert config.enabled_platforms() == []
-    assert {e["key"] for e in events(caplog, "config_platform_disabled")} == {"fetlife", "instagram"}
+    assert {e["key"] for e in logged(caplog, "config_platform_disabled")} == {"fetlife", "instagram"}
 
 
 def test_upstream_instagram_login_is_a_clear_error(

@@ -15,6 +15,7 @@ import pytest
 
 from publisher_v2.app import main
 from publisher_v2.sample import main as make_sample
+from tests.cli_output import verdict_lines
 from tests.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.usefixtures("clean_env")
@@ -94,7 +95,7 @@ def test_what_the_readme_shows_is_what_the_cli_prints(
     main(["--config", str(ini), *args])
     out, err = capsys.readouterr()
     printed = [normalise(x) for x in out.splitlines()]
-    printed += [normalise(x) for x in err.splitlines() if x.startswith("publisher: ")]
+    printed += [normalise(x) for x in verdict_lines(err)]  # the docs show the verdict event's text
     assert printed, situation
     missing = [line for line in printed if line not in readme_lines()]
     assert missing == [], f"README.md does not show what the CLI prints for {situation}"
@@ -111,5 +112,5 @@ def test_the_readme_shows_nothing_the_cli_does_not_print(tmp_path: Path, capsys:
         main(["--config", str(ini), *args])
         out, err = capsys.readouterr()
         printed |= {normalise(x) for x in out.splitlines()}
-        printed |= {normalise(x) for x in err.splitlines() if x.startswith("publisher: ")}
+        printed |= {normalise(x) for x in verdict_lines(err)}
     assert sorted(readme_lines() - printed) == []

@@ -170,7 +170,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def uvicorn_command(port: int) -> List[str]:
+def uvicorn_command(port: int, *extra: str) -> List[str]:
     return [
         sys.executable,
         "-m",
@@ -181,6 +181,7 @@ def uvicorn_command(port: int) -> List[str]:
         "--port",
         str(port),
         "--no-access-log",
+        *extra,
     ]
 
 
@@ -194,41 +195,55 @@ class Server:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
 
+def start_uvicorn(folder: Path, env: Mapping[str, str], *extra: str, timeout: float = 30) -> Server:
+    """Start `uvicorn publisher_v2.web.app:app` (plus `extra` arguments, e.g. `--workers 2`) on a free 127.0.0.1
+    port with `env` over the current environment, its output in a file under `folder`; waits for /health."""
+    port = free_port()
+    log_path = folder / f"uvicorn_{port}.log"
+    full_env = dict(os.environ)
+    full_env.update(env)
+    with open(log_path, "wb") as log_file:
+        process = subprocess.Popen(
+            uvicorn_command(port, *extra),
+            env=full_env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            cwd=str(REPO_ROOT),
+        )
+    server = Server(process, f"http://127.0.0.1:{port}", log_path)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"uvicorn exited early:\n{server.log()}")
+        try:
+            if httpx.get(server.base_url + "/health", timeout=1.0).status_code == 200:
+                return server
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    stop_uvicorn(server)
+    raise AssertionError(f"uvicorn did not answer /health:\n{server.log()}")
+
+
+def stop_uvicorn(server: Server, timeout: float = 15) -> None:
+    """SIGTERM (a supervisor passes it on to its workers), then SIGKILL after `timeout` seconds."""
+    server.process.terminate()
+    try:
+        server.process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        server.process.wait()
+
+
 @pytest.fixture
 def start_server(tmp_path: Path, clean_env: Dict[str, str]) -> Iterator[Callable[..., Server]]:
-    """Start `uvicorn publisher_v2.web.app:app` on a free 127.0.0.1 port with `env`; waits for /health."""
+    """`start_uvicorn` in the test's folder; every server started is stopped at the end."""
     started: List[Server] = []
 
-    def start(env: Mapping[str, str]) -> Server:
-        port = free_port()
-        log_path = tmp_path / f"uvicorn_{port}.log"
-        full_env = dict(os.environ)
-        full_env.update(env)
-        with open(log_path, "wb") as log_file:
-            process = subprocess.Popen(
-                uvicorn_command(port),
-                env=full_env,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                cwd=str(REPO_ROOT),
-            )
-        server = Server(process, f"http://127.0.0.1:{port}", log_path)
+    def start(env: Mapping[str, str], *extra: str, timeout: float = 30) -> Server:
+        server = start_uvicorn(tmp_path, env, *extra, timeout=timeout)
         started.append(server)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            assert process.poll() is None, f"uvicorn exited early:\n{server.log()}"
-            try:
-                if httpx.get(server.base_url + "/health", timeout=1.0).status_code == 200:
-                    return server
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        raise AssertionError(f"uvicorn did not answer /health:\n{server.log()}")
+        return server
 
     yield start
     for server in started:
-        server.process.terminate()
-        try:
-            server.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.process.kill()
-            server.process.wait()
+        stop_uvicorn(server)

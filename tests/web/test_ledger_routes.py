@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 
 from publisher_v2.utils.images import dropbox_content_hash
 from publisher_v2.utils.state import PostLedger
+from tests.cli_output import verdict
 from tests.conftest import BIN, json_events
 from tests.web.conftest import DEFAULT_INI, ClientFactory, Library, login, make_image, make_library
 
@@ -25,10 +26,6 @@ def run_cli(library: Library, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [str(BIN / "publisher"), "--config", str(library.ini), *args], capture_output=True, text=True, timeout=120
     )
-
-
-def verdict_lines(stderr: str) -> List[str]:
-    return [line for line in stderr.splitlines() if line.strip() and not line.startswith("{")]
 
 
 def posts(library: Library) -> List[Path]:
@@ -75,7 +72,7 @@ def test_select_refuses_a_symlink_out_of_the_library_like_an_unknown_file(librar
     unknown = run_cli(library, "--select", "nosuch.jpg")
     escaped = run_cli(library, "--select", "escape.jpg")
     assert unknown.returncode == escaped.returncode == 1
-    assert verdict_lines(escaped.stderr) == [verdict_lines(unknown.stderr)[0].replace("nosuch.jpg", "escape.jpg")]
+    assert verdict(escaped.stderr) == verdict(unknown.stderr).replace("nosuch.jpg", "escape.jpg")
     assert escape.is_file() and posts(library) == [] and not library.archive.exists()
 
 
@@ -90,9 +87,9 @@ def test_a_claim_held_elsewhere_stops_select_and_web_publish_before_any_platform
 
     refused = run_cli(library, "--select", "alpha.jpg")
     assert refused.returncode == 1
-    assert verdict_lines(refused.stderr) == [
+    assert verdict(refused.stderr) == (
         "publisher: error: Image alpha.jpg is being published by another run (claimed); see `publisher ledger list`"
-    ]
+    )
     assert [e["status"] for e in json_events(refused.stderr) if e["message"] == "workflow_claim_refused"] == ["claimed"]
     admin = make_client(library)
     assert login(admin).status_code == 200

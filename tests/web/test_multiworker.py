@@ -20,7 +20,7 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Mapping, Tuple
+from typing import Callable, Dict, List, Mapping, Tuple
 
 import httpx
 import pytest
@@ -28,9 +28,10 @@ from PIL import Image
 
 from publisher_v2.utils.images import dropbox_content_hash
 from publisher_v2.web.auth import COOKIE_NAME
+from tests.cli_output import verdict_lines
 from tests.conftest import BIN, REPO_ROOT
 from tests.pg_server import ledger_query
-from tests.web.conftest import Server, free_port, uvicorn_command
+from tests.web.conftest import Server, stop_uvicorn
 
 pytestmark = pytest.mark.slow
 
@@ -119,11 +120,6 @@ def spawn(command: List[str], ini: Path) -> subprocess.Popen:
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=private_env(ini))
 
 
-def verdict_lines(stderr: str) -> List[str]:
-    """The CLI's own lines on stderr (the rest are JSON log events)."""
-    return [line for line in stderr.splitlines() if line.strip() and not line.startswith("{")]
-
-
 def events(stderr: str) -> List[dict]:
     """JSON log events; a run killed mid-line leaves a partial last line, which is skipped."""
     found = []
@@ -135,52 +131,14 @@ def events(stderr: str) -> List[dict]:
     return [e for e in found if isinstance(e, dict)]
 
 
-def start_uvicorn(tmp_path: Path, env: Mapping[str, str], workers: int) -> Server:
-    port = free_port()
-    log_path = tmp_path / f"uvicorn_{port}.log"
-    full_env = dict(os.environ)
-    full_env.update(env)
-    with open(log_path, "wb") as log_file:
-        process = subprocess.Popen(
-            [*uvicorn_command(port), "--workers", str(workers)],
-            env=full_env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            cwd=str(REPO_ROOT),
-        )
-    server = Server(process, f"http://127.0.0.1:{port}", log_path)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert process.poll() is None, f"uvicorn exited early:\n{server.log()}"
-        try:
-            if httpx.get(server.base_url + "/health", timeout=1.0).status_code == 200:
-                return server
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise AssertionError(f"uvicorn did not answer /health:\n{server.log()}")
-
-
-def stop(server: Server) -> None:
-    server.process.terminate()
-    try:
-        server.process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
-        server.process.wait()
-
-
 @pytest.fixture
-def servers(tmp_path: Path, clean_env: Dict[str, str]) -> Iterator[Callable[..., Server]]:
-    started: List[Server] = []
+def servers(start_server: Callable[..., Server]) -> Callable[..., Server]:
+    """Start uvicorn with `workers` worker processes (stopped at the end of the test)."""
 
     def start(env: Mapping[str, str], workers: int = 1) -> Server:
-        server = start_uvicorn(tmp_path, env, workers)
-        started.append(server)
-        return server
+        return start_server(env, "--workers", str(workers), timeout=60)
 
-    yield start
-    for server in started:
-        stop(server)
+    return start
 
 
 @pytest.fixture
@@ -292,7 +250,7 @@ def test_workers_and_cli_runs_with_kills_post_each_image_once_and_lose_none(
 
     next_run = run_cli(ini)  # the next ordinary run cleans staging folders left by killed runs
     assert next_run.returncode in (0, 1), next_run.stderr
-    stop(server)
+    stop_uvicorn(server)
 
     posts = outbox_posts(outbox)
     posted_images = {name for _, name in posts}

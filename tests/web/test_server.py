@@ -15,6 +15,7 @@ import pytest
 
 from publisher_v2.config.loader import load_application_config
 from publisher_v2.utils.captions import format_caption
+from tests.cli_output import stderr_events
 from tests.conftest import REPO_ROOT
 from tests.web.conftest import Server, free_port, uvicorn_command
 
@@ -98,7 +99,7 @@ def test_real_server_drives_login_random_analyze_publish_and_records_everything(
         rows = db.execute("SELECT image_name, status FROM posted_images").fetchall()
     assert rows == [(name, "posted")]
 
-    events = [json.loads(line) for line in server.log().splitlines() if line.startswith("{")]
+    events = stderr_events(server.log())  # a plain-text line fails the test
     messages = [e["message"] for e in events]
     assert "web_admin_login_success" in messages and "web_admin_login_failure" in messages
     assert "workflow_complete" in messages and "web_admin_logout" in messages
