@@ -19,6 +19,8 @@ from typing import Dict, List, Optional, Tuple
 import pytest
 from telemetry_testkit import REPO
 
+from tests.cli_output import stderr_events
+
 BIN = Path(sys.executable).parent
 pytestmark = [pytest.mark.slow]
 
@@ -77,12 +79,7 @@ def run_cli(ini: Path, env: Dict[str, str], module: bool = False) -> Tuple[int, 
         timeout=300,
         cwd=str(ini.parent),
     )
-    events = []
-    for line in proc.stderr.splitlines():
-        line = line.strip()
-        if line.startswith("{"):
-            events.append(json.loads(line))
-    return proc.returncode, events, proc.stderr
+    return proc.returncode, stderr_events(proc.stderr), proc.stderr  # fails on a plain-text line
 
 
 def only(events: List[dict], message: str) -> dict:

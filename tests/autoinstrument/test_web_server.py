@@ -20,6 +20,8 @@ import httpx
 import pytest
 from telemetry_testkit import REPO
 
+from tests.cli_output import stderr_events
+
 ADMIN = "correct horse battery staple"
 
 PROBE = textwrap.dedent("""
@@ -75,7 +77,7 @@ def test_with_the_switch_on_the_same_command_gets_the_middleware_outermost(sampl
     probe = json.loads(out.stdout.strip().splitlines()[-1])
     assert probe["header"] == "probe-1" and probe["patched"] is True
     assert probe["stack"] == "TelemetryMiddleware"
-    lines = [json.loads(line) for line in out.stderr.splitlines() if line.startswith("{")]
+    lines = stderr_events(out.stderr)  # fails on a plain-text line
     (event,) = [e for e in lines if e.get("message") == "web_random_image"]
     assert event["correlation_id"] == "probe-1"
 
