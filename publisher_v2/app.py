@@ -13,7 +13,7 @@ import argparse
 import asyncio
 import logging
 import sys
-from typing import List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from publisher_v2.config.loader import load_application_config
 from publisher_v2.config.preflight import preflight
@@ -52,8 +52,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _drop_reported_interrupt(loop: asyncio.AbstractEventLoop, context: Dict[str, Any]) -> None:
+    """Ctrl-C is reported once, by the `cli_interrupted` verdict. On Python < 3.11 `asyncio.run` leaves the
+    KeyboardInterrupt in its main task, whose finaliser would log "Task exception was never retrieved" with a
+    traceback AFTER the verdict; every other loop error still goes to asyncio's default handler."""
+    if not isinstance(context.get("exception"), KeyboardInterrupt):
+        loop.default_exception_handler(context)
+
+
 async def _run(args: argparse.Namespace) -> Tuple[WorkflowResult, RunMode, List[str]]:
     from publisher_v2.wiring import build_orchestrator
+
+    asyncio.get_running_loop().set_exception_handler(_drop_reported_interrupt)
 
     config = load_application_config(args.config, args.env)
     if args.debug:
