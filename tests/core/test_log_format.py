@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import httpx
 import pytest
@@ -83,9 +83,8 @@ def run_in_pty(command: List[str], env: Dict[str, str], until: Optional[str] = N
     return ANSI.sub("", out.decode(errors="replace")).replace("\r\n", "\n")
 
 
-@pytest.fixture
-def library(tmp_path: Path) -> Path:
-    """`publisher-sample sample_library` (the README's first step); its stderr is JSON-or-nothing too."""
+def test_the_readme_sample_step_prints_json_or_nothing_on_stderr(tmp_path: Path) -> None:
+    """`publisher-sample sample_library` (the README's first step): its stderr is JSON-or-nothing too."""
     made = subprocess.run(
         [str(BIN / "publisher-sample"), str(tmp_path / "sample_library")],
         env=clean_env(),
@@ -96,7 +95,13 @@ def library(tmp_path: Path) -> Path:
     assert made.returncode == 0, made.stderr
     if made.stderr.strip():
         assert_json_lines(made.stderr)
-    return tmp_path / "sample_library" / "publisher.ini"
+    assert (tmp_path / "sample_library" / "publisher.ini").is_file()
+
+
+@pytest.fixture
+def library(tmp_path: Path, sample_copy: Callable[..., Path]) -> Path:
+    """The README's sample library (36 images, `publisher-sample`'s defaults), a copy of its own per test."""
+    return sample_copy(tmp_path / "sample_library", count=36, seed=1)
 
 
 @pytest.mark.parametrize(
