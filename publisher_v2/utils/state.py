@@ -175,11 +175,30 @@ def _migrate_to_v3(conn: Connection) -> None:
         conn.execute(statement)
 
 
+#: Version 4: the web admin's live sessions. A session is a random id the server issued (only its SHA-256 is
+#: stored); the signed cookie carries it, and a request is admin only while the id is live here. Logout deletes
+#: the row, so no re-encoding of a logged-out cookie can name a live session (the old `revoked_sessions` list,
+#: keyed by the cookie string as sent, could be dodged by re-encoding the signature).
+_V4_STATEMENTS = (
+    """CREATE TABLE IF NOT EXISTS admin_sessions (
+        session_hash TEXT PRIMARY KEY,
+        expires_at   TEXT NOT NULL
+    )""",
+)
+
+
+def _migrate_to_v4(conn: Connection) -> None:
+    """The web admin's server-side sessions (see `SessionStore.open_session`)."""
+    for statement in _V4_STATEMENTS:
+        conn.execute(statement)
+
+
 #: (version, migration) in order. A later store (or an import of older state) appends here.
 MIGRATIONS: List[Tuple[int, Callable[[Connection], None]]] = [
     (1, _migrate_to_v1),
     (2, _migrate_to_v2),
     (3, _migrate_to_v3),
+    (4, _migrate_to_v4),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
@@ -1046,3 +1065,76 @@ class SessionStore(_LedgerFile):
             )
             is not None
         )
+
+    # -- login attempts, admitted and counted in one step ----------------------------------------------------
+
+    def admit_attempt(
+        self, scopes: Sequence[str], since: datetime, limit: int
+    ) -> Tuple[bool, Optional[datetime], str]:
+        """Check AND count one login attempt in ONE transaction: (admitted, oldest failure, attempt stamp).
+
+        Refused (False, with the oldest failure of the first full scope) when any of `scopes` holds `limit`
+        attempts after `since`; otherwise the attempt is recorded under every scope as a failure up front, so
+        concurrent attempts in several workers cannot all pass the same check (a successful login takes its
+        row back with `forget_attempt`). Rows older than `since` are pruned on the way.
+        """
+        now = self._now()
+        cutoff = _iso(since)
+
+        def work(conn: Connection) -> Tuple[bool, Optional[str]]:
+            for scope in scopes:
+                count, oldest = conn.execute(
+                    "SELECT COUNT(*), MIN(at) FROM login_failures WHERE scope = ? AND at > ?", (scope, cutoff)
+                ).fetchone()
+                if int(count) >= limit:
+                    return False, oldest
+            conn.execute("DELETE FROM login_failures WHERE at <= ?", (cutoff,))
+            conn.executemany("INSERT INTO login_failures (scope, at) VALUES (?, ?)", [(s, now) for s in scopes])
+            return True, None
+
+        admitted, oldest = self._write("admit_attempt", work)
+        return admitted, datetime.fromisoformat(oldest) if oldest else None, now
+
+    def forget_attempt(self, scopes: Sequence[str], stamp: str) -> None:
+        """Take back the attempt `admit_attempt` counted at `stamp` (the password was right)."""
+
+        def work(conn: Connection) -> None:
+            conn.executemany(
+                "DELETE FROM login_failures WHERE scope = ? AND at = ?", [(scope, stamp) for scope in scopes]
+            )
+
+        self._write("forget_attempt", work)
+
+    # -- server-side admin sessions --------------------------------------------------------------------------
+
+    def open_session(self, session_id: str, expires_at: datetime) -> None:
+        """Make `session_id` a live session until `expires_at` (only its SHA-256 is stored)."""
+        now = self._now()
+
+        def work(conn: Connection) -> None:
+            conn.execute("DELETE FROM admin_sessions WHERE expires_at <= ?", (now,))
+            conn.execute(
+                "INSERT INTO admin_sessions (session_hash, expires_at) VALUES (?, ?)",
+                (_token_hash(session_id), _iso(expires_at)),
+            )
+
+        self._write("open_session", work)
+
+    def session_live(self, session_id: str) -> bool:
+        """Whether `session_id` was opened here, has not expired and was not closed (logout)."""
+        row = self._run(
+            "session_live",
+            lambda c: c.execute(
+                "SELECT 1 FROM admin_sessions WHERE session_hash = ? AND expires_at > ?",
+                (_token_hash(session_id), self._now()),
+            ).fetchone(),
+        )
+        return row is not None
+
+    def close_session(self, session_id: str) -> bool:
+        """End `session_id` for every worker (logout). True when it was live."""
+        removed = self._write(
+            "close_session",
+            lambda c: c.execute("DELETE FROM admin_sessions WHERE session_hash = ?", (_token_hash(session_id),)).rowcount,
+        )
+        return bool(removed)
