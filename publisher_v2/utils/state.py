@@ -1133,8 +1133,8 @@ class SessionStore(_LedgerFile):
 
     def close_session(self, session_id: str) -> bool:
         """End `session_id` for every worker (logout). True when it was live."""
+        digest = _token_hash(session_id)
         removed = self._write(
-            "close_session",
-            lambda c: c.execute("DELETE FROM admin_sessions WHERE session_hash = ?", (_token_hash(session_id),)).rowcount,
+            "close_session", lambda c: c.execute("DELETE FROM admin_sessions WHERE session_hash = ?", (digest,)).rowcount
         )
         return bool(removed)

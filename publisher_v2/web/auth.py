@@ -10,8 +10,9 @@ The earlier version's admin cookie was an unsigned "1" and its token check was n
 - With no admin password configured the admin actions are closed (503), never open.
 - A session is a random id live in the ledger (`SessionStore`, SQLite or PostgreSQL) and carried by the signed
   cookie; logout deletes it, so the logged-out cookie, however re-encoded, names no live session. Login
-  attempts are checked and counted in one transaction there, so every worker and every restart sees them. Failures count per client AND for the one
-  admin account as a whole: rotating addresses or `X-Forwarded-For` buys no extra guesses.
+  attempts are checked and counted in one transaction there, so every worker and every restart sees them.
+  Attempts count per client AND for the one admin account as a whole: rotating addresses or
+  `X-Forwarded-For` buys no extra guesses.
 """
 
 from __future__ import annotations
