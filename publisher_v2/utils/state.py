@@ -1135,6 +1135,7 @@ class SessionStore(_LedgerFile):
         """End `session_id` for every worker (logout). True when it was live."""
         digest = _token_hash(session_id)
         removed = self._write(
-            "close_session", lambda c: c.execute("DELETE FROM admin_sessions WHERE session_hash = ?", (digest,)).rowcount
+            "close_session",
+            lambda c: c.execute("DELETE FROM admin_sessions WHERE session_hash = ?", (digest,)).rowcount,
         )
         return bool(removed)
