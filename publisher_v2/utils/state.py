@@ -478,6 +478,26 @@ class PostLedger(_LedgerFile):
 
         return self._run("known_hashes", work)
 
+    def known_among(self, hashes: Sequence[str]) -> Set[str]:
+        """Those of `hashes` a run must not pick (the `known_hashes` rule), by primary-key lookups: the cost
+        grows with len(hashes), not with the ledger's size (the web's random image asks for a few at a time)."""
+        wanted = sorted(set(hashes))
+
+        def work(conn: Connection) -> Set[str]:
+            found: Set[str] = set()
+            for start in range(0, len(wanted), _IN_CHUNK):
+                chunk = wanted[start : start + _IN_CHUNK]
+                marks = ",".join("?" * len(chunk))
+                rows = conn.execute(
+                    f"SELECT content_hash FROM posted_images WHERE content_hash IN ({marks})"
+                    " AND (status != ? OR claimed_at > ? OR posted_at IS NOT NULL)",
+                    (*chunk, CLAIMED, self._stale_before()),
+                )
+                found.update(row[0] for row in rows)
+            return found
+
+        return self._run("known_among", work) if wanted else set()
+
     def get(self, content_hash: str) -> Optional[Dict[str, Any]]:
         """The row for `content_hash` as a dict (results decoded), or None."""
 

@@ -1,8 +1,8 @@
 """WebImageService: what the web page can do with the library, on the very services the CLI uses.
 
 Three actions, each a plain `async def` so the telemetry manifest can time it:
-- `get_random_image`: a listing (stat only), one sidecar read, no image bytes. It prefers images the ledger
-  does not know yet when the listing already carries their content hash; it never hashes candidates for it.
+- `get_random_image`: a listing (stat only), one sidecar read, and a few indexed ledger lookups: it offers only
+  images the ledger does not hold (as the CLI's selection), hashing a candidate once when no cache has its hash.
 - `analyze_and_caption`: answers from an existing sidecar unless asked to refresh; otherwise downloads the
   image, analyses and captions it with the shared AIService and writes the sidecar with the shared
   SidecarWriter.
@@ -16,6 +16,7 @@ Filenames from the URL are checked here before any storage call: a plain image f
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import mimetypes
 import os
@@ -51,8 +52,8 @@ from publisher_v2.web.sidecar_parser import parse_sidecar_text
 logger = logging.getLogger("publisher_v2.web.service")
 
 MAX_FILENAME_LENGTH = 255
-#: Random draws before `_choose` filters the whole listing for images the ledger does not know.
-_RANDOM_DRAWS = 8
+#: Candidates `_choose` hashes and looks up in the ledger per query.
+_RANDOM_BATCH = 4
 _EXTRA_MEDIA_TYPES = {".heic": "image/heic", ".webp": "image/webp", ".bmp": "image/bmp", ".tif": "image/tiff"}
 
 
@@ -158,19 +159,28 @@ class WebImageService:
         sd_caption, metadata = parse_sidecar_text(text)
         return sd_caption, metadata, True
 
-    def _choose(self, entries: Sequence[ImageEntry]) -> ImageEntry:
-        """A random image, preferring ones whose (already listed) content hash the ledger has not seen.
+    async def _choose(self, entries: Sequence[ImageEntry]) -> ImageEntry:
+        """A random image the ledger does not hold (posted, rejected, being published): the CLI's rule, so the
+        page never offers an image whose Publish would be refused.
 
-        Posted images usually leave the library (archive), so a few random draws almost always hit a fresh
-        one; only a library full of posted images pays for the full filter.
+        Candidates come in random order, `_RANDOM_BATCH` at a time; a batch costs its content hashes (listed,
+        cached by the storage, or hashed once) and ONE primary-key query, run off the event loop, so the cost
+        does not grow with the ledger (300,000 imported upstream hashes cost what an empty ledger costs).
         """
-        known = self.ledger.known_hashes()
-        for _ in range(_RANDOM_DRAWS):
-            entry = random.choice(entries)
-            if entry.content_hash is None or entry.content_hash not in known:
-                return entry
-        fresh = [e for e in entries if e.content_hash is None or e.content_hash not in known]
-        return random.choice(fresh or list(entries))
+        order = list(entries)
+        random.shuffle(order)
+        for start in range(0, len(order), _RANDOM_BATCH):
+            hashed: List[Tuple[ImageEntry, str]] = []
+            for entry in order[start : start + _RANDOM_BATCH]:
+                try:
+                    hashed.append((entry, await self.storage.content_hash(entry)))
+                except StorageError:
+                    continue  # archived or deleted by another process since the listing
+            known = await asyncio.to_thread(self.ledger.known_among, [digest for _, digest in hashed])
+            for entry, digest in hashed:
+                if digest not in known:
+                    return entry
+        raise NoImages("No image left to offer: the ledger holds every library image as posted or in progress")
 
     async def _temp_url(self, name: str) -> str:
         if self.storage.has_public_links():
@@ -184,7 +194,7 @@ class WebImageService:
         entries = await self.storage.list_images()
         if not entries:
             raise NoImages("No images found")
-        entry = self._choose(entries)
+        entry = await self._choose(entries)
         sd_caption, metadata, present = await self._read_sidecar(entry.name)
         meta = metadata or {}
         log_json(logger, logging.DEBUG, "web_random_image_chosen", filename=entry.name, has_sidecar=present)
