@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from pathlib import Path
 from collections import Counter
+from pathlib import Path
 from typing import Callable
 
 import httpx
