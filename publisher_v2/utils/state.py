@@ -264,10 +264,22 @@ def _process_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
 
 
+#: A claim's owner after the run that held it handed it over (a web request that ended): gone, whatever its pid.
+RELEASED_PREFIX = "released:"
+
+
+def request_owner() -> str:
+    """The owner of one web request's claims: 'web:host:pid:random'. Not a bare pid (the worker outlives the
+    request), so a claim the request could not hand over (ledger down) is never 'alive': it expires by the TTL."""
+    return f"web:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+
+
 def owner_alive(owner: Optional[str]) -> Optional[bool]:
     """True/False for an owner on this host (its pid exists or not); None when it cannot be told."""
     if not owner:
         return None
+    if owner.startswith(RELEASED_PREFIX):
+        return False
     parts = owner.split(":")
     if len(parts) != 3 or parts[0] != socket.gethostname() or not parts[1].isdigit():
         return None
@@ -864,6 +876,51 @@ class PostLedger(_LedgerFile):
             log_json(logger, logging.INFO, "ledger_post_recorded", content_hash=content_hash, image_name=image_name)
         return done
 
+    def with_owner(self, owner: str) -> PostLedger:
+        """This ledger (same connection, same lock) under another owner name: one web request's claims."""
+        return _OwnerView(self, owner)
+
+    def hand_over(self, outcomes: Dict[str, PlatformOutcome]) -> List[str]:
+        """The end of a request: leave nothing this owner holds to look 'held by a live run'.
+
+        1. Platforms still 'sending' whose answer is known in memory (`outcomes`, the platforms' own results)
+           get that outcome: recording it may have failed while the ledger was away.
+        2. Rows on which nothing is posted or unknown are dropped (`abandon`/`release`): free to pick again.
+        3. The rest is marked RELEASED (owner gone), so `ledger retry` and the next CLI run complete it at once.
+        Returns the content hashes handed over in step 3.
+        """
+        now = self._now()
+
+        def record(conn: Connection) -> List[str]:
+            rows = conn.execute(
+                "SELECT content_hash, attempt FROM posted_images WHERE claim_owner = ?"
+                " AND (status IN (?, ?) OR (status = ? AND archive_state = ?))",
+                (self.owner, CLAIMED, PUBLISHING, POSTED, ARCHIVE_PENDING),
+            ).fetchall()
+            for content_hash, attempt in rows:
+                for platform, outcome in outcomes.items():
+                    conn.execute(
+                        "UPDATE platform_posts SET state = ?, post_id = ?, error = ?, updated_at = ?"
+                        " WHERE content_hash = ? AND attempt = ? AND platform = ? AND state = ?",
+                        (outcome.state, outcome.post_id, outcome.error, now, content_hash, attempt, platform, SENDING),
+                    )
+            return [row[0] for row in rows]
+
+        held = self._write("hand_over", record)
+        kept = [h for h in held if not self._drop_own(h, (CLAIMED, PUBLISHING), "hand_over_release")]
+
+        def release(conn: Connection) -> None:
+            for content_hash in kept:
+                conn.execute(
+                    "UPDATE posted_images SET claim_owner = ? WHERE content_hash = ? AND claim_owner = ?",
+                    (RELEASED_PREFIX + self.owner, content_hash, self.owner),
+                )
+
+        if kept:
+            self._write("hand_over", release)
+            log_json(logger, logging.WARNING, "ledger_handed_over", owner=self.owner, content_hashes=kept)
+        return kept
+
     def mark_archived(self, content_hash: str) -> None:
         """The posted image left the library (archive done)."""
         self._run(
@@ -1020,6 +1077,26 @@ class PostLedger(_LedgerFile):
 
         self._run("mark_rejected", work)
         log_json(logger, logging.WARNING, "ledger_image_rejected", content_hash=content_hash, image_name=image_name)
+
+
+class _OwnerView(PostLedger):
+    """A PostLedger sharing another's connection and lock under its own owner name (see `with_owner`)."""
+
+    def __init__(self, parent: PostLedger, owner: str) -> None:  # no super().__init__: nothing new is opened
+        self.__dict__.update({k: v for k, v in parent.__dict__.items() if k != "_conn"})
+        self._parent = parent
+        self.owner = owner
+
+    @property  # type: ignore[override]
+    def _conn(self) -> Optional[Connection]:
+        return self._parent._conn
+
+    @_conn.setter
+    def _conn(self, value: Optional[Connection]) -> None:
+        self._parent._conn = value
+
+    def close(self) -> None:
+        """The connection is the parent's: closing the view leaves it open."""
 
 
 def _token_hash(token: str) -> str:

@@ -49,6 +49,7 @@ from publisher_v2.web.errors import (
     InternalFailure,
     InvalidRequest,
     LoginFailed,
+    PublishNotRecorded,
     UnreadableImage,
     WebError,
 )
@@ -60,6 +61,7 @@ from publisher_v2.web.models import (
     HealthResponse,
     LoginErrorResponse,
     LoginRequest,
+    PublishErrorResponse,
     PublishRequest,
     PublishResponse,
     RandomImageResponse,
@@ -99,7 +101,12 @@ def _error_response(
 
 
 def _web_error_response(exc: WebError, model: Type[ErrorResponse] = ErrorResponse) -> JSONResponse:
-    body = model(detail=exc.detail, error=exc.message, code=exc.code)
+    if isinstance(exc, PublishNotRecorded):  # platforms were called: say what each one answered
+        body: ErrorResponse = PublishErrorResponse(
+            detail=exc.detail, error=exc.message, code=exc.code, filename=exc.filename, results=exc.results
+        )
+    else:
+        body = model(detail=exc.detail, error=exc.message, code=exc.code)
     return JSONResponse(body.model_dump(), status_code=exc.status_code, headers=exc.headers)
 
 
@@ -454,7 +461,7 @@ def _add_image_routes(app: FastAPI) -> None:
     @app.post(
         "/api/images/{filename}/publish",
         response_model=PublishResponse,
-        responses=_errors(401, 403, 404, 409, 413, 422, 500, 503),
+        responses={**_errors(401, 403, 404, 409, 413, 422, 503), **_errors(500, model=PublishErrorResponse)},
         openapi_extra=_json_body_doc(PublishRequest, required=False),
         tags=["admin actions"],
     )

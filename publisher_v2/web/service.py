@@ -28,7 +28,7 @@ from urllib.parse import quote
 
 from publisher_v2.config.schema import ApplicationConfig
 from publisher_v2.core.exceptions import StorageError
-from publisher_v2.core.models import CaptionSpec, ImageContent, ImageEntry
+from publisher_v2.core.models import CaptionSpec, ImageContent, ImageEntry, PublishResult
 from publisher_v2.core.workflow import WorkflowOrchestrator
 from publisher_v2.services.ai.service import AIService
 from publisher_v2.services.publishers.base import Publisher
@@ -36,7 +36,15 @@ from publisher_v2.services.sidecar import SidecarWriter, content_from_sidecar
 from publisher_v2.services.storage.base import IMAGE_EXTENSIONS, Storage
 from publisher_v2.services.storage.content import fetch_image_content
 from publisher_v2.utils.logging import log_json
-from publisher_v2.utils.state import ImageAlreadyPosted, ImageBusy, PostLedger
+from publisher_v2.utils.state import (
+    FAILED,
+    POSTED,
+    ImageAlreadyPosted,
+    ImageBusy,
+    PlatformOutcome,
+    PostLedger,
+    request_owner,
+)
 from publisher_v2.web.errors import (
     AlreadyPosted,
     ImageNotFound,
@@ -44,6 +52,7 @@ from publisher_v2.web.errors import (
     InvalidRequest,
     NoImages,
     PublishInProgress,
+    PublishNotRecorded,
     ServiceUnavailable,
 )
 from publisher_v2.web.models import AnalyzeResponse, PlatformResult, PublishResponse, RandomImageResponse
@@ -121,6 +130,8 @@ class WebImageService:
         self.sidecar_writer = sidecar_writer or SidecarWriter(storage, config.captionfile)
         self.url_for_image = url_for_image
         self._publishing: Set[str] = set()
+        #: Hand-overs the ledger refused (it was away), retried at the next publish or random image.
+        self._unreleased: List[Tuple[PostLedger, Dict[str, PublishResult]]] = []
 
     @classmethod
     def from_config(cls, config: ApplicationConfig) -> WebImageService:
@@ -191,6 +202,7 @@ class WebImageService:
 
     async def get_random_image(self) -> RandomImageResponse:
         """A random library image with its sidecar's captions; no image bytes are read."""
+        await self._retry_hand_overs()
         entries = await self.storage.list_images()
         if not entries:
             raise NoImages("No images found")
@@ -294,12 +306,20 @@ class WebImageService:
         return selected
 
     async def publish_image(self, filename: str, platforms: Optional[List[str]] = None) -> PublishResponse:
-        """Publish `filename` through the CLI workflow (a `--select` run) to all or some enabled platforms."""
+        """Publish `filename` through the CLI workflow (a `--select` run) to all or some enabled platforms.
+
+        The request's claims carry an owner of their own (`request_owner`), and whatever the request still holds
+        when it ends is handed over (`PostLedger.hand_over`): nothing is left 'held by a live run' because the
+        worker lives on. A failure after platforms were called answers with what each platform did.
+        """
+        await self._retry_hand_overs()
         entry = await self._entry(filename)
         publishers = self._select_publishers(platforms)
         if entry.name in self._publishing:
             raise PublishInProgress("This image is being published already")
         self._publishing.add(entry.name)
+        ledger = self.ledger.with_owner(request_owner())
+        answers: Dict[str, PublishResult] = {}
         try:
             log_json(
                 logger,
@@ -312,8 +332,8 @@ class WebImageService:
                 self.config,
                 self.storage,
                 self.ai_service,
-                publishers,
-                ledger=self.ledger,
+                [_Answering(p, answers) for p in publishers],
+                ledger=ledger,
                 sidecar_writer=self.sidecar_writer,
             )
             result = await orchestrator.execute(select_filename=entry.name, reuse_sidecar=True, allow_repost=False)
@@ -321,13 +341,17 @@ class WebImageService:
             raise PublishInProgress(str(exc)) from None
         except ImageAlreadyPosted as exc:
             raise AlreadyPosted(str(exc)) from None
-        except StorageError:
-            # Another process may have archived the image between the lookup and the read: that is a 404, not a
-            # storage fault (the lookup raises ImageNotFound when the image is gone; otherwise the fault stands).
-            await self._entry(filename)
+        except Exception as exc:
+            if answers:  # platforms were called: the answer must say what they did
+                raise self._not_recorded(entry.name, answers, exc) from exc
+            if isinstance(exc, StorageError):
+                # Another process may have archived the image between the lookup and the read: that is a 404,
+                # not a storage fault (the lookup raises ImageNotFound when the image is gone).
+                await self._entry(filename)
             raise
         finally:
             self._publishing.discard(entry.name)
+            await self._hand_over(ledger, answers)
         if result.image_name is None:
             # The workflow could not take the image after all (archived meanwhile, or unreadable).
             if result.error and "not a readable image" in result.error:
@@ -342,3 +366,62 @@ class WebImageService:
             archived=result.archived,
             any_success=result.any_success,
         )
+
+    @staticmethod
+    def _not_recorded(name: str, answers: Dict[str, PublishResult], exc: BaseException) -> PublishNotRecorded:
+        posted = sorted(p for p, r in answers.items() if r.success)
+        log_json(
+            logger,
+            logging.ERROR,
+            "web_publish_not_recorded",
+            filename=name,
+            posted=posted,
+            error_type=type(exc).__name__,
+            error=str(exc),
+        )
+        said = f"posted to {', '.join(posted)}" if posted else "no platform posted"
+        return PublishNotRecorded(
+            f"The publish failed after the platforms answered ({said}); the post is left for"
+            " `publisher ledger list` / `ledger retry`, which never send a posted platform again",
+            name,
+            {p: PlatformResult(success=r.success, post_id=r.post_id, error=r.error) for p, r in answers.items()},
+        )
+
+    async def _hand_over(self, ledger: PostLedger, answers: Dict[str, PublishResult]) -> None:
+        """Hand over what the request still holds; when the ledger is away, remember to try again (the claim's
+        per-request owner makes it expire by the TTL meanwhile, so other processes are never stuck on it)."""
+        outcomes = {
+            p: PlatformOutcome(p, POSTED if r.success else FAILED, r.post_id, r.error) for p, r in answers.items()
+        }
+        try:
+            await asyncio.to_thread(ledger.hand_over, outcomes)
+        except StorageError as exc:
+            self._unreleased.append((ledger, answers))
+            log_json(logger, logging.WARNING, "web_publish_hand_over_pending", owner=ledger.owner, error=str(exc))
+
+    async def _retry_hand_overs(self) -> None:
+        """Hand-overs the ledger refused earlier (it was away), tried again at the next request."""
+        pending, self._unreleased = self._unreleased, []
+        for ledger, answers in pending:
+            await self._hand_over(ledger, answers)
+
+
+class _Answering(Publisher):
+    """A publisher whose answers the request keeps in memory: if the ledger cannot record them, the HTTP answer
+    and the hand-over still can (a platform that raised stays unknown in the ledger: it may have posted)."""
+
+    def __init__(self, inner: Publisher, answers: Dict[str, PublishResult]) -> None:
+        self.inner = inner
+        self.answers = answers
+        self.platform_name = inner.platform_name
+
+    def is_enabled(self) -> bool:
+        return self.inner.is_enabled()
+
+    async def publish(self, image_path: str, caption: str, context: Optional[Dict[str, Any]] = None) -> PublishResult:
+        result = await self.inner.publish(image_path, caption, context)
+        self.answers[self.platform_name] = result
+        return result
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
