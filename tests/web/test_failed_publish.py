@@ -12,6 +12,7 @@ storage / ledger boundary through real surfaces:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 from pathlib import Path
@@ -93,10 +94,8 @@ def telegram_stopping_pg(pg_server: Any) -> Iterator[StopsTheLedger]:
     finally:
         peer.stop()
         if telegram.stopped:
-            try:
+            with contextlib.suppress(subprocess.CalledProcessError):  # already started again by the test
                 pg_server.start()
-            except subprocess.CalledProcessError:
-                pass  # already started again by the test
 
 
 def test_ledger_lost_mid_publish_answers_what_was_posted_and_hands_the_post_over(
