@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import base64
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Dict, List
@@ -88,12 +89,21 @@ def test_no_re_encoding_of_a_logged_out_cookie_is_admin(served: Callable[[int], 
 @pytest.mark.slow
 def test_concurrent_wrong_passwords_on_two_workers_admit_exactly_ten(served: Callable[[int], Server]) -> None:
     base = served(2).base_url
+    clients = [httpx.Client(base_url=base, timeout=30) for _ in range(40)]
+    for client in clients:  # connections open (to either worker) before the race starts
+        assert client.get("/health").status_code == 200
+    start = threading.Barrier(len(clients))
 
     def guess(index: int) -> int:
-        return httpx.post(base + "/api/admin/login", json={"password": f"guess-{index}"}, timeout=30).status_code
+        start.wait()  # all 40 guesses leave together
+        return clients[index].post("/api/admin/login", json={"password": f"guess-{index}"}).status_code
 
-    with ThreadPoolExecutor(max_workers=12) as pool:
-        statuses: List[int] = list(pool.map(guess, range(40)))
+    try:
+        with ThreadPoolExecutor(max_workers=len(clients)) as pool:
+            statuses: List[int] = list(pool.map(guess, range(len(clients))))
+    finally:
+        for client in clients:
+            client.close()
     assert statuses.count(401) == 10, statuses  # the documented budget, whatever the interleaving
     assert statuses.count(429) == 30
     # The right password is refused too while the account is locked (it is an 11th attempt).
