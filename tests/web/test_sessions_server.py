@@ -130,3 +130,11 @@ def test_without_an_admin_password_login_is_503_even_while_the_account_is_locked
     unconfigured = make_client(admin_password=None)  # same ledger, so the same account lock
     response = unconfigured.post("/api/admin/login", json={"password": "wrong"})
     assert response.status_code == 503 and response.json()["code"] == "admin_not_configured"
+
+
+def test_an_anonymous_publish_is_refused_before_its_body_is_read(client: httpx.Client) -> None:
+    for body in (b"\xd0\xff", b'{"platforms": ["\xff"]}', b"{"):
+        response = client.post(
+            "/api/images/alpha.jpg/publish", content=body, headers={"content-type": "application/json"}
+        )
+        assert response.status_code == 403 and response.json()["code"] == "admin_required", response.text
