@@ -890,13 +890,16 @@ class PostLedger(_LedgerFile):
         Returns the content hashes handed over in step 3.
         """
         now = self._now()
+        held_sql = (
+            "SELECT content_hash, attempt FROM posted_images WHERE claim_owner = ?"
+            " AND (status IN (?, ?) OR (status = ? AND archive_state = ?))"
+        )
+        held_args = (self.owner, CLAIMED, PUBLISHING, POSTED, ARCHIVE_PENDING)
+        if not self._run("hand_over", lambda conn: conn.execute(held_sql, held_args).fetchone()):
+            return []  # the common case (a finished publish): one read, no write lock
 
         def record(conn: Connection) -> List[str]:
-            rows = conn.execute(
-                "SELECT content_hash, attempt FROM posted_images WHERE claim_owner = ?"
-                " AND (status IN (?, ?) OR (status = ? AND archive_state = ?))",
-                (self.owner, CLAIMED, PUBLISHING, POSTED, ARCHIVE_PENDING),
-            ).fetchall()
+            rows = conn.execute(held_sql, held_args).fetchall()
             for content_hash, attempt in rows:
                 for platform, outcome in outcomes.items():
                     conn.execute(
