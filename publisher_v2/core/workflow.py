@@ -36,6 +36,7 @@ from publisher_v2.utils.images import InvalidImageError
 from publisher_v2.utils.logging import bound_correlation_id, log_json
 from publisher_v2.utils.staging import make_staging, remove_dead_staging
 from publisher_v2.utils.state import (
+    ARCHIVE_DONE,
     ARCHIVE_PENDING,
     CLAIMED,
     FAILED,
@@ -406,16 +407,7 @@ class WorkflowOrchestrator:
             missing |= {p.platform_name for p in self.publishers if p.platform_name not in entry.platforms}
             targets = [p for p in self.publishers if p.platform_name in missing] if send else []
             if targets:
-                stored = await self.storage.get_image(name)
-                if stored is None or await self.storage.content_hash(stored) != entry.content_hash:
-                    raise StorageError(f"Image {name} ({entry.content_hash[:12]}) is no longer in the library")
-                image = await self._fetch_image(stored)
-                approved = await self._load_approved_content(image)
-                if approved is None:
-                    fresh = await self._analyze_image(image)
-                    approved = (fresh, await self._generate_caption(fresh))
-                analysis, captions = approved
-                results = await self._publish_all(image, captions, analysis, entry.content_hash, targets)
+                results = await self._resend(entry, targets)
             entry.platforms.update(
                 (platform, PlatformOutcome(platform, POSTED if r.success else FAILED, r.post_id, r.error))
                 for platform, r in results.items()
@@ -427,12 +419,84 @@ class WorkflowOrchestrator:
                 return results
             entry.archive_state = ARCHIVE_PENDING if self.config.content.archive else None
         if entry.archive_state == ARCHIVE_PENDING:
-            stored = await self.storage.get_image(name)
-            if stored is None or await self.storage.content_hash(stored) != entry.content_hash:
-                self.ledger.mark_archived(entry.content_hash)  # moved already (the run died after archiving)
-            elif await self._archive_image(name):
-                self.ledger.mark_archived(entry.content_hash)
+            await self._archive_pending(entry)
         return results
+
+    async def _archive_pending(self, entry: LedgerEntry) -> None:
+        """Archive a recorded post's image, or note that it left the library already."""
+        stored = await self.storage.get_image(entry.image_name)
+        if stored is None or await self.storage.content_hash(stored) != entry.content_hash:
+            self.ledger.mark_archived(entry.content_hash)  # moved already (the run died after archiving)
+        elif await self._archive_image(entry.image_name):
+            self.ledger.mark_archived(entry.content_hash)
+
+    async def resend_failed(self, entry: LedgerEntry, platforms: Sequence[str]) -> Dict[str, PublishResult]:
+        """Send a FINISHED post again to `platforms`, which must be among its failed ones (`ledger retry`).
+
+        The post is reopened in the ledger first (one caller wins; posted platforms stay posted, so they are
+        refused by `begin_sending`), the image and its sidecar captions are read from the library or, once
+        archived, from the archive, each outcome is recorded as it happens, then the post is finished again.
+        """
+        targets = [p for p in self.publishers if p.platform_name in set(platforms) & set(entry.failed_platforms)]
+        if not targets:
+            return {}
+        if not self.ledger.reopen_failed(entry.content_hash):
+            raise StorageError(f"{entry.image_name}: another command is re-sending it, or it changed; list again")
+        log_json(
+            logger,
+            logging.WARNING,
+            "ledger_resending_failed",
+            image_name=entry.image_name,
+            content_hash=entry.content_hash,
+            platforms=[p.platform_name for p in targets],
+        )
+        try:
+            return await self._resend(entry, targets)
+        finally:
+            await self._finish_resend(entry)
+
+    async def _finish_resend(self, entry: LedgerEntry) -> None:
+        """Record the reopened post as posted again (unless an outcome is unknown: then it stays for the
+        operator), keeping its archive state: archived stays archived, a pending archive is done now."""
+        if not self.ledger.finish_post(entry.content_hash, entry.image_name, archive=self.config.content.archive):
+            return
+        if entry.archive_state == ARCHIVE_DONE:
+            self.ledger.mark_archived(entry.content_hash)
+        elif self.config.content.archive:
+            await self._archive_pending(entry)
+
+    async def _resend(self, entry: LedgerEntry, targets: Sequence[Publisher]) -> Dict[str, PublishResult]:
+        """Publish `entry`'s image (from the library, else the archive) to `targets`, recording each outcome."""
+        storage, stored_name = await self._locate(entry)
+        image = await fetch_image_content(storage, stored_name)
+        approved = await read_approved_content(storage, image)
+        if approved is None:
+            fresh = await self._analyze_image(image)
+            approved = (fresh, await self._generate_caption(fresh))
+        analysis, captions = approved
+        return await self._publish_all(image, captions, analysis, entry.content_hash, targets)
+
+    async def _locate(self, entry: LedgerEntry) -> Tuple[Storage, str]:
+        """(storage, name) of the bytes `entry` recorded: the library's image, or its copy in the archive (an
+        archived image may carry a suffix added to avoid a clash: `photo_1.jpg`, `photo (1).jpg`)."""
+        stored = await self.storage.get_image(entry.image_name)
+        if stored is not None and await self.storage.content_hash(stored) == entry.content_hash:
+            return self.storage, entry.image_name
+        archive = self.storage.archive_view()
+        stem = Path(entry.image_name).stem
+        suffix = Path(entry.image_name).suffix.lower()
+        candidates = [
+            e
+            for e in await archive.list_images()
+            if e.name.startswith(stem) and Path(e.name).suffix.lower() == suffix
+        ]
+        candidates.sort(key=lambda e: (e.name != entry.image_name, e.name))
+        for candidate in candidates:
+            if await archive.content_hash(candidate) == entry.content_hash:
+                return archive, candidate.name
+        raise StorageError(
+            f"Image {entry.image_name} ({entry.content_hash[:12]}) is neither in the library nor in its archive"
+        )
 
     async def _load_approved_content(self, image: ImageContent) -> Optional[Tuple[ImageAnalysis, CaptionResult]]:
         """The analysis and captions already recorded in the image's sidecar, or None."""
