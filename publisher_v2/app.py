@@ -21,7 +21,7 @@ from publisher_v2.core.exceptions import SocialMediaPublisherError
 from publisher_v2.core.models import WorkflowResult
 from publisher_v2.ledger_cli import add_ledger_parser, run_ledger_command
 from publisher_v2.ledger_migrate import add_migrate_parser, run_migrate_command
-from publisher_v2.run_summary import RunMode, render_preview, summarize
+from publisher_v2.run_summary import PARTIAL_EVENT, PARTIAL_EXIT, RunMode, ledger_command, render_preview, summarize
 from publisher_v2.utils.logging import redact_text, setup_logging
 from publisher_v2.verdict import FAILED, INTERRUPTED, VerdictParser, verdict
 
@@ -93,16 +93,20 @@ def main(argv: Optional[List[str]] = None) -> int:
     except SocialMediaPublisherError as exc:
         return verdict(FAILED, f"publisher: error: {exc}")
     except KeyboardInterrupt:
-        return verdict(INTERRUPTED, "publisher: interrupted")
+        return verdict(
+            INTERRUPTED,
+            f"publisher: interrupted; a post it left unfinished is listed by `{ledger_command(args.config, 'list')}`",
+        )
     if args.preview and result.success:
         print(redact_text(render_preview(result)))
         return 0
     for notice in result.notices:
         print(redact_text(f"publisher: warning: {notice}"))
-    summary = summarize(result, mode, platforms)
+    summary = summarize(result, mode, platforms, args.config)
     print(redact_text(summary.stdout))
     if summary.stderr is not None:
-        return verdict(FAILED, f"publisher: {summary.stderr}", correlation_id=result.correlation_id)
+        event = PARTIAL_EVENT if summary.exit_code == PARTIAL_EXIT else FAILED
+        return verdict(event, f"publisher: {summary.stderr}", summary.exit_code, correlation_id=result.correlation_id)
     return 0
 
 

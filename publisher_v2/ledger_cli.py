@@ -27,6 +27,7 @@ from publisher_v2.config.loader import load_application_config
 from publisher_v2.config.schema import ApplicationConfig
 from publisher_v2.core.exceptions import StorageError
 from publisher_v2.utils.state import (
+    ARCHIVE_DONE,
     ARCHIVE_PENDING,
     CLAIMED,
     POSTED,
@@ -86,17 +87,41 @@ def _describe(entry: LedgerEntry, platforms: List[str], me: str = "") -> List[st
 def _list(ledger: PostLedger, config: ApplicationConfig, as_json: bool) -> int:
     entries = ledger.unfinished()
     platforms = config.enabled_platforms()
+    failed = ledger.partly_failed(platforms)
     if as_json:
         print(
             json.dumps(
-                {"ledger": ledger.where, "platforms": platforms, "unfinished": [e.as_dict() for e in entries]}
+                {
+                    "ledger": ledger.where,
+                    "platforms": platforms,
+                    "unfinished": [e.as_dict() for e in entries],
+                    "failed_platforms": [e.as_dict() for e in failed],
+                }
             )
         )
         return 0
     print(f"{len(entries)} unfinished post(s) in {ledger.where}")
     for entry in entries:
         print("\n".join(_describe(entry, platforms)))
+    print("\n".join(_describe_failed(failed, config)))
     return 0
+
+
+def _describe_failed(entries: List[LedgerEntry], config: ApplicationConfig) -> List[str]:
+    """Posted images with a platform that failed: each with its outcomes and the command that re-sends it."""
+    if not entries:
+        return []
+    lines = [f"{len(entries)} posted image(s) with a failed platform (`retry` sends only the failed ones again)"]
+    for entry in entries:
+        archived = {ARCHIVE_PENDING: ", archive pending", ARCHIVE_DONE: ", archived"}.get(entry.archive_state or "", "")
+        lines.append(
+            f"{entry.image_name}  {entry.content_hash[:16]}  posted {readable_time(entry.posted_at or '')}{archived}"
+        )
+        for platform, outcome in sorted(entry.platforms.items()):
+            text = f"posted (id {outcome.post_id})" if outcome.state == POSTED else f"FAILED ({outcome.error})"
+            lines.append(f"    {platform:<10} {text}")
+        lines.append(f"    run: publisher --config {config.config_path} ledger retry {entry.image_name}")
+    return lines
 
 
 def _unfinished_matches(ledger: PostLedger, key: str) -> List[LedgerEntry]:

@@ -170,6 +170,8 @@ class WorkflowOrchestrator:
                 _describe_failure(exc, options.image_name)
                 raise
             result.correlation_id = cid
+            if options.side_effects:
+                result.attention = self.needs_attention()
             log_json(
                 logger,
                 logging.INFO if result.success else logging.WARNING,
@@ -255,6 +257,18 @@ class WorkflowOrchestrator:
                 images=[e.image_name for e in waiting[:10]],
                 resolve="publisher --config FILE ledger list",
             )
+
+    def needs_attention(self) -> List[str]:
+        """Images of posts only the operator can move on: a platform that failed (`ledger retry`), or a post
+        no live run holds that is not finished (an unknown outcome, an archive still pending). Expiring claims
+        and posts a live run is working on are not counted."""
+        waiting = [
+            e.image_name
+            for e in self.ledger.unfinished()
+            if e.status != CLAIMED and (e.claim_owner == self.ledger.owner or self.ledger.is_stale(e))
+        ]
+        enabled = [p.platform_name for p in self.publishers]
+        return waiting + [e.image_name for e in self.ledger.partly_failed(enabled)]
 
     async def _list_images(self) -> List[ImageEntry]:
         """Stage: the storage's listing (no image bytes are read)."""
