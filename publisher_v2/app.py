@@ -33,7 +33,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", required=True, help="INI configuration file")
     parser.add_argument("--env", help=".env file with secrets (the real environment wins)")
     parser.add_argument(
-        "--debug", action="store_true", help="skip sidecar, publish and archive with simulated successes"
+        "--debug",
+        action="store_true",
+        help="a simulated run: skip sidecar, publish and archive with simulated successes (logging unchanged)",
+    )
+    parser.add_argument(
+        "--log-level",
+        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+        type=str.upper,
+        help="how much goes to stderr (default INFO; WARNING with --preview); independent of --debug",
     )
     parser.add_argument(
         "--select", metavar="NAME", help="post this file (claimed like any run; a posted one is posted again, loudly)"
@@ -80,9 +88,9 @@ async def _run(args: argparse.Namespace) -> Tuple[WorkflowResult, RunMode, List[
 def main(argv: Optional[List[str]] = None) -> int:
     setup_logging(logging.INFO, stream=sys.stderr)  # before anything can print: argparse's error is an event too
     args = build_parser().parse_args(argv)
-    if args.debug:
-        logging.getLogger().setLevel(logging.DEBUG)
-    if args.preview:
+    if args.log_level:
+        logging.getLogger().setLevel(args.log_level)
+    elif args.preview:
         logging.getLogger().setLevel(logging.WARNING)  # the report replaces the logs
     try:
         if args.command == "ledger":

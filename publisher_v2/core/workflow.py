@@ -47,6 +47,7 @@ from publisher_v2.utils.state import (
     LedgerEntry,
     PlatformOutcome,
     PostLedger,
+    readable_time,
 )
 from publisher_v2.utils.upstream_state import UPSTREAM_RESULTS, is_upstream_posted
 
@@ -202,6 +203,8 @@ class WorkflowOrchestrator:
                 )
                 if options.select_filename is not None and options.select_filename in options.skipped:
                     error = f"Image is not a readable image: {options.select_filename}"
+                elif options.select_filename is not None:
+                    error = self._posted_elsewhere(options.select_filename) or error
                 log_json(logger, logging.WARNING, "workflow_no_selection", reason=error)
                 return WorkflowResult(success=False, image_name=None, error=error)
             try:
@@ -220,6 +223,18 @@ class WorkflowOrchestrator:
             except BaseException:
                 self._release(selection)
                 raise
+
+    def _posted_elsewhere(self, name: str) -> Optional[str]:
+        """Why `--select NAME` finds no such image when the ledger knows it: posted, and archived (or moved)."""
+        posted = [e for e in self.ledger.find(name) if e.status == POSTED and e.posted_at]
+        if not posted:
+            return None
+        entry = max(posted, key=lambda e: e.posted_at or "")
+        where = "archived" if entry.archive_state in (ARCHIVE_DONE, ARCHIVE_PENDING) else "no longer in the library"
+        text = f"Image {name} was posted on {readable_time(entry.posted_at or '')} and is {where}"
+        if entry.failed_platforms:
+            text += f"; it failed on {', '.join(entry.failed_platforms)}: `publisher ledger retry {name}` sends those"
+        return text
 
     async def _complete_interrupted(self) -> None:
         """Finish posts of dead runs that need no decision: no platform outcome unknown, so sending the missing
