@@ -1,0 +1,96 @@
+"""The operator's smaller surprises (issue 22), through the installed `publisher` command in a subprocess:
+`--select` on an archived image, `--debug` versus `--log-level`, and Ctrl-C while the CLI is still starting."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Dict
+
+import pytest
+
+from tests.cli_output import stderr_events, verdict, verdict_event
+from tests.conftest import BIN
+
+pytestmark = pytest.mark.usefixtures("clean_env")
+
+
+def run(ini: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(BIN / "publisher"), "--config", str(ini), *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def library(tmp_path: Path, count: int = 2) -> Path:
+    from publisher_v2.sample import main as make_sample
+
+    assert make_sample([str(tmp_path / "lib"), "--count", str(count), "--seed", "5"]) == 0
+    return tmp_path / "lib" / "publisher.ini"
+
+
+def test_select_on_an_archived_image_says_it_was_posted_and_archived(tmp_path: Path) -> None:
+    ini = library(tmp_path)
+    first = run(ini)
+    assert first.returncode == 0, first.stderr
+    name = first.stdout.split()[1]
+    selected = run(ini, "--select", name)
+    assert selected.returncode == 1
+    line = verdict(selected.stderr)
+    assert line.startswith(f"publisher: Image {name} was posted on 20") and line.endswith(" UTC and is archived")
+    assert verdict(run(ini, "--select", "never_there.jpg").stderr) == "publisher: Image not found: never_there.jpg"
+
+
+def test_select_on_an_archived_image_that_failed_somewhere_names_the_retry(tmp_path: Path) -> None:
+    ini = library(tmp_path)
+    (ini.parent / "outbox").mkdir()
+    (ini.parent / "outbox" / "email").write_text("a file where the platform's folder should be\n")
+    first = run(ini)
+    assert first.returncode == 3, first.stderr
+    name = first.stdout.split()[1]
+    line = verdict(run(ini, "--select", name).stderr)
+    assert line.endswith(f" UTC and is archived; it failed on email: `publisher ledger retry {name}` sends those")
+
+
+def levels(stderr: str) -> Dict[str, int]:
+    counts: Dict[str, int] = {}
+    for event in stderr_events(stderr):
+        counts[event["level"]] = counts.get(event["level"], 0) + 1
+    return counts
+
+
+def test_debug_simulates_without_debug_logging_and_log_level_is_its_own_switch(tmp_path: Path) -> None:
+    ini = library(tmp_path)
+    simulated = run(ini, "--debug")  # a fresh ledger is created: its `ledger_migrated` event is at DEBUG
+    assert simulated.returncode == 0, simulated.stderr
+    assert simulated.stdout.startswith("Debug run (simulated, nothing posted): ")
+    assert "DEBUG" not in levels(simulated.stderr) and levels(simulated.stderr)["INFO"] > 0
+
+    (ini.parent / "state" / "ledger.sqlite").unlink()
+    verbose = run(ini, "--debug", "--log-level", "debug")
+    assert verbose.returncode == 0, verbose.stderr
+    assert "ledger_migrated" in [e["message"] for e in stderr_events(verbose.stderr) if e["level"] == "DEBUG"]
+    quiet = run(ini, "--log-level", "WARNING")  # a real run, only warnings and errors on stderr
+    assert quiet.returncode == 0 and quiet.stdout.startswith("Published ")
+    assert set(levels(quiet.stderr)) <= {"WARNING", "ERROR"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("delay", [0.08, 0.15, 0.25])
+def test_ctrl_c_while_the_cli_starts_ends_with_the_interrupted_verdict(tmp_path: Path, delay: float) -> None:
+    """SIGINT while the interpreter imports the application (asyncio, pydantic, adapters: ~0.5 s here)."""
+    ini = library(tmp_path, count=1)
+    process = subprocess.Popen(
+        [str(BIN / "publisher"), "--config", str(ini), "--dry-publish"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(delay)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    assert "Traceback" not in err and process.returncode == 1, err[-2000:]
+    event = verdict_event(err)  # every line an event, the verdict last
+    assert event["message"] == "cli_interrupted" and event["verdict"].startswith("publisher: interrupted")
+    assert out == ""
