@@ -94,3 +94,44 @@ def test_ctrl_c_while_the_cli_starts_ends_with_the_interrupted_verdict(tmp_path:
     event = verdict_event(err)  # every line an event, the verdict last
     assert event["message"] == "cli_interrupted" and event["verdict"].startswith("publisher: interrupted")
     assert out == ""
+
+
+def test_going_live_reports_every_missing_setting_in_one_verdict(tmp_path: Path) -> None:
+    """Issue 22.6: Dropbox, OpenAI and the live platforms with no secret set took four runs to learn."""
+    ini = library(tmp_path)
+    text = ini.read_text(encoding="utf-8")
+    for old, new in (
+        ("[Storage]\nbackend = local", "[Storage]\nbackend = dropbox\n[Dropbox]\nimage_folder = /Photos"),
+        ("[AI]\nbackend = offline", "[AI]\nbackend = openai"),
+        ("backend = outbox", "backend = live"),
+        ("sender = publisher@example.com\nrecipient = photos@example.org", "smtp_server = smtp.example.com"),
+    ):
+        assert old in text, old
+        text = text.replace(old, new, 1)
+    ini.write_text(text, encoding="utf-8")
+    refused = run(ini)
+    assert refused.returncode == 1 and refused.stdout == ""
+    line = verdict(refused.stderr)
+    assert line.startswith(f"publisher: error: {ini}: 8 settings to fix: [Storage] backend = dropbox needs the ")
+    for missing in (
+        "DROPBOX_APP_KEY, DROPBOX_APP_SECRET, DROPBOX_REFRESH_TOKEN;",
+        "[AI] backend = openai needs the environment variable(s) OPENAI_API_KEY;",
+        "TELEGRAM_BOT_TOKEN, TELEGRAM_CHANNEL_ID;",
+        "[Content] instagram = true needs the environment variable(s) INSTA_PASSWORD;",
+        "[Content] fetlife/email = true needs the environment variable(s) EMAIL_PASSWORD;",
+        "[Email] sender: required when email publishing is enabled;",
+        "[Email] recipient: required when email publishing is enabled;",
+        "[Instagram] user_id: required when instagram publishing is enabled",
+    ):
+        assert missing in line, missing
+
+
+def test_preflight_reports_every_folder_problem_at_once(tmp_path: Path) -> None:
+    ini = library(tmp_path)
+    text = ini.read_text(encoding="utf-8").replace("outbox_folder = outbox", "outbox_folder = publisher.ini/outbox")
+    ini.write_text(text.replace("ledger_path = state/ledger.sqlite", "ledger_path = images"), encoding="utf-8")
+    line = verdict(run(ini).stderr)
+    assert line == (
+        f"publisher: error: {ini}: 2 settings to fix: [Publishing] outbox_folder: {ini.parent}/publisher.ini/outbox"
+        f" cannot be created: {ini} is not a folder; [State] ledger_path: {ini.parent}/images is a folder, not a file"
+    )
