@@ -207,6 +207,8 @@ async def _retry_failed(args: argparse.Namespace, config: ApplicationConfig, led
     matches = [e for e in ledger.find(args.image) if e.status == POSTED]
     if not matches:
         raise StorageError(f"No post matches {args.image!r} (see `publisher ledger list`)")
+    if len(matches) > 1 and len([e for e in matches if e.failed_platforms]) == 1:
+        matches = [e for e in matches if e.failed_platforms]  # one name, several images: the one that failed
     if len(matches) > 1:
         raise StorageError(f"{args.image!r} matches {len(matches)} posts; give more of the content hash")
     entry = matches[0]

@@ -172,7 +172,7 @@ class WorkflowOrchestrator:
                 raise
             result.correlation_id = cid
             if options.side_effects:
-                result.attention = self.needs_attention()
+                result.attention = self._attention_after_run()
             log_json(
                 logger,
                 logging.INFO if result.success else logging.WARNING,
@@ -272,6 +272,15 @@ class WorkflowOrchestrator:
                 images=[e.image_name for e in waiting[:10]],
                 resolve="publisher --config FILE ledger list",
             )
+
+    def _attention_after_run(self) -> List[str]:
+        """`needs_attention`, but a ledger that fails now (after the run's own work) never turns the run's result
+        into an error: the count is then left out, with a warning."""
+        try:
+            return self.needs_attention()
+        except StorageError as exc:
+            log_json(logger, logging.WARNING, "ledger_attention_unknown", error=str(exc))
+            return []
 
     def needs_attention(self) -> List[str]:
         """Images of posts only the operator can move on: a platform that failed (`ledger retry`), or a post
