@@ -9,7 +9,9 @@ operator's decision:
 - `mark-posted IMAGE [--platform P]... [--post-id ID]`: the operator saw the post on P (default: every
   unknown platform); once nothing is unknown the post is recorded and the image archived. Nothing is sent.
 - `retry IMAGE [--platform P]...`: send to the platforms not recorded as posted, then record and archive.
-  Naming an unknown platform with --platform states it was NOT posted, so it is sent again.
+  Naming an unknown platform with --platform states it was NOT posted, so it is sent again. On a FINISHED post
+  with a platform recorded as failed (a partial failure), it sends only the failed platforms, reading the image
+  and its sidecar from the library or the archive (`WorkflowOrchestrator.resend_failed`).
 - `release IMAGE`: drop a claim on which nothing was posted, so the image can be picked again.
 
 IMAGE is an image name or the first 8+ characters of a content hash. A post still held by a live run is left
@@ -50,7 +52,7 @@ def add_ledger_parser(commands: Any) -> None:
     listing.add_argument("--json", action="store_true", help="one JSON document instead of text")
     for name, text in (
         ("mark-posted", "record platforms as posted (nothing is sent), then finish and archive"),
-        ("retry", "send to platforms not recorded as posted, then finish and archive"),
+        ("retry", "send to platforms not recorded as posted (a posted image: only its failed ones), then finish"),
         ("release", "drop a claim on which nothing was posted"),
     ):
         action = actions.add_parser(name, help=text)
