@@ -80,7 +80,7 @@ async def _run(args: argparse.Namespace) -> Tuple[WorkflowResult, RunMode, List[
     preflight(config, publishes=not (mode.simulated or mode.debug))  # before any work
     orchestrator = build_orchestrator(config)
     result = await orchestrator.execute(
-        select_filename=args.select, dry_publish=args.dry_publish, preview_mode=args.preview
+        select_filename=args.select, dry_publish=args.dry_publish, preview_mode=args.preview, report_attention=True
     )
     return result, mode, [p.platform_name for p in orchestrator.publishers]
 

@@ -126,6 +126,7 @@ class WorkflowOrchestrator:
         preview_mode: bool = False,
         reuse_sidecar: bool = False,
         allow_repost: bool = True,
+        report_attention: bool = False,
     ) -> WorkflowResult:
         """Run the workflow once. Expected outcomes (nothing to post, unknown name) are results, not exceptions.
 
@@ -133,6 +134,8 @@ class WorkflowOrchestrator:
         in the web UI) instead of asking the AI again; without a matching sidecar the run analyses as usual.
         A selected image is claimed in the ledger like any other: another run's claim raises ImageBusy, and a
         posted image raises ImageAlreadyPosted unless `allow_repost` (the CLI's `--select` bypass).
+        `report_attention` (the CLI) fills `result.attention` after a run that touched the ledger: one scan of the
+        posted rows, which the web's publish route has no use for.
         """
         options = _RunOptions(
             select_filename,
@@ -171,7 +174,7 @@ class WorkflowOrchestrator:
                 _describe_failure(exc, options.image_name)
                 raise
             result.correlation_id = cid
-            if options.side_effects:
+            if report_attention and options.side_effects:
                 result.attention = self._attention_after_run()
             log_json(
                 logger,
