@@ -7,6 +7,7 @@ timing code here. The orchestrator speaks only to protocols (storage, AI service
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import random
 import shutil
@@ -510,7 +511,8 @@ class WorkflowOrchestrator:
         """Publish `entry`'s image (from the library, else the archive) to `targets`, recording each outcome."""
         storage, stored_name = await self._locate(entry)
         image = await fetch_image_content(storage, stored_name)
-        approved = await read_approved_content(storage, image)
+        approved = await read_approved_content(storage, image)  # the sidecar beside the stored name
+        image = dataclasses.replace(image, name=entry.image_name)  # posted under the name it was posted with
         if approved is None:
             fresh = await self._analyze_image(image)
             approved = (fresh, await self._generate_caption(fresh))

@@ -111,3 +111,28 @@ def test_only_one_of_two_retries_reopens_a_post(db: object) -> None:
     assert second.partly_failed() == [] and not second.reopen_failed("h" * 16)
     first.close()
     second.close()
+
+
+@pytest.mark.slow
+def test_retry_finds_an_image_the_archive_renamed_to_avoid_a_clash(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from publisher_v2.sample import main as make_sample
+
+    assert make_sample([str(tmp_path / "lib"), "--count", "1", "--seed", "6"]) == 0
+    ini, outbox, images = tmp_path / "lib" / "publisher.ini", tmp_path / "lib" / "outbox", tmp_path / "lib" / "images"
+    (name,) = [p.name for p in images.iterdir() if p.suffix in (".jpg", ".png")]
+    (images / "archive").mkdir()
+    Image.new("RGB", (64, 48), (1, 2, 3)).save(images / "archive" / name)  # an older, different image, same name
+    outbox.mkdir()
+    (outbox / "email").write_text("a file where the platform's folder should be\n")
+    assert cli(ini).returncode == 3
+    stem, suffix = Path(name).stem, Path(name).suffix
+    assert (images / "archive" / f"{stem}_1{suffix}").is_file()  # archived under another name
+    (outbox / "email").unlink()
+    retried = cli(ini, "ledger", "retry", name)
+    assert retried.returncode == 0, retried.stderr
+    assert posts(outbox, name) == ["email", "instagram", "telegram"]
+    (email,) = outbox.glob("email/*/post.json")
+    sent = [p for p in email.parent.iterdir() if p.suffix == suffix]
+    assert sent and sent[0].read_bytes() == (images / "archive" / f"{stem}_1{suffix}").read_bytes()
