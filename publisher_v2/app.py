@@ -21,7 +21,7 @@ from publisher_v2.core.exceptions import SocialMediaPublisherError
 from publisher_v2.core.models import WorkflowResult
 from publisher_v2.ledger_cli import add_ledger_parser, run_ledger_command
 from publisher_v2.ledger_migrate import add_migrate_parser, run_migrate_command
-from publisher_v2.run_summary import RunMode, render_preview, summarize
+from publisher_v2.run_summary import PARTIAL_EVENT, PARTIAL_EXIT, RunMode, ledger_command, render_preview, summarize
 from publisher_v2.utils.logging import redact_text, setup_logging
 from publisher_v2.verdict import FAILED, INTERRUPTED, VerdictParser, verdict
 
@@ -33,7 +33,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", required=True, help="INI configuration file")
     parser.add_argument("--env", help=".env file with secrets (the real environment wins)")
     parser.add_argument(
-        "--debug", action="store_true", help="skip sidecar, publish and archive with simulated successes"
+        "--debug",
+        action="store_true",
+        help="a simulated run: skip sidecar, publish and archive with simulated successes (logging unchanged)",
+    )
+    parser.add_argument(
+        "--log-level",
+        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+        type=str.upper,
+        help="how much goes to stderr (default INFO; WARNING with --preview); independent of --debug",
     )
     parser.add_argument(
         "--select", metavar="NAME", help="post this file (claimed like any run; a posted one is posted again, loudly)"
@@ -72,7 +80,7 @@ async def _run(args: argparse.Namespace) -> Tuple[WorkflowResult, RunMode, List[
     preflight(config, publishes=not (mode.simulated or mode.debug))  # before any work
     orchestrator = build_orchestrator(config)
     result = await orchestrator.execute(
-        select_filename=args.select, dry_publish=args.dry_publish, preview_mode=args.preview
+        select_filename=args.select, dry_publish=args.dry_publish, preview_mode=args.preview, report_attention=True
     )
     return result, mode, [p.platform_name for p in orchestrator.publishers]
 
@@ -80,9 +88,9 @@ async def _run(args: argparse.Namespace) -> Tuple[WorkflowResult, RunMode, List[
 def main(argv: Optional[List[str]] = None) -> int:
     setup_logging(logging.INFO, stream=sys.stderr)  # before anything can print: argparse's error is an event too
     args = build_parser().parse_args(argv)
-    if args.debug:
-        logging.getLogger().setLevel(logging.DEBUG)
-    if args.preview:
+    if args.log_level:
+        logging.getLogger().setLevel(args.log_level)
+    elif args.preview:
         logging.getLogger().setLevel(logging.WARNING)  # the report replaces the logs
     try:
         if args.command == "ledger":
@@ -93,16 +101,20 @@ def main(argv: Optional[List[str]] = None) -> int:
     except SocialMediaPublisherError as exc:
         return verdict(FAILED, f"publisher: error: {exc}")
     except KeyboardInterrupt:
-        return verdict(INTERRUPTED, "publisher: interrupted")
+        return verdict(
+            INTERRUPTED,
+            f"publisher: interrupted; a post it left unfinished is listed by `{ledger_command(args.config, 'list')}`",
+        )
     if args.preview and result.success:
         print(redact_text(render_preview(result)))
         return 0
     for notice in result.notices:
         print(redact_text(f"publisher: warning: {notice}"))
-    summary = summarize(result, mode, platforms)
+    summary = summarize(result, mode, platforms, args.config)
     print(redact_text(summary.stdout))
     if summary.stderr is not None:
-        return verdict(FAILED, f"publisher: {summary.stderr}", correlation_id=result.correlation_id)
+        event = PARTIAL_EVENT if summary.exit_code == PARTIAL_EXIT else FAILED
+        return verdict(event, f"publisher: {summary.stderr}", summary.exit_code, correlation_id=result.correlation_id)
     return 0
 
 

@@ -345,6 +345,11 @@ class LedgerEntry:
     def posted_platforms(self) -> List[str]:
         return sorted(p for p, o in self.platforms.items() if o.state == POSTED)
 
+    @property
+    def failed_platforms(self) -> List[str]:
+        """Platforms whose send failed (recorded): `ledger retry` sends these again."""
+        return sorted(p for p, o in self.platforms.items() if o.state == FAILED)
+
     def as_dict(self) -> Dict[str, Any]:
         record = {k: v for k, v in self.__dict__.items() if k != "platforms"}
         record["owner_alive"] = owner_alive(self.claim_owner)
@@ -587,6 +592,27 @@ class PostLedger(_LedgerFile):
 
         return self._run("unfinished", work)
 
+    def partly_failed(self, platforms: Optional[Sequence[str]] = None) -> List[LedgerEntry]:
+        """Finished posts with a platform recorded as 'failed' (a partial failure): `ledger retry` re-sends those.
+
+        With `platforms`, only failures on one of them count (a platform switched off since cannot be re-sent).
+        """
+
+        def work(conn: Connection) -> List[LedgerEntry]:
+            rows = conn.execute(
+                f"SELECT {self._ENTRY_COLUMNS} FROM posted_images p WHERE p.status = ? AND EXISTS ("
+                "SELECT 1 FROM platform_posts o WHERE o.content_hash = p.content_hash AND o.attempt = p.attempt"
+                " AND o.state = ?) ORDER BY p.posted_at, p.content_hash",
+                (POSTED, FAILED),
+            ).fetchall()
+            return [self._entry_from(conn, row) for row in rows]
+
+        entries = self._run("partly_failed", work)
+        if platforms is None:
+            return entries
+        wanted = set(platforms)
+        return [e for e in entries if wanted & set(e.failed_platforms)]
+
     def is_stale(self, entry: LedgerEntry) -> bool:
         """Whether the run holding `entry` is gone: a dead local process, or a claim older than the TTL."""
         alive = owner_alive(entry.claim_owner)
@@ -676,6 +702,42 @@ class PostLedger(_LedgerFile):
             return (_REPOSTING if posted_at else _CLAIMED_NEW), status, posted_at
 
         return self._write("claim", work)
+
+    def reopen_failed(self, content_hash: str) -> bool:
+        """posted → publishing, held by this instance, so the platforms that FAILED can be sent again.
+
+        One transaction: only a finished post with a failed platform and no unknown one is reopened, and only
+        by one caller (a second retry finds it 'publishing'). The posted platforms keep their 'posted' rows, so
+        `begin_sending` refuses them: a platform recorded as posted is never sent twice. `finish_post` closes it.
+        """
+        now = self._now()
+
+        def work(conn: Connection) -> bool:
+            row = conn.execute(
+                "SELECT attempt FROM posted_images WHERE content_hash = ? AND status = ?", (content_hash, POSTED)
+            ).fetchone()
+            if row is None:
+                return False
+            states = {
+                r[0]
+                for r in conn.execute(
+                    "SELECT state FROM platform_posts WHERE content_hash = ? AND attempt = ?", (content_hash, row[0])
+                )
+            }
+            if FAILED not in states or SENDING in states:
+                return False
+            return (
+                conn.execute(
+                    "UPDATE posted_images SET status = ?, claim_owner = ?, claimed_at = ?"
+                    " WHERE content_hash = ? AND status = ?",
+                    (PUBLISHING, self.owner, now, content_hash, POSTED),
+                ).rowcount
+                == 1
+            )
+
+        reopened = bool(self._write("reopen_failed", work))
+        log_json(logger, logging.INFO, "ledger_reopened_for_retry", content_hash=content_hash, reopened=reopened)
+        return reopened
 
     def mark_publishing(self, content_hash: str) -> None:
         """claimed → publishing. Raises StorageError when this instance no longer holds the claim, so the run

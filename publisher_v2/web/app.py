@@ -543,7 +543,11 @@ def _server_app() -> FastAPI:
     debug = os.environ.get("WEB_DEBUG", "").strip().lower() in ("1", "true", "yes")
     setup_logging(logging.DEBUG if debug else logging.INFO, stream=sys.stderr)
     try:
-        return create_app()
+        application = create_app()
+        # Open the ledger before uvicorn's start-up: a bad or unreachable [State] url / DATABASE_URL is then this
+        # one event naming the setting, not a traceback ending in "Application startup failed".
+        application.state.service.ledger.schema_version()
+        return application
     except SocialMediaPublisherError as exc:
         applog.log_json(logger, logging.ERROR, "web_cannot_start", error=str(exc))  # one event, redacted, like all
         raise SystemExit(1) from None

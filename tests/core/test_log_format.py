@@ -236,7 +236,14 @@ def test_ctrl_c_during_a_run_ends_with_the_interrupted_verdict_event(library: Pa
     _, err = run.communicate(timeout=60)
     assert run.returncode == 1, err[-2000:]
     event = verdict_event(err)  # every line JSON, this one last
-    assert (event["message"], event["verdict"], event["exit_code"]) == ("cli_interrupted", "publisher: interrupted", 1)
+    listing = f"publisher --config {library} ledger list"
+    assert (event["message"], event["exit_code"]) == ("cli_interrupted", 1)
+    assert event["verdict"] == f"publisher: interrupted; a post it left unfinished is listed by `{listing}`"
+    shown = subprocess.run(
+        [str(BIN / "publisher"), "--config", str(library), "ledger", "list"],
+        env=clean_env(), capture_output=True, text=True, timeout=60,
+    )
+    assert shown.stdout.startswith("1 unfinished post(s) in "), shown  # the command the verdict names shows it
 
 
 def test_a_failing_run_under_a_terminal_ends_with_the_verdict_as_a_console_line(library: Path) -> None:
