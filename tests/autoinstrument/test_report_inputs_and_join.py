@@ -13,9 +13,10 @@ from typing import Any, Dict, List
 
 import pytest
 
-from autoinstrument.report import Aggregator, aggregate, evaluate_budgets, main, render_text, to_json
-from autoinstrument.report_html import render_html
-from autoinstrument.report_read import expand_inputs, line_batches
+from autoinstrument.report import main, render_html, render_text, to_json
+from autoinstrument.report.aggregate import Aggregator, aggregate
+from autoinstrument.report.budgets import evaluate_budgets
+from autoinstrument.report.read import expand_inputs, line_batches
 
 PACKAGE = Path(__file__).resolve().parents[2] / "autoinstrument"
 
@@ -244,20 +245,37 @@ def test_the_summary_table_has_one_row_per_field_with_its_budget_status() -> Non
 # ---------------------------------------------------------------------------------------------- layout
 
 
+REPORT = PACKAGE / "report"
+
+
 def _report_imports() -> Dict[str, List[str]]:
+    """Each module of the report package → what it imports from autoinstrument (function-level imports
+    included): a module of the package by its short name, anything else by its full name."""
     graph: Dict[str, List[str]] = {}
-    for path in sorted(PACKAGE.glob("report*.py")):
+    for path in sorted(REPORT.glob("*.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"))
         names = [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module]
         names += [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
-        graph[path.stem] = sorted({n.split(".")[1] for n in names if n.startswith("autoinstrument.report")})
+        deps = set()
+        for name in names:
+            if name == "autoinstrument.report":
+                deps.add("__init__")
+            elif name.startswith("autoinstrument.report."):
+                deps.add(name.split(".")[2])
+            elif name.startswith("autoinstrument"):
+                deps.add(name)
+        graph[path.stem] = sorted(deps)
     return graph
 
 
-def test_report_modules_import_each_other_without_a_cycle() -> None:
+def test_report_modules_import_each_other_without_a_cycle_and_only_the_manifest_besides() -> None:
     graph = _report_imports()
-    assert {"report", "report_stats", "report_read", "report_aggregate", "report_budgets", "report_text"} <= set(graph)
-    assert "report" not in [dep for name, deps in graph.items() if name != "report" for dep in deps]
+    assert {"__init__", "stats", "read", "decode", "records", "aggregate", "budgets", "text", "html", "cli"} <= set(
+        graph
+    )
+    assert "__init__" not in [dep for name, deps in graph.items() if name != "__init__" for dep in deps]
+    outside = {dep for deps in graph.values() for dep in deps if dep.startswith("autoinstrument")}
+    assert outside and all(dep.split(".")[:2] == ["autoinstrument", "manifest"] for dep in outside), outside
     state: Dict[str, int] = {}
 
     def visit(name: str) -> None:
@@ -274,7 +292,9 @@ def test_report_modules_import_each_other_without_a_cycle() -> None:
 
 
 def test_report_modules_hold_no_application_name() -> None:
-    for path in PACKAGE.glob("report*.py"):
+    paths = list(REPORT.glob("*.py"))
+    assert len(paths) >= 10
+    for path in paths:
         assert "publisher" not in path.read_text(encoding="utf-8").lower(), path.name
 
 
@@ -296,7 +316,7 @@ def test_a_long_tail_gets_a_log_axis_with_decade_ticks_and_one_value_still_draws
 def straddling_log(path: Path, runs: int) -> str:
     """A log of `runs` publish runs (and noise) whose two-way split point falls between the two events of one
     run; returns that run's correlation id."""
-    from autoinstrument.report_parallel import split_points
+    from autoinstrument.report.parallel import split_points
 
     lines = []
     for i in range(runs):
@@ -323,7 +343,7 @@ def straddling_log(path: Path, runs: int) -> str:
 
 
 def test_a_run_straddling_the_split_point_is_joined_as_in_one_process(tmp_path: Path) -> None:
-    from autoinstrument.report_parallel import fold_parallel, fold_part, join_parts, merge, split_points
+    from autoinstrument.report.parallel import fold_parallel, fold_part, join_parts, merge, split_points
 
     log = tmp_path / "big.log"
     straddler = straddling_log(log, 3000)
@@ -347,7 +367,7 @@ def test_a_run_straddling_the_split_point_is_joined_as_in_one_process(tmp_path: 
 
 
 def test_a_file_split_over_three_processes_gives_the_same_report(tmp_path: Path) -> None:
-    from autoinstrument.report_parallel import fold_parallel, split_points
+    from autoinstrument.report.parallel import fold_parallel, split_points
 
     lines = []
     for i in range(3000):
@@ -373,7 +393,7 @@ def test_jobs_must_be_positive(capsys: pytest.CaptureFixture) -> None:
 
 
 def test_hostile_numbers_of_event_names_keep_the_caches_bounded() -> None:
-    from autoinstrument import report_aggregate as ra
+    import autoinstrument.report.aggregate as ra
 
     agg = Aggregator(max_events=10)
     agg.feed_lines([event(f"e{i}", x_ms=i).encode() for i in range(ra.CACHE_SIZE + 500)])
@@ -409,7 +429,7 @@ def test_a_list_as_method_in_a_batch_of_several_routes_is_no_method_and_the_repo
 def test_a_distribution_sent_between_processes_comes_back_the_same() -> None:
     import pickle
 
-    from autoinstrument.report_stats import FieldStats
+    from autoinstrument.report.stats import FieldStats
 
     for counts in ({0: 3, 5: 2, 90_000: 1}, {10**30: 1, 3: 2}, {}):  # 64-bit arrays; a huge value; empty
         sent = FieldStats(counts, invalid=4)

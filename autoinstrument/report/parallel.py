@@ -18,8 +18,9 @@ import multiprocessing
 import os
 from typing import IO, Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
-from autoinstrument.report_aggregate import Aggregator, Group, Head, Report
-from autoinstrument.report_read import InputError
+from autoinstrument.report.aggregate import Aggregator, Head
+from autoinstrument.report.errors import InputError
+from autoinstrument.report.records import Group, Report
 
 PARALLEL_MIN_BYTES = 32 << 20
 

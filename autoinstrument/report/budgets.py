@@ -13,14 +13,11 @@ from typing import Any, Dict, List, Mapping, Optional, Union
 
 from autoinstrument.manifest import PERCENTILES as STATISTICS
 from autoinstrument.manifest import budget_limits
-from autoinstrument.report_aggregate import Report
+from autoinstrument.report.errors import BudgetError
+from autoinstrument.report.records import Report
 
 DEFAULT_STATISTIC = "p95"
 BudgetSpec = Union[int, float, Mapping[str, Union[int, float]]]
-
-
-class BudgetError(ValueError):
-    """Budgets that cannot be used (unreadable, not YAML, wrong shape); the message names the place."""
 
 
 @dataclass
@@ -113,7 +110,6 @@ __all__ = [
     "DEFAULT_STATISTIC",
     "STATISTICS",
     "BudgetCheck",
-    "BudgetError",
     "check_budgets",
     "evaluate_budgets",
     "normalize_budgets",

@@ -10,8 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
-from autoinstrument.report_aggregate import DEFAULT_EVENT_KEY
-from autoinstrument.report_budgets import BudgetError, normalize_budgets
+from autoinstrument.report.budgets import normalize_budgets
+from autoinstrument.report.decode import DEFAULT_EVENT_KEY
+from autoinstrument.report.errors import BudgetError
 
 
 @dataclass

@@ -19,10 +19,11 @@ import math
 import os
 from typing import Any, Dict, List, Optional, Sequence
 
-from autoinstrument.report_aggregate import SKIP_DESCRIPTIONS, SKIP_REASONS, Report, Run
-from autoinstrument.report_budgets import BudgetCheck
-from autoinstrument.report_stats import SUMMARY_KEYS, FieldStats, histogram
-from autoinstrument.report_text import SCHEMA_VERSION, field_rows
+from autoinstrument.report.budgets import BudgetCheck
+from autoinstrument.report.decode import SKIP_DESCRIPTIONS, SKIP_REASONS
+from autoinstrument.report.document import SCHEMA_VERSION, field_rows
+from autoinstrument.report.records import Report, Run
+from autoinstrument.report.stats import SUMMARY_KEYS, FieldStats, histogram
 
 #: A colour-blind-friendly qualitative palette (Tableau 10), given to stages in their run order.
 PALETTE = (

@@ -1,0 +1,123 @@
+"""One report run, for the CLI and for library use: inputs and settings in, an `Outcome` out.
+
+`build_report` expands the inputs (failing before anything is read when one is missing), folds every line,
+checks the budgets and says how the run ends:
+
+    0  every budget met (or none given)
+    1  a budget breached
+    2  an input or budgets file that cannot be used (ReportError; usage errors are the CLI's)
+    3  no events read: not one line was a JSON event with `_ms` fields (of the manifest's events, when a
+       manifest names them), so nothing was measured and a gate must not pass
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import List, Optional, Sequence
+
+from autoinstrument.report.aggregate import Aggregator
+from autoinstrument.report.budgets import BudgetCheck, evaluate_budgets
+from autoinstrument.report.decode import SKIP_DESCRIPTIONS
+from autoinstrument.report.errors import InputError
+from autoinstrument.report.parallel import fold_parallel, jobs_for, merge
+from autoinstrument.report.read import expand_inputs, open_input, open_stdin
+from autoinstrument.report.records import Report
+from autoinstrument.report.settings import settings
+
+EXIT_OK, EXIT_BREACH, EXIT_ERROR, EXIT_NO_EVENTS = 0, 1, 2, 3
+
+
+@dataclass
+class Outcome:
+    """What a report run found: the Report, every budget check (breached or not) and how the run ends.
+    `known_events` are the event names the manifest can emit (empty without a manifest)."""
+
+    report: Report
+    checks: List[BudgetCheck] = field(default_factory=list)
+    known_events: List[str] = field(default_factory=list)
+
+    @property
+    def events_read(self) -> int:
+        """Events with `_ms` fields that count: all of them, or the manifest's events when it names them."""
+        if not self.known_events:
+            return self.report.events_used
+        known = set(self.known_events)
+        return sum(group.count for name, group in self.report.events.items() if name in known)
+
+    @property
+    def breached(self) -> bool:
+        return any(check.breached for check in self.checks)
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_BREACH if self.breached else EXIT_OK
+
+    def no_events_message(self) -> str:
+        """Why there is nothing to report, and what to do about it (empty when events were read)."""
+        if self.events_read:
+            return ""
+        report = self.report
+        skipped = ", ".join(f"{SKIP_DESCRIPTIONS[r]}: {n:,}" for r, n in report.skipped.items())
+        found = f"{report.lines:,} line{'s' if report.lines != 1 else ''} read"
+        if report.events_used and self.known_events:
+            shown = ", ".join(self.known_events[:4]) + (", …" if len(self.known_events) > 4 else "")
+            what = (
+                f"{report.events_used:,} JSON event(s) with _ms fields, but none of the manifest's ({shown}; "
+                f"event name under {report.event_key!r})"
+            )
+        else:
+            what = f"none of them a JSON event with _ms fields (event name under {report.event_key!r})"
+        return (
+            f"no events read: {found}, {what}" + (f" [{skipped}]" if skipped else "") + ".\n"
+            "The report reads the JSON lines an app logs, one object per line. A console-format log (what an "
+            "app prints when its stderr is a terminal) has none: have the app log JSON (stderr not a terminal, "
+            "or its log-format switch) and keep it in a file, e.g. `APP 2>>events.jsonl`, then report on that "
+            "file. Exit 3."
+        )
+
+
+def read_report(paths: Sequence[str], agg: Aggregator, jobs: Optional[int] = 1) -> Report:
+    """Feed every input into `agg` (a big plain file over `jobs` processes, see `parallel`) and return the
+    Report; InputError names the file that cannot be read."""
+    parts: List[Report] = []
+    for path in paths:
+        workers = jobs_for(path, jobs)
+        if workers > 1:
+            parts.append(fold_parallel(path, workers, agg.options()))
+            continue
+        stream = open_stdin() if path == "-" else open_input(path)
+        try:
+            agg.feed_stream(stream)
+        except (OSError, EOFError) as exc:  # a corrupt or truncated .gz, a read error
+            raise InputError(f"error reading {path}: {exc}") from None
+        finally:
+            if path != "-":
+                stream.close()
+    return merge([agg.report(), *parts]) if parts else agg.report()
+
+
+def build_report(
+    paths: Sequence[str] = ("-",),
+    manifest: Optional[str] = None,
+    budgets: Optional[str] = None,
+    event_key: Optional[str] = None,
+    top: int = 10,
+    jobs: Optional[int] = 1,
+) -> Outcome:
+    """The report of log files, folders, globs or "-" (stdin), checked against the budgets of `manifest` (a
+    telemetry manifest: also its stage order, totals and event key) or of `budgets` (any YAML with a
+    top-level `budgets:` mapping). Raises ReportError (InputError, BudgetError) naming what cannot be used."""
+    config = settings(manifest, budgets)
+    inputs = expand_inputs(paths)  # fail before reading anything when an input is missing
+    agg = Aggregator(
+        top=top,
+        totals=config.totals,
+        stage_order=config.stage_order,
+        total_order=config.total_order,
+        event_key=event_key or config.event_key,
+    )
+    report = read_report(inputs, agg, jobs)
+    return Outcome(report, evaluate_budgets(report, config.budgets), list(config.totals))
+
+
+__all__ = ["EXIT_BREACH", "EXIT_ERROR", "EXIT_NO_EVENTS", "EXIT_OK", "Outcome", "build_report", "read_report"]
