@@ -30,19 +30,20 @@ EXIT_OK, EXIT_BREACH, EXIT_ERROR, EXIT_NO_EVENTS = 0, 1, 2, 3
 @dataclass
 class Outcome:
     """What a report run found: the Report, every budget check (breached or not) and how the run ends.
-    `known_events` are the event names the manifest can emit (empty without a manifest)."""
+    `known_fields` are the `_ms` fields the manifest produces (empty without a manifest)."""
 
     report: Report
     checks: List[BudgetCheck] = field(default_factory=list)
-    known_events: List[str] = field(default_factory=list)
+    known_fields: List[str] = field(default_factory=list)
 
     @property
     def events_read(self) -> int:
-        """Events with `_ms` fields that count: all of them, or the manifest's events when it names them."""
-        if not self.known_events:
+        """Events with `_ms` fields that count: all of them, or, with a manifest, the events (by name) that
+        carry a field it produces (whatever key holds their name)."""
+        if not self.known_fields:
             return self.report.events_used
-        known = set(self.known_events)
-        return sum(group.count for name, group in self.report.events.items() if name in known)
+        known = set(self.known_fields)
+        return sum(group.count for group in self.report.events.values() if not known.isdisjoint(group.fields))
 
     @property
     def breached(self) -> bool:
@@ -50,6 +51,8 @@ class Outcome:
 
     @property
     def exit_code(self) -> int:
+        if not self.events_read:
+            return EXIT_NO_EVENTS
         return EXIT_BREACH if self.breached else EXIT_OK
 
     def no_events_message(self) -> str:
@@ -57,22 +60,22 @@ class Outcome:
         if self.events_read:
             return ""
         report = self.report
-        skipped = ", ".join(f"{SKIP_DESCRIPTIONS[r]}: {n:,}" for r, n in report.skipped.items())
-        found = f"{report.lines:,} line{'s' if report.lines != 1 else ''} read"
-        if report.events_used and self.known_events:
-            shown = ", ".join(self.known_events[:4]) + (", …" if len(self.known_events) > 4 else "")
-            what = (
-                f"{report.events_used:,} JSON event(s) with _ms fields, but none of the manifest's ({shown}; "
-                f"event name under {report.event_key!r})"
-            )
+        lines = f"{report.lines:,} line{'' if report.lines == 1 else 's'} read"
+        if self.known_fields:
+            shown = ", ".join(self.known_fields[:3]) + (", …" if len(self.known_fields) > 3 else "")
+            what = f"none of them a JSON event of the manifest (with {shown})"
+            if report.events_used:
+                what += f"; {report.events_used:,} JSON event(s) with _ms fields of other names"
         else:
-            what = f"none of them a JSON event with _ms fields (event name under {report.event_key!r})"
+            what = "none of them a JSON event with _ms fields"
+        skipped = ", ".join(f"{SKIP_DESCRIPTIONS[r]}: {n:,}" for r, n in report.skipped.items())
         return (
-            f"no events read: {found}, {what}" + (f" [{skipped}]" if skipped else "") + ".\n"
-            "The report reads the JSON lines an app logs, one object per line. A console-format log (what an "
-            "app prints when its stderr is a terminal) has none: have the app log JSON (stderr not a terminal, "
-            "or its log-format switch) and keep it in a file, e.g. `APP 2>>events.jsonl`, then report on that "
-            "file. Exit 3."
+            f"no events read: {lines}, {what}"
+            + (f"; skipped: {skipped}" if skipped else "")
+            + ".\nThe report reads the JSON events an app logs, one object per line; a console-format log (what "
+            "an app prints when its stderr is a terminal) holds none. Have the app log JSON (stderr not a "
+            "terminal, or its log-format switch) into a file, e.g. `APP 2>>events.jsonl`, and report on that "
+            "file. Exit status 3."
         )
 
 
@@ -117,7 +120,8 @@ def build_report(
         event_key=event_key or config.event_key,
     )
     report = read_report(inputs, agg, jobs)
-    return Outcome(report, evaluate_budgets(report, config.budgets), list(config.totals))
+    known = list(config.total_order) + [name for name in config.stage_order if name not in config.total_order]
+    return Outcome(report, evaluate_budgets(report, config.budgets), known)
 
 
 __all__ = ["EXIT_BREACH", "EXIT_ERROR", "EXIT_NO_EVENTS", "EXIT_OK", "Outcome", "build_report", "read_report"]

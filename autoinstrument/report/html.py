@@ -19,7 +19,7 @@ import math
 import os
 from typing import Any, Dict, List, Optional, Sequence
 
-from autoinstrument.report.budgets import BudgetCheck
+from autoinstrument.report.budgets import BudgetCheck, verdict
 from autoinstrument.report.decode import SKIP_DESCRIPTIONS, SKIP_REASONS
 from autoinstrument.report.document import SCHEMA_VERSION, field_rows
 from autoinstrument.report.records import Report, Run
@@ -380,10 +380,9 @@ def render_html(report: Report, checks: Sequence[BudgetCheck] = (), title: str =
     for check in checks:
         limits_by_field.setdefault(check.field, {})[check.statistic] = check.limit
     if checks:
-        failed = sum(1 for c in checks if c.breached)
-        verdict = (
-            f'<p class="breach">{failed} budget(s) breached.</p>' if failed else '<p class="ok">All budgets met.</p>'
-        )
+        said = verdict(checks)
+        cls = "breach" if any(c.breached for c in checks) else ("ok" if said == "all budgets met" else "nodata")
+        summary = f'<p class="{cls}">{esc(said[0].upper() + said[1:])}.</p>'
         rows = []
         for c in checks:
             cls = "breach" if c.breached else ("nodata" if c.observed is None else "ok")
@@ -395,7 +394,7 @@ def render_html(report: Report, checks: Sequence[BudgetCheck] = (), title: str =
                 f"<td>{esc(', '.join(c.events))}</td></tr>"
             )
         out.append(
-            "<h2>Budgets</h2>" + verdict + "<table><tr><th>field</th><th>statistic</th><th>status</th>"
+            "<h2>Budgets</h2>" + summary + "<table><tr><th>field</th><th>statistic</th><th>status</th>"
             '<th class="n">limit</th><th class="n">observed</th><th class="n">samples</th>'
             f'<th class="n">over limit</th><th>events</th></tr>{"".join(rows)}</table>'
             '<p class="muted">A breach is an observed statistic strictly above its limit; a bare number '

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Sequence
 
-from autoinstrument.report.budgets import BudgetCheck, number
+from autoinstrument.report.budgets import BudgetCheck, number, verdict
 from autoinstrument.report.decode import SKIP_REASONS
 from autoinstrument.report.document import field_rows
 from autoinstrument.report.records import Report
@@ -112,8 +112,7 @@ def render_text(report: Report, breaches: Sequence[BudgetCheck] = ()) -> str:
             for c in breaches
         ]
         out += _table(["field", "stat", "status", "limit", "observed", "samples", "over limit"], rows, 3)
-        failed = [c for c in breaches if c.breached]
-        out.append(f"{len(failed)} budget(s) breached" if failed else "all budgets met")
+        out.append(verdict(breaches))
     return "\n".join(out) + "\n"
 
 
