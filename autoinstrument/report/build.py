@@ -120,6 +120,7 @@ def build_report(
         event_key=event_key or config.event_key,
     )
     report = read_report(inputs, agg, jobs)
+    report.parallel = {outer: list(inner) for outer, inner in config.parallel.items()}
     known = list(config.total_order) + [name for name in config.stage_order if name not in config.total_order]
     return Outcome(report, evaluate_budgets(report, config.budgets), known)
 

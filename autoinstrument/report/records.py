@@ -61,6 +61,8 @@ class Report:
     totals: List[str] = field(default_factory=list)
     duplicates: Dict[str, Dict[int, int]] = field(default_factory=dict)
     event_key: str = DEFAULT_EVENT_KEY
+    #: stage field → the stage fields called inside it at the same time (the manifest's `parallel:`)
+    parallel: Dict[str, List[str]] = field(default_factory=dict)
     _pooled: Dict[str, FieldStats] = field(default_factory=dict, repr=False, compare=False)
 
     def order_key(self, name: str) -> Tuple[int, str]:

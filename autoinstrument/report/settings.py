@@ -1,4 +1,5 @@
-"""What the report takes from a telemetry manifest: budgets, each event's total field, stage order, event key.
+"""What the report takes from a telemetry manifest: budgets, each event's total field, stage order, the stages
+that run in parallel, event key.
 
 Why through the manifest loader: it refuses duplicate keys and names the file, line and key of a mistake;
 re-parsing the YAML here would silently keep the last of two equal keys. A `--budgets` file that is not a
@@ -22,6 +23,7 @@ class Settings:
     stage_order: List[str] = field(default_factory=list)
     total_order: List[str] = field(default_factory=list)
     event_key: str = DEFAULT_EVENT_KEY
+    parallel: Dict[str, List[str]] = field(default_factory=dict)
 
 
 def event_key_of(manifest: object) -> str:
@@ -68,6 +70,7 @@ def manifest_settings(path: str) -> Settings:
         stage_order=stage_order,
         total_order=total_order,
         event_key=event_key_of(manifest),
+        parallel={outer: list(inner) for outer, inner in getattr(manifest, "parallel", {}).items()},
     )
 
 
