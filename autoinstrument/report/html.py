@@ -430,6 +430,11 @@ def render_html(report: Report, checks: Sequence[BudgetCheck] = (), title: str =
         "nearest-rank "
         "(the smallest observed value with at least p% of the samples at or below it).</p>",
     ]
+    if not report.events_used:
+        out.append(
+            '<p class="breach">No events read: not one line was a JSON event with <code>_ms</code> fields (a '
+            "console-format log, an empty file?). Nothing was measured and no budget was checked.</p>"
+        )
     if report.fields():
         out.append(_summary_table(report, checks))
     # Budgets

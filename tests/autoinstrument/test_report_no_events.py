@@ -43,6 +43,9 @@ def test_an_empty_file_exits_3_and_says_no_line_was_read(tmp_path: Path) -> None
         "workflow_total_ms, "
     )
     assert HINT in hint and "console-format" in hint and "Exit status 3." in hint
+    page = tmp_path / "report.html"
+    assert report("--manifest", MANIFEST, "--html", str(page), str(empty)).returncode == 3
+    assert "No events read: not one line was a JSON event" in page.read_text(encoding="utf-8")
 
 
 def test_without_budgets_or_manifest_an_empty_file_still_exits_3(tmp_path: Path) -> None:
