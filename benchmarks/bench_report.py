@@ -8,12 +8,12 @@ Generates realistic logs (seeded, so reproducible; reused from `--dir` when alre
 + `route`, or as one `"POST /api/..."` string), events without `_ms` fields, 20% of lines with a Heroku or
 syslog prefix, and 1% extra garbage lines (plain text, truncated JSON, arrays, binary junk, blank).
 
-Side by side, interleaved (each round runs the three in a rotated order, each in a fresh subprocess):
+Side by side, interleaved (each round runs them in a rotated order, each in a fresh subprocess; `--hog N` keeps
+N busy loops running meanwhile, to measure with the other core taken):
 
 - ours: the full operator command, `python -m autoinstrument.report LOG --json --html OUT --budgets telemetry.yaml`
-  (exact percentiles per event, field and route, slowest runs, the run join, budgets, the HTML page); on a
-  two-core machine a big plain file is split over two processes (peak RSS is then the larger of the two);
-- ours, --jobs 1: the same in one process (its peak RSS is the whole memory);
+  (exact percentiles per event, field and route, slowest runs, the run join, budgets, the HTML page), in one
+  process;
 - orjson loop: the plain script an operator would write (`--floor orjson`): read lines, `orjson.loads` from the
   first `{`, count every int `_ms` value per (event, field), print count/p50/p95/p99/max per pair;
 - DuckDB given the field names (`--floor duckdb`, the `bench` extra): the lines as one text column, the JSON
@@ -261,19 +261,6 @@ def compare(
     out_html = path + ".compare.html"
     contestants = {
         "ours": [py, "-m", "autoinstrument.report", path, "--json", "--html", out_html, "--budgets", budgets],
-        "ours, --jobs 1": [
-            py,
-            "-m",
-            "autoinstrument.report",
-            path,
-            "--json",
-            "--html",
-            out_html + "1",
-            "--budgets",
-            budgets,
-            "--jobs",
-            "1",
-        ],
         "orjson loop": [py, me, "--floor", "orjson", path],
     }
     try:

@@ -16,7 +16,6 @@ orjson). Each job lives in its own module, imported in one direction (no circle)
     decode     one line → a JSON object or the reason it is skipped; bounded text from a line
     records    Report, Run, Group: what the report holds
     aggregate  lines → per-event / per-route / per-field distributions, slowest runs, the run join
-    parallel   one big plain file over two processes, and the merge of their Reports
     budgets    budgets (the manifest's rule) against the pooled samples
     settings   what a manifest tells the report (budgets, totals, stage order, parallel stages, event key)
     build      one run: inputs + settings → Outcome (Report, budget checks, exit code)

@@ -15,9 +15,7 @@ Once per run: an event of a request (a route event) and the scope event inside i
 stage sample (one `publish_parallel_ms` in `workflow_timing` and in `web_publish`). Events are joined on
 `correlation_id`: a stage field already counted for that id by an event of another name is counted in the
 event's own table but not again in the pooled per-field distribution (budgets, charts). The join remembers the
-last 2 x JOIN_WINDOW ids that carried stage fields; runs log their events close together. When a file is
-split over processes, `record_head` / `join_head` / `join_tail` let `parallel` join the runs that
-straddle a split point.
+last 2 x JOIN_WINDOW ids that carried stage fields; runs log their events close together.
 """
 
 from __future__ import annotations
@@ -25,7 +23,7 @@ from __future__ import annotations
 import gc
 import heapq
 import json
-from collections import ChainMap, Counter
+from collections import Counter
 from contextlib import contextmanager
 from operator import itemgetter
 from typing import IO, Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
@@ -52,15 +50,12 @@ try:  # orjson is a core dependency of the package; the stdlib path keeps the mo
 except ImportError:  # pragma: no cover
     _fast_loads = json.loads
 
-#: A run's first event in a part of a split file: (event name, stage fields, their ms values or None).
-Head = Tuple[str, Tuple[str, ...], Tuple[Optional[int], ...]]
 MAX_EVENTS = 1000
 MAX_ROUTES = 1000
 MAX_FIELDS_PER_GROUP = 200
 MAX_TOTALS = 100  # total fields with a slowest-runs list
 CACHE_SIZE = 4096
 JOIN_WINDOW = 8192  # ids per generation; a run logs its events within a few hundred lines
-JOIN_HEAD = 1024  # rows after a split point whose runs are joined with the part before (`parallel`)
 #: Fields of a slow run kept beside its stages (strings are truncated to MAX_TEXT).
 CONTEXT_KEYS = ("image_name", "filename", "method", "route", "status_code", "success", "archived", "error")
 
@@ -233,39 +228,6 @@ class Aggregator:
         self._join_new: Dict[Any, Tuple[str, Tuple[str, ...]]] = {}
         self._join_old: Dict[Any, Tuple[str, Tuple[str, ...]]] = {}
         self._carriers: Dict[str, set] = {}  # stage field → the event names that carry it
-        self._head: Optional[Dict[str, Head]] = None  # see record_head
-        self._head_left = 0
-
-    def options(self) -> Dict[str, Any]:
-        """The settings this aggregator was made with (to make another one alike, in another process)."""
-        return {
-            "top": self.top,
-            "totals": dict(self.totals),
-            "stage_order": list(self.stage_order),
-            "event_key": self.event_key,
-            "total_order": list(self.total_order),
-            "max_events": self.max_events,
-            "max_routes": self.max_routes,
-        }
-
-    # -- the join across a split point (`parallel`)
-
-    def record_head(self) -> None:
-        """Remember, for the first JOIN_HEAD rows with stage fields and an id, each id's first event and its
-        stage values: what the part of the file before this one must join (`join_head`). Why not more: a run
-        logs its events a few lines apart, and each entry is held and sent to the parent process."""
-        self._head = {}
-        self._head_left = JOIN_HEAD
-
-    def join_head(self) -> Dict[str, Head]:
-        """correlation id → (event name, stage fields, their ms or None) of the first event of each id, from
-        `record_head`."""
-        return dict(self._head or {})
-
-    def join_tail(self) -> Mapping[Any, Tuple[str, Tuple[str, ...]]]:
-        """The join window as it stands (a view, not a copy): correlation id → (event name, stage fields counted
-        for that run)."""
-        return ChainMap(self._join_new, self._join_old)
 
     # -- input
 
@@ -545,8 +507,6 @@ class Aggregator:
         While no other event name carries any of this shape's stage fields, ids are only remembered (in C);
         the comparison runs once a second carrier has been seen."""
         cids = columns[shape.cid]  # type: ignore[index]
-        if self._head is not None:
-            self._record_head(shape, columns, cids)
         new, old = self._join_new, self._join_old
         if len(new) >= JOIN_WINDOW:
             self._join_old, old = new, new
@@ -582,22 +542,6 @@ class Aggregator:
                     added.append(key)
             if added:
                 new[cid] = (before[0], tuple(before[1]) + tuple(added))
-
-    def _record_head(self, shape: _Shape, columns: _Columns, cids: Sequence[Any]) -> None:
-        """Part of `record_head`: the first event of each id among the first JOIN_HEAD rows, with the values
-        of its stage fields (as `_fold_join` would compare them; a value that is no duration is None)."""
-        if self._head_left <= 0:
-            return
-        head = self._head
-        assert head is not None
-        stages = set(shape.stages)
-        picked = [(key, index) for key, index, _ in shape.ms if key in stages]
-        keys = tuple(key for key, _ in picked)
-        values = list(zip(*(map(ms_value, columns[index]) for _, index in picked))) if picked else []
-        for row_index, cid in enumerate(cids[: self._head_left]):
-            if type(cid) is str and cid and cid not in head:
-                head[cid] = (shape.name, keys, values[row_index] if picked else ())
-        self._head_left -= len(cids)
 
     def _fold_slowest(self, shape: _Shape, rows: List[Tuple[Any, ...]], columns: _Columns) -> None:
         total_field = shape.keys[shape.total]  # type: ignore[index]
@@ -715,4 +659,4 @@ def aggregate_streams(
     return agg.report()
 
 
-__all__ = ["Aggregator", "Head", "aggregate", "aggregate_streams", "gc_paused"]
+__all__ = ["Aggregator", "aggregate", "aggregate_streams", "gc_paused"]

@@ -19,7 +19,6 @@ from autoinstrument.report.aggregate import Aggregator
 from autoinstrument.report.budgets import BudgetCheck, evaluate_budgets
 from autoinstrument.report.decode import SKIP_DESCRIPTIONS
 from autoinstrument.report.errors import InputError
-from autoinstrument.report.parallel import fold_parallel, jobs_for, merge
 from autoinstrument.report.read import expand_inputs, open_input, open_stdin
 from autoinstrument.report.records import Report
 from autoinstrument.report.settings import settings
@@ -79,15 +78,10 @@ class Outcome:
         )
 
 
-def read_report(paths: Sequence[str], agg: Aggregator, jobs: Optional[int] = 1) -> Report:
-    """Feed every input into `agg` (a big plain file over `jobs` processes, see `parallel`) and return the
-    Report; InputError names the file that cannot be read."""
-    parts: List[Report] = []
+def read_report(paths: Sequence[str], agg: Aggregator) -> Report:
+    """Feed every input into `agg`, in order, and return the Report; InputError names the file that cannot be
+    read."""
     for path in paths:
-        workers = jobs_for(path, jobs)
-        if workers > 1:
-            parts.append(fold_parallel(path, workers, agg.options()))
-            continue
         stream = open_stdin() if path == "-" else open_input(path)
         try:
             agg.feed_stream(stream)
@@ -96,7 +90,7 @@ def read_report(paths: Sequence[str], agg: Aggregator, jobs: Optional[int] = 1) 
         finally:
             if path != "-":
                 stream.close()
-    return merge([agg.report(), *parts]) if parts else agg.report()
+    return agg.report()
 
 
 def build_report(
@@ -105,7 +99,6 @@ def build_report(
     budgets: Optional[str] = None,
     event_key: Optional[str] = None,
     top: int = 10,
-    jobs: Optional[int] = 1,
 ) -> Outcome:
     """The report of log files, folders, globs or "-" (stdin), checked against the budgets of `manifest` (a
     telemetry manifest: also its stage order, totals and event key) or of `budgets` (any YAML with a
@@ -119,7 +112,7 @@ def build_report(
         total_order=config.total_order,
         event_key=event_key or config.event_key,
     )
-    report = read_report(inputs, agg, jobs)
+    report = read_report(inputs, agg)
     report.parallel = {outer: list(inner) for outer, inner in config.parallel.items()}
     known = list(config.total_order) + [name for name in config.stage_order if name not in config.total_order]
     return Outcome(report, evaluate_budgets(report, config.budgets), known)

@@ -48,13 +48,6 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"the JSON key holding the event name (default: the manifest's log.event_key, else {DEFAULT_EVENT_KEY!r})",
     )
     parser.add_argument("--top", type=int, default=10, metavar="N", help="slowest runs kept per total (10)")
-    parser.add_argument(
-        "--jobs",
-        type=int,
-        metavar="N",
-        help="processes for one big plain log file (default: 2 when the machine has 2 cores and the file is "
-        "over 32 MiB; 1 = read in order)",
-    )
     return parser
 
 
@@ -65,7 +58,7 @@ def _fail(message: str) -> int:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """`autoinstrument report [PATH ...] [--json] [--html FILE] [--budgets YAML | --manifest YAML]
-    [--event-key KEY] [--top N] [--jobs N]`."""
+    [--event-key KEY] [--top N]`."""
     parser = build_parser()
     try:
         args = parser.parse_args(list(argv) if argv is not None else None)
@@ -73,12 +66,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return int(exc.code or 0)
     if args.top < 0:
         return _fail("--top must be >= 0")
-    if args.jobs is not None and args.jobs < 1:
-        return _fail("--jobs must be >= 1")
     if args.event_key is not None and not args.event_key.strip():
         return _fail("--event-key must not be empty")
     try:
-        outcome = build_report(args.files, args.manifest, args.budgets, args.event_key, args.top, args.jobs)
+        outcome = build_report(args.files, args.manifest, args.budgets, args.event_key, args.top)
     except ReportError as exc:
         return _fail(str(exc))
     report, checks = outcome.report, outcome.checks
