@@ -6,8 +6,8 @@ checks the budgets and says how the run ends:
     0  every budget met (or none given)
     1  a budget breached
     2  an input or budgets file that cannot be used (ReportError; usage errors are the CLI's)
-    3  no events read: not one line was a JSON event with `_ms` fields (of the manifest's events, when a
-       manifest names them), so nothing was measured and a gate must not pass
+    3  no events read: not one line was a JSON event with `_ms` fields (with a field the manifest produces,
+       when a manifest is given), so nothing was measured and a gate must not pass
 """
 
 from __future__ import annotations
