@@ -163,7 +163,7 @@ def _resolve_target(ref: Ref, field: str, is_stage: bool) -> Tuple[Result, Optio
         descriptor = descriptor_type.__name__ if descriptor_type is not None else None
         try:
             kind = wrappers.kind_of(function)
-            # Build (and drop) the very wrapper install() would build: proves the signature compiles.
+            # Build (and drop) the very wrapper install() would build: proves wrapt accepts it.
             if is_stage:
                 wrappers.stage_wrapper(function, field, lambda err: None)
             else:

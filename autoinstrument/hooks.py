@@ -1,9 +1,11 @@
 """The import hooks and the patch registry: find the target, decide how to wrap it, apply, remember, restore.
 
-- Targets are wrapped by post-import hooks (`importhook.py`) when their module is imported. A module already
+- Targets are wrapped by wrapt's post-import hooks (`wrapt.register_post_import_hook`) when their module is
+  imported. A module already
   imported is wrapped at once and its targets are reported as "late" (a `from x import f` done before that
   keeps the original function).
-- Resolution walks the class's MRO through `vars()` (`targets.find`), so we wrap the RAW object: a
+- Resolution is `wrapt.resolve_path` (the class's MRO through `vars()`, `targets.find`), so we wrap the RAW
+  object in a `wrapt.FunctionWrapper` (`wrappers.py`) and set it with `wrapt.apply_patch`: a
   classmethod/staticmethod is unwrapped to its `__func__`, wrapped, and re-wrapped in the same descriptor
   type. An inherited method is wrapped by setting the wrapper on the NAMED class only; `uninstall()` deletes
   it again. Properties and other non-functions are refused with a fault naming the manifest line.
@@ -24,7 +26,9 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple, Union
 
-from autoinstrument import importhook, targets, wrappers
+import wrapt
+
+from autoinstrument import targets, wrappers
 from autoinstrument.emitter import Emitter, stderr_event
 from autoinstrument.manifest import Manifest, ManifestError, Ref, ScopeSpec, StageSpec, load_manifest, resolve_ref
 from autoinstrument.scope import ScopeRuntime
@@ -158,9 +162,9 @@ def install(manifest: Union[None, str, Manifest] = None, *, defer_report: bool =
             lambda err: emitter.fault("bookkeeping_error", f"{type(err).__name__}: {err}")
         )
         try:
-            importhook.on_error = lambda err: emitter.fault("hook_failed", f"{type(err).__name__}: {err}")
+            hook = _hook_for(state)
             for module_name in state.modules():
-                importhook.register(module_name, _on_import)
+                wrapt.register_post_import_hook(hook, module_name)
         except Exception as exc:  # nothing is wrapped, the app runs as is
             emitter.fault("hooks_unavailable", f"{type(exc).__name__}: {exc}")
         state.installing = False
@@ -178,7 +182,6 @@ def uninstall() -> int:
         state, _state = _state, None
         if state is None:
             return 0
-        importhook.unregister(_on_import)
         restored = 0
         for patch in state.patches.values():
             if _restore(patch, state):
@@ -206,13 +209,22 @@ def installed_targets() -> Dict[str, List[str]]:
 # --------------------------------------------------------------------------------------------- hooks
 
 
-def _on_import(module: Any) -> None:
+def _hook_for(state: _State) -> Any:
+    """The post-import hook of one install: inert once that install is undone (wrapt keeps hooks forever)."""
+
+    def hook(module: Any) -> None:
+        if _state is state:
+            _on_import(module, state)
+
+    return hook
+
+
+def _on_import(module: Any, state: _State) -> None:
     """The post-import hook. Must never raise: an exception here would fail the app's import."""
     try:
         name = getattr(module, "__name__", None)
         with _lock:
-            state = _state
-            if state is None:
+            if _state is not state:
                 return
             web_spec = state.manifest.web
             web = state.web if web_spec is not None and web_spec.app.module == name else None
@@ -251,7 +263,7 @@ def _patch(state: _State, spec: Union[ScopeSpec, StageSpec], module: Any, late: 
             # Not inherited: a stale wrapper of ours; wrap what it wraps, never a wrapper twice.
             raw = _unwrap_ours(raw)
         installed, kind = _make(state, spec, raw, target)
-        setattr(owner, attr, installed)
+        wrapt.apply_patch(owner, attr, installed)
         state.patches[key] = Patch(owner, attr, raw, installed, inherited, target.text, kind, late)
         state.missing.pop(target.text, None)
     except Exception as exc:
@@ -268,13 +280,13 @@ def _gate(state: _State, module: Any, late: bool) -> None:
     ref = state.gate_ref
     assert ref is not None
     try:
-        from autoinstrument.merge import gate_wrapper
+        from autoinstrument.merge import hold
 
         owner, attr, raw, inherited = _find(module, ref)
         if wrappers.is_ours(raw):
             return
-        installed = gate_wrapper(raw)
-        setattr(owner, attr, installed)
+        installed = wrappers.gate_wrapper(raw, hold)
+        wrapt.apply_patch(owner, attr, installed)
         state.gate = Patch(owner, attr, raw, installed, inherited, ref.text, "log gate", late)
     except Exception as exc:
         state.emitter.fault(

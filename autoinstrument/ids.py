@@ -14,15 +14,15 @@ starts an escape) and cut to 128 characters with `...` appended when cut.
 from __future__ import annotations
 
 import os
-import re
+from re import compile as regex
 from typing import Callable, List, Optional
 
 MAX_ID_LENGTH = 128
 MAX_PARAM_LENGTH = 128
 
-_SAFE_ID = re.compile(rb"[A-Za-z0-9._-]{1,128}")  # MAX_ID_LENGTH
-_SAFE_PARAM = re.compile(r"[A-Za-z0-9._~@+,() -]{1,128}")  # MAX_PARAM_LENGTH
-_SAFE_CHAR = re.compile(r"[A-Za-z0-9._~@+,() -]")
+_SAFE_ID = regex(rb"[A-Za-z0-9._-]{1,128}")  # MAX_ID_LENGTH
+_SAFE_PARAM = regex(r"[A-Za-z0-9._~@+,() -]{1,128}")  # MAX_PARAM_LENGTH
+_SAFE_CHAR = regex(r"[A-Za-z0-9._~@+,() -]")
 
 
 def request_id_from(raw: bytes) -> Optional[str]:

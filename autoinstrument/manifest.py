@@ -13,18 +13,18 @@ from __future__ import annotations
 
 import keyword
 import os
-import re
 from dataclasses import dataclass
+from re import compile as regex
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 _IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
-_TARGET_RE = re.compile(rf"^({_IDENT}(?:\.{_IDENT})*):({_IDENT}(?:\.{_IDENT})*)$")
-_FIELD_RE = re.compile(r"^[a-z][a-z0-9_]*_ms$")
-_EVENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_HEADER_RE = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
-_ROUTE_RE = re.compile(r"^(\S+)\s+(\S+)$")
+_TARGET_RE = regex(rf"^({_IDENT}(?:\.{_IDENT})*):({_IDENT}(?:\.{_IDENT})*)$")
+_FIELD_RE = regex(r"^[a-z][a-z0-9_]*_ms$")
+_EVENT_RE = regex(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_HEADER_RE = regex(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+_ROUTE_RE = regex(r"^(\S+)\s+(\S+)$")
 #: A path parameter in a route template: `{name}` or `{name:converter}` (Starlette's converters).
-TEMPLATE_PARAM_RE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::(str|path|int|float|uuid))?\}")
+TEMPLATE_PARAM_RE = regex(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::(str|path|int|float|uuid))?\}")
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 #: The percentile names a budget may bound.
 PERCENTILES = ("p50", "p95", "p99", "max")

@@ -12,8 +12,8 @@ telemetry's own event, as before.
 
 Cost outside a mapped request: the gate reads one ContextVar (`scope.CURRENT`, which the middleware sets to
 the request itself; a scope inside a request knows its `request`) and, inside a scope that is not in a
-request, one attribute; then it calls the original function with the same arguments (the gate is compiled
-with the function's exact parameter list, like the stage wrappers).
+request, one attribute; then it calls the original function with the same arguments (the gate is a wrapt
+FunctionWrapper, `wrappers.gate_wrapper`, whose slow path is `hold`).
 A held call returns None, as a `log_json(logger, level, event, **fields)` function does.
 """
 
@@ -21,45 +21,6 @@ from __future__ import annotations
 
 import logging
 from typing import Any, Callable, Dict, Optional, Tuple
-
-from autoinstrument import wrappers
-from autoinstrument.scope import CURRENT
-
-_GATE = """
-def __ai_make(_ai_fn, _ai_get, _ai_hold):
-    def {name}({sig}):
-        _ai_acc = _ai_get()
-        if _ai_acc is None:
-            return _ai_fn({call})
-        _ai_request = _ai_acc.request
-        if _ai_request is None:
-            return _ai_fn({call})
-        return _ai_hold(_ai_request, _ai_fn, {call})
-    return {name}
-"""
-
-
-# The same gate with `hold` written in, for the `log_json(logger, level, event, **fields)` shape (three
-# positional parameters and `**fields`): the one call per request then costs no extra frame and no argument
-# tuple. `{logger}`, `{level}`, `{event}`, `{fields}` are the function's own parameter names.
-_GATE_INLINE = """
-def __ai_make(_ai_fn, _ai_get, _ai_hold):
-    def {name}({sig}):
-        _ai_acc = _ai_get()
-        if _ai_acc is not None:
-            _ai_request = _ai_acc.request
-            if _ai_request is not None:
-                _ai_held = _ai_request.held
-                if _ai_held is not None:
-                    _ai_route = _ai_request.owner
-                    if {event} == _ai_route.event or {event} == _ai_route.error_event:
-                        _ai_entry = ({logger}, {level}, {event}, {fields})
-                        _ai_held.append(_ai_entry)
-                        if _ai_held[0] is _ai_entry:
-                            return None
-        return _ai_fn({call})
-    return {name}
-"""
 
 
 def status_level(status: Any, exc: Optional[BaseException]) -> int:
@@ -85,34 +46,6 @@ def hold(request: Any, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> 
     if slot[0] is not entry:
         return fn(*args, **kwargs)
     return None
-
-
-def gate_wrapper(fn: Any) -> Any:
-    """The manifest's log function behind the gate (a plain function only)."""
-    kind = wrappers.kind_of(fn)
-    if kind != wrappers.SYNC:
-        raise wrappers.UnsupportedTarget(f"the log function must be a plain function, not a {kind} function")
-    wrapper = wrappers._build(_gate_template(fn), fn, (fn, CURRENT.get, hold))
-    setattr(wrapper, wrappers.MARK, ("log_gate", None, kind))
-    return wrapper
-
-
-def _gate_template(fn: Any) -> str:
-    """`_GATE_INLINE` filled with `fn`'s parameter names when `fn` has the log_json shape, else `_GATE`."""
-    code = fn.__code__
-    flags = code.co_flags
-    if (
-        code.co_argcount != 3
-        or code.co_kwonlyargcount
-        or flags & wrappers._CO_VARARGS
-        or not flags & wrappers._CO_VARKEYWORDS
-        or wrappers._signature(fn) is None
-    ):
-        return _GATE
-    logger, level, event, fields = code.co_varnames[:4]
-    return _GATE_INLINE.replace("{logger}", logger).replace("{level}", level).replace("{event}", event).replace(
-        "{fields}", fields
-    )
 
 
 def merged(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from re import compile as regex
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from autoinstrument.ids import loggable
@@ -35,7 +36,7 @@ def compile_template(template: str) -> Optional[re.Pattern]:
         parts.append(f"(?P<{match.group(1)}>{_CONVERTERS[match.group(2)]})")
         last = match.end()
     parts.append(re.escape(template[last:]))
-    return re.compile("".join(parts))
+    return regex("".join(parts))
 
 
 def json_result(body: bytes, keys: Iterable[str]) -> Dict[str, Any]:

@@ -1,42 +1,39 @@
-"""The wrappers: one plain closure per callable kind (sync, coroutine, generator, async generator).
+"""The wrappers: wrapt `FunctionWrapper`s, one ordinary wrapper function per callable kind.
 
-Why plain closures and not `wrapt.FunctionWrapper`: the per-call budget. A FunctionWrapper costs ~0.44 us per
-call before any timing work (C extension, CPython 3.11), about 4x hand-written inline timing, so it cannot
-meet "in scope <= 3x hand-written overhead, out of scope <= 1x".
+Why wrapt: it is the library the design names, and it gets the hard parts of a transparent proxy right: the
+wrapped object stays the same object (`__wrapped__`, `__globals__`, `__code__`, `__signature__` and
+`inspect.is*function` all answer as for the original), descriptors bind as they would unwrapped (methods,
+classmethods, `functools.lru_cache` objects, another library's wrapt wrapper, which keeps its `instance`),
+and no source is generated. Its cost, about 1 us per call on CPython 3.11, is measured against the stages it
+times in docs_v2/benchmarks.md (well under 0.2 % of the shortest stage of a real run).
 
-Why the wrapper is compiled with the target's exact parameter list: forwarding through `*args, **kwargs` costs
-~180 ns per call on CPython 3.11 (tuple + dict building, no specialised call), more than the whole
-out-of-scope budget. So `_signature` reads the target's code object and the wrapper is `def name(self, path,
-*, limit)` calling `fn(self, path, limit=limit)`, with the original `__defaults__`/`__kwdefaults__` objects.
-Anything unusual falls back to `*args, **kwargs`. The templates below are the whole runtime logic;
-`functools.update_wrapper` then gives the wrapper the target's `__name__`, `__qualname__`, `__doc__`,
-`__module__`, `__annotations__` and `__wrapped__`, so `inspect.signature` and `inspect.is*function` answer as
-for the original.
+Each wrapper is `(wrapped, instance, args, kwargs)`:
+- sync and coroutine stages time the call into the innermost open scope (`scope.CURRENT`), counted once per
+  field on re-entry (the field's running marker, see `scope.py`);
+- generator and async-generator stages create the generator at call time (argument errors surface at once,
+  as unwrapped) and return a driver that times only the ACTIVE time of each `send`/`throw`/`close` step
+  (`asend`/`athrow`/`aclose`), holding the marker inside a step only, never across a `yield`;
+- scopes open an accumulator around a sync or coroutine call;
+- the log gate holds the app's own event of a mapped request (`merge.hold`).
 
-Kinds are decided from the target when the wrapper is built (never from what a call returns): generator and
-async-generator wrappers time the ACTIVE time of each `send`/`throw`/`close` step (`asend`/`athrow`/`aclose`),
-hold the field's running marker (see `scope.py`) only inside a step, never across a `yield`,
-and count one call per iteration.
+What wrapt alone does not do, added here: `TimedWrapper` pickles by reference (a module function by its
+qualified name, a bound method as `getattr(instance, name)`), where wrapt's proxies raise
+`NotImplementedError`; refusing properties and other non-functions is `targets.classify`'s job.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import inspect
-import keyword
-import linecache
 import time
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Optional, Tuple
+
+import wrapt
 
 from autoinstrument.scope import CURRENT, marker_var
 
-MARK = "__autoinstrument__"
-
 SYNC, COROUTINE, GENERATOR, ASYNCGEN = "sync", "async", "generator", "async generator"
 
-_CO_VARARGS = inspect.CO_VARARGS
-_CO_VARKEYWORDS = inspect.CO_VARKEYWORDS
 _CO_ITERABLE_COROUTINE = inspect.CO_ITERABLE_COROUTINE
 _NOARG = object()
 
@@ -45,10 +42,50 @@ class UnsupportedTarget(TypeError):
     """The object cannot be timed (property, builtin, non-function...)."""
 
 
+class _BoundTimed(wrapt.BoundFunctionWrapper):
+    """A TimedWrapper bound to an instance or class: pickles as `getattr(instance, name)`, like a bound
+    method (so a bound method of a wrapped class crosses a ProcessPoolExecutor)."""
+
+    def __reduce_ex__(self, protocol: int) -> Any:
+        holder = self._self_instance
+        if holder is None:
+            holder = getattr(self, "_self_owner", None)
+        if holder is None:
+            raise TypeError(f"cannot pickle {self.__qualname__}: bound to nothing")
+        return getattr, (holder, self.__name__)
+
+    def __reduce__(self) -> Any:
+        return self.__reduce_ex__(2)
+
+
+class TimedWrapper(wrapt.FunctionWrapper):
+    """Our FunctionWrapper: pickles by reference (its qualified name, where it is installed)."""
+
+    __bound_function_wrapper__ = _BoundTimed
+
+    def __reduce_ex__(self, protocol: int) -> Any:
+        return self.__qualname__  # pickle's save_global checks that the name leads back to this object
+
+    def __reduce__(self) -> Any:
+        return self.__reduce_ex__(2)
+
+
+def timeable(obj: Any) -> bool:
+    """A Python function, or a function-like descriptor around one (`functools.lru_cache`, a wrapt proxy)."""
+    if inspect.isfunction(obj):  # also true for a wrapt proxy of a function (it forwards __class__)
+        return True
+    inner = getattr(obj, "__wrapped__", None)
+    return inner is not None and callable(obj) and hasattr(type(obj), "__get__") and inspect.isfunction(
+        inspect.unwrap(obj)
+    )
+
+
 def kind_of(fn: Any) -> str:
     """The callable kind, decided once from the function itself (not from what a call returns)."""
-    if not inspect.isfunction(fn):
+    if not timeable(fn):
         raise UnsupportedTarget(f"{type(fn).__name__} is not a Python function")
+    if not inspect.isfunction(fn):
+        fn = inspect.unwrap(fn)
     if inspect.isasyncgenfunction(fn):
         return ASYNCGEN
     if inspect.isgeneratorfunction(fn):
@@ -60,133 +97,135 @@ def kind_of(fn: Any) -> str:
     return SYNC
 
 
-# --------------------------------------------------------------------------------------------- templates
+# --------------------------------------------------------------------------------------------- stages
 
-# One template for plain and coroutine functions: `{def_}` is "def" or "async def", `{await_}` "" or "await ".
-_STAGE_CALL = """
-def __ai_make(_ai_fn, _ai_field, _ai_get, _ai_mget, _ai_mset, _ai_pc, _ai_fault):
-    {def_} {name}({sig}):
-        _ai_acc = _ai_get()
-        if _ai_acc is None:
-            return {await_}_ai_fn({call})
-        _ai_mark = _ai_mget()
-        if _ai_mark[1] and _ai_mark[0] is _ai_acc:
-            return {await_}_ai_fn({call})
-        _ai_mark = [_ai_acc, True]
-        _ai_mset(_ai_mark)
-        _ai_t0 = _ai_pc()
+Fault = Callable[[BaseException], None]
+
+
+def _sync_stage(field: str, fault: Fault) -> Callable[..., Any]:
+    marker = marker_var(field)
+    current, mget, mset, clock = CURRENT.get, marker.get, marker.set, time.perf_counter
+
+    def stage(wrapped: Any, instance: Any, args: Tuple[Any, ...], kwargs: dict) -> Any:
+        acc = current()
+        if acc is None:
+            return wrapped(*args, **kwargs)
+        mark = mget()
+        if mark[1] and mark[0] is acc:
+            return wrapped(*args, **kwargs)
+        mark = [acc, True]
+        mset(mark)
+        t0 = clock()
         try:
-            return {await_}_ai_fn({call})
+            return wrapped(*args, **kwargs)
         finally:
-            _ai_t1 = _ai_pc()
-            _ai_mark[1] = False
+            t1 = clock()
+            mark[1] = False
             try:
-                _ai_samples = _ai_acc.lists[_ai_field]
-                _ai_samples.append(_ai_t1 - _ai_t0)
-                if len(_ai_samples) > _ai_acc.limit:
-                    _ai_acc.overflow(_ai_field, _ai_t1 - _ai_t0)
+                samples = acc.lists[field]
+                samples.append(t1 - t0)
+                if len(samples) > acc.limit:
+                    acc.overflow(field, t1 - t0)
             except KeyError:
-                _ai_acc.add(_ai_field, _ai_t1 - _ai_t0)
-            except Exception as _ai_err:
-                _ai_fault(_ai_err)
-    return {name}
-"""
+                acc.add(field, t1 - t0)
+            except Exception as err:
+                fault(err)
 
-_STAGE_SYNC = _STAGE_CALL.replace("{def_}", "def").replace("{await_}", "")
-_STAGE_ASYNC = _STAGE_CALL.replace("{def_}", "async def").replace("{await_}", "await ")
+    return stage
 
-_STAGE_GENERATOR = """
-def __ai_make(_ai_fn, _ai_field, _ai_step, _ai_noarg):
-    def {name}({sig}):
-        _ai_gen = _ai_fn({call})
+
+def _coroutine_stage(field: str, fault: Fault) -> Callable[..., Any]:
+    marker = marker_var(field)
+    current, mget, mset, clock = CURRENT.get, marker.get, marker.set, time.perf_counter
+
+    async def stage(wrapped: Any, instance: Any, args: Tuple[Any, ...], kwargs: dict) -> Any:
+        acc = current()
+        if acc is None:
+            return await wrapped(*args, **kwargs)
+        mark = mget()
+        if mark[1] and mark[0] is acc:
+            return await wrapped(*args, **kwargs)
+        mark = [acc, True]
+        mset(mark)
+        t0 = clock()
         try:
-            _ai_value = _ai_step(_ai_gen.send, None, _ai_field, 1)
-        except StopIteration as _ai_stop:
-            return _ai_stop.value
-        while True:
+            return await wrapped(*args, **kwargs)
+        finally:
+            t1 = clock()
+            mark[1] = False
             try:
-                _ai_sent = yield _ai_value
-            except GeneratorExit:
-                _ai_step(_ai_gen.close, _ai_noarg, _ai_field, 0)
-                raise
-            except BaseException as _ai_exc:
-                try:
-                    _ai_value = _ai_step(_ai_gen.throw, _ai_exc, _ai_field, 0)
-                except StopIteration as _ai_stop:
-                    return _ai_stop.value
-            else:
-                try:
-                    _ai_value = _ai_step(_ai_gen.send, _ai_sent, _ai_field, 0)
-                except StopIteration as _ai_stop:
-                    return _ai_stop.value
-    return {name}
-"""
+                samples = acc.lists[field]
+                samples.append(t1 - t0)
+                if len(samples) > acc.limit:
+                    acc.overflow(field, t1 - t0)
+            except KeyError:
+                acc.add(field, t1 - t0)
+            except Exception as err:
+                fault(err)
 
-_STAGE_ASYNCGEN = """
-def __ai_make(_ai_fn, _ai_field, _ai_step, _ai_noarg):
-    async def {name}({sig}):
-        _ai_agen = _ai_fn({call})
+    return stage
+
+
+def _generator_stage(field: str, fault: Fault) -> Callable[..., Any]:
+    def stage(wrapped: Any, instance: Any, args: Tuple[Any, ...], kwargs: dict) -> Any:
+        return _drive(wrapped(*args, **kwargs), field)
+
+    return stage
+
+
+def _asyncgen_stage(field: str, fault: Fault) -> Callable[..., Any]:
+    def stage(wrapped: Any, instance: Any, args: Tuple[Any, ...], kwargs: dict) -> Any:
+        return _adrive(wrapped(*args, **kwargs), field)
+
+    return stage
+
+
+def _drive(gen: Any, field: str) -> Any:
+    """Re-yield `gen`, timing each step: the first one counts the call, later ones add time only."""
+    try:
+        value = _step(gen.send, None, field, 1)
+    except StopIteration as stop:
+        return stop.value
+    while True:
         try:
-            _ai_value = await _ai_step(_ai_agen.asend, None, _ai_field, 1)
-        except StopAsyncIteration:
-            return
-        while True:
+            sent = yield value
+        except GeneratorExit:
+            _step(gen.close, _NOARG, field, 0)
+            raise
+        except BaseException as exc:
             try:
-                _ai_sent = yield _ai_value
-            except GeneratorExit:
-                await _ai_step(_ai_agen.aclose, _ai_noarg, _ai_field, 0)
-                raise
-            except BaseException as _ai_exc:
-                try:
-                    _ai_value = await _ai_step(_ai_agen.athrow, _ai_exc, _ai_field, 0)
-                except StopAsyncIteration:
-                    return
-            else:
-                try:
-                    _ai_value = await _ai_step(_ai_agen.asend, _ai_sent, _ai_field, 0)
-                except StopAsyncIteration:
-                    return
-    return {name}
-"""
+                value = _step(gen.throw, exc, field, 0)
+            except StopIteration as stop:
+                return stop.value
+        else:
+            try:
+                value = _step(gen.send, sent, field, 0)
+            except StopIteration as stop:
+                return stop.value
 
-_SCOPE_SYNC = """
-def __ai_make(_ai_fn, _ai_open, _ai_close):
-    def {name}({sig}):
-        _ai_state = _ai_open()
+
+async def _adrive(agen: Any, field: str) -> Any:
+    """`_drive` for an async generator (`asend`/`athrow`/`aclose`)."""
+    try:
+        value = await _astep(agen.asend, None, field, 1)
+    except StopAsyncIteration:
+        return
+    while True:
         try:
-            _ai_result = _ai_fn({call})
-        except BaseException as _ai_exc:
-            _ai_close(_ai_state, None, _ai_exc)
+            sent = yield value
+        except GeneratorExit:
+            await _astep(agen.aclose, _NOARG, field, 0)
             raise
-        _ai_close(_ai_state, _ai_result, None)
-        return _ai_result
-    return {name}
-"""
-
-_SCOPE_ASYNC = """
-def __ai_make(_ai_fn, _ai_open, _ai_close):
-    async def {name}({sig}):
-        _ai_state = _ai_open()
-        try:
-            _ai_result = await _ai_fn({call})
-        except BaseException as _ai_exc:
-            _ai_close(_ai_state, None, _ai_exc)
-            raise
-        _ai_close(_ai_state, _ai_result, None)
-        return _ai_result
-    return {name}
-"""
-
-_STAGE_TEMPLATES = {
-    SYNC: _STAGE_SYNC,
-    COROUTINE: _STAGE_ASYNC,
-    GENERATOR: _STAGE_GENERATOR,
-    ASYNCGEN: _STAGE_ASYNCGEN,
-}
-_SCOPE_TEMPLATES = {SYNC: _SCOPE_SYNC, COROUTINE: _SCOPE_ASYNC}
-
-
-# --------------------------------------------------------------------------------------------- steps
+        except BaseException as exc:
+            try:
+                value = await _astep(agen.athrow, exc, field, 0)
+            except StopAsyncIteration:
+                return
+        else:
+            try:
+                value = await _astep(agen.asend, sent, field, 0)
+            except StopAsyncIteration:
+                return
 
 
 def _step(method: Callable[..., Any], arg: Any, field: str, calls: int) -> Any:
@@ -235,7 +274,7 @@ async def _astep(method: Callable[..., Any], arg: Any, field: str, calls: int) -
             _report(err)
 
 
-_fault_sink: Optional[Callable[[BaseException], None]] = None
+_fault_sink: Optional[Fault] = None
 
 
 def _report(err: BaseException) -> None:
@@ -245,114 +284,90 @@ def _report(err: BaseException) -> None:
             sink(err)
 
 
-def set_fault_sink(sink: Optional[Callable[[BaseException], None]]) -> None:
+def set_fault_sink(sink: Optional[Fault]) -> None:
     """Where generator-step bookkeeping faults go (the installer's emitter)."""
     global _fault_sink
     _fault_sink = sink
 
 
+# --------------------------------------------------------------------------------------------- scopes
+
+
+def _sync_scope(open_scope: Callable[[], Any], close_scope: Callable[..., None]) -> Callable[..., Any]:
+    def scope(wrapped: Any, instance: Any, args: Tuple[Any, ...], kwargs: dict) -> Any:
+        state = open_scope()
+        try:
+            result = wrapped(*args, **kwargs)
+        except BaseException as exc:
+            close_scope(state, None, exc)
+            raise
+        close_scope(state, result, None)
+        return result
+
+    return scope
+
+
+def _coroutine_scope(open_scope: Callable[[], Any], close_scope: Callable[..., None]) -> Callable[..., Any]:
+    async def scope(wrapped: Any, instance: Any, args: Tuple[Any, ...], kwargs: dict) -> Any:
+        state = open_scope()
+        try:
+            result = await wrapped(*args, **kwargs)
+        except BaseException as exc:
+            close_scope(state, None, exc)
+            raise
+        close_scope(state, result, None)
+        return result
+
+    return scope
+
+
 # --------------------------------------------------------------------------------------------- building
 
-
-def _signature(fn: Any) -> Optional[Tuple[str, str]]:
-    """(parameter list, call arguments) mirroring `fn`'s code object, or None to fall back to
-    *args/**kwargs."""
-    code = fn.__code__
-    names = code.co_varnames
-    argc, posonly, kwonly = code.co_argcount, code.co_posonlyargcount, code.co_kwonlyargcount
-    positional = list(names[:argc])
-    kwonly_names = list(names[argc : argc + kwonly])
-    index = argc + kwonly
-    varargs = varkw = None
-    if code.co_flags & _CO_VARARGS:
-        varargs = names[index]
-        index += 1
-    if code.co_flags & _CO_VARKEYWORDS:
-        varkw = names[index]
-    every = positional + kwonly_names + [n for n in (varargs, varkw) if n]
-    for name in every:
-        if not name.isidentifier() or keyword.iskeyword(name) or name.startswith("_ai_"):
-            return None
-    sig = []
-    call = []
-    for i, name in enumerate(positional):
-        if posonly and i == posonly:
-            sig.append("/")
-        sig.append(name)
-        call.append(name)
-    if posonly and posonly == len(positional):
-        sig.append("/")
-    if varargs:
-        sig.append("*" + varargs)
-        call.append("*" + varargs)
-    elif kwonly_names:
-        sig.append("*")
-    for name in kwonly_names:
-        sig.append(name)
-        call.append(f"{name}={name}")
-    if varkw:
-        sig.append("**" + varkw)
-        call.append("**" + varkw)
-    return ", ".join(sig), ", ".join(call)
+_STAGES = {SYNC: _sync_stage, COROUTINE: _coroutine_stage, GENERATOR: _generator_stage, ASYNCGEN: _asyncgen_stage}
+_SCOPES = {SYNC: _sync_scope, COROUTINE: _coroutine_scope}
 
 
-_compiled: Dict[Tuple[str, str, str, str], Any] = {}
+def _wrap(fn: Any, wrapper: Callable[..., Any], mark: Tuple[str, Optional[str], str]) -> TimedWrapper:
+    proxy = TimedWrapper(fn, wrapper)
+    proxy._self_autoinstrument = mark  # a `_self_` name: kept on the proxy itself, never set on `fn`
+    return proxy
 
 
-def _build(template: str, fn: Any, args: Tuple[Any, ...]) -> Any:
-    """Compile `template` with `fn`'s parameter list, instantiate it with `args`, copy `fn`'s metadata."""
-    mirrored = _signature(fn)
-    sig, call = mirrored if mirrored is not None else ("*_ai_args, **_ai_kwargs", "*_ai_args, **_ai_kwargs")
-    name = fn.__name__ if isinstance(fn.__name__, str) and fn.__name__.isidentifier() else "wrapper"
-    if name.startswith("_ai_") or keyword.iskeyword(name):
-        name = "wrapper"
-    key = (template, name, sig, call)
-    code = _compiled.get(key)
-    if code is None:
-        source = template.format(name=name, sig=sig, call=call)
-        filename = f"<autoinstrument {name}({sig})>"
-        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-        code = compile(source, filename, "exec")
-        _compiled[key] = code
-    namespace: Dict[str, Any] = {}
-    exec(code, namespace)
-    wrapper = namespace["__ai_make"](*args)
-    if mirrored is not None:
-        wrapper.__defaults__ = fn.__defaults__
-        wrapper.__kwdefaults__ = dict(fn.__kwdefaults__) if fn.__kwdefaults__ else None
-    functools.update_wrapper(wrapper, fn)
-    return wrapper
-
-
-def stage_wrapper(fn: Any, field: str, fault: Callable[[BaseException], None]) -> Any:
-    """A wrapper adding `fn`'s duration (active time for generators) to `field` of the innermost scope."""
+def stage_wrapper(fn: Any, field: str, fault: Fault) -> TimedWrapper:
+    """`fn` adding its duration (active time for generators) to `field` of the innermost scope."""
     kind = kind_of(fn)
-    if kind in (SYNC, COROUTINE):
-        marker = marker_var(field)
-        args: Tuple[Any, ...] = (fn, field, CURRENT.get, marker.get, marker.set, time.perf_counter, fault)
-    elif kind == GENERATOR:
-        args = (fn, field, _step, _NOARG)
-    else:
-        args = (fn, field, _astep, _NOARG)
-    wrapper = _build(_STAGE_TEMPLATES[kind], fn, args)
-    setattr(wrapper, MARK, ("stage", field, kind))
-    return wrapper
+    return _wrap(fn, _STAGES[kind](field, fault), ("stage", field, kind))
 
 
-def scope_wrapper(fn: Any, open_scope: Callable[[], Any], close_scope: Callable[..., None]) -> Any:
-    """A wrapper opening a scope around `fn` (sync or async only: a generator cannot hold a scope open)."""
+def scope_wrapper(fn: Any, open_scope: Callable[[], Any], close_scope: Callable[..., None]) -> TimedWrapper:
+    """`fn` opening a scope around each call (sync or async only: a generator cannot hold a scope open)."""
     kind = kind_of(fn)
-    if kind not in _SCOPE_TEMPLATES:
+    if kind not in _SCOPES:
         raise UnsupportedTarget(f"a scope must be a plain or async function, not a {kind} function")
-    wrapper = _build(_SCOPE_TEMPLATES[kind], fn, (fn, open_scope, close_scope))
-    setattr(wrapper, MARK, ("scope", None, kind))
-    return wrapper
+    return _wrap(fn, _SCOPES[kind](open_scope, close_scope), ("scope", None, kind))
+
+
+def gate_wrapper(fn: Any, hold: Callable[..., Any]) -> TimedWrapper:
+    """The manifest's log function behind the one-event-per-request gate (`merge.hold`); plain functions only."""
+    kind = kind_of(fn)
+    if kind != SYNC:
+        raise UnsupportedTarget(f"the log function must be a plain function, not a {kind} function")
+    current = CURRENT.get
+
+    def gate(wrapped: Any, instance: Any, args: Tuple[Any, ...], kwargs: dict) -> Any:
+        acc = current()
+        if acc is None:
+            return wrapped(*args, **kwargs)
+        request = acc.request
+        if request is None:
+            return wrapped(*args, **kwargs)
+        return hold(request, wrapped, *args, **kwargs)
+
+    return _wrap(fn, gate, ("log_gate", None, kind))
 
 
 def is_ours(obj: Any) -> bool:
     """True for a wrapper made here (also inside a classmethod/staticmethod)."""
-    inner = getattr(obj, "__func__", obj)
-    try:
-        return MARK in vars(inner)
-    except TypeError:
-        return False
+    if isinstance(obj, (classmethod, staticmethod)):
+        obj = obj.__func__
+    return type(obj) is TimedWrapper
