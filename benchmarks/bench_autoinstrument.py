@@ -84,7 +84,7 @@ def setup_targets(tmp: str):
 
 def in_scope(fn: Callable[[], float]) -> float:
     """Run fn in a copied context where an autoinstrument scope frame is open."""
-    from autoinstrument.scope import CURRENT, Accumulator
+    from autoinstrument.runtime.scope import CURRENT, Accumulator
 
     def run() -> float:
         CURRENT.set(Accumulator(fields=("m_ms", "am_ms")))
@@ -94,7 +94,7 @@ def in_scope(fn: Callable[[], float]) -> float:
 
 
 def no_scope(fn: Callable[[], float]) -> float:
-    from autoinstrument.scope import CURRENT
+    from autoinstrument.runtime.scope import CURRENT
 
     def run() -> float:
         CURRENT.set(None)

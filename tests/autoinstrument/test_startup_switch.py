@@ -116,7 +116,7 @@ def test_a_pytest_process_is_instrumented_too(fixture_manifest, tmp_path):
     test_file = tmp_path / "test_inside.py"
     test_file.write_text(
         textwrap.dedent("""
-        from autoinstrument import hooks
+        from autoinstrument.runtime import install as hooks
         import fixture_app.workflow as wf
 
         def test_wrapped():
@@ -161,7 +161,9 @@ NO_TARGET = textwrap.dedent("""
     import json, sys
     import email.message, fixture_app.applog  # a stdlib package and a module outside the manifest's packages
     print(json.dumps({
-        "modules": sorted(m for m in ("autoinstrument.hooks", "wrapt", "yaml", "asyncio") if m in sys.modules),
+        "modules": sorted(
+            m for m in ("autoinstrument.runtime.install", "wrapt", "yaml", "asyncio") if m in sys.modules
+        ),
         "finders": [type(f).__name__ for f in sys.meta_path],
     }))
 """)

@@ -17,7 +17,7 @@ from fixture_app.wrapt_cases import Cached, Service, Worker
 from telemetry_testkit import LOG_SECTION, REPO, events, subprocess_env
 
 import autoinstrument
-from autoinstrument.scope import CURRENT, Accumulator
+from autoinstrument.runtime.scope import CURRENT, Accumulator
 
 MANIFEST = LOG_SECTION + """
 stages:

@@ -12,8 +12,8 @@ import re
 from re import compile as regex
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
-from autoinstrument.ids import loggable
 from autoinstrument.manifest import TEMPLATE_PARAM_RE, RouteSpec
+from autoinstrument.web.ids import loggable
 
 _CONVERTERS = {
     None: "[^/]+",
@@ -82,7 +82,7 @@ class Route:
 
     def late(self, acc: Any, field: str, seconds: float) -> None:
         """A stage ended after this route's event was sent: say so (once per request and field)."""
-        from autoinstrument.scope import to_ms
+        from autoinstrument.runtime.scope import to_ms
 
         try:
             self.telemetry.emit(

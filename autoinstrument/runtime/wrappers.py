@@ -30,7 +30,7 @@ from typing import Any, Callable, Optional, Tuple
 
 import wrapt
 
-from autoinstrument.scope import CURRENT, marker_var
+from autoinstrument.runtime.scope import CURRENT, marker_var
 
 SYNC, COROUTINE, GENERATOR, ASYNCGEN = "sync", "async", "generator", "async generator"
 
@@ -168,67 +168,67 @@ def _coroutine_stage(field: str, fault: Fault) -> Callable[..., Any]:
 
 def _generator_stage(field: str, fault: Fault) -> Callable[..., Any]:
     def stage(wrapped: Any, instance: Any, args: Tuple[Any, ...], kwargs: dict) -> Any:
-        return _drive(wrapped(*args, **kwargs), field)
+        return _drive(wrapped(*args, **kwargs), field, fault)
 
     return stage
 
 
 def _asyncgen_stage(field: str, fault: Fault) -> Callable[..., Any]:
     def stage(wrapped: Any, instance: Any, args: Tuple[Any, ...], kwargs: dict) -> Any:
-        return _adrive(wrapped(*args, **kwargs), field)
+        return _adrive(wrapped(*args, **kwargs), field, fault)
 
     return stage
 
 
-def _drive(gen: Any, field: str) -> Any:
+def _drive(gen: Any, field: str, fault: Fault) -> Any:
     """Re-yield `gen`, timing each step: the first one counts the call, later ones add time only."""
     try:
-        value = _step(gen.send, None, field, 1)
+        value = _step(gen.send, None, field, 1, fault)
     except StopIteration as stop:
         return stop.value
     while True:
         try:
             sent = yield value
         except GeneratorExit:
-            _step(gen.close, _NOARG, field, 0)
+            _step(gen.close, _NOARG, field, 0, fault)
             raise
         except BaseException as exc:
             try:
-                value = _step(gen.throw, exc, field, 0)
+                value = _step(gen.throw, exc, field, 0, fault)
             except StopIteration as stop:
                 return stop.value
         else:
             try:
-                value = _step(gen.send, sent, field, 0)
+                value = _step(gen.send, sent, field, 0, fault)
             except StopIteration as stop:
                 return stop.value
 
 
-async def _adrive(agen: Any, field: str) -> Any:
+async def _adrive(agen: Any, field: str, fault: Fault) -> Any:
     """`_drive` for an async generator (`asend`/`athrow`/`aclose`)."""
     try:
-        value = await _astep(agen.asend, None, field, 1)
+        value = await _astep(agen.asend, None, field, 1, fault)
     except StopAsyncIteration:
         return
     while True:
         try:
             sent = yield value
         except GeneratorExit:
-            await _astep(agen.aclose, _NOARG, field, 0)
+            await _astep(agen.aclose, _NOARG, field, 0, fault)
             raise
         except BaseException as exc:
             try:
-                value = await _astep(agen.athrow, exc, field, 0)
+                value = await _astep(agen.athrow, exc, field, 0, fault)
             except StopAsyncIteration:
                 return
         else:
             try:
-                value = await _astep(agen.asend, sent, field, 0)
+                value = await _astep(agen.asend, sent, field, 0, fault)
             except StopAsyncIteration:
                 return
 
 
-def _step(method: Callable[..., Any], arg: Any, field: str, calls: int) -> Any:
+def _step(method: Callable[..., Any], arg: Any, field: str, calls: int, fault: Fault) -> Any:
     """Run one generator step, timed into the innermost open scope (the marker is live only meanwhile)."""
     acc = CURRENT.get()
     if acc is None:
@@ -248,10 +248,11 @@ def _step(method: Callable[..., Any], arg: Any, field: str, calls: int) -> Any:
         try:
             acc.add(field, t1 - t0, calls)
         except Exception as err:
-            _report(err)
+            with contextlib.suppress(Exception):
+                fault(err)
 
 
-async def _astep(method: Callable[..., Any], arg: Any, field: str, calls: int) -> Any:
+async def _astep(method: Callable[..., Any], arg: Any, field: str, calls: int, fault: Fault) -> Any:
     """One async-generator step (`asend`/`athrow`/`aclose`), timed like `_step`."""
     acc = CURRENT.get()
     if acc is None:
@@ -271,23 +272,8 @@ async def _astep(method: Callable[..., Any], arg: Any, field: str, calls: int) -
         try:
             acc.add(field, t1 - t0, calls)
         except Exception as err:
-            _report(err)
-
-
-_fault_sink: Optional[Fault] = None
-
-
-def _report(err: BaseException) -> None:
-    sink = _fault_sink
-    if sink is not None:
-        with contextlib.suppress(Exception):
-            sink(err)
-
-
-def set_fault_sink(sink: Optional[Fault]) -> None:
-    """Where generator-step bookkeeping faults go (the installer's emitter)."""
-    global _fault_sink
-    _fault_sink = sink
+            with contextlib.suppress(Exception):
+                fault(err)
 
 
 # --------------------------------------------------------------------------------------------- scopes

@@ -16,7 +16,7 @@ import sys
 from typing import Any, Optional, Tuple
 
 from autoinstrument.manifest import Ref
-from autoinstrument.wrappers import UnsupportedTarget, is_ours, timeable
+from autoinstrument.runtime.wrappers import UnsupportedTarget, is_ours, timeable
 
 
 def find(module: Any, ref: Ref) -> Tuple[Any, str, Any, bool]:

@@ -24,7 +24,7 @@ from re import compile as regex
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 from autoinstrument.manifest import resolve_ref as _resolve_ref
-from autoinstrument.wrappers import is_ours
+from autoinstrument.runtime.wrappers import is_ours
 
 FAULT_EVENT = "autoinstrument_fault"
 

@@ -23,12 +23,12 @@ from logging import ERROR, INFO, WARNING
 from time import perf_counter
 from typing import Any, Awaitable, Callable, Dict, Iterable, List, MutableMapping, Optional, Tuple
 
-from autoinstrument import hooks
-from autoinstrument.ids import loggable, new_request_id, refusing_redacted, request_id_from
 from autoinstrument.manifest import WebSpec
-from autoinstrument.merge import merged
-from autoinstrument.routes import RouteTable, json_result
-from autoinstrument.scope import CURRENT, FOLD_AT, Accumulator
+from autoinstrument.runtime import install as hooks
+from autoinstrument.runtime.scope import CURRENT, FOLD_AT, Accumulator
+from autoinstrument.web.gate import merged
+from autoinstrument.web.ids import loggable, new_request_id, refusing_redacted, request_id_from
+from autoinstrument.web.routes import RouteTable, json_result
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
