@@ -9,7 +9,8 @@ times in docs_v2/benchmarks.md (well under 0.2 % of the shortest stage of a real
 
 Each wrapper is `(wrapped, instance, args, kwargs)`:
 - sync and coroutine stages time the call into the innermost open scope (`scope.CURRENT`), counted once per
-  field on re-entry (the field's running marker, see `scope.py`);
+  field on re-entry (the field's running marker, see `scope.py`); a coroutine created outside any scope is
+  handed back untouched (no frame of ours is awaited), one created inside one is timed where it is awaited;
 - generator and async-generator stages create the generator at call time (argument errors surface at once,
   as unwrapped) and return a driver that times only the ACTIVE time of each `send`/`throw`/`close` step
   (`asend`/`athrow`/`aclose`), holding the marker inside a step only, never across a `yield`;
@@ -46,6 +47,8 @@ class _BoundTimed(wrapt.BoundFunctionWrapper):
     """A TimedWrapper bound to an instance or class: pickles as `getattr(instance, name)`, like a bound
     method (so a bound method of a wrapped class crosses a ProcessPoolExecutor)."""
 
+    __slots__ = ()  # made at every attribute access: no per-instance dict
+
     def __reduce_ex__(self, protocol: int) -> Any:
         holder = self._self_instance
         if holder is None:
@@ -61,6 +64,7 @@ class _BoundTimed(wrapt.BoundFunctionWrapper):
 class TimedWrapper(wrapt.FunctionWrapper):
     """Our FunctionWrapper: pickles by reference (its qualified name, where it is installed)."""
 
+    __slots__ = ("_self_autoinstrument",)
     __bound_function_wrapper__ = _BoundTimed
 
     def __reduce_ex__(self, protocol: int) -> Any:
@@ -138,18 +142,24 @@ def _coroutine_stage(field: str, fault: Fault) -> Callable[..., Any]:
     marker = marker_var(field)
     current, mget, mset, clock = CURRENT.get, marker.get, marker.set, time.perf_counter
 
-    async def stage(wrapped: Any, instance: Any, args: Tuple[Any, ...], kwargs: dict) -> Any:
-        acc = current()
+    def stage(wrapped: Any, instance: Any, args: Tuple[Any, ...], kwargs: dict) -> Any:
+        # Outside a scope the app's own coroutine is returned: no frame of ours is awaited at all.
+        if current() is None:
+            return wrapped(*args, **kwargs)
+        return timed(wrapped(*args, **kwargs))
+
+    async def timed(coro: Any) -> Any:
+        acc = current()  # where it is awaited (a task copies the context it was created in)
         if acc is None:
-            return await wrapped(*args, **kwargs)
+            return await coro
         mark = mget()
         if mark[1] and mark[0] is acc:
-            return await wrapped(*args, **kwargs)
+            return await coro
         mark = [acc, True]
         mset(mark)
         t0 = clock()
         try:
-            return await wrapped(*args, **kwargs)
+            return await coro
         finally:
             t1 = clock()
             mark[1] = False
