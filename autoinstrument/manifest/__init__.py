@@ -11,9 +11,9 @@ trigger, which imports `switches` and `cache` in every interpreter with the swit
 dataclasses nor yaml.
 """
 
-from __future__ import annotations
-
-from typing import Any
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover - not even `typing` is imported at start-up
+    from typing import Any
 
 __all__ = [
     "ManifestError",
@@ -40,7 +40,7 @@ _LOADER_NAMES = ("load_manifest", "loads_manifest", "parse_yaml", "default_manif
 _VALIDATION_NAMES = ("budget_limits", "TEMPLATE_PARAM_RE", "validate")
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> "Any":
     if name in _LOADER_NAMES:
         from autoinstrument.manifest import loader
 
