@@ -9,8 +9,8 @@ times in docs_v2/benchmarks.md (well under 0.2 % of the shortest stage of a real
 
 Each wrapper is `(wrapped, instance, args, kwargs)`:
 - sync and coroutine stages time the call into the innermost open scope (`scope.CURRENT`), counted once per
-  field on re-entry (the field's running marker, see `scope.py`); a coroutine created outside any scope is
-  handed back untouched (no frame of ours is awaited), one created inside one is timed where it is awaited;
+  field on re-entry (the field's running marker, see `scope.py`); outside any scope they are not even called:
+  wrapt's `enabled` check (`scope.CURRENT.get`, a C call returning None there) calls the target directly;
 - generator and async-generator stages create the generator at call time (argument errors surface at once,
   as unwrapped) and return a driver that times only the ACTIVE time of each `send`/`throw`/`close` step
   (`asend`/`athrow`/`aclose`), holding the marker inside a step only, never across a `yield`;
@@ -142,24 +142,18 @@ def _coroutine_stage(field: str, fault: Fault) -> Callable[..., Any]:
     marker = marker_var(field)
     current, mget, mset, clock = CURRENT.get, marker.get, marker.set, time.perf_counter
 
-    def stage(wrapped: Any, instance: Any, args: Tuple[Any, ...], kwargs: dict) -> Any:
-        # Outside a scope the app's own coroutine is returned: no frame of ours is awaited at all.
-        if current() is None:
-            return wrapped(*args, **kwargs)
-        return timed(wrapped(*args, **kwargs))
-
-    async def timed(coro: Any) -> Any:
-        acc = current()  # where it is awaited (a task copies the context it was created in)
+    async def stage(wrapped: Any, instance: Any, args: Tuple[Any, ...], kwargs: dict) -> Any:
+        acc = current()  # called only inside a scope (`enabled`); read again where the coroutine runs
         if acc is None:
-            return await coro
+            return await wrapped(*args, **kwargs)
         mark = mget()
         if mark[1] and mark[0] is acc:
-            return await coro
+            return await wrapped(*args, **kwargs)
         mark = [acc, True]
         mset(mark)
         t0 = clock()
         try:
-            return await coro
+            return await wrapped(*args, **kwargs)
         finally:
             t1 = clock()
             mark[1] = False
@@ -323,8 +317,10 @@ _STAGES = {SYNC: _sync_stage, COROUTINE: _coroutine_stage, GENERATOR: _generator
 _SCOPES = {SYNC: _sync_scope, COROUTINE: _coroutine_scope}
 
 
-def _wrap(fn: Any, wrapper: Callable[..., Any], mark: Tuple[str, Optional[str], str]) -> TimedWrapper:
-    proxy = TimedWrapper(fn, wrapper)
+def _wrap(
+    fn: Any, wrapper: Callable[..., Any], mark: Tuple[str, Optional[str], str], enabled: Any = None
+) -> TimedWrapper:
+    proxy = TimedWrapper(fn, wrapper, enabled)
     proxy._self_autoinstrument = mark  # a `_self_` name: kept on the proxy itself, never set on `fn`
     return proxy
 
@@ -332,7 +328,11 @@ def _wrap(fn: Any, wrapper: Callable[..., Any], mark: Tuple[str, Optional[str], 
 def stage_wrapper(fn: Any, field: str, fault: Fault) -> TimedWrapper:
     """`fn` adding its duration (active time for generators) to `field` of the innermost scope."""
     kind = kind_of(fn)
-    return _wrap(fn, _STAGES[kind](field, fault), ("stage", field, kind))
+    # Out of a scope a sync or coroutine stage has nothing to do: wrapt's `enabled` (CURRENT.get, a C call:
+    # None outside a scope) makes the FunctionWrapper call the target itself, no Python frame of ours at all.
+    # Generator steps check the scope at each step (a generator may be resumed inside one), so they always run.
+    enabled = CURRENT.get if kind in (SYNC, COROUTINE) else None
+    return _wrap(fn, _STAGES[kind](field, fault), ("stage", field, kind), enabled)
 
 
 def scope_wrapper(fn: Any, open_scope: Callable[[], Any], close_scope: Callable[..., None]) -> TimedWrapper:
@@ -359,7 +359,7 @@ def gate_wrapper(fn: Any, hold: Callable[..., Any]) -> TimedWrapper:
             return wrapped(*args, **kwargs)
         return hold(request, wrapped, *args, **kwargs)
 
-    return _wrap(fn, gate, ("log_gate", None, kind))
+    return _wrap(fn, gate, ("log_gate", None, kind), CURRENT.get)
 
 
 def is_ours(obj: Any) -> bool:
