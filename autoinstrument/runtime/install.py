@@ -64,7 +64,7 @@ class TargetRecord:
 class WebPart:
     """What the web part (`autoinstrument.web`, the floor above) plugs into an install, named here as two
     callables so that the runtime never imports it: `attach(state)` builds the app's attachment (on_import,
-    describe, detach, report, late, problem, ref, telemetry); `hold()` returns the log gate's slow path."""
+    describe, detach, report, late, problem, ref, telemetry); `hold()` returns the log gate's wrapper function."""
 
     attach: Callable[[Any], Any]
     hold: Callable[[], Callable[..., Any]]

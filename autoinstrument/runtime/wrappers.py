@@ -15,7 +15,7 @@ Each wrapper is `(wrapped, instance, args, kwargs)`:
   as unwrapped) and return a driver that times only the ACTIVE time of each `send`/`throw`/`close` step
   (`asend`/`athrow`/`aclose`), holding the marker inside a step only, never across a `yield`;
 - scopes open an accumulator around a sync or coroutine call;
-- the log gate holds the app's own event of a mapped request (`merge.hold`).
+- the log gate holds the app's own event of a mapped request (`web.gate.hold`, given by the web part).
 
 What wrapt alone does not do, added here: `TimedWrapper` pickles by reference (a module function by its
 qualified name, a bound method as `getattr(instance, name)`), where wrapt's proxies raise
@@ -344,22 +344,12 @@ def scope_wrapper(fn: Any, open_scope: Callable[[], Any], close_scope: Callable[
 
 
 def gate_wrapper(fn: Any, hold: Callable[..., Any]) -> TimedWrapper:
-    """The manifest's log function behind the one-event-per-request gate (`merge.hold`); plain functions only."""
+    """The manifest's log function behind the one-event-per-request gate, whose wrapper function `hold` the web
+    part gives (`web.gate.hold`); plain functions only. Out of a scope wrapt calls `fn` itself (`enabled`)."""
     kind = kind_of(fn)
     if kind != SYNC:
         raise UnsupportedTarget(f"the log function must be a plain function, not a {kind} function")
-    current = CURRENT.get
-
-    def gate(wrapped: Any, instance: Any, args: Tuple[Any, ...], kwargs: dict) -> Any:
-        acc = current()
-        if acc is None:
-            return wrapped(*args, **kwargs)
-        request = acc.request
-        if request is None:
-            return wrapped(*args, **kwargs)
-        return hold(request, wrapped, *args, **kwargs)
-
-    return _wrap(fn, gate, ("log_gate", None, kind), CURRENT.get)
+    return _wrap(fn, hold, ("log_gate", None, kind), CURRENT.get)
 
 
 def is_ours(obj: Any) -> bool:

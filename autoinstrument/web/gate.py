@@ -13,7 +13,7 @@ telemetry's own event, as before.
 Cost outside a mapped request: the gate reads one ContextVar (`scope.CURRENT`, which the middleware sets to
 the request itself; a scope inside a request knows its `request`) and, inside a scope that is not in a
 request, one attribute; then it calls the original function with the same arguments (the gate is a wrapt
-FunctionWrapper, `wrappers.gate_wrapper`, whose slow path is `hold`).
+FunctionWrapper, `wrappers.gate_wrapper`, whose wrapper function is `hold`).
 A held call returns None, as a `log_json(logger, level, event, **fields)` function does.
 """
 
@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import logging
 from typing import Any, Callable, Dict, Optional, Tuple
+
+from autoinstrument.runtime.scope import CURRENT
 
 
 def status_level(status: Any, exc: Optional[BaseException]) -> int:
@@ -32,19 +34,24 @@ def status_level(status: Any, exc: Optional[BaseException]) -> int:
     return logging.INFO
 
 
-def hold(request: Any, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
-    """The gate's slow path (inside a mapped request): hold the first call naming the route's event."""
+def hold(wrapped: Callable[..., Any], instance: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
+    """The gate itself, a wrapt wrapper around the manifest's log function (`runtime.wrappers.gate_wrapper`,
+    called only inside a scope): inside a mapped request, hold the first call naming the route's event."""
+    acc = CURRENT.get()
+    request = acc.request if acc is not None else None
+    if request is None:
+        return wrapped(*args, **kwargs)
     slot = request.held  # None once the request has ended
     if slot is None or len(args) < 3:
-        return fn(*args, **kwargs)
+        return wrapped(*args, **kwargs)
     event = args[2]
     route = request.owner
     if event != route.event and event != route.error_event:
-        return fn(*args, **kwargs)
+        return wrapped(*args, **kwargs)
     entry = (args[0], args[1], event, kwargs)
     slot.append(entry)  # atomic: of two threads racing, only the one whose entry is first is held
     if slot[0] is not entry:
-        return fn(*args, **kwargs)
+        return wrapped(*args, **kwargs)
     return None
 
 

@@ -203,10 +203,13 @@ def _emit_merged(telemetry: WebTelemetry, acc: _Request, held: Tuple[Any, ...], 
                  level: int, function: Optional[Callable[..., Any]]) -> None:
     """The app's held call and the telemetry's fields as ONE event (`gate.merged`, the one reference), written
     by the app's log function directly when it is usable, else through the emitter."""
-    route = acc.owner
-    owned = {"correlation_id", route.field, *tuple(acc.totals)}
-    owned.update(field for field, samples in acc.lists.items() if samples)
-    logger, level, name, fields = merged(held, payload, level, tuple(owned))
+    owned: Tuple[str, ...] = ()
+    if not held[3].keys().isdisjoint(payload):  # only a key in both needs to know which fields are ours
+        route = acc.owner
+        mine = {"correlation_id", route.field, *tuple(acc.totals)}
+        mine.update(field for field, samples in acc.lists.items() if samples)
+        owned = tuple(mine)
+    logger, level, name, fields = merged(held, payload, level, owned)
     if function is None:
         telemetry.emit(name, fields, level, logger)
         return
