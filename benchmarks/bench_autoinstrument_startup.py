@@ -21,7 +21,8 @@ removed from the children's environment: pip writes them when it installs a whee
 Issue 20 adds: (1) a bare interpreter with a switch set never imports wrapt (nor yaml, nor the runtime): checked
 in a child per switch; (2) the CLI job's CPU instructions with telemetry on vs off, counted by valgrind's
 callgrind over the whole process (`--instructions N` runs per variant, interleaved; 0 skips), target +8 % at
-most. Wall clock is noisy on a shared machine; instructions are not.
+most, on the same job every run (image choice seeded, PYTHONHASHSEED=0, `--dry-publish`). Wall clock is noisy
+on a shared machine; instructions are not.
 """
 
 from __future__ import annotations
@@ -163,10 +164,15 @@ def main(argv: Optional[List[str]] = None) -> int:
             if not (work / "lib").exists():
                 subprocess.run([str(BIN / "publisher-sample"), "--count", "20", str(work / "lib")], check=True,
                                stdout=subprocess.DEVNULL, env=clean_env())
-            job = [str(BIN / "publisher"), "--config", str(work / "lib" / "publisher.ini"), "--dry-publish"]
+            # The same job every run: the image choice seeded (the workflow shuffles its candidates), the
+            # hash seed fixed, a dry run (the ledger does not change), so the counts differ by the telemetry only.
+            ini = str(work / "lib" / "publisher.ini")
+            job = [sys.executable, "-c", "import random, sys; random.seed(20); "
+                   f"sys.argv = ['publisher', '--config', {ini!r}, '--dry-publish']; "
+                   "from publisher_v2.app import main; sys.exit(main())"]
             counts: Dict[str, List[int]] = {"off": [], "on": []}
-            envs = {"off": clean_env(XDG_CACHE_HOME=cache),
-                    "on": clean_env(PUBLISHER_AUTOINSTRUMENT="1", XDG_CACHE_HOME=cache)}
+            envs = {"off": clean_env(XDG_CACHE_HOME=cache, PYTHONHASHSEED="0"),
+                    "on": clean_env(PUBLISHER_AUTOINSTRUMENT="1", XDG_CACHE_HOME=cache, PYTHONHASHSEED="0")}
             for i in range(args.instructions):
                 for name in (["off", "on"] if i % 2 == 0 else ["on", "off"]):
                     counts[name].append(instructions(job, envs[name], work, work / f"callgrind.{name}.{i}"))

@@ -176,3 +176,24 @@ def test_a_stage_of_the_running_publisher_cli_is_a_wrapt_function_wrapper(tmp_pa
     assert probe == {"stage": "TimedWrapper", "stage_is_wrapt": True, "scope_is_wrapt": True}
     messages = [json.loads(x)["message"] for x in proc.stderr.splitlines() if x.startswith("{")]
     assert messages.count("workflow_timing") == 1
+
+
+def test_coroutine_and_generator_predicates_answer_as_for_the_original(write_manifest):
+    import asyncio
+
+    from fixture_app.kinds import Base
+
+    originals = {name: vars(Base)[name] for name in ("coro", "gen", "agen", "plain")}
+    manifest = LOG_SECTION + "stages:\n" + "".join(
+        f"  fixture_app.kinds:Base.{name}: {name}_ms\n" for name in originals
+    )
+    assert autoinstrument.install(write_manifest(manifest))
+    for name, original in originals.items():
+        for wrapped, plain in ((vars(Base)[name], original), (getattr(Base(), name), original.__get__(Base()))):
+            assert isinstance(vars(Base)[name], wrapt.FunctionWrapper)
+            assert inspect.iscoroutinefunction(wrapped) == inspect.iscoroutinefunction(plain), name
+            assert asyncio.iscoroutinefunction(wrapped) == asyncio.iscoroutinefunction(plain), name
+            assert inspect.isgeneratorfunction(wrapped) == inspect.isgeneratorfunction(plain), name
+            assert inspect.isasyncgenfunction(wrapped) == inspect.isasyncgenfunction(plain), name
+            assert inspect.signature(wrapped) == inspect.signature(plain), name
+    assert inspect.iscoroutinefunction(vars(Base)["coro"]) and asyncio.iscoroutinefunction(Base().coro)
