@@ -10,7 +10,7 @@ Public API (docs_v2/autoinstrument.md), everything imported lazily so that `impo
 
     install(manifest=None)     wrap every target (now or when its module is imported); a second call is a no-op
     uninstall()                restore the exact original objects; returns how many
-    installed_targets()        {"wrapped", "late", "missing", "pending"} of the current install
+    installed_targets()        one record per target: target, state, kind, manifest line, reason
     load_manifest(path=None)   parse + validate; raises ManifestError naming file, line and key
     TelemetryMiddleware(app)   wrap any ASGI app by hand (FastAPI, Starlette, a raw ASGI callable)
     activate(...)              the start-up switch (what the .pth lines call)
@@ -23,9 +23,10 @@ from __future__ import annotations
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
-    from typing import Any, Dict, List, Optional, Union
+    from typing import Any, List, Optional, Union
 
     from autoinstrument.manifest import Manifest
+    from autoinstrument.runtime.install import TargetRecord
 
 __all__ = [
     "install",
@@ -48,21 +49,22 @@ ENV_MANIFEST = "AUTOINSTRUMENT_MANIFEST"
 
 def install(manifest: Union[None, str, Manifest] = None) -> bool:
     """Install from a manifest path or object (default: $AUTOINSTRUMENT_MANIFEST, else ./telemetry.yaml)."""
-    from autoinstrument.hooks import install as _install
+    from autoinstrument.assembly import install as _install
 
     return _install(manifest)
 
 
 def uninstall() -> int:
     """Undo every patch of the current install; returns how many were restored."""
-    from autoinstrument.hooks import uninstall as _uninstall
+    from autoinstrument.runtime.install import uninstall as _uninstall
 
     return _uninstall()
 
 
-def installed_targets() -> Dict[str, List[str]]:
-    """What the current install wrapped, wrapped late, could not find, or still waits for."""
-    from autoinstrument.hooks import installed_targets as _targets
+def installed_targets() -> List[TargetRecord]:
+    """One record per target of the current install: target, state (wrapped, late, missing, pending), kind,
+    manifest line, reason."""
+    from autoinstrument.runtime.install import installed_targets as _targets
 
     return _targets()
 
@@ -104,7 +106,7 @@ def __getattr__(name: str) -> Any:
 
         return ManifestError
     if name == "TelemetryMiddleware":
-        from autoinstrument.middleware import TelemetryMiddleware
+        from autoinstrument.web.middleware import TelemetryMiddleware
 
         return TelemetryMiddleware
     if name in ("check", "report"):

@@ -141,7 +141,7 @@ def _describe_owner(owner: Any) -> str:
 
 def _resolve_target(ref: Ref, field: str, is_stage: bool) -> Tuple[Result, Optional[_Resolved]]:
     """Resolve and classify one scope/stage target exactly as `hooks._patch` would, without patching."""
-    from autoinstrument import targets, wrappers
+    from autoinstrument.runtime import targets, wrappers
 
     section = "stages" if is_stage else "scopes"
     try:
@@ -163,7 +163,7 @@ def _resolve_target(ref: Ref, field: str, is_stage: bool) -> Tuple[Result, Optio
         descriptor = descriptor_type.__name__ if descriptor_type is not None else None
         try:
             kind = wrappers.kind_of(function)
-            # Build (and drop) the very wrapper install() would build: proves the signature compiles.
+            # Build (and drop) the very wrapper install() would build: proves wrapt accepts it.
             if is_stage:
                 wrappers.stage_wrapper(function, field, lambda err: None)
             else:
@@ -317,7 +317,7 @@ def _check_web(manifest: Manifest, build_app: bool) -> List[Result]:
         if obj is not None:
             for part in rest.split(".") if rest else ():
                 obj = getattr(obj, part)
-            from autoinstrument.middleware import TelemetryMiddleware
+            from autoinstrument.web.middleware import TelemetryMiddleware
 
             if isinstance(obj, TelemetryMiddleware):  # the app wraps itself: nothing to attach
                 note += ", wrapped by the app in TelemetryMiddleware"
@@ -397,7 +397,8 @@ def _build(module: Any, head: str) -> Any:
 def _targets_of_invalid(path: str, problems: Sequence[Problem]) -> List[Tuple[Ref, str, bool]]:
     """Best effort for an invalid manifest: the scope/stage targets written correctly on lines without a
     problem, so they are still resolved. Nothing if the YAML itself cannot be read."""
-    from autoinstrument.manifest import _Checker, parse_yaml
+    from autoinstrument.manifest.loader import parse_yaml
+    from autoinstrument.manifest.validation import _Checker
 
     try:
         with open(path, encoding="utf-8") as handle:
@@ -433,7 +434,7 @@ def _targets_of_invalid(path: str, problems: Sequence[Problem]) -> List[Tuple[Re
 def _disarm() -> None:
     """Check must see the raw code: undo an install this interpreter may have done at start-up (the `.pth`
     with the start-up switch on), so no target is wrapped and no telemetry event is emitted."""
-    hooks = sys.modules.get("autoinstrument.hooks")
+    hooks = sys.modules.get("autoinstrument.runtime.install")
     if hooks is not None and hooks.current() is not None:
         hooks.uninstall()
 

@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 import orjson
 
-from autoinstrument.ids import new_request_id
+from autoinstrument.web.ids import new_request_id
 from publisher_v2.utils.logging import correlation_id, log_json
 
 PATH = "/api/images/random"

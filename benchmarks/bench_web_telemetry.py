@@ -77,7 +77,7 @@ sys.stderr = open(os.devnull, "w")
 import publisher_v2.web.app as module
 app = module.app
 import autoinstrument
-from autoinstrument import hooks
+from autoinstrument.runtime import install as hooks
 from asgi_floor import LOGGER, PATH, FloorMiddleware as Floor, get as call
 from publisher_v2.utils.logging import log_json
 sink = logging.StreamHandler(open({str(ini.parent / "inproc.log")!r}, "w"))

@@ -62,3 +62,11 @@ def subprocess_env(**extra: str) -> Dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join([str(HERE), str(REPO)])
     env.update(extra)
     return env
+
+
+def installed_labels() -> Dict[str, List[str]]:
+    """`autoinstrument.installed_targets()` records as the `autoinstrument_installed` event lists them."""
+    import autoinstrument
+    from autoinstrument.runtime.install import labels
+
+    return labels(autoinstrument.installed_targets())

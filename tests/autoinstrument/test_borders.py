@@ -81,7 +81,7 @@ def test_the_library_never_imports_or_names_the_app() -> None:
 def test_the_checks_can_fail(tmp_path: Path) -> None:
     """The detectors themselves, on code that breaks each rule."""
     bad = ast.parse(
-        "import time\nfrom time import monotonic\nimport autoinstrument.hooks\n"
+        "import time\nfrom time import monotonic\nimport autoinstrument.runtime.install\n"
         "t = time.perf_counter()\nx = __import__('publisher_v2.app')\n"
     )
     assert [name for _line, name in timing_calls(bad)] == ["monotonic", "perf_counter"]

@@ -14,8 +14,8 @@ import pytest
 from fixture_app import checked, checked_web
 from telemetry_testkit import LOG_SECTION, REPO
 
-from autoinstrument import hooks
 from autoinstrument.check import FAIL, OK, SKIP, CheckReport, Result, main, render_text, run_check
+from autoinstrument.runtime import install as hooks
 
 Write = Callable[[str], str]
 

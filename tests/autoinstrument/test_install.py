@@ -11,10 +11,10 @@ import uuid
 import pytest
 from fixture_app import kinds, workflow
 from fixture_app.kinds import Base, Child
-from telemetry_testkit import LOG_SECTION, events, stderr_events, subprocess_env
+from telemetry_testkit import LOG_SECTION, events, installed_labels, stderr_events, subprocess_env
 
 import autoinstrument
-from autoinstrument import hooks
+from autoinstrument.runtime import install as hooks
 
 
 def manifest(stages: str, scopes: str = "") -> str:
@@ -55,12 +55,12 @@ def test_a_module_imported_after_install_is_wrapped_by_the_post_import_hook(writ
         """)
     assert autoinstrument.install(write_manifest(manifest(f"{name}:work: work_ms\n{name}:Job.run: run_ms\n")))
     assert name not in sys.modules
-    assert autoinstrument.installed_targets()["pending"] == [f"{name}:work", f"{name}:Job.run"]
+    assert installed_labels()["pending"] == [f"{name}:work", f"{name}:Job.run"]
     module = importlib.import_module(name)
     assert module.work.__wrapped__(2) == 4 and module.Job.__dict__["run"].__wrapped__ is not None
     # a `from x import f` done after the hook fired sees the wrapper
     assert importlib.import_module(user).imported_work is module.work
-    report = autoinstrument.installed_targets()
+    report = installed_labels()
     assert report["late"] == [] and report["pending"] == [] and len(report["wrapped"]) == 2
     assert module.Job().run() == 6
 
@@ -72,7 +72,7 @@ def test_targets_of_already_imported_modules_are_wrapped_at_once_and_reported_la
     (installed,) = events("autoinstrument_installed")
     assert installed["late"] == ["fixture_app.kinds:Base.plain"]
     assert installed["wrapped"] == ["fixture_app.kinds:Base.plain (sync)"]
-    assert "wrapt_version" not in installed  # no wrapt: the library's own post-import hooks
+    assert "wrapt_version" not in installed  # the event lists targets, nothing about the mechanism
 
 
 def test_a_second_install_is_a_no_op_and_never_nests(write_manifest):
@@ -121,7 +121,7 @@ def test_a_property_is_refused_with_a_fault_naming_the_manifest_line(write_manif
     assert prop["manifest"] == path
     assert "NotAFunction" in faults["fixture_app.kinds:not_a_function"]["detail"]
     assert kinds.not_a_function() == 1
-    report = autoinstrument.installed_targets()
+    report = installed_labels()
     assert len(report["missing"]) == 2 and len(report["wrapped"]) == 1
 
 
@@ -197,12 +197,37 @@ def test_installed_targets_lists_kinds_and_inheritance(write_manifest):
             )
         )
     )
-    wrapped = autoinstrument.installed_targets()["wrapped"]
+    wrapped = installed_labels()["wrapped"]
     assert wrapped == [
         "fixture_app.kinds:Base.make (classmethod sync)",
         "fixture_app.kinds:Child.gen (generator, inherited)",
         "fixture_app.kinds:Base.agen (async generator)",
     ]
+
+
+def test_installed_targets_are_records_with_state_kind_line_and_reason(write_manifest):
+    from autoinstrument.runtime.install import TargetRecord
+
+    assert autoinstrument.install(
+        write_manifest(
+            manifest(
+                "fixture_app.kinds:Base.make: make_ms\nfixture_app.kinds:Child.gen: child_gen_ms\n"
+                "fixture_app.kinds:Base.prop: prop_ms\nfixture_app.not_yet_written:job: job_ms\n"
+            )
+        )
+    )
+    records = {r.target: r for r in autoinstrument.installed_targets()}
+    assert records["fixture_app.kinds:Base.make"] == TargetRecord(
+        "fixture_app.kinds:Base.make", "late", "classmethod sync", 6, "", False
+    )
+    gen = records["fixture_app.kinds:Child.gen"]
+    assert (gen.state, gen.kind, gen.line, gen.inherited) == ("late", "generator", 7, True)
+    prop = records["fixture_app.kinds:Base.prop"]
+    assert (prop.state, prop.line, prop.kind) == ("missing", 8, "") and "is a property" in prop.reason
+    absent = records["fixture_app.not_yet_written:job"]
+    assert (absent.state, absent.line) == ("missing", 9) and "not found" in absent.reason
+    autoinstrument.uninstall()
+    assert autoinstrument.installed_targets() == []
 
 
 def test_a_generator_cannot_be_a_scope(write_manifest):

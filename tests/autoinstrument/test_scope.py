@@ -11,8 +11,8 @@ import pytest
 from fixture_app import applog, workflow
 from telemetry_testkit import events, stderr_events
 
-from autoinstrument import hooks
-from autoinstrument.scope import CURRENT
+from autoinstrument.runtime import install as hooks
+from autoinstrument.runtime.scope import CURRENT
 
 EXTRA = """
 fixture_app.workflow:Background.slow: slow_ms
@@ -63,7 +63,7 @@ def test_gather_tasks_and_to_thread_work_add_into_the_same_scope(install_workflo
 
 def test_threads_writing_at_once_lose_no_update(install_workflow):
     install_workflow(EXTRA)
-    from autoinstrument.scope import Accumulator
+    from autoinstrument.runtime.scope import Accumulator
 
     acc = Accumulator()
     CURRENT.set(acc)
@@ -211,7 +211,7 @@ def test_a_raising_log_function_never_changes_the_run(install_workflow, capsys):
 
 def test_a_bug_in_our_bookkeeping_never_changes_the_run(install_workflow, monkeypatch, capsys):
     install_workflow()
-    from autoinstrument import scope
+    from autoinstrument.runtime import scope
 
     class BrokenLists(dict):
         def __getitem__(self, field):
@@ -251,6 +251,6 @@ def test_an_unusable_correlation_var_is_a_fault_and_the_app_keeps_its_own_id(wri
 
 
 def test_to_ms_rounds_half_up_and_never_goes_negative():
-    from autoinstrument.scope import to_ms
+    from autoinstrument.runtime.scope import to_ms
 
     assert [to_ms(s) for s in (0.0, 0.0004, 0.0005, 0.0015, 1.2344, -0.002)] == [0, 0, 1, 2, 1234, 0]

@@ -76,7 +76,7 @@ def test_with_the_env_var_off_nothing_is_imported_hooked_or_wrapped(activation, 
     assert proc.returncode == 0, proc.stderr
     probe = json.loads(proc.stdout)
     assert probe == {"modules": [], "finders": probe["finders"], "wrapped": False}
-    assert "PostImportFinder" not in probe["finders"] and "_Trigger" not in probe["finders"]
+    assert "ImportHookFinder" not in probe["finders"] and "_Trigger" not in probe["finders"]
     assert proc.stderr == ""
 
 
@@ -85,9 +85,9 @@ def test_with_the_env_var_on_targets_are_wrapped_when_imported(activation, fixtu
     proc = run_python(PROBE, env, sitedir=activation)
     assert proc.returncode == 0, proc.stderr
     probe = json.loads(proc.stdout)
-    assert probe["wrapped"] is True and "PostImportFinder" in probe["finders"]
+    assert probe["wrapped"] is True and "ImportHookFinder" in probe["finders"]
     assert "_Trigger" not in probe["finders"]  # disarmed by the first import of a target's package
-    assert {"autoinstrument", "yaml"} <= set(probe["modules"]) and "wrapt" not in probe["modules"]
+    assert {"autoinstrument", "yaml", "wrapt"} <= set(probe["modules"])  # issue 20: wrapt is the mechanism
     # no scope ran, but the app's module was imported: the deferred report is flushed at exit
     (installed,) = [e for e in stderr_events(proc.stderr) if e["message"] == "autoinstrument_installed"]
     assert installed["late"] == [] and len(installed["wrapped"]) == 9
@@ -116,7 +116,7 @@ def test_a_pytest_process_is_instrumented_too(fixture_manifest, tmp_path):
     test_file = tmp_path / "test_inside.py"
     test_file.write_text(
         textwrap.dedent("""
-        from autoinstrument import hooks
+        from autoinstrument.runtime import install as hooks
         import fixture_app.workflow as wf
 
         def test_wrapped():
@@ -161,7 +161,9 @@ NO_TARGET = textwrap.dedent("""
     import json, sys
     import email.message, fixture_app.applog  # a stdlib package and a module outside the manifest's packages
     print(json.dumps({
-        "modules": sorted(m for m in ("autoinstrument.hooks", "wrapt", "yaml", "asyncio") if m in sys.modules),
+        "modules": sorted(
+            m for m in ("autoinstrument.runtime.install", "wrapt", "yaml", "asyncio") if m in sys.modules
+        ),
         "finders": [type(f).__name__ for f in sys.meta_path],
     }))
 """)

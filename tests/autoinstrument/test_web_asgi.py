@@ -14,7 +14,7 @@ from typing import Any, Callable, Dict, Iterator, List
 import pytest
 from fastapi.testclient import TestClient
 from fixture_app import applog
-from telemetry_testkit import LOG_SECTION
+from telemetry_testkit import LOG_SECTION, installed_labels
 
 import autoinstrument
 
@@ -302,7 +302,7 @@ def test_a_lazily_built_app_is_instrumented_when_first_accessed(fixture_module, 
     base = fixture_module("webbase", APP_SOURCE)
     lazy = fixture_module("weblazy", LAZY_SOURCE.replace("{base}", base))
     assert autoinstrument.install(write_manifest(LOG_SECTION + f"web:\n  app: {lazy}:app\n" + ROUTES))
-    assert autoinstrument.installed_targets()["pending"] == [f"{lazy}:app"]
+    assert installed_labels()["pending"] == [f"{lazy}:app"]
     module = importlib.import_module(lazy)  # the post-import hook wraps its __getattr__
     assert "app" not in vars(module)
     app = module.app
@@ -324,11 +324,11 @@ def test_an_app_that_is_not_starlette_is_reported_once_and_runs_untouched(fixtur
     assert response.text == "plain" and "x-correlation-id" not in response.headers
     (fault,) = events("autoinstrument_fault")
     assert fault["fault"] == "web_app_unusable" and "not a Starlette" in fault["detail"]
-    assert any(m.startswith(f"{name}:app (") for m in autoinstrument.installed_targets()["missing"])
+    assert any(m.startswith(f"{name}:app (") for m in installed_labels()["missing"])
 
 
 def test_a_fault_inside_the_middleware_is_reported_once_and_the_request_proceeds(web_app):
-    from autoinstrument import hooks
+    from autoinstrument.runtime import install as hooks
 
     telemetry = hooks.current().web.telemetry
 

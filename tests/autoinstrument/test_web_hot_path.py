@@ -18,7 +18,7 @@ from fixture_app import applog
 from telemetry_testkit import LOG_SECTION
 
 import autoinstrument
-from autoinstrument.middleware import _Request
+from autoinstrument.web.middleware import _Request
 
 APP_SOURCE = """
 import contextvars
@@ -148,7 +148,7 @@ def test_after_the_request_the_apps_calls_pass_straight_through(app_module):
 
 
 def test_a_stage_new_to_the_route_is_counted_and_made_up_front_from_then_on(app_module):
-    from autoinstrument import hooks
+    from autoinstrument.runtime import install as hooks
 
     route = hooks.current().web.telemetry.static.get(("GET", "/items/more"))
     assert route is None  # templated: found through the route table

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from telemetry_testkit import REPO
 
-from autoinstrument.ids import loggable, new_request_id, request_id_from
 from autoinstrument.manifest import ManifestError, load_manifest, loads_manifest
-from autoinstrument.routes import compile_template
+from autoinstrument.web.ids import loggable, new_request_id, request_id_from
+from autoinstrument.web.routes import compile_template
 
 
 def test_the_repo_manifest_maps_the_three_routes_and_reads_publish_results():
@@ -69,7 +69,7 @@ def test_pooled_request_ids_are_distinct_uuid4s_across_refills():
 def test_a_forked_child_does_not_reuse_the_parents_pooled_ids():
     import os
 
-    from autoinstrument import ids
+    from autoinstrument.runtime import ids
 
     if not hasattr(os, "fork"):
         pytest.skip("no fork here")

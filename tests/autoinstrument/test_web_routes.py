@@ -13,7 +13,7 @@ from typing import Any, Dict, Iterator, List
 
 import pytest
 from fastapi.testclient import TestClient
-from telemetry_testkit import REPO
+from telemetry_testkit import REPO, installed_labels
 
 import autoinstrument
 
@@ -281,7 +281,7 @@ def test_an_app_built_before_install_gets_the_middleware_and_uninstall_removes_i
     with TestClient(app) as client:
         assert "x-correlation-id" not in client.get("/health").headers
         assert autoinstrument.install(MANIFEST)
-        wrapped = autoinstrument.installed_targets()["wrapped"]
+        wrapped = installed_labels()["wrapped"]
         assert any(t.startswith("publisher_v2.web.app:app (asgi") for t in wrapped)
         assert client.get("/health", headers={"X-Request-ID": "late-1"}).headers["x-correlation-id"] == "late-1"
         assert autoinstrument.uninstall() >= 1

@@ -1,268 +1,40 @@
-"""The manifest: parse `telemetry.yaml`, remember where every key was written, validate into typed objects.
+"""Validation: parsed YAML (`LineMapping`s) into a `Manifest`, collecting EVERY problem with its line first.
 
-Why a custom loader: `yaml.safe_load` silently keeps the LAST of two equal keys (so a pasted stage line would
-replace another without a word) and forgets line numbers, and an operator needs "telemetry.yaml:14: stages:
-..." to fix a mistake. `_LineLoader` is a `SafeLoader` that builds `_Mapping` dicts carrying the line of each
-key and refuses duplicate keys. Validation collects every problem, then raises ONE `ManifestError` listing
-them all (`autoinstrument check` prints them; the runtime reports them as one fault).
-
-yaml is imported lazily: importing this module must stay cheap for `import autoinstrument`.
+Validation collects every problem, then raises ONE `ManifestError` listing them all (`autoinstrument check` prints
+them; the runtime reports them as one fault).
 """
 
 from __future__ import annotations
 
 import keyword
-import os
-import re
-from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from re import compile as regex
+from typing import Any, Dict, List, Optional, Tuple
+
+from autoinstrument.manifest.model import (
+    PERCENTILES,
+    Budget,
+    LineMapping,
+    LogSpec,
+    Manifest,
+    ManifestError,
+    Problem,
+    Ref,
+    RouteSpec,
+    ScopeSpec,
+    StageSpec,
+    WebSpec,
+)
 
 _IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
-_TARGET_RE = re.compile(rf"^({_IDENT}(?:\.{_IDENT})*):({_IDENT}(?:\.{_IDENT})*)$")
-_FIELD_RE = re.compile(r"^[a-z][a-z0-9_]*_ms$")
-_EVENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_HEADER_RE = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
-_ROUTE_RE = re.compile(r"^(\S+)\s+(\S+)$")
+_TARGET_RE = regex(rf"^({_IDENT}(?:\.{_IDENT})*):({_IDENT}(?:\.{_IDENT})*)$")
+_FIELD_RE = regex(r"^[a-z][a-z0-9_]*_ms$")
+_EVENT_RE = regex(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_HEADER_RE = regex(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+_ROUTE_RE = regex(r"^(\S+)\s+(\S+)$")
 #: A path parameter in a route template: `{name}` or `{name:converter}` (Starlette's converters).
-TEMPLATE_PARAM_RE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::(str|path|int|float|uuid))?\}")
+TEMPLATE_PARAM_RE = regex(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::(str|path|int|float|uuid))?\}")
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
-#: The percentile names a budget may bound.
-PERCENTILES = ("p50", "p95", "p99", "max")
 
-
-# --------------------------------------------------------------------------------------------- errors
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong with a manifest, located: file, line (1-based, 0 = unknown) and key path."""
-
-    path: str
-    line: int
-    key: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.path}:{self.line}: {self.key}: {self.message}"
-
-
-class ManifestError(ValueError):
-    """The manifest cannot be used. `problems` lists every mistake found; str() shows one per line."""
-
-    def __init__(self, problems: List[Problem]):
-        self.problems = list(problems)
-        first = self.problems[0] if self.problems else Problem("?", 0, "?", "invalid manifest")
-        self.path, self.line, self.key = first.path, first.line, first.key
-        super().__init__("\n".join(str(p) for p in self.problems))
-
-
-# --------------------------------------------------------------------------------------------- typed objects
-
-
-@dataclass(frozen=True)
-class Ref:
-    """`package.module:Attr.path`, as written in the manifest."""
-
-    module: str
-    attr: str
-    line: int = 0
-
-    @property
-    def text(self) -> str:
-        return f"{self.module}:{self.attr}"
-
-    def __str__(self) -> str:
-        return self.text
-
-
-@dataclass(frozen=True)
-class LogSpec:
-    """How events are emitted: `function(logging.getLogger(logger), level, event, **fields)`; no function =
-    a JSON line on stderr. `correlation` names the app's ContextVar holding the correlation id; `redact` a
-    `str -> str` function of the app (request ids it would change are refused; the stderr fallback passes
-    strings through it); `event_key` the JSON key that holds the event name in the app's lines."""
-
-    function: Optional[Ref] = None
-    logger: str = "autoinstrument"
-    correlation: Optional[Ref] = None
-    redact: Optional[Ref] = None
-    event_key: str = "message"
-
-
-@dataclass(frozen=True)
-class StageSpec:
-    """A callable whose duration is added to `field` of the innermost open scope."""
-
-    target: Ref
-    field: str
-    shared: bool = False
-
-
-@dataclass(frozen=True)
-class ScopeSpec:
-    """A callable that opens a timing context and emits ONE `event` when it exits."""
-
-    target: Ref
-    event: str
-    total: str
-    error_event: Optional[str] = None
-    result: Tuple[str, ...] = ()
-    result_correlation: Optional[str] = None
-
-
-@dataclass(frozen=True)
-class RouteSpec:
-    """`METHOD /template` timed into `field`; `event` (or `error_event` for status >= 400 or an exception).
-    `result` names top-level keys of the route's JSON response body copied into the event."""
-
-    method: str
-    template: str
-    field: str
-    event: str
-    error_event: str
-    line: int = 0
-    result: Tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class WebSpec:
-    app: Ref
-    request_header: str = "X-Request-ID"
-    response_header: str = "X-Correlation-ID"
-    routes: Tuple[RouteSpec, ...] = ()
-
-
-@dataclass(frozen=True)
-class Budget:
-    """Upper bounds (ms) for one field's distribution; a bare number in YAML means p95."""
-
-    field: str
-    limits: Dict[str, float]
-    line: int = 0
-
-
-@dataclass(frozen=True)
-class Manifest:
-    path: str
-    version: int
-    log: LogSpec
-    scopes: Tuple[ScopeSpec, ...] = ()
-    stages: Tuple[StageSpec, ...] = ()
-    web: Optional[WebSpec] = None
-    budgets: Tuple[Budget, ...] = ()
-    #: stage field → the stage fields called inside it at the same time (only the report reads it: it draws
-    #: them overlapping, within the outer stage's bar, instead of end to end)
-    parallel: Dict[str, Tuple[str, ...]] = field(default_factory=dict)
-
-    @property
-    def event_key(self) -> str:
-        """The JSON key holding the event name in the app's log lines (`log.event_key`, default "message")."""
-        return self.log.event_key
-
-    def watched_modules(self) -> List[str]:
-        """Every module an install hooks: the targets', the log function's when routes are mapped (its
-        one-event-per-request gate), the web app's. In manifest order, each once."""
-        names: List[str] = []
-        refs = [s.target for s in self.scopes] + [s.target for s in self.stages]
-        if self.web is not None and self.web.routes and self.log.function is not None:
-            refs.append(self.log.function)
-        if self.web is not None:
-            refs.append(self.web.app)
-        for ref in refs:
-            if ref.module not in names:
-                names.append(ref.module)
-        return names
-
-    @property
-    def targets(self) -> Tuple[Ref, ...]:
-        return tuple(s.target for s in self.scopes) + tuple(s.target for s in self.stages)
-
-    def fields(self) -> List[str]:
-        """Every `_ms` field this manifest can produce (stage fields, scope totals, route fields)."""
-        out: List[str] = []
-        for name in (
-            [s.total for s in self.scopes]
-            + [s.field for s in self.stages]
-            + [r.field for r in (self.web.routes if self.web else ())]
-        ):
-            if name not in out:
-                out.append(name)
-        return out
-
-
-# --------------------------------------------------------------------------------------------- YAML loading
-
-
-class _Mapping(dict):
-    """A YAML mapping that remembers its own line and the line of each key."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.line = 0
-        self.key_lines: Dict[Any, int] = {}
-
-
-_LOADER = None
-
-
-def _loader_class():
-    """Build the line-recording, duplicate-refusing SafeLoader once (imports yaml on first use)."""
-    global _LOADER
-    if _LOADER is not None:
-        return _LOADER
-    import yaml
-
-    class _LineLoader(yaml.SafeLoader):
-        duplicates: List[Tuple[Any, int, int]]
-
-        def construct_mapping(self, node, deep=False):
-            self.flatten_mapping(node)
-            mapping = _Mapping()
-            mapping.line = node.start_mark.line + 1
-            for key_node, value_node in node.value:
-                key = self.construct_object(key_node, deep=True)
-                line = key_node.start_mark.line + 1
-                try:
-                    hash(key)
-                except TypeError:
-                    key = repr(key)
-                if key in mapping:
-                    self.duplicates.append((key, mapping.key_lines[key], line))
-                    continue
-                mapping[key] = self.construct_object(value_node, deep=True)
-                mapping.key_lines[key] = line
-            return mapping
-
-    _LineLoader.add_constructor("tag:yaml.org,2002:map", _LineLoader.construct_mapping)
-    _LOADER = _LineLoader
-    return _LOADER
-
-
-def parse_yaml(text: str, path: str) -> Any:
-    """`yaml.safe_load` semantics, plus line numbers and a ManifestError on duplicate keys or bad YAML."""
-    import yaml
-
-    loader = _loader_class()(text)
-    loader.duplicates = []
-    try:
-        data = loader.get_single_data()
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else 0
-        raise ManifestError([Problem(path, line, "(yaml)", f"not valid YAML: {exc}")]) from None
-    finally:
-        loader.dispose()
-    if loader.duplicates:
-        raise ManifestError(
-            [
-                Problem(path, second, str(key), f"duplicate key (first written on line {first})")
-                for key, first, second in loader.duplicates
-            ]
-        )
-    return data
-
-
-# --------------------------------------------------------------------------------------------- validation
 
 
 class _Checker:
@@ -277,21 +49,21 @@ class _Checker:
 
     @staticmethod
     def line_of(mapping: Any, key: Any = None) -> int:
-        if isinstance(mapping, _Mapping):
+        if isinstance(mapping, LineMapping):
             if key is not None and key in mapping.key_lines:
                 return mapping.key_lines[key]
             return mapping.line
         return 0
 
-    def mapping(self, value: Any, line: int, where: str) -> Optional[_Mapping]:
+    def mapping(self, value: Any, line: int, where: str) -> Optional[LineMapping]:
         if value is None:
-            return _Mapping()
+            return LineMapping()
         if not isinstance(value, dict):
             self.fail(line, where, f"must be a mapping, got {type(value).__name__}")
             return None
         return value  # type: ignore[return-value]
 
-    def known_keys(self, mapping: _Mapping, allowed: Tuple[str, ...], where: str) -> None:
+    def known_keys(self, mapping: LineMapping, allowed: Tuple[str, ...], where: str) -> None:
         for key in mapping:
             if key not in allowed:
                 self.fail(
@@ -300,7 +72,7 @@ class _Checker:
                     f"unknown key (allowed: {', '.join(allowed)})",
                 )
 
-    def string(self, mapping: _Mapping, key: str, where: str, required: bool = False) -> Optional[str]:
+    def string(self, mapping: LineMapping, key: str, where: str, required: bool = False) -> Optional[str]:
         if key not in mapping:
             if required:
                 self.fail(self.line_of(mapping), f"{where}.{key}", "required key is missing")
@@ -383,7 +155,7 @@ def validate(data: Any, path: str) -> Manifest:
     return Manifest(path, 1, log, tuple(scopes), tuple(stages), web, tuple(budgets), parallel)
 
 
-def _validate_log(c: _Checker, data: _Mapping) -> LogSpec:
+def _validate_log(c: _Checker, data: LineMapping) -> LogSpec:
     log = c.mapping(data.get("log"), c.line_of(data, "log"), "log")
     if log is None:
         return LogSpec()
@@ -404,7 +176,7 @@ def _validate_log(c: _Checker, data: _Mapping) -> LogSpec:
     return LogSpec(function, logger, correlation, redact, event_key)
 
 
-def _validate_scopes(c: _Checker, data: _Mapping) -> List[ScopeSpec]:
+def _validate_scopes(c: _Checker, data: LineMapping) -> List[ScopeSpec]:
     scopes = c.mapping(data.get("scopes"), c.line_of(data, "scopes"), "scopes")
     out: List[ScopeSpec] = []
     for text, body in (scopes or {}).items():
@@ -442,7 +214,7 @@ def _validate_scopes(c: _Checker, data: _Mapping) -> List[ScopeSpec]:
     return out
 
 
-def _validate_stages(c: _Checker, data: _Mapping) -> List[StageSpec]:
+def _validate_stages(c: _Checker, data: LineMapping) -> List[StageSpec]:
     stages = c.mapping(data.get("stages"), c.line_of(data, "stages"), "stages")
     out: List[StageSpec] = []
     for text, body in (stages or {}).items():
@@ -481,7 +253,7 @@ def _validate_stages(c: _Checker, data: _Mapping) -> List[StageSpec]:
     return out
 
 
-def _validate_web(c: _Checker, data: _Mapping) -> Optional[WebSpec]:
+def _validate_web(c: _Checker, data: LineMapping) -> Optional[WebSpec]:
     if "web" not in data:
         return None
     web = c.mapping(data.get("web"), c.line_of(data, "web"), "web")
@@ -582,7 +354,7 @@ def budget_limits(body: Any) -> Tuple[Dict[str, float], List[Tuple[str, str]]]:
     return limits, problems
 
 
-def _validate_budgets(c: _Checker, data: _Mapping, fields: set) -> List[Budget]:
+def _validate_budgets(c: _Checker, data: LineMapping, fields: set) -> List[Budget]:
     budgets = c.mapping(data.get("budgets"), c.line_of(data, "budgets"), "budgets")
     out: List[Budget] = []
     for name, body in (budgets or {}).items():
@@ -600,7 +372,7 @@ def _validate_budgets(c: _Checker, data: _Mapping, fields: set) -> List[Budget]:
     return out
 
 
-def _validate_parallel(c: _Checker, data: _Mapping, stage_fields: set) -> Dict[str, Tuple[str, ...]]:
+def _validate_parallel(c: _Checker, data: LineMapping, stage_fields: set) -> Dict[str, Tuple[str, ...]]:
     """`parallel: {outer_ms: [inner_ms, ...]}`: stage fields called inside the outer stage, at the same time."""
     section = c.mapping(data.get("parallel"), c.line_of(data, "parallel"), "parallel")
     out: Dict[str, Tuple[str, ...]] = {}
@@ -629,115 +401,3 @@ def _validate_parallel(c: _Checker, data: _Mapping, stage_fields: set) -> Dict[s
 
 
 # --------------------------------------------------------------------------------------------- resolving
-
-
-def resolve_ref(ref: Ref, importer: Optional[Callable[[str], Any]] = None) -> Any:
-    """The object `module:Attr.path` names: import the module (with `importer`, default importlib), then walk
-    the attributes. The one resolution that install, the emitter and check share."""
-    if importer is None:
-        import importlib
-
-        importer = importlib.import_module
-    obj: Any = importer(ref.module)
-    for part in ref.attr.split("."):
-        obj = getattr(obj, part)
-    return obj
-
-
-# --------------------------------------------------------------------------------------------- entry points
-
-
-def default_manifest_path() -> str:
-    """`$AUTOINSTRUMENT_MANIFEST`, else `telemetry.yaml` in the working directory (an app's start-up switch
-    passes its own manifest explicitly; see `_bootstrap.manifest_path`, the one place this is decided)."""
-    from autoinstrument._bootstrap import manifest_path
-
-    return manifest_path()
-
-
-def load_manifest(path: Optional[str] = None) -> Manifest:
-    """Read and validate a manifest file (default: see `default_manifest_path`). Raises ManifestError.
-
-    A valid manifest is kept in the on-disk cache (`cache.py`, keyed by path, mtime and size), so the next
-    interpreter does not import yaml to read the same file again."""
-    path = os.fspath(path) if path is not None else default_manifest_path()
-    import marshal
-
-    from autoinstrument import cache
-
-    absolute = os.path.abspath(path)
-    plain = cache.read(absolute, "manifest", marshal.loads)
-    if plain is not None:
-        try:
-            cached = _from_plain(plain)
-            if isinstance(cached, Manifest) and cached.path == path:
-                return cached
-        except Exception:
-            pass  # an entry of another shape: read the file again
-    try:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
-    except OSError as exc:
-        raise ManifestError(
-            [Problem(str(path), 0, "(file)", f"cannot read the manifest: {exc.strerror or exc}")]
-        ) from None
-    manifest = validate(parse_yaml(text, path), path)
-    cache.write(absolute, "manifest", _to_plain(manifest), marshal.dumps)
-    return manifest
-
-
-_PLAIN_TYPES: Dict[str, Any] = {}
-
-
-def _to_plain(value: Any) -> Any:
-    """A Manifest as marshal-able data (tuples, dicts, str, numbers): marshal needs no import at start-up."""
-    if hasattr(value, "__dataclass_fields__"):
-        name = type(value).__name__
-        return ("@" + name, tuple(_to_plain(getattr(value, f)) for f in value.__dataclass_fields__))
-    if isinstance(value, tuple):
-        return ("()", tuple(_to_plain(v) for v in value))
-    if isinstance(value, dict):
-        return {k: _to_plain(v) for k, v in value.items()}
-    return value
-
-
-def _from_plain(value: Any) -> Any:
-    if isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], str):
-        tag, items = value
-        if tag == "()":
-            return tuple(_from_plain(v) for v in items)
-        if tag.startswith("@"):
-            if not _PLAIN_TYPES:
-                _PLAIN_TYPES.update(
-                    (cls.__name__, cls)
-                    for cls in (Manifest, LogSpec, StageSpec, ScopeSpec, RouteSpec, WebSpec, Budget, Ref)
-                )
-            return _PLAIN_TYPES[tag[1:]](*(_from_plain(v) for v in items))
-    if isinstance(value, dict):
-        return {k: _from_plain(v) for k, v in value.items()}
-    return value
-
-
-def loads_manifest(text: str, path: str = "<string>") -> Manifest:
-    """Validate manifest text (tests and tools)."""
-    return validate(parse_yaml(text, path), path)
-
-
-__all__ = [
-    "ManifestError",
-    "Problem",
-    "Manifest",
-    "LogSpec",
-    "StageSpec",
-    "ScopeSpec",
-    "WebSpec",
-    "RouteSpec",
-    "Budget",
-    "Ref",
-    "load_manifest",
-    "loads_manifest",
-    "resolve_ref",
-    "budget_limits",
-    "PERCENTILES",
-    "default_manifest_path",
-]

@@ -33,7 +33,7 @@ import time
 from contextvars import ContextVar
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
-from autoinstrument.ids import new_request_id
+from autoinstrument.runtime.ids import new_request_id
 
 CURRENT: ContextVar[Optional[Accumulator]] = ContextVar("autoinstrument_scope", default=None)
 

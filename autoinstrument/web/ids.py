@@ -3,8 +3,9 @@
 Request ids: `X-Request-ID` (configurable) is used when it is 1..128 characters of `[A-Za-z0-9._-]`: UUIDs,
 nginx `$request_id` (32 hex), ALB-style `1-67891233-abcdef012345678912345678` and dotted ids pass. Anything
 else (empty, over-long, CR/LF, spaces, quotes, non-ASCII, and an AWS trace header `Root=1-...;Parent=...`,
-whose `=` and `;` are outside the set) is replaced by a fresh UUID4 and neither echoed nor logged. With the
-manifest's `log.redact`, an id the app's redaction would change (it holds a secret) is refused too.
+whose `=` and `;` are outside the set) is replaced by a fresh UUID4 (`runtime.ids`) and neither echoed nor
+logged. With the manifest's `log.redact`, an id the app's redaction would change (it holds a secret) is refused
+too.
 
 Path parameters (e.g. `filename`) are user input: a value of 1..128 characters of `[A-Za-z0-9._~@+,() -]` is
 logged as is; any other value is logged escaped (`\\xNN`, `\\uNNNN`, so a backslash in the result always
@@ -13,16 +14,17 @@ starts an escape) and cut to 128 characters with `...` appended when cut.
 
 from __future__ import annotations
 
-import os
-import re
+from re import compile as regex
 from typing import Callable, List, Optional
+
+from autoinstrument.runtime.ids import new_request_id  # noqa: F401  (the fresh id, shared with scopes)
 
 MAX_ID_LENGTH = 128
 MAX_PARAM_LENGTH = 128
 
-_SAFE_ID = re.compile(rb"[A-Za-z0-9._-]{1,128}")  # MAX_ID_LENGTH
-_SAFE_PARAM = re.compile(r"[A-Za-z0-9._~@+,() -]{1,128}")  # MAX_PARAM_LENGTH
-_SAFE_CHAR = re.compile(r"[A-Za-z0-9._~@+,() -]")
+_SAFE_ID = regex(rb"[A-Za-z0-9._-]{1,128}")  # MAX_ID_LENGTH
+_SAFE_PARAM = regex(r"[A-Za-z0-9._~@+,() -]{1,128}")  # MAX_PARAM_LENGTH
+_SAFE_CHAR = regex(r"[A-Za-z0-9._~@+,() -]")
 
 
 def request_id_from(raw: bytes) -> Optional[str]:
@@ -46,35 +48,6 @@ def refusing_redacted(redact: Callable[[str], str], validate: Callable[[bytes], 
             return None
 
     return validate_redacted
-
-
-_ID_BATCH = 64
-_id_pool: List[str] = []
-
-
-def _refill_ids() -> None:
-    """Format a batch of UUID4s from ONE `os.urandom` call (a syscall per request cost more than the rest)."""
-    raw = bytearray(os.urandom(16 * _ID_BATCH))
-    fresh = []
-    for at in range(0, len(raw), 16):
-        raw[at + 6] = (raw[at + 6] & 0x0F) | 0x40  # version 4
-        raw[at + 8] = (raw[at + 8] & 0x3F) | 0x80  # RFC 4122 variant
-        h = raw[at : at + 16].hex()
-        fresh.append(f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}")
-    _id_pool.extend(fresh)
-
-
-def new_request_id() -> str:
-    """A random UUID4 string, from a pool refilled in batches (`list.pop` is atomic: threads may share it)."""
-    try:
-        return _id_pool.pop()
-    except IndexError:
-        _refill_ids()
-        return _id_pool.pop()
-
-
-if hasattr(os, "register_at_fork"):  # a forked worker must not hand out the ids its parent will hand out
-    os.register_at_fork(after_in_child=_id_pool.clear)
 
 
 def loggable(value: str, limit: int = MAX_PARAM_LENGTH) -> str:

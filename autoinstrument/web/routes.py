@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import re
+from re import compile as regex
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
-from autoinstrument.ids import loggable
 from autoinstrument.manifest import TEMPLATE_PARAM_RE, RouteSpec
+from autoinstrument.web.ids import loggable
 
 _CONVERTERS = {
     None: "[^/]+",
@@ -35,7 +36,7 @@ def compile_template(template: str) -> Optional[re.Pattern]:
         parts.append(f"(?P<{match.group(1)}>{_CONVERTERS[match.group(2)]})")
         last = match.end()
     parts.append(re.escape(template[last:]))
-    return re.compile("".join(parts))
+    return regex("".join(parts))
 
 
 def json_result(body: bytes, keys: Iterable[str]) -> Dict[str, Any]:
@@ -81,7 +82,7 @@ class Route:
 
     def late(self, acc: Any, field: str, seconds: float) -> None:
         """A stage ended after this route's event was sent: say so (once per request and field)."""
-        from autoinstrument.scope import to_ms
+        from autoinstrument.runtime.scope import to_ms
 
         try:
             self.telemetry.emit(

@@ -19,16 +19,16 @@ from __future__ import annotations
 import contextlib
 import threading
 from contextvars import ContextVar
-from logging import ERROR, INFO, WARNING
+from logging import INFO
 from time import perf_counter
 from typing import Any, Awaitable, Callable, Dict, Iterable, List, MutableMapping, Optional, Tuple
 
-from autoinstrument import hooks
-from autoinstrument.ids import loggable, new_request_id, refusing_redacted, request_id_from
 from autoinstrument.manifest import WebSpec
-from autoinstrument.merge import merged
-from autoinstrument.routes import RouteTable, json_result
-from autoinstrument.scope import CURRENT, FOLD_AT, Accumulator
+from autoinstrument.runtime import install as hooks
+from autoinstrument.runtime.scope import CURRENT, FOLD_AT, Accumulator, to_ms
+from autoinstrument.web.gate import merged, status_level
+from autoinstrument.web.ids import loggable, new_request_id, refusing_redacted, request_id_from
+from autoinstrument.web.routes import RouteTable, json_result
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -95,7 +95,6 @@ class WebTelemetry:
         self.response_header = spec.response_header.lower().encode("latin-1")
         #: their lengths: a header of another length is skipped with one compare
         self.request_size = len(self.request_header)
-        self.response_size = len(self.response_header)
         table = RouteTable(spec.routes, self)
         self.static = table.static
         self.dynamic = table.dynamic
@@ -190,10 +189,10 @@ def _add_totals(
         if samples:
             slot = folded.get(field)
             seconds = sum(samples) + (slot[0] if slot is not None else 0.0)
-            payload[field] = int(seconds * 1000.0 + 0.5)
+            payload[field] = to_ms(seconds)
     for field, slot in totals:
         if field not in payload:
-            payload[field] = int(slot[0] * 1000.0 + 0.5)
+            payload[field] = to_ms(slot[0])
     known = route.known
     fresh = tuple(field for field, _slot in totals if field not in known)
     if fresh:
@@ -201,13 +200,23 @@ def _add_totals(
 
 
 def _emit_merged(telemetry: WebTelemetry, acc: _Request, held: Tuple[Any, ...], payload: Dict[str, Any],
-                 level: int) -> None:
-    """The app's held call and the telemetry's fields as one event, when a key is in both (merge.py)."""
-    route = acc.owner
-    owned = {"correlation_id", route.field, *tuple(acc.totals)}
-    owned.update(field for field, samples in acc.lists.items() if samples)
-    logger, level, name, fields = merged(held, payload, level, tuple(owned))
-    telemetry.emit(name, fields, level, logger)
+                 level: int, function: Optional[Callable[..., Any]]) -> None:
+    """The app's held call and the telemetry's fields as ONE event (`gate.merged`, the one reference), written
+    by the app's log function directly when it is usable, else through the emitter."""
+    owned: Tuple[str, ...] = ()
+    if not held[3].keys().isdisjoint(payload):  # only a key in both needs to know which fields are ours
+        route = acc.owner
+        mine = {"correlation_id", route.field, *tuple(acc.totals)}
+        mine.update(field for field, samples in acc.lists.items() if samples)
+        owned = tuple(mine)
+    logger, level, name, fields = merged(held, payload, level, owned)
+    if function is None:
+        telemetry.emit(name, fields, level, logger)
+        return
+    try:
+        function(logger, level, name, **fields)
+    except Exception as exc:
+        telemetry.direct_failed(exc, name, fields, level)
 
 
 class TelemetryMiddleware:
@@ -334,17 +343,9 @@ class TelemetryMiddleware:
             elif kind == "http.response.start":
                 try:
                     status = message.get("status")
-                    headers = message.get("headers") or ()
-                    name = header[0]
-                    size = t.response_size
-                    for key, _value in headers:  # _with_header, inlined: this runs per request
-                        if len(key) == size and (key == name or key.lower() == name):
-                            break
-                    else:
-                        message = dict(message)
-                        message["headers"] = [*headers, header]
                     if keep:
-                        body = _json_body(headers)
+                        body = _json_body(message.get("headers") or ())
+                    message = _with_header(message, header)
                 except Exception as exc:
                     t.failed("response_header_failed", exc)
             elif kind == "http.response.pathsend":  # a file the server sends itself: ends when it says so
@@ -390,7 +391,7 @@ class TelemetryMiddleware:
                 code = status if status is not None else 500
                 payload: Dict[str, Any] = {
                     "correlation_id": cid,
-                    route.field: int((end - start) * 1000.0 + 0.5),  # scope.to_ms, inlined (never negative)
+                    route.field: to_ms(end - start),
                     "method": route.method,
                     "route": route.template,
                     "status_code": code,
@@ -402,25 +403,18 @@ class TelemetryMiddleware:
                 # first, then `limit` (a sample appended after sees it and is reported late, never folded),
                 # then the reads; an `add` or `fold` racing with this reports its sample late
                 # (Accumulator.unlocked_close). The lists' keys never change; totals are read as a snapshot.
-                # Durations are perf_counter differences (never negative): int(x + 0.5) rounds half up.
                 acc.closed = True
                 acc.limit = -1
                 totals = acc.totals
                 if not totals:
                     for field, samples in lists.items():
                         if samples:
-                            payload[field] = int(sum(samples) * 1000.0 + 0.5)
+                            payload[field] = to_ms(sum(samples))
                 else:  # fields with no list made up front (new, or a generator's steps), or folded samples
                     _add_totals(route, lists, tuple(totals.items()), payload)
                 if body is not None and keep:
                     payload.update(json_result(bytes(body), keep))
-                # The status-derived level (merge.status_level, inlined).
-                if error is not None or type(code) is not int or code >= 500:
-                    level = ERROR
-                elif code >= 400:
-                    level = WARNING
-                else:
-                    level = INFO
+                level = status_level(code, error)
                 if error is not None:
                     payload["error_type"] = type(error).__name__
                     event = route.error_event
@@ -428,18 +422,7 @@ class TelemetryMiddleware:
                     event = route.error_event if level != INFO else route.event
                 function = t.function
                 if held:
-                    entry = held[0]
-                    logger, app_level, event, fields = entry
-                    if function is not None and fields.keys().isdisjoint(payload):
-                        # merge.merged when no key is in both: the app's fields, then ours, one call.
-                        if app_level != level and isinstance(app_level, int) and app_level > level:
-                            level = app_level
-                        try:
-                            function(logger, level, event, **fields, **payload)
-                        except Exception as exc:
-                            t.direct_failed(exc, event, {**fields, **payload}, level)  # type: ignore[misc]
-                    else:
-                        _emit_merged(t, acc, entry, payload, level)
+                    _emit_merged(t, acc, held[0], payload, level, function)
                 elif function is not None:
                     try:
                         function(t.logger, level, event, **payload)

@@ -1,16 +1,18 @@
 """The import hooks and the patch registry: find the target, decide how to wrap it, apply, remember, restore.
 
-- Targets are wrapped by post-import hooks (`importhook.py`) when their module is imported. A module already
+- Targets are wrapped by wrapt's post-import hooks (`wrapt.register_post_import_hook`) when their module is
+  imported. A module already
   imported is wrapped at once and its targets are reported as "late" (a `from x import f` done before that
   keeps the original function).
-- Resolution walks the class's MRO through `vars()` (`targets.find`), so we wrap the RAW object: a
+- Resolution is `wrapt.resolve_path` (the class's MRO through `vars()`, `targets.find`), so we wrap the RAW
+  object in a `wrapt.FunctionWrapper` (`wrappers.py`) and set it with `wrapt.apply_patch`: a
   classmethod/staticmethod is unwrapped to its `__func__`, wrapped, and re-wrapped in the same descriptor
   type. An inherited method is wrapped by setting the wrapper on the NAMED class only; `uninstall()` deletes
   it again. Properties and other non-functions are refused with a fault naming the manifest line.
 - A registry of (owner, attribute) -> original makes a second install a no-op and lets `uninstall()` restore
   the exact original objects (`vars(cls)[name] is original`).
 - The web app named by the manifest's `web.app` is hooked the same way; attaching the ASGI middleware to it
-  is `attach.AppAttachment`'s job (imported only when the manifest has a `web:` section).
+  is the web part's job (`WebPart`, plugged in by `autoinstrument.assembly`: the runtime never imports it).
 - Nothing here may break the app: every hook body catches everything and reports a fault once.
 """
 
@@ -22,12 +24,14 @@ import logging
 import threading
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
-from autoinstrument import importhook, targets, wrappers
-from autoinstrument.emitter import Emitter, stderr_event
+import wrapt
+
 from autoinstrument.manifest import Manifest, ManifestError, Ref, ScopeSpec, StageSpec, load_manifest, resolve_ref
-from autoinstrument.scope import ScopeRuntime
+from autoinstrument.runtime import targets, wrappers
+from autoinstrument.runtime.emitter import Emitter, stderr_event
+from autoinstrument.runtime.scope import ScopeRuntime
 
 INSTALLED_EVENT = "autoinstrument_installed"
 
@@ -44,9 +48,32 @@ class Patch:
     late: bool
 
 
+@dataclass(frozen=True)
+class TargetRecord:
+    """One manifest target in the current install (`installed_targets()`)."""
+
+    target: str  # `module:Owner.attr` as written in the manifest
+    state: str  # "wrapped", "late" (wrapped after its module was imported), "missing" or "pending"
+    kind: str  # what was wrapped: "sync", "classmethod async", "asgi middleware"...; "" unless wrapped
+    line: int  # the manifest line naming it
+    reason: str = ""  # why it is missing
+    inherited: bool = False  # wrapped on the named class, defined on a base
+
+
+@dataclass(frozen=True)
+class WebPart:
+    """What the web part (`autoinstrument.web`, the floor above) plugs into an install, named here as two
+    callables so that the runtime never imports it: `attach(state)` builds the app's attachment (on_import,
+    describe, detach, report, late, problem, ref, telemetry); `hold()` returns the log gate's wrapper function."""
+
+    attach: Callable[[Any], Any]
+    hold: Callable[[], Callable[..., Any]]
+
+
 class _State:
-    def __init__(self, manifest: Manifest, emitter: Emitter):
+    def __init__(self, manifest: Manifest, emitter: Emitter, web_part: Optional[WebPart] = None):
         self.manifest = manifest
+        self.web_part = web_part
         self.emitter = emitter
         self.patches: Dict[Tuple[int, str], Patch] = {}
         self.by_module: Dict[str, List[Union[ScopeSpec, StageSpec]]] = {}
@@ -59,35 +86,19 @@ class _State:
         self.stage_fields = tuple(sorted({stage.field for stage in manifest.stages}))
         for spec in list(manifest.scopes) + list(manifest.stages):
             self.by_module.setdefault(spec.target.module, []).append(spec)
-        self._web: Any = None  # attach.AppAttachment, built when first needed (see `web`)
+        self._web: Any = None  # web.attachment.AppAttachment, built when first needed (see `web`)
         #: the log function, put behind the one-event-per-request gate (merge.py) when routes are mapped
         self.gate_ref: Optional[Ref] = None
         self.gate: Optional[Patch] = None
-        if manifest.web is not None and manifest.web.routes and manifest.log.function is not None:
+        if manifest.web is not None and manifest.web.routes and manifest.log.function is not None and web_part:
             self.gate_ref = manifest.log.function
 
     @property
     def web(self) -> Any:
-        """The web attachment (None without a `web:` section). Built on first use: the web modules are not
-        even imported by a process (the CLI) that never imports the web app."""
-        if self._web is None and self.manifest.web is not None:
-            from autoinstrument.attach import AppAttachment
-            from autoinstrument.middleware import WebTelemetry
-
-            emitter = self.emitter
-            telemetry = WebTelemetry(
-                self.manifest.web,
-                emitter.emit,
-                emitter.fault,
-                self.correlation_var,
-                emitter.ready,
-                self.stage_fields,
-                redactor=emitter.redactor,
-                emit_now=emitter.emit_now,
-                direct=emitter.direct,
-                direct_failed=emitter.direct_failed,
-            )
-            self._web = AppAttachment(self.manifest.web.app, telemetry)
+        """The web attachment (None without a `web:` section or without a web part). Built on first use: the
+        web modules are not even imported by a process (the CLI) that never imports the web app."""
+        if self._web is None and self.manifest.web is not None and self.web_part is not None:
+            self._web = self.web_part.attach(self)
         return self._web
 
     def modules(self) -> List[str]:
@@ -125,9 +136,12 @@ _resolve_ref = resolve_ref
 # --------------------------------------------------------------------------------------------- install / unin
 
 
-def install(manifest: Union[None, str, Manifest] = None, *, defer_report: bool = False) -> bool:
+def install(
+    manifest: Union[None, str, Manifest] = None, *, defer_report: bool = False, web: Optional[WebPart] = None
+) -> bool:
     """Wrap every target of the manifest (now, or when its module is imported). False if nothing was
-    installed.
+    installed. `web` plugs in the web part (`autoinstrument.install` passes it); without it a `web:` section
+    is reported as a fault and the rest is installed.
 
     A second call while installed is a no-op. A bad manifest is reported as a fault and installs nothing.
     """
@@ -152,15 +166,17 @@ def install(manifest: Union[None, str, Manifest] = None, *, defer_report: bool =
                 )
             return False
         emitter = Emitter(loaded.log, defer=defer_report)
-        state = _State(loaded, emitter)
+        state = _State(loaded, emitter, web)
+        if loaded.web is not None and web is None:
+            emitter.fault(
+                "web_unavailable", "installed without the web part: the web section is not applied",
+                target=loaded.web.app.text, line=loaded.web.app.line, manifest=loaded.path,
+            )
         _state = state
-        wrappers.set_fault_sink(
-            lambda err: emitter.fault("bookkeeping_error", f"{type(err).__name__}: {err}")
-        )
         try:
-            importhook.on_error = lambda err: emitter.fault("hook_failed", f"{type(err).__name__}: {err}")
+            hook = _hook_for(state)
             for module_name in state.modules():
-                importhook.register(module_name, _on_import)
+                wrapt.register_post_import_hook(hook, module_name)
         except Exception as exc:  # nothing is wrapped, the app runs as is
             emitter.fault("hooks_unavailable", f"{type(exc).__name__}: {exc}")
         state.installing = False
@@ -178,7 +194,6 @@ def uninstall() -> int:
         state, _state = _state, None
         if state is None:
             return 0
-        importhook.unregister(_on_import)
         restored = 0
         for patch in state.patches.values():
             if _restore(patch, state):
@@ -187,7 +202,6 @@ def uninstall() -> int:
             restored += 1
         if state._web is not None:
             restored += state._web.detach()
-        wrappers.set_fault_sink(None)
         return restored
 
 
@@ -195,24 +209,33 @@ def current() -> Optional[_State]:
     return _state
 
 
-def installed_targets() -> Dict[str, List[str]]:
-    """{"wrapped": [...], "late": [...], "missing": [...], "pending": [...]} for the current install."""
+def installed_targets() -> List[TargetRecord]:
+    """What the current install did with each target: one record each (none when not installed)."""
     state = _state
     if state is None:
-        return {"wrapped": [], "late": [], "missing": [], "pending": []}
-    return _target_report(state)
+        return []
+    return _records(state)
 
 
 # --------------------------------------------------------------------------------------------- hooks
 
 
-def _on_import(module: Any) -> None:
+def _hook_for(state: _State) -> Any:
+    """The post-import hook of one install: inert once that install is undone (wrapt keeps hooks forever)."""
+
+    def hook(module: Any) -> None:
+        if _state is state:
+            _on_import(module, state)
+
+    return hook
+
+
+def _on_import(module: Any, state: _State) -> None:
     """The post-import hook. Must never raise: an exception here would fail the app's import."""
     try:
         name = getattr(module, "__name__", None)
         with _lock:
-            state = _state
-            if state is None:
+            if _state is not state:
                 return
             web_spec = state.manifest.web
             web = state.web if web_spec is not None and web_spec.app.module == name else None
@@ -251,7 +274,7 @@ def _patch(state: _State, spec: Union[ScopeSpec, StageSpec], module: Any, late: 
             # Not inherited: a stale wrapper of ours; wrap what it wraps, never a wrapper twice.
             raw = _unwrap_ours(raw)
         installed, kind = _make(state, spec, raw, target)
-        setattr(owner, attr, installed)
+        wrapt.apply_patch(owner, attr, installed)
         state.patches[key] = Patch(owner, attr, raw, installed, inherited, target.text, kind, late)
         state.missing.pop(target.text, None)
     except Exception as exc:
@@ -268,13 +291,12 @@ def _gate(state: _State, module: Any, late: bool) -> None:
     ref = state.gate_ref
     assert ref is not None
     try:
-        from autoinstrument.merge import gate_wrapper
-
         owner, attr, raw, inherited = _find(module, ref)
         if wrappers.is_ours(raw):
             return
-        installed = gate_wrapper(raw)
-        setattr(owner, attr, installed)
+        assert state.web_part is not None  # gate_ref is set only with a web part
+        installed = wrappers.gate_wrapper(raw, state.web_part.hold())
+        wrapt.apply_patch(owner, attr, installed)
         state.gate = Patch(owner, attr, raw, installed, inherited, ref.text, "log gate", late)
     except Exception as exc:
         state.emitter.fault(
@@ -337,15 +359,19 @@ def _restore(patch: Patch, state: _State) -> bool:
 # --------------------------------------------------------------------------------------------- reporting
 
 
-def _target_report(state: _State) -> Dict[str, List[str]]:
-    wrapped, late = [], []
+def _records(state: _State) -> List[TargetRecord]:
+    """One record per manifest target (and the web app), in manifest order within each group."""
+    lines = {ref.text: ref.line for ref in state.manifest.targets}
+    records: List[TargetRecord] = []
     for patch in state.patches.values():
-        label = f"{patch.target} ({patch.kind}{', inherited' if patch.inherited else ''})"
-        wrapped.append(label)
-        if patch.late:
-            late.append(patch.target)
-    missing = [f"{target} ({reason})" for target, reason in state.missing.items()]
-    pending = []
+        records.append(
+            TargetRecord(
+                patch.target, "late" if patch.late else "wrapped", patch.kind, lines.get(patch.target, 0), "",
+                patch.inherited,
+            )
+        )
+    for target, reason in state.missing.items():
+        records.append(TargetRecord(target, "missing", "", lines.get(target, 0), reason))
     done = {p.target for p in state.patches.values()} | set(state.missing)
     for module_name, specs in state.by_module.items():
         for spec in specs:
@@ -353,43 +379,54 @@ def _target_report(state: _State) -> Dict[str, List[str]]:
             if text in done:
                 continue
             reason = _module_missing(module_name)
-            if reason:
-                missing.append(f"{text} ({reason})")
-            else:
-                pending.append(text)
+            records.append(TargetRecord(text, "missing" if reason else "pending", "", spec.target.line, reason or ""))
     if state.manifest.web is not None:
         app = state.manifest.web.app
-        status, label = state._web.describe() if state._web is not None else ("pending", app.text)
+        status, detail = state._web.describe() if state._web is not None else ("pending", "")
         if status == "pending":
             reason = _module_missing(app.module)
             if reason:
-                status, label = "missing", f"{label} ({reason})"
-        {"wrapped": wrapped, "missing": missing, "pending": pending}[status].append(label)
+                status, detail = "missing", reason
         if status == "wrapped" and state._web.late:
-            late.append(app.text)
-    return {"wrapped": wrapped, "late": late, "missing": missing, "pending": pending}
+            status = "late"
+        kind = detail if status in ("wrapped", "late") else ""
+        reason = detail if status == "missing" else ""
+        records.append(TargetRecord(app.text, status, kind, app.line, reason))
+    return records
+
+
+def labels(records: List[TargetRecord]) -> Dict[str, List[str]]:
+    """The records as the `autoinstrument_installed` event writes them: {"wrapped": ["mod:Cls.f (sync)"],
+    "late": ["mod:Cls.f"], "missing": ["mod:g (why)"], "pending": ["mod:h"]} ("wrapped" includes the late)."""
+    out: Dict[str, List[str]] = {"wrapped": [], "late": [], "missing": [], "pending": []}
+    for record in records:
+        if record.state in ("wrapped", "late"):
+            out["wrapped"].append(f"{record.target} ({record.kind}{', inherited' if record.inherited else ''})")
+            if record.state == "late":
+                out["late"].append(record.target)
+        elif record.state == "missing":
+            out["missing"].append(f"{record.target} ({record.reason})")
+        else:
+            out["pending"].append(record.target)
+    return out
 
 
 _module_missing = targets.module_missing
 
 
-def _report_missing(state: _State, report: Dict[str, List[str]]) -> None:
+def _report_missing(state: _State, records: List[TargetRecord]) -> None:
     """One fault per target that can never be wrapped because its module does not exist, naming its line."""
-    lines = {ref.text: ref.line for ref in state.manifest.targets}
-    if state.manifest.web is not None:
-        lines[state.manifest.web.app.text] = state.manifest.web.app.line
-    for text in report["missing"]:
-        target, _, reason = text.partition(" (")
+    for record in records:
+        if record.state != "missing":
+            continue
         web = state._web
-        if target in state.missing or (web is not None and web.problem and target == web.ref.text):
+        if record.target in state.missing or (web is not None and web.problem and record.target == web.ref.text):
             continue  # reported when it was found unusable
-        line = lines.get(target)
-        reason = reason[:-1] if reason.endswith(")") else reason
         state.emitter.fault(
             "target_missing",
-            f"{reason}: manifest line {line} names {target}, which cannot be wrapped",
-            target=target,
-            line=line,
+            f"{record.reason}: manifest line {record.line} names {record.target}, which cannot be wrapped",
+            target=record.target,
+            line=record.line,
             manifest=state.manifest.path,
         )
 
@@ -398,10 +435,10 @@ def _installed_fields() -> Dict[str, Any]:
     state = _state
     if state is None:
         return {}
-    report = _target_report(state)
-    _report_missing(state, report)
+    records = _records(state)
+    _report_missing(state, records)
     fields: Dict[str, Any] = {"manifest": state.manifest.path}
-    fields.update(report)
+    fields.update(labels(records))
     return fields
 
 
@@ -412,7 +449,7 @@ def _at_exit() -> None:
         return
     if not state.emitter.deferred:
         with contextlib.suppress(Exception):  # a module the app imported after the report may show a typo now
-            _report_missing(state, _target_report(state))
+            _report_missing(state, _records(state))
         return
     if state.hooked_modules or state.missing:
         state.emitter.ready()

@@ -1,7 +1,7 @@
 """Finding and classifying a manifest target: each decision in ONE function that install, check and report share.
 
-- `find(module, ref)`: the owner, attribute and RAW object of `module:Owner.attr` (never bound through
-  getattr), with a plain-words error naming the missing part (never a library's internal exception text).
+- `find(module, ref)`: the owner, attribute and RAW object of `module:Owner.attr` (`wrapt.resolve_path`,
+  never bound through getattr), with a plain-words error naming the missing part (never wrapt's text).
 - `classify(raw)`: the function inside and its descriptor (classmethod/staticmethod), or why it cannot be
   timed (`wrappers.UnsupportedTarget`).
 - `module_missing(name)`: why a module not imported yet will never import, found WITHOUT importing it
@@ -16,38 +16,29 @@ import sys
 from typing import Any, Optional, Tuple
 
 from autoinstrument.manifest import Ref
-from autoinstrument.wrappers import UnsupportedTarget, is_ours
+from autoinstrument.runtime.wrappers import UnsupportedTarget, is_ours, timeable
 
 
 def find(module: Any, ref: Ref) -> Tuple[Any, str, Any, bool]:
-    """(owner, attribute, raw object, inherited) for `module:Owner.attr`; AttributeError in plain words."""
-    owner: Any = module
-    parts = ref.attr.split(".")
-    for part in parts[:-1]:
-        if inspect.isclass(owner):
-            holder = next((vars(k) for k in inspect.getmro(owner) if part in vars(k)), None)
-            if holder is None:
-                raise AttributeError(_missing(module, ref))
-            owner = holder[part]
-        else:
-            try:
-                owner = getattr(owner, part)
-            except AttributeError:
-                raise AttributeError(_missing(module, ref)) from None
-    attr = parts[-1]
+    """(owner, attribute, raw object, inherited) for `module:Owner.attr`, through `wrapt.resolve_path` (a
+    class's MRO read through `vars()`, so nothing is bound); AttributeError in plain words."""
+    import wrapt
+
+    try:
+        owner, attr, raw = wrapt.resolve_path(module, ref.attr)
+    except ImportError:  # a lazy module __getattr__ importing an optional dependency: the caller says so
+        raise
+    except Exception:  # wrapt's PathResolutionError (2.x) or AttributeError (1.x): say which part is missing
+        raise AttributeError(_missing(module, ref)) from None
     if inspect.isclass(owner):
-        for klass in inspect.getmro(owner):
-            if attr in vars(klass):
-                return owner, attr, vars(klass)[attr], klass is not owner
-        if hasattr(owner, attr):
+        defining = next((k for k in inspect.getmro(owner) if attr in vars(k)), None)
+        if defining is None:
             raise AttributeError(f"{attr!r} is served dynamically on {owner.__name__}; nothing to wrap")
-        raise AttributeError(_missing(module, ref))
+        return owner, attr, raw, defining is not owner
     if inspect.ismodule(owner):
-        if attr in vars(owner):
-            return owner, attr, vars(owner)[attr], False
-        if hasattr(owner, attr):
+        if attr not in vars(owner):
             raise AttributeError(f"{attr!r} is served dynamically by {owner.__name__}; nothing to wrap")
-        raise AttributeError(_missing(module, ref))
+        return owner, attr, raw, False
     raise UnsupportedTarget(f"{ref.text}: the owner is a {type(owner).__name__}, not a class or module")
 
 
@@ -76,22 +67,27 @@ def unwrap_ours(raw: Any) -> Any:
 
 
 def classify(raw: Any) -> Tuple[Any, Optional[type]]:
-    """(function, descriptor type or None) for a timeable raw object; UnsupportedTarget says why not."""
+    """(function, descriptor type or None) for a timeable raw object; UnsupportedTarget says why not.
+
+    Timeable: a Python function, a classmethod/staticmethod around one, or a function-like descriptor around
+    one (`functools.lru_cache`, another library's wrapt wrapper). A property is refused here because wrapt
+    would silently proxy its VALUE (turning the attribute into something else).
+    """
     if isinstance(raw, (classmethod, staticmethod)):
         function = raw.__func__
-        if not inspect.isfunction(function):
+        if not timeable(function):
             raise UnsupportedTarget(
                 f"a {type(raw).__name__} around a {type(function).__name__}, not a Python function"
             )
         return function, type(raw)
-    if inspect.isfunction(raw):
-        return raw, None
     what = type(raw).__name__
     if isinstance(raw, property) or what == "cached_property":
         raise UnsupportedTarget(
             f"is a {what}; only functions, classmethods and staticmethods can be timed (wrapping it would "
             "turn the attribute into a method)"
         )
+    if timeable(raw):
+        return raw, None
     if callable(raw):
         raise UnsupportedTarget(
             f"is a {what} object, not a Python function; only functions, classmethods and staticmethods "

@@ -24,7 +24,7 @@ import weakref
 from typing import Any, Callable, List, Optional, Tuple
 
 from autoinstrument.manifest import Ref
-from autoinstrument.middleware import ASGIApp, TelemetryMiddleware, WebTelemetry
+from autoinstrument.web.middleware import ASGIApp, TelemetryMiddleware, WebTelemetry
 
 MARK = "__autoinstrument_web__"
 _ABSENT = object()
@@ -165,15 +165,33 @@ class AppAttachment:
         return sum(1 for ref, _ours, _previous in self.apps if ref() is not None)
 
     def describe(self) -> Tuple[str, str]:
-        """("wrapped" | "missing" | "pending", label) for `installed_targets()`."""
-        text = self.ref.text
+        """("wrapped" | "missing" | "pending", what was wrapped or why it is missing) for `installed_targets()`."""
         if self.problem:
-            return "missing", f"{text} ({self.problem})"
+            return "missing", self.problem
         if self.by_hand:
-            return "wrapped", f"{text} (TelemetryMiddleware, by the app)"
+            return "wrapped", "TelemetryMiddleware, by the app"
         count = self.attached()
         if count:
-            return "wrapped", f"{text} (asgi middleware)"
+            return "wrapped", "asgi middleware"
         if self.getattr_patch is not None:
-            return "wrapped", f"{text} (asgi middleware, attached when the app is built)"
-        return "pending", text
+            return "wrapped", "asgi middleware, attached when the app is built"
+        return "pending", ""
+
+
+def attach(state: Any) -> AppAttachment:
+    """The web part of an install (`runtime.install.WebPart.attach`): the middleware's telemetry, fed by the
+    install's emitter and scopes, and the attachment that puts it in front of the manifest's app."""
+    emitter = state.emitter
+    telemetry = WebTelemetry(
+        state.manifest.web,
+        emitter.emit,
+        emitter.fault,
+        state.correlation_var,
+        emitter.ready,
+        state.stage_fields,
+        redactor=emitter.redactor,
+        emit_now=emitter.emit_now,
+        direct=emitter.direct,
+        direct_failed=emitter.direct_failed,
+    )
+    return AppAttachment(state.manifest.web.app, telemetry)

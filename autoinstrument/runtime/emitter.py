@@ -16,15 +16,15 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import sys
 import threading
 import time
 from datetime import datetime, timezone
+from re import compile as regex
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 from autoinstrument.manifest import resolve_ref as _resolve_ref
-from autoinstrument.wrappers import is_ours
+from autoinstrument.runtime.wrappers import is_ours
 
 FAULT_EVENT = "autoinstrument_fault"
 
@@ -59,7 +59,7 @@ LIBRARY_KEYS = frozenset(
         "wrapped", "late", "missing", "pending", "error_type",
     )
 )
-_SAFE_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
+_SAFE_ID = regex(r"[A-Za-z0-9._-]{1,128}")
 Redactor = Callable[[str], str]
 
 

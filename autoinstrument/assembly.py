@@ -1,0 +1,33 @@
+"""The one module that knows both floors: the runtime's install with the web part plugged in.
+
+`autoinstrument.install()` and the start-up trigger (`_bootstrap.py`) install through here, so the runtime never
+imports the web part (it sits above), and a process that never imports the web app never imports it at all.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Union
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover
+    from autoinstrument.manifest import Manifest
+
+
+def _attach(state: Any) -> Any:
+    from autoinstrument.web.attachment import attach
+
+    return attach(state)
+
+
+def _hold() -> Callable[..., Any]:
+    from autoinstrument.web.gate import hold
+
+    return hold
+
+
+def install(manifest: Union[None, str, Manifest] = None, *, defer_report: bool = False) -> bool:
+    """`runtime.install.install` with the web part."""
+    from autoinstrument.runtime.install import WebPart
+    from autoinstrument.runtime.install import install as _install
+
+    return _install(manifest, defer_report=defer_report, web=WebPart(_attach, _hold))
