@@ -24,8 +24,9 @@ import json
 from typing import Any, List
 
 from publisher_v2.config.loader import load_application_config
-from publisher_v2.config.schema import ApplicationConfig
+from publisher_v2.config.schema import ALL_PLATFORMS, ApplicationConfig
 from publisher_v2.core.exceptions import StorageError
+from publisher_v2.utils.logging import sanitize
 from publisher_v2.utils.state import (
     ARCHIVE_PENDING,
     CLAIMED,
@@ -37,6 +38,7 @@ from publisher_v2.utils.state import (
     owner_alive,
     readable_time,
 )
+from publisher_v2.utils.terminal import escape_controls, say
 
 _UNFINISHED = (CLAIMED, PUBLISHING, POSTED)
 
@@ -86,21 +88,19 @@ def _describe(entry: LedgerEntry, platforms: List[str], me: str = "") -> List[st
 def _list(ledger: PostLedger, config: ApplicationConfig, as_json: bool) -> int:
     entries = ledger.unfinished()
     platforms = config.enabled_platforms()
-    if as_json:
-        print(
-            json.dumps(
-                {"ledger": ledger.where, "platforms": platforms, "unfinished": [e.as_dict() for e in entries]}
-            )
-        )
+    if as_json:  # redacted like a log line; json.dumps escapes every control character (\u001b)
+        document = {"ledger": ledger.where, "platforms": platforms, "unfinished": [e.as_dict() for e in entries]}
+        print(json.dumps(sanitize(document)), flush=True)
         return 0
-    print(f"{len(entries)} unfinished post(s) in {ledger.where}")
+    say(f"{len(entries)} unfinished post(s) in {ledger.where}")
     for entry in entries:
-        print("\n".join(_describe(entry, platforms)))
+        say("\n".join(_describe(entry, platforms)), keep_newlines=True)
     return 0
 
 
-def _target(ledger: PostLedger, key: str, force: bool) -> LedgerEntry:
-    """The one unfinished entry `key` names, taken over by this process (errors are StorageError)."""
+def _target(ledger: PostLedger, key: str, force: bool, take: bool = True) -> LedgerEntry:
+    """The one unfinished entry `key` names, taken over by this process unless not `take` (errors are
+    StorageError)."""
     matches = [
         e
         for e in ledger.find(key)
@@ -116,6 +116,8 @@ def _target(ledger: PostLedger, key: str, force: bool) -> LedgerEntry:
             f"{entry.image_name} is held by a live run ({entry.claim_owner}, since {entry.claimed_at});"
             " wait for it, or use --force if that run is gone"
         )
+    if not take:
+        return entry
     if not ledger.take_over(entry.content_hash, entry.claim_owner):
         raise StorageError(f"{entry.image_name} changed while we looked; list again")
     taken = ledger.entry(entry.content_hash)
@@ -127,14 +129,16 @@ async def _resolve(args: argparse.Namespace, config: ApplicationConfig, ledger: 
     from publisher_v2.core.workflow import WorkflowOrchestrator
     from publisher_v2.wiring import build_ai_service, build_publishers, build_storage
 
-    entry = _target(ledger, args.image, args.force)
-    if args.ledger_action == "release":
-        if not ledger.release_unposted(entry.content_hash):
+    _check_arguments(args)
+    entry = _target(ledger, args.image, args.force, take=args.ledger_action != "release")
+    if args.ledger_action == "release":  # check and drop in one transaction, still held by the owner we saw
+        if not ledger.release_unposted(entry.content_hash, owner=entry.claim_owner):
             raise StorageError(
                 f"Cannot release {entry.image_name}: posted on {', '.join(entry.posted_platforms) or 'none'},"
                 f" unknown on {', '.join(entry.unknown) or 'none'}; use mark-posted or retry"
+                " (or it changed while we looked: list again); nothing was changed"
             )
-        print(f"Released {entry.image_name}: it can be picked again")
+        say(f"Released {entry.image_name}: it can be picked again")
         return 0
     unknown_named = [p for p in args.platform if p in entry.unknown]
     if args.ledger_action == "mark-posted":
@@ -158,14 +162,29 @@ async def _resolve(args: argparse.Namespace, config: ApplicationConfig, ledger: 
         if callable(close):
             close()
     for platform, result in sorted(results.items()):
-        print(f"{platform}: {'posted ' + str(result.post_id) if result.success else 'failed: ' + str(result.error)}")
+        say(f"{platform}: {'posted ' + str(result.post_id) if result.success else 'failed: ' + str(result.error)}")
     final = ledger.entry(entry.content_hash)
     if final is not None and final.status == POSTED and final.archive_state != ARCHIVE_PENDING:
-        print(f"{entry.image_name}: finished (posted on {', '.join(final.posted_platforms)})")
+        say(f"{entry.image_name}: finished (posted on {', '.join(final.posted_platforms)})")
         return 0
-    print(f"{entry.image_name}: still unfinished")
-    print("\n".join(_describe(final, config.enabled_platforms(), ledger.owner) if final else []))
+    say(f"{entry.image_name}: still unfinished")
+    say("\n".join(_describe(final, config.enabled_platforms(), ledger.owner) if final else []), keep_newlines=True)
     return 1 if any(not r.success for r in results.values()) else 0
+
+
+def _check_arguments(args: argparse.Namespace) -> None:
+    """Refuse what the ledger must not record: a platform the program does not know, an empty post id, or a
+    post id with control characters (it would be replayed raw on every later listing)."""
+    for platform in getattr(args, "platform", None) or []:
+        if platform not in ALL_PLATFORMS:
+            raise StorageError(
+                f"--platform '{escape_controls(platform)}': not a platform; expected one of {', '.join(ALL_PLATFORMS)}"
+            )
+    post_id = getattr(args, "post_id", None)
+    if post_id is not None and (not post_id.strip() or escape_controls(post_id) != post_id):
+        raise StorageError(
+            f"--post-id '{escape_controls(post_id)}': must be the platform's post id: not empty, no control characters"
+        )
 
 
 def run_ledger_command(args: argparse.Namespace) -> int:

@@ -12,14 +12,13 @@ import os
 import re
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Tuple, Union
-from urllib.parse import urlsplit
 
 from dotenv import dotenv_values, find_dotenv
 from pydantic import ValidationError
 
 from publisher_v2.config.schema import SECTIONS, ApplicationConfig, EmailConfig, Secrets
 from publisher_v2.core.exceptions import ConfigurationError
-from publisher_v2.utils.ledger_stores import check_postgres_url
+from publisher_v2.utils.db_url import check_postgres_url, url_secrets
 from publisher_v2.utils.logging import log_json, register_secret
 
 logger = logging.getLogger("publisher_v2.config")
@@ -208,7 +207,8 @@ def _choose_ledger(config: ApplicationConfig, env: Mapping[str, Optional[str]], 
         config.state.url = None
         return
     config.state._url_setting = setting
-    register_secret(urlsplit(config.state.url).password if "://" in config.state.url else None)
+    for secret in url_secrets(config.state.url):
+        register_secret(secret)
     check_postgres_url(config.state.url, setting)
 
 

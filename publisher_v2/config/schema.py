@@ -213,6 +213,9 @@ class ApplicationConfig(BaseModel):
         return names
 
 
+#: Every platform the program can publish to (the names the ledger records), in enabled_platforms' order.
+ALL_PLATFORMS = ("telegram", "instagram", "email")
+
 #: INI section name → (attribute on ApplicationConfig, model). Section names match case-insensitively.
 SECTIONS: dict[str, tuple[str, type[_Section]]] = {
     "Storage": ("storage", StorageConfig),
