@@ -3,7 +3,7 @@
 Image names come from whoever can add a file to the library (a shared Dropbox folder), platform errors from a
 peer: an ESC, OSC, BEL, BS or CR in them could move the cursor, rewrite the lines an operator reads before
 choosing `mark-posted` or `retry`, set the window title or ring the bell. `escape_controls` shows every C0 and C1
-control character, DEL and the bidirectional overrides as `\\xNN` / `\\uNNNN`, so the text is seen, not obeyed.
+control character, DEL and the bidirectional overrides as `\\n`, `\\xNN` or `\\uNNNN`, so the text is seen, not obeyed.
 """
 
 from __future__ import annotations
@@ -19,8 +19,14 @@ from publisher_v2.utils.redact import redact_text
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
 def _escape(match: re.Match[str]) -> str:
-    code = ord(match.group())
+    char = match.group()
+    if char in _NAMED:
+        return _NAMED[char]
+    code = ord(char)
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
