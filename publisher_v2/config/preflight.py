@@ -66,6 +66,9 @@ def preflight(config: ApplicationConfig, *, publishes: bool) -> None:
         )
     if config.storage.backend == "local" and config.local.image_folder is not None:
         _check_folder(config, "Local", "image_folder", config.local.image_folder, must_exist=True)
+        archive = config.local.image_folder / config.local.archive
+        if archive.is_symlink():  # posted images (and their sidecars) would leave the library
+            raise _problem(config, "Local", "archive", f"{archive} is a symbolic link; it must be a real folder")
     if publishes and config.publishing.backend == "outbox":
         _check_folder(config, "Publishing", "outbox_folder", config.publishing.outbox_folder, must_exist=False)
     _check_file(config, "State", "ledger_path", config.state.ledger_path)
