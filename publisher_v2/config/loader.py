@@ -134,8 +134,8 @@ def _section_values(
                 value = parser.get(section, key)
             except InterpolationTooLarge as exc:
                 raise ConfigurationError(
-                    f"{path}: [{section}] {key}: its %(name)s references expand to {exc.size} characters, more"
-                    f" than {MAX_INTERPOLATED}; write %% for a literal %"
+                    f"{path}: [{section}] {key}: its %(name)s references expand to more than {MAX_INTERPOLATED}"
+                    " characters; write %% for a literal %"
                 ) from None
             except configparser.InterpolationError:  # upstream refused a stray `%`; we keep it as written
                 value = parser.get(section, key, raw=True)
