@@ -132,7 +132,7 @@ def _section_values(
         if upstream:
             try:
                 value = parser.get(section, key)
-            except InterpolationTooLarge as exc:
+            except InterpolationTooLarge:
                 raise ConfigurationError(
                     f"{path}: [{section}] {key}: its %(name)s references expand to more than {MAX_INTERPOLATED}"
                     " characters; write %% for a literal %"
@@ -211,6 +211,10 @@ def load_application_config(
         present.add(canonical)
         attr, model = SECTIONS[canonical]
         raw = _section_values(parser, section, upstream, path)
+        for key, value in raw.items():  # a password inside a URL setting (`base_url = https://u:pw@proxy/`)
+            if key.endswith("url") and "@" in value:
+                for secret in url_secrets(value):
+                    register_secret(secret)
         if canonical == "Email":
             _email_environment(raw, env, path)
         try:
