@@ -136,6 +136,7 @@ class _Registry:
         self.runs: Set[str] = set()  # RUN-character windows of the lower-cased forms
         self.base64_runs: Set[str] = set()  # ... of the base64 cores (case-sensitive)
         self.halves: Set[str] = set()  # their _HALF-character pieces, lower-cased
+        self.hex_runs = False  # whether a window is only hex digits and dashes (usually not)
         self.lock = threading.Lock()
 
     def add(self, value: str) -> None:
@@ -160,6 +161,7 @@ class _Registry:
             self.pattern = re.compile("|".join(re.escape(f) for f in ordered), re.IGNORECASE)
             self.runs, self.base64_runs = _windows(everything), _windows(b64)
             self.halves = _halves(self.runs | self.base64_runs)
+            self.hex_runs = any(_UUID_CHARS.fullmatch(w) for w in self.runs | self.base64_runs)
             self.groups = tuple(groups)
             self.base64 = tuple(b64)
             self.in_uuid = tuple(f for f in everything | b64 if _UUID_CHARS.fullmatch(f))
@@ -286,8 +288,8 @@ def redact_text(text: str) -> str:
         pattern = registry.pattern
         if pattern is not None:
             text = pattern.sub(REDACTED, text)
-    if registry.secrets and len(text) >= RUN:
-        text = _redact_runs(text, registry)
+    if registry.secrets and len(text) >= RUN and (registry.hex_runs or text.strip(_HEX_DASH)):
+        text = _redact_runs(text, registry)  # (an id or hash of hex digits can hold no run but a hex one)
     if _may_hold_pattern(text):
         return _SECRET_PATTERNS.sub(_keep_prefix, text)
     return text
