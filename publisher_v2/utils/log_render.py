@@ -99,7 +99,7 @@ class ConsoleRenderer:
                 continue
             if key in line or key in ("event", "exc_info", "stack"):  # names the renderer gives a meaning
                 key = f"field_{key}"
-            line[key] = _one_line(value)
+            line[_one_line(key)] = _one_line(value)
         if exception is not None:
             line["exception"] = escape_controls(str(exception), keep_newlines=True)  # a traceback keeps its lines
         return self._render(None, line["level"], line)
