@@ -94,7 +94,8 @@ def _list(ledger: PostLedger, config: ApplicationConfig, as_json: bool) -> int:
         return 0
     say(f"{len(entries)} unfinished post(s) in {ledger.where}")
     for entry in entries:
-        say("\n".join(_describe(entry, platforms)), keep_newlines=True)
+        for line in _describe(entry, platforms):  # each line escaped whole: a name cannot start a line of its own
+            say(line)
     return 0
 
 
@@ -168,7 +169,8 @@ async def _resolve(args: argparse.Namespace, config: ApplicationConfig, ledger: 
         say(f"{entry.image_name}: finished (posted on {', '.join(final.posted_platforms)})")
         return 0
     say(f"{entry.image_name}: still unfinished")
-    say("\n".join(_describe(final, config.enabled_platforms(), ledger.owner) if final else []), keep_newlines=True)
+    for line in _describe(final, config.enabled_platforms(), ledger.owner) if final else []:
+        say(line)
     return 1 if any(not r.success for r in results.values()) else 0
 
 

@@ -149,10 +149,13 @@ def test_control_characters_in_an_image_name_are_shown_escaped_everywhere(tmp_pa
     assert_no_raw_controls(published.stdout)
     with ledger_of(ini) as ledger:
         assert ledger.claim("12" * 32, EVIL_NAME)
+        assert ledger.claim("13" * 32, "a.jpg\nforged.jpg  1313  posted\r")
     for args in (("ledger", "list"), ("ledger", "list", "--json")):
         done = cli(ini, *args)
         assert_no_raw_controls(done.stdout)
         assert "evil" in done.stdout, (args, done.stdout, done.stderr)
+        assert not any(line.startswith("forged") for line in done.stdout.splitlines())
+    assert "a.jpg\\nforged.jpg  1313  posted\\r  " in cli(ini, "ledger", "list").stdout
     console = cli(ini, "--select", "nope" + CONTROLS, env={"PUBLISHER_LOG_FORMAT": "console"})
     assert console.returncode == 1 and "nope\\x1b]0;owned\\x07\\x08" in console.stderr
     assert_no_raw_controls(console.stderr.replace("\x1b[", "").replace("\x1b]", ""))  # not coloured: none at all
