@@ -364,3 +364,31 @@ def test_an_archive_folder_that_is_a_symlink_is_refused_naming_the_key(tmp_path:
     assert list(outside.iterdir()) == []
     assert sorted(p.name for p in (ini.parent / "images").glob("*.jpg")) == before
 
+
+
+@pytest.mark.slow
+def test_a_run_stopped_by_sigterm_after_a_post_leaves_it_to_the_operator_not_held_by_a_live_run(
+    tmp_path: Path,
+) -> None:
+    ini = library(tmp_path)
+    pause = tmp_path / "pause"
+    pause.mkdir()
+    process = subprocess.Popen(
+        [sys.executable, str(HERE / "pause_after_post.py"), "--config", str(ini)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PUBLISHER_LOG_FORMAT": "json", "PAUSE_DIR": str(pause)},
+    )
+    deadline = time.time() + 60
+    while not (pause / "paused").exists():
+        assert process.poll() is None and time.time() < deadline, process.communicate()
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 143, err
+    assert verdict_event(err)["verdict"] == "publisher: stopped by SIGTERM"
+    (entry,) = json.loads(cli(ini, "ledger", "list", "--json").stdout)["unfinished"]
+    assert entry["status"] == "publishing" and entry["owner_alive"] is False  # not "held by a live run"
+    unknown = [p for p, o in entry["platforms"].items() if o["state"] == "sending"]
+    assert unknown  # the post that was made is not forgotten: the operator decides
+    marked = cli(ini, "ledger", "mark-posted", entry["image_name"])  # no --force needed: its run is gone
+    assert marked.returncode == 0, marked.stderr
