@@ -15,7 +15,7 @@ from urllib.parse import SplitResult, parse_qsl, quote, unquote, unquote_plus, u
 from publisher_v2.core.exceptions import ConfigurationError
 
 #: Query parameters whose value is a credential (libpq's names; compared in lower case).
-SECRET_PARAMS = frozenset(("password", "passfile", "sslpassword", "sslkey"))
+SECRET_PARAMS = frozenset(("password", "sslpassword"))
 UNPARSABLE = "<unparsable URL>"
 _SCHEMES = ("postgresql", "postgres")
 _ENCODE_HINT = "percent-encode any # ? / @ [ ] : % in the user name or password (e.g. # as %23)"
