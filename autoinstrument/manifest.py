@@ -14,7 +14,7 @@ from __future__ import annotations
 import keyword
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 _IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
@@ -150,6 +150,9 @@ class Manifest:
     stages: Tuple[StageSpec, ...] = ()
     web: Optional[WebSpec] = None
     budgets: Tuple[Budget, ...] = ()
+    #: stage field → the stage fields called inside it at the same time (only the report reads it: it draws
+    #: them overlapping, within the outer stage's bar, instead of end to end)
+    parallel: Dict[str, Tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def event_key(self) -> str:
@@ -348,7 +351,7 @@ def validate(data: Any, path: str) -> Manifest:
     c = _Checker(path)
     if not isinstance(data, dict):
         raise ManifestError([Problem(path, 1, "(top)", "the manifest must be a YAML mapping")])
-    c.known_keys(data, ("version", "log", "scopes", "stages", "web", "budgets"), "")
+    c.known_keys(data, ("version", "log", "scopes", "stages", "web", "budgets", "parallel"), "")
 
     version = data.get("version", 1)
     if version != 1:
@@ -374,9 +377,10 @@ def validate(data: Any, path: str) -> Manifest:
 
     manifest = Manifest(path, 1, log, tuple(scopes), tuple(stages), web, ())
     budgets = _validate_budgets(c, data, set(manifest.fields()))
+    parallel = _validate_parallel(c, data, stage_fields)
     if c.problems:
         raise ManifestError(c.problems)
-    return Manifest(path, 1, log, tuple(scopes), tuple(stages), web, tuple(budgets))
+    return Manifest(path, 1, log, tuple(scopes), tuple(stages), web, tuple(budgets), parallel)
 
 
 def _validate_log(c: _Checker, data: _Mapping) -> LogSpec:
@@ -593,6 +597,34 @@ def _validate_budgets(c: _Checker, data: _Mapping, fields: set) -> List[Budget]:
             c.fail(c.line_of(body, key) if isinstance(body, dict) else line, f"{where}.{key}", message)
         if limits and not problems:
             out.append(Budget(name, limits, line))
+    return out
+
+
+def _validate_parallel(c: _Checker, data: _Mapping, stage_fields: set) -> Dict[str, Tuple[str, ...]]:
+    """`parallel: {outer_ms: [inner_ms, ...]}`: stage fields called inside the outer stage, at the same time."""
+    section = c.mapping(data.get("parallel"), c.line_of(data, "parallel"), "parallel")
+    out: Dict[str, Tuple[str, ...]] = {}
+    owner: Dict[str, str] = {}
+    for outer, inner in (section or {}).items():
+        line = c.line_of(section, outer)
+        where = f"parallel.{outer}"
+        if not c.field_name(outer, line, where):
+            continue
+        if outer not in stage_fields:
+            c.fail(line, where, "no stage produces this field")
+        if not isinstance(inner, list) or not inner:
+            c.fail(line, where, "must be a list of the stage fields that run inside it at the same time")
+            continue
+        for name in inner:
+            if not c.field_name(name, line, where):
+                continue
+            if name not in stage_fields or name == outer:
+                c.fail(line, where, f"{name!r} must be another stage's field")
+            elif name in owner:
+                c.fail(line, where, f"{name!r} is already listed under {owner[name]}")
+            else:
+                owner[name] = outer
+        out[outer] = tuple(inner)
     return out
 
 

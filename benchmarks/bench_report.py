@@ -8,12 +8,12 @@ Generates realistic logs (seeded, so reproducible; reused from `--dir` when alre
 + `route`, or as one `"POST /api/..."` string), events without `_ms` fields, 20% of lines with a Heroku or
 syslog prefix, and 1% extra garbage lines (plain text, truncated JSON, arrays, binary junk, blank).
 
-Side by side, interleaved (each round runs the three in a rotated order, each in a fresh subprocess):
+Side by side, interleaved (each round runs them in a rotated order, each in a fresh subprocess; `--hog N` keeps
+N busy loops running meanwhile, to measure with the other core taken):
 
 - ours: the full operator command, `python -m autoinstrument.report LOG --json --html OUT --budgets telemetry.yaml`
-  (exact percentiles per event, field and route, slowest runs, the run join, budgets, the HTML page); on a
-  two-core machine a big plain file is split over two processes (peak RSS is then the larger of the two);
-- ours, --jobs 1: the same in one process (its peak RSS is the whole memory);
+  (exact percentiles per event, field and route, slowest runs, the run join, budgets, the HTML page), in one
+  process;
 - orjson loop: the plain script an operator would write (`--floor orjson`): read lines, `orjson.loads` from the
   first `{`, count every int `_ms` value per (event, field), print count/p50/p95/p99/max per pair;
 - DuckDB given the field names (`--floor duckdb`, the `bench` extra): the lines as one text column, the JSON
@@ -252,14 +252,15 @@ def spread(values: List[float], fmt: str = "{:.2f}") -> str:
     return f"{fmt.format(statistics.median(values))} ({fmt.format(min(values))}..{fmt.format(max(values))})"
 
 
-def compare(path: str, expected: Dict[str, Any], rounds: int, budgets: str) -> Tuple[List[str], List[str], Dict]:
+def compare(
+    path: str, expected: Dict[str, Any], rounds: int, budgets: str, hogs: int = 0
+) -> Tuple[List[str], List[str], Dict]:
     """Ours vs the orjson loop vs DuckDB on one log, interleaved; (printed lines, failures, figures)."""
     py = sys.executable
     me = os.path.abspath(__file__)
     out_html = path + ".compare.html"
     contestants = {
         "ours": [py, "-m", "autoinstrument.report", path, "--json", "--html", out_html, "--budgets", budgets],
-        "ours, --jobs 1": [py, "-m", "autoinstrument.report", path, "--json", "--budgets", budgets, "--jobs", "1"],
         "orjson loop": [py, me, "--floor", "orjson", path],
     }
     try:
@@ -275,28 +276,34 @@ def compare(path: str, expected: Dict[str, Any], rounds: int, budgets: str) -> T
     ratios: Dict[str, List[float]] = {n: [] for n in names if n != "ours"}
     cpu_ratios: Dict[str, List[float]] = {n: [] for n in names if n != "ours"}
     failures: List[str] = []
-    for r in range(rounds):
-        order = names[r % len(names) :] + names[: r % len(names)]
-        this: Dict[str, float] = {}
-        this_cpu: Dict[str, float] = {}
-        for name in order:
-            stdout = path + f".{name.split()[0]}.out"
-            wall, peak, _, cpu = run_child(contestants[name], stdout)
-            this[name] = wall
-            this_cpu[name] = cpu
-            walls[name].append(wall)
-            cpus[name].append(cpu)
-            rss[name].append(peak / 1024)
-            if name == "ours" and r == 0:
-                with open(stdout, encoding="utf-8") as handle:
-                    failures += [f"ours: {p}" for p in check(json.load(handle), expected)]
-        for name in ratios:
-            ratios[name].append(this["ours"] / this[name])
-            cpu_ratios[name].append(this_cpu["ours"] / this_cpu[name])
-        print(
-            f"  round {r + 1}: " + ", ".join(f"{n} {this[n]:.2f} s ({this_cpu[n]:.2f} s CPU)" for n in order),
-            file=sys.stderr,
-        )
+    busy = [subprocess.Popen([py, "-c", "while True: pass"]) for _ in range(hogs)]  # other work on the machine
+    try:
+        for r in range(rounds):
+            order = names[r % len(names) :] + names[: r % len(names)]
+            this: Dict[str, float] = {}
+            this_cpu: Dict[str, float] = {}
+            for name in order:
+                stdout = path + f".{name.split()[0]}.out"
+                wall, peak, _, cpu = run_child(contestants[name], stdout)
+                this[name] = wall
+                this_cpu[name] = cpu
+                walls[name].append(wall)
+                cpus[name].append(cpu)
+                rss[name].append(peak / 1024)
+                if name == "ours" and r == 0:
+                    with open(stdout, encoding="utf-8") as handle:
+                        failures += [f"ours: {p}" for p in check(json.load(handle), expected)]
+            for name in ratios:
+                ratios[name].append(this["ours"] / this[name])
+                cpu_ratios[name].append(this_cpu["ours"] / this_cpu[name])
+            print(
+                f"  round {r + 1}: " + ", ".join(f"{n} {this[n]:.2f} s ({this_cpu[n]:.2f} s CPU)" for n in order),
+                file=sys.stderr,
+            )
+    finally:
+        for proc in busy:
+            proc.kill()
+            proc.wait()
     import resource
 
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -368,6 +375,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--gzip", action="store_true", help="also report the large log gzip-compressed")
     parser.add_argument("--dir", help="work folder (default: a temp folder, removed afterwards)")
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    parser.add_argument(
+        "--hog", type=int, default=0, help="busy-loop processes kept running during the side-by-side rounds"
+    )
     parser.add_argument("--headroom-mib", type=float, default=16.0, help="allowed RSS growth small → large")
     parser.add_argument(
         "--target-s", type=float, default=3.0, help="issue 13: 1,000,000 events within this (printed, not judged)"
@@ -443,7 +453,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         side_by_side: List[str] = []
         verdict: List[str] = []
         if large_log and args.rounds > 0:
-            side_by_side, more, figures = compare(large_log[0], large_log[1], args.rounds, budgets)
+            side_by_side, more, figures = compare(large_log[0], large_log[1], args.rounds, budgets, args.hog)
             failures += more
             verdict, more = judge(figures, args)
             failures += more

@@ -22,7 +22,7 @@ from publisher_v2.core.exceptions import SocialMediaPublisherError
 from publisher_v2.core.models import WorkflowResult
 from publisher_v2.ledger_cli import add_ledger_parser, run_ledger_command
 from publisher_v2.ledger_migrate import add_migrate_parser, run_migrate_command
-from publisher_v2.run_summary import RunMode, render_preview, summarize
+from publisher_v2.run_summary import PARTIAL_EVENT, PARTIAL_EXIT, RunMode, ledger_command, render_preview, summarize
 from publisher_v2.stop_signals import Stopped, stop_signals_as_interrupt
 from publisher_v2.utils.logging import bound_correlation_id, setup_logging
 from publisher_v2.utils.terminal import quiet_broken_pipe, say
@@ -36,7 +36,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", required=True, help="INI configuration file")
     parser.add_argument("--env", help=".env file with secrets (the real environment wins)")
     parser.add_argument(
-        "--debug", action="store_true", help="skip sidecar, publish and archive with simulated successes"
+        "--debug",
+        action="store_true",
+        help="a simulated run: skip sidecar, publish and archive with simulated successes (logging unchanged)",
+    )
+    parser.add_argument(
+        "--log-level",
+        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+        type=str.upper,
+        help="how much goes to stderr (default INFO; WARNING with --preview); independent of --debug",
     )
     parser.add_argument(
         "--select", metavar="NAME", help="post this file (claimed like any run; a posted one is posted again, loudly)"
@@ -75,7 +83,7 @@ async def _run(args: argparse.Namespace) -> Tuple[WorkflowResult, RunMode, List[
     preflight(config, publishes=not (mode.simulated or mode.debug))  # before any work
     orchestrator = build_orchestrator(config)
     result = await orchestrator.execute(
-        select_filename=args.select, dry_publish=args.dry_publish, preview_mode=args.preview
+        select_filename=args.select, dry_publish=args.dry_publish, preview_mode=args.preview, report_attention=True
     )
     return result, mode, [p.platform_name for p in orchestrator.publishers]
 
@@ -83,9 +91,9 @@ async def _run(args: argparse.Namespace) -> Tuple[WorkflowResult, RunMode, List[
 def main(argv: Optional[List[str]] = None) -> int:
     setup_logging(logging.INFO, stream=sys.stderr)  # before anything can print: argparse's error is an event too
     args = build_parser().parse_args(argv)
-    if args.debug:
-        logging.getLogger().setLevel(logging.DEBUG)
-    if args.preview:
+    if args.log_level:
+        logging.getLogger().setLevel(args.log_level)
+    elif args.preview:
         logging.getLogger().setLevel(logging.WARNING)  # the report replaces the logs
     # One correlation id for the whole command (the workflow reuses it): every event and the verdict carry it.
     with bound_correlation_id() as cid, stop_signals_as_interrupt():
@@ -105,20 +113,25 @@ def _command(args: argparse.Namespace, cid: str) -> int:
     except SocialMediaPublisherError as exc:
         return verdict(FAILED, f"publisher: error: {exc}", correlation_id=cid)
     except Stopped as exc:
+        hint = f"a post it left unfinished is listed by `{ledger_command(args.config, 'list')}`"
         return verdict(
-            INTERRUPTED, f"publisher: stopped by {exc.name}", exc.exit_code, correlation_id=cid, signal=exc.name
+            INTERRUPTED, f"publisher: stopped by {exc.name}; {hint}", exc.exit_code, correlation_id=cid, signal=exc.name
         )
     except KeyboardInterrupt:
-        return verdict(INTERRUPTED, "publisher: interrupted", correlation_id=cid)
+        hint = f"a post it left unfinished is listed by `{ledger_command(args.config, 'list')}`"
+        return verdict(INTERRUPTED, f"publisher: interrupted; {hint}", correlation_id=cid)
     if args.preview and result.success:
         say(render_preview(result), keep_newlines=True)
         return 0
     for notice in result.notices:
         say(f"publisher: warning: {notice}")
-    summary = summarize(result, mode, platforms)
+    summary = summarize(result, mode, platforms, args.config)
     say(summary.stdout)
     if summary.stderr is not None:
-        return verdict(FAILED, f"publisher: {summary.stderr}", correlation_id=result.correlation_id or cid)
+        event = PARTIAL_EVENT if summary.exit_code == PARTIAL_EXIT else FAILED
+        return verdict(
+            event, f"publisher: {summary.stderr}", summary.exit_code, correlation_id=result.correlation_id or cid
+        )
     return 0
 
 

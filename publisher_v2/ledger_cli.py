@@ -9,7 +9,9 @@ operator's decision:
 - `mark-posted IMAGE [--platform P]... [--post-id ID]`: the operator saw the post on P (default: every
   unknown platform); once nothing is unknown the post is recorded and the image archived. Nothing is sent.
 - `retry IMAGE [--platform P]...`: send to the platforms not recorded as posted, then record and archive.
-  Naming an unknown platform with --platform states it was NOT posted, so it is sent again.
+  Naming an unknown platform with --platform states it was NOT posted, so it is sent again. On a FINISHED post
+  with a platform recorded as failed (a partial failure), it sends only the failed platforms, reading the image
+  and its sidecar from the library or the archive (`WorkflowOrchestrator.resend_failed`).
 - `release IMAGE`: drop a claim on which nothing was posted, so the image can be picked again.
 
 IMAGE is an image name or the first 8+ characters of a content hash. A post still held by a live run is left
@@ -28,6 +30,7 @@ from publisher_v2.config.schema import ALL_PLATFORMS, ApplicationConfig
 from publisher_v2.core.exceptions import StorageError
 from publisher_v2.utils.logging import sanitize
 from publisher_v2.utils.state import (
+    ARCHIVE_DONE,
     ARCHIVE_PENDING,
     CLAIMED,
     POSTED,
@@ -51,7 +54,7 @@ def add_ledger_parser(commands: Any) -> None:
     listing.add_argument("--json", action="store_true", help="one JSON document instead of text")
     for name, text in (
         ("mark-posted", "record platforms as posted (nothing is sent), then finish and archive"),
-        ("retry", "send to platforms not recorded as posted, then finish and archive"),
+        ("retry", "send to platforms not recorded as posted (a posted image: only its failed ones), then finish"),
         ("release", "drop a claim on which nothing was posted"),
     ):
         action = actions.add_parser(name, help=text)
@@ -88,25 +91,54 @@ def _describe(entry: LedgerEntry, platforms: List[str], me: str = "") -> List[st
 def _list(ledger: PostLedger, config: ApplicationConfig, as_json: bool) -> int:
     entries = ledger.unfinished()
     platforms = config.enabled_platforms()
+    failed = ledger.partly_failed(platforms)
     if as_json:  # redacted like a log line; json.dumps escapes every control character (\u001b)
-        document = {"ledger": ledger.where, "platforms": platforms, "unfinished": [e.as_dict() for e in entries]}
+        document = {
+            "ledger": ledger.where,
+            "platforms": platforms,
+            "unfinished": [e.as_dict() for e in entries],
+            "failed_platforms": [e.as_dict() for e in failed],
+        }
         print(json.dumps(sanitize(document)), flush=True)
         return 0
     say(f"{len(entries)} unfinished post(s) in {ledger.where}")
     for entry in entries:
         for line in _describe(entry, platforms):  # each line escaped whole: a name cannot start a line of its own
             say(line)
+    for line in _describe_failed(failed, config):
+        say(line)
     return 0
+
+
+def _describe_failed(entries: List[LedgerEntry], config: ApplicationConfig) -> List[str]:
+    """Posted images with a platform that failed: each with its outcomes and the command that re-sends it."""
+    if not entries:
+        return []
+    lines = [f"{len(entries)} posted image(s) with a failed platform (`retry` sends only the failed ones again)"]
+    for entry in entries:
+        archived = {ARCHIVE_PENDING: ", archive pending", ARCHIVE_DONE: ", archived"}.get(entry.archive_state or "", "")
+        lines.append(
+            f"{entry.image_name}  {entry.content_hash[:16]}  posted {readable_time(entry.posted_at or '')}{archived}"
+        )
+        for platform, outcome in sorted(entry.platforms.items()):
+            text = f"posted (id {outcome.post_id})" if outcome.state == POSTED else f"FAILED ({outcome.error})"
+            lines.append(f"    {platform:<10} {text}")
+        lines.append(f"    run: publisher --config {config.config_path} ledger retry {entry.image_name}")
+    return lines
+
+
+def _unfinished_matches(ledger: PostLedger, key: str) -> List[LedgerEntry]:
+    return [
+        e
+        for e in ledger.find(key)
+        if e.status in _UNFINISHED and (e.status != POSTED or e.archive_state == ARCHIVE_PENDING)
+    ]
 
 
 def _target(ledger: PostLedger, key: str, force: bool, take: bool = True) -> LedgerEntry:
     """The one unfinished entry `key` names, taken over by this process unless not `take` (errors are
     StorageError)."""
-    matches = [
-        e
-        for e in ledger.find(key)
-        if e.status in _UNFINISHED and (e.status != POSTED or e.archive_state == ARCHIVE_PENDING)
-    ]
+    matches = _unfinished_matches(ledger, key)
     if not matches:
         raise StorageError(f"No unfinished post matches {key!r} (see `publisher ledger list`)")
     if len(matches) > 1:
@@ -131,6 +163,8 @@ async def _resolve(args: argparse.Namespace, config: ApplicationConfig, ledger: 
     from publisher_v2.wiring import build_ai_service, build_publishers, build_storage
 
     _check_arguments(args)
+    if args.ledger_action == "retry" and not _unfinished_matches(ledger, args.image):
+        return await _retry_failed(args, config, ledger)
     entry = _target(ledger, args.image, args.force, take=args.ledger_action != "release")
     if args.ledger_action == "release":  # check and drop in one transaction, still held by the owner we saw
         if not ledger.release_unposted(entry.content_hash, owner=entry.claim_owner):
@@ -187,6 +221,68 @@ def _check_arguments(args: argparse.Namespace) -> None:
         raise StorageError(
             f"--post-id '{escape_controls(post_id)}': must be the platform's post id: not empty, no control characters"
         )
+
+
+async def _retry_failed(args: argparse.Namespace, config: ApplicationConfig, ledger: PostLedger) -> int:
+    """`retry` on a FINISHED post: send again only the platforms recorded as failed (all, or those named)."""
+    from publisher_v2.core.workflow import WorkflowOrchestrator
+    from publisher_v2.wiring import build_ai_service, build_publishers, build_storage
+
+    matches = [e for e in ledger.find(args.image) if e.status == POSTED]
+    if not matches:
+        raise StorageError(f"No post matches {args.image!r} (see `publisher ledger list`)")
+    if len(matches) > 1 and len([e for e in matches if e.failed_platforms]) == 1:
+        matches = [e for e in matches if e.failed_platforms]  # one name, several images: the one that failed
+    if len(matches) > 1:
+        raise StorageError(f"{args.image!r} matches {len(matches)} posts; give more of the content hash")
+    entry = matches[0]
+    when = readable_time(entry.posted_at or "")
+    if not entry.failed_platforms:
+        say(f"{entry.image_name}: nothing to retry (posted on {_names(entry.posted_platforms)} on {when})")
+        return 0
+    enabled = config.enabled_platforms()
+    for platform in args.platform:
+        outcome = entry.platforms.get(platform)
+        if outcome is not None and outcome.state == POSTED:
+            raise StorageError(
+                f"{entry.image_name} is recorded as posted on {platform} (id {outcome.post_id}); never sent twice"
+            )
+        if outcome is None:
+            raise StorageError(
+                f"{entry.image_name} was not sent to {platform}; it failed on {_names(entry.failed_platforms)}"
+            )
+        if platform not in enabled:
+            raise StorageError(f"{platform} is not enabled in {config.config_path}; enable it to re-send")
+    chosen = args.platform or [p for p in entry.failed_platforms if p in enabled]
+    if not chosen:
+        raise StorageError(
+            f"{entry.image_name} failed on {_names(entry.failed_platforms)},"
+            f" none of them enabled in {config.config_path}"
+        )
+    storage = build_storage(config)
+    try:
+        orchestrator = WorkflowOrchestrator(
+            config, storage, build_ai_service(config), build_publishers(config), ledger=ledger
+        )
+        results = await orchestrator.resend_failed(entry, chosen)
+    finally:
+        close = getattr(storage, "close", None)
+        if callable(close):
+            close()
+    for platform, result in sorted(results.items()):
+        say(f"{platform}: {'posted ' + str(result.post_id) if result.success else 'failed: ' + str(result.error)}")
+    final = ledger.entry(entry.content_hash)
+    still = final.failed_platforms if final is not None else []
+    posted = final.posted_platforms if final is not None else []
+    if still:
+        say(f"{entry.image_name}: posted on {_names(posted)}; still failed on {_names(still)}")
+        return 1
+    say(f"{entry.image_name}: finished (posted on {_names(posted)})")
+    return 0
+
+
+def _names(platforms: List[str]) -> str:
+    return ", ".join(platforms) if platforms else "none"
 
 
 def run_ledger_command(args: argparse.Namespace) -> int:

@@ -31,12 +31,35 @@ class RunMode:
         return self.dry_publish or self.preview
 
 
+#: Exit status of a run that posted, but not everywhere: the post is recorded and archived, and a platform
+#: waits for `publisher ledger retry` (1 stays "nothing was posted"; cron and monitors see both as failures).
+PARTIAL_EXIT = 3
+#: The verdict event of such a run.
+PARTIAL_EVENT = "cli_partial_failure"
+
+
 @dataclass(frozen=True)
 class Summary:
-    """The words for one run: a line for stdout, and the one-line verdict for stderr when the run failed."""
+    """The words for one run: a line for stdout, and the one-line verdict for stderr when the run failed
+    (exit 1), or posted only partly (exit PARTIAL_EXIT)."""
 
     stdout: str
     stderr: Optional[str] = None
+    exit_code: int = 0
+
+
+def ledger_command(config_path: Optional[str], *words: str) -> str:
+    """The operator command to run, as a person types it: `publisher --config FILE ledger …`."""
+    return " ".join(["publisher", "--config", config_path or "FILE", "ledger", *words])
+
+
+def attention_note(images: List[str], config_path: Optional[str]) -> str:
+    """'; 2 posts need attention: run `publisher --config FILE ledger list`' ('' when nothing waits)."""
+    count = len(set(images))
+    if not count:
+        return ""
+    noun = "1 post needs" if count == 1 else f"{count} posts need"
+    return f"; {noun} attention: run `{ledger_command(config_path, 'list')}`"
 
 
 def first_reason(error: Optional[str]) -> str:
@@ -60,17 +83,24 @@ def _cid(result: WorkflowResult) -> str:
     return f" [correlation_id={result.correlation_id}]" if result.correlation_id else ""
 
 
-def summarize(result: WorkflowResult, mode: RunMode, platforms: List[str]) -> Summary:
+def summarize(
+    result: WorkflowResult, mode: RunMode, platforms: List[str], config_path: Optional[str] = None
+) -> Summary:
     """The stdout line (and stderr verdict on failure) for `result`; `platforms` are the enabled ones.
 
+    When posts wait for the operator (`result.attention`), the stdout line says how many and what to run.
     Both lines go through the log redaction: a platform's error text may quote a token or a URL holding one.
     """
-    summary = _summarize(result, mode, platforms)
-    return Summary(sanitize(summary.stdout), sanitize(summary.stderr) if summary.stderr is not None else None)
+    summary = _summarize(result, mode, platforms, config_path)
+    return Summary(
+        sanitize(summary.stdout),
+        sanitize(summary.stderr) if summary.stderr is not None else None,
+        summary.exit_code,
+    )
 
 
-def _summarize(result: WorkflowResult, mode: RunMode, platforms: List[str]) -> Summary:
-    cid = _cid(result)
+def _summarize(result: WorkflowResult, mode: RunMode, platforms: List[str], config_path: Optional[str]) -> Summary:
+    cid = attention_note(result.attention, config_path) + _cid(result)
     if not result.success:
         return _failure(result, cid)
     name = result.image_name
@@ -90,7 +120,15 @@ def _summarize(result: WorkflowResult, mode: RunMode, platforms: List[str]) -> S
     if failed:
         line += "; failed on " + "; ".join(failed)
     line += "; archived" if result.archived else "; not archived"
-    return Summary(line + cid)
+    if not failed:
+        return Summary(line + cid)
+    first = next(r for r in result.publish_results.values() if not r.success)
+    return Summary(
+        line + cid,
+        f"posted {name} only partly: {first.platform}: {first_reason(first.error)}; send the failed platforms"
+        f" again with `{ledger_command(config_path, 'retry', name or '')}`",
+        PARTIAL_EXIT,
+    )
 
 
 def _failure(result: WorkflowResult, cid: str) -> Summary:
@@ -102,9 +140,10 @@ def _failure(result: WorkflowResult, cid: str) -> Summary:
         return Summary(
             f"Not published: {result.image_name} failed on " + "; ".join(failed) + cid,
             f"{error}: {first.platform}: {first_reason(first.error)}",
+            exit_code=1,
         )
     subject = f"{result.image_name}: " if result.image_name else ""
-    return Summary(f"Nothing posted: {subject}{error}{cid}", error)
+    return Summary(f"Nothing posted: {subject}{error}{cid}", error, exit_code=1)
 
 
 # -- the --preview report ---------------------------------------------------------------------------------

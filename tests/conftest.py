@@ -5,10 +5,11 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Dict, Iterator, List
+from typing import Callable, Dict, Iterator, List, Tuple
 
 import pytest
 
@@ -32,16 +33,36 @@ SECRET_VARS = (
 )
 
 
-@pytest.fixture
-def sample_library(tmp_path: Path) -> Path:
-    """A small real library (8 images) and its INI on the embedded defaults; returns the INI path."""
-    from publisher_v2.sample import main as make_sample
+@pytest.fixture(scope="session")
+def sample_copy(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
+    """`sample_copy(dest, count=8, seed=7)`: a real sample library (built once per session by `publisher-sample`
+    for each (count, seed), then copied: its INI's paths are relative) at `dest`; returns the INI path.
 
-    root = tmp_path / "library"
-    assert make_sample([str(root), "--count", "8", "--seed", "7"]) == 0
-    ini = root / "publisher.ini"
-    assert ini.is_file()
-    return ini
+    Building one takes ~0.2 s (real images, encoded); a copy takes a few ms, and every test still gets its own."""
+    built: Dict[Tuple[int, int], Path] = {}
+
+    def copy(dest: Path, count: int = 8, seed: int = 7) -> Path:
+        key = (count, seed)
+        if key not in built:
+            template = tmp_path_factory.mktemp(f"sample-{count}-{seed}") / "library"
+            made = subprocess.run(
+                [str(BIN / "publisher-sample"), str(template), "--count", str(count), "--seed", str(seed)],
+                capture_output=True, text=True, timeout=120,
+            )
+            assert made.returncode == 0, made.stderr
+            built[key] = template
+        shutil.copytree(built[key], dest)
+        ini = dest / "publisher.ini"
+        assert ini.is_file()
+        return ini
+
+    return copy
+
+
+@pytest.fixture
+def sample_library(tmp_path: Path, sample_copy: Callable[..., Path]) -> Path:
+    """A small real library (8 images) and its INI on the embedded defaults; returns the INI path."""
+    return sample_copy(tmp_path / "library")
 
 
 @pytest.fixture

@@ -11,11 +11,12 @@ import logging
 import os
 import re
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 from dotenv import dotenv_values, find_dotenv
 from pydantic import ValidationError
 
+from publisher_v2.config.preflight import raise_problems
 from publisher_v2.config.schema import SECTIONS, ApplicationConfig, EmailConfig, Secrets
 from publisher_v2.core.exceptions import ConfigurationError
 from publisher_v2.utils.db_url import check_postgres_url, url_secrets
@@ -308,12 +309,14 @@ def _check_consistency(config: ApplicationConfig, path: Path, upstream_sections:
     """Cross-section rules: a chosen backend needs its settings, an enabled live platform needs its secrets.
 
     `upstream_sections`: the sections of an upstream-shaped INI, whose backends were implied, not written; the
-    messages then name the section the operator wrote and say why.
+    messages then name the section the operator wrote and say why. Every problem is reported in ONE error, so
+    going live takes one run to learn what is missing, not one run per setting.
     """
+    problems: List[str] = []
     if config.storage.backend == "local" and config.local.image_folder is None:
-        raise ConfigurationError(f"{path}: [Local] image_folder: required when [Storage] backend = local")
+        problems.append(f"{path}: [Local] image_folder: required when [Storage] backend = local")
     if config.storage.backend == "dropbox" and not config.dropbox.image_folder:
-        raise ConfigurationError(f"{path}: [Dropbox] image_folder: required when [Storage] backend = dropbox")
+        problems.append(f"{path}: [Dropbox] image_folder: required when [Storage] backend = dropbox")
     needs = []
     implied = upstream_sections is not None
     if config.storage.backend == "dropbox":
@@ -334,13 +337,13 @@ def _check_consistency(config: ApplicationConfig, path: Path, upstream_sections:
     for section, reason, what in needs:
         missing = [name for name in REQUIRED_SECRETS[what] if getattr(config.secrets, name) is None]
         if missing:
-            raise ConfigurationError(
+            problems.append(
                 f"{path}: [{section}] {reason} needs the environment variable(s) {', '.join(missing)}"
             )
     if config.publishing.backend == "live" and "email" in config.enabled_platforms():
         for key in ("sender", "recipient"):
             if not getattr(config.email, key):
-                raise ConfigurationError(f"{path}: [Email] {key}: required when email publishing is enabled")
+                problems.append(f"{path}: [Email] {key}: required when email publishing is enabled")
     if (
         config.publishing.backend == "live"
         and "instagram" in config.enabled_platforms()
@@ -349,14 +352,15 @@ def _check_consistency(config: ApplicationConfig, path: Path, upstream_sections:
         upstream_login = (
             " (upstream's instagrapi `name` login is not supported; see docs_v2/differences-from-upstream.md)"
         )
-        raise ConfigurationError(
+        problems.append(
             f"{path}: [Instagram] user_id: required when instagram publishing is enabled"
             + (upstream_login if implied and config.instagram.name else "")
         )
     live_instagram = config.publishing.backend == "live" and "instagram" in config.enabled_platforms()
     if live_instagram and config.storage.backend != "dropbox":
         # Meta downloads the image itself, so it needs the public link only remote storage can give.
-        raise ConfigurationError(
+        problems.append(
             f"{path}: [Content] instagram = true needs [Storage] backend = dropbox "
             "(Instagram fetches the image from a public URL)"
         )
+    raise_problems(path, problems)

@@ -101,6 +101,8 @@ class WorkflowResult:
     preview: Optional[Dict[str, Any]] = None
     #: Things the operator should read on stdout (e.g. a `--select` re-post of a posted image).
     notices: List[str] = field(default_factory=list)
+    #: Images of posts waiting for the operator after this run (partial failures, unfinished posts).
+    attention: List[str] = field(default_factory=list)
 
     @property
     def any_success(self) -> bool:

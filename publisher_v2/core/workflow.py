@@ -7,6 +7,7 @@ timing code here. The orchestrator speaks only to protocols (storage, AI service
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import random
 import shutil
@@ -36,6 +37,7 @@ from publisher_v2.utils.images import InvalidImageError
 from publisher_v2.utils.logging import bound_correlation_id, log_json
 from publisher_v2.utils.staging import make_staging, remove_dead_staging
 from publisher_v2.utils.state import (
+    ARCHIVE_DONE,
     ARCHIVE_PENDING,
     CLAIMED,
     FAILED,
@@ -46,6 +48,7 @@ from publisher_v2.utils.state import (
     LedgerEntry,
     PlatformOutcome,
     PostLedger,
+    readable_time,
 )
 from publisher_v2.utils.upstream_state import UPSTREAM_RESULTS, is_upstream_posted
 
@@ -124,6 +127,7 @@ class WorkflowOrchestrator:
         preview_mode: bool = False,
         reuse_sidecar: bool = False,
         allow_repost: bool = True,
+        report_attention: bool = False,
     ) -> WorkflowResult:
         """Run the workflow once. Expected outcomes (nothing to post, unknown name) are results, not exceptions.
 
@@ -131,6 +135,8 @@ class WorkflowOrchestrator:
         in the web UI) instead of asking the AI again; without a matching sidecar the run analyses as usual.
         A selected image is claimed in the ledger like any other: another run's claim raises ImageBusy, and a
         posted image raises ImageAlreadyPosted unless `allow_repost` (the CLI's `--select` bypass).
+        `report_attention` (the CLI) fills `result.attention` after a run that touched the ledger: one scan of the
+        posted rows, which the web's publish route has no use for.
         """
         options = _RunOptions(
             select_filename,
@@ -169,6 +175,8 @@ class WorkflowOrchestrator:
                 _describe_failure(exc, options.image_name)
                 raise
             result.correlation_id = cid
+            if report_attention and options.side_effects:
+                result.attention = self._attention_after_run()
             log_json(
                 logger,
                 logging.INFO if result.success else logging.WARNING,
@@ -199,6 +207,8 @@ class WorkflowOrchestrator:
                 )
                 if options.select_filename is not None and options.select_filename in options.skipped:
                     error = f"Image is not a readable image: {options.select_filename}"
+                elif options.select_filename is not None:
+                    error = self._posted_elsewhere(options.select_filename) or error
                 log_json(logger, logging.WARNING, "workflow_no_selection", reason=error)
                 return WorkflowResult(success=False, image_name=None, error=error)
             try:
@@ -217,6 +227,18 @@ class WorkflowOrchestrator:
             except BaseException:
                 self._release(selection)
                 raise
+
+    def _posted_elsewhere(self, name: str) -> Optional[str]:
+        """Why `--select NAME` finds no such image when the ledger knows it: posted, and archived (or moved)."""
+        posted = [e for e in self.ledger.find(name) if e.status == POSTED and e.posted_at]
+        if not posted:
+            return None
+        entry = max(posted, key=lambda e: e.posted_at or "")
+        where = "archived" if entry.archive_state in (ARCHIVE_DONE, ARCHIVE_PENDING) else "no longer in the library"
+        text = f"Image {name} was posted on {readable_time(entry.posted_at or '')} and is {where}"
+        if entry.failed_platforms:
+            text += f"; it failed on {', '.join(entry.failed_platforms)}: `publisher ledger retry {name}` sends those"
+        return text
 
     async def _complete_interrupted(self) -> None:
         """Finish posts of dead runs that need no decision: no platform outcome unknown, so sending the missing
@@ -254,6 +276,27 @@ class WorkflowOrchestrator:
                 images=[e.image_name for e in waiting[:10]],
                 resolve="publisher --config FILE ledger list",
             )
+
+    def _attention_after_run(self) -> List[str]:
+        """`needs_attention`, but a ledger that fails now (after the run's own work) never turns the run's result
+        into an error: the count is then left out, with a warning."""
+        try:
+            return self.needs_attention()
+        except StorageError as exc:
+            log_json(logger, logging.WARNING, "ledger_attention_unknown", error=str(exc))
+            return []
+
+    def needs_attention(self) -> List[str]:
+        """Images of posts only the operator can move on: a platform that failed (`ledger retry`), or a post
+        no live run holds that is not finished (an unknown outcome, an archive still pending). Expiring claims
+        and posts a live run is working on are not counted."""
+        waiting = [
+            e.image_name
+            for e in self.ledger.unfinished()
+            if e.status != CLAIMED and (e.claim_owner == self.ledger.owner or self.ledger.is_stale(e))
+        ]
+        enabled = [p.platform_name for p in self.publishers]
+        return waiting + [e.image_name for e in self.ledger.partly_failed(enabled)]
 
     async def _list_images(self) -> List[ImageEntry]:
         """Stage: the storage's listing (no image bytes are read)."""
@@ -417,16 +460,7 @@ class WorkflowOrchestrator:
             missing |= {p.platform_name for p in self.publishers if p.platform_name not in entry.platforms}
             targets = [p for p in self.publishers if p.platform_name in missing] if send else []
             if targets:
-                stored = await self.storage.get_image(name)
-                if stored is None or await self.storage.content_hash(stored) != entry.content_hash:
-                    raise StorageError(f"Image {name} ({entry.content_hash[:12]}) is no longer in the library")
-                image = await self._fetch_image(stored)
-                approved = await self._load_approved_content(image)
-                if approved is None:
-                    fresh = await self._analyze_image(image)
-                    approved = (fresh, await self._generate_caption(fresh))
-                analysis, captions = approved
-                results = await self._publish_all(image, captions, analysis, entry.content_hash, targets)
+                results = await self._resend(entry, targets)
             entry.platforms.update(
                 (platform, PlatformOutcome(platform, POSTED if r.success else FAILED, r.post_id, r.error))
                 for platform, r in results.items()
@@ -438,12 +472,85 @@ class WorkflowOrchestrator:
                 return results
             entry.archive_state = ARCHIVE_PENDING if self.config.content.archive else None
         if entry.archive_state == ARCHIVE_PENDING:
-            stored = await self.storage.get_image(name)
-            if stored is None or await self.storage.content_hash(stored) != entry.content_hash:
-                self.ledger.mark_archived(entry.content_hash)  # moved already (the run died after archiving)
-            elif await self._archive_image(name):
-                self.ledger.mark_archived(entry.content_hash)
+            await self._archive_pending(entry)
         return results
+
+    async def _archive_pending(self, entry: LedgerEntry) -> None:
+        """Archive a recorded post's image, or note that it left the library already."""
+        stored = await self.storage.get_image(entry.image_name)
+        if stored is None or await self.storage.content_hash(stored) != entry.content_hash:
+            self.ledger.mark_archived(entry.content_hash)  # moved already (the run died after archiving)
+        elif await self._archive_image(entry.image_name):
+            self.ledger.mark_archived(entry.content_hash)
+
+    async def resend_failed(self, entry: LedgerEntry, platforms: Sequence[str]) -> Dict[str, PublishResult]:
+        """Send a FINISHED post again to `platforms`, which must be among its failed ones (`ledger retry`).
+
+        The post is reopened in the ledger first (one caller wins; posted platforms stay posted, so they are
+        refused by `begin_sending`), the image and its sidecar captions are read from the library or, once
+        archived, from the archive, each outcome is recorded as it happens, then the post is finished again.
+        """
+        targets = [p for p in self.publishers if p.platform_name in set(platforms) & set(entry.failed_platforms)]
+        if not targets:
+            return {}
+        if not self.ledger.reopen_failed(entry.content_hash):
+            raise StorageError(f"{entry.image_name}: another command is re-sending it, or it changed; list again")
+        log_json(
+            logger,
+            logging.WARNING,
+            "ledger_resending_failed",
+            image_name=entry.image_name,
+            content_hash=entry.content_hash,
+            platforms=[p.platform_name for p in targets],
+        )
+        try:
+            return await self._resend(entry, targets)
+        finally:
+            await self._finish_resend(entry)
+
+    async def _finish_resend(self, entry: LedgerEntry) -> None:
+        """Record the reopened post as posted again (unless an outcome is unknown: then it stays for the
+        operator), keeping its archive state: archived stays archived, a pending archive is done now."""
+        if not self.ledger.finish_post(entry.content_hash, entry.image_name, archive=self.config.content.archive):
+            return
+        if entry.archive_state == ARCHIVE_DONE:
+            self.ledger.mark_archived(entry.content_hash)
+        elif self.config.content.archive:
+            await self._archive_pending(entry)
+
+    async def _resend(self, entry: LedgerEntry, targets: Sequence[Publisher]) -> Dict[str, PublishResult]:
+        """Publish `entry`'s image (from the library, else the archive) to `targets`, recording each outcome."""
+        storage, stored_name = await self._locate(entry)
+        image = await fetch_image_content(storage, stored_name)
+        approved = await read_approved_content(storage, image)  # the sidecar beside the stored name
+        image = dataclasses.replace(image, name=entry.image_name)  # posted under the name it was posted with
+        if approved is None:
+            fresh = await self._analyze_image(image)
+            approved = (fresh, await self._generate_caption(fresh))
+        analysis, captions = approved
+        return await self._publish_all(image, captions, analysis, entry.content_hash, targets)
+
+    async def _locate(self, entry: LedgerEntry) -> Tuple[Storage, str]:
+        """(storage, name) of the bytes `entry` recorded: the library's image, or its copy in the archive (an
+        archived image may carry a suffix added to avoid a clash: `photo_1.jpg`, `photo (1).jpg`)."""
+        stored = await self.storage.get_image(entry.image_name)
+        if stored is not None and await self.storage.content_hash(stored) == entry.content_hash:
+            return self.storage, entry.image_name
+        archive = self.storage.archive_view()
+        stem = Path(entry.image_name).stem
+        suffix = Path(entry.image_name).suffix.lower()
+        candidates = [
+            e
+            for e in await archive.list_images()
+            if e.name.startswith(stem) and Path(e.name).suffix.lower() == suffix
+        ]
+        candidates.sort(key=lambda e: (e.name != entry.image_name, e.name))
+        for candidate in candidates:
+            if await archive.content_hash(candidate) == entry.content_hash:
+                return archive, candidate.name
+        raise StorageError(
+            f"Image {entry.image_name} ({entry.content_hash[:12]}) is neither in the library nor in its archive"
+        )
 
     async def _load_approved_content(self, image: ImageContent) -> Optional[Tuple[ImageAnalysis, CaptionResult]]:
         """The analysis and captions already recorded in the image's sidecar, or None."""

@@ -175,11 +175,30 @@ def _migrate_to_v3(conn: Connection) -> None:
         conn.execute(statement)
 
 
+#: Version 4: the web admin's live sessions. A session is a random id the server issued (only its SHA-256 is
+#: stored); the signed cookie carries it, and a request is admin only while the id is live here. Logout deletes
+#: the row, so no re-encoding of a logged-out cookie can name a live session (the old `revoked_sessions` list,
+#: keyed by the cookie string as sent, could be dodged by re-encoding the signature).
+_V4_STATEMENTS = (
+    """CREATE TABLE IF NOT EXISTS admin_sessions (
+        session_hash TEXT PRIMARY KEY,
+        expires_at   TEXT NOT NULL
+    )""",
+)
+
+
+def _migrate_to_v4(conn: Connection) -> None:
+    """The web admin's server-side sessions (see `SessionStore.open_session`)."""
+    for statement in _V4_STATEMENTS:
+        conn.execute(statement)
+
+
 #: (version, migration) in order. A later store (or an import of older state) appends here.
 MIGRATIONS: List[Tuple[int, Callable[[Connection], None]]] = [
     (1, _migrate_to_v1),
     (2, _migrate_to_v2),
     (3, _migrate_to_v3),
+    (4, _migrate_to_v4),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
@@ -245,10 +264,22 @@ def _process_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
 
 
+#: A claim's owner after the run that held it handed it over (a web request that ended): gone, whatever its pid.
+RELEASED_PREFIX = "released:"
+
+
+def request_owner() -> str:
+    """The owner of one web request's claims: 'web:host:pid:random'. Not a bare pid (the worker outlives the
+    request), so a claim the request could not hand over (ledger down) is never 'alive': it expires by the TTL."""
+    return f"web:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+
+
 def owner_alive(owner: Optional[str]) -> Optional[bool]:
     """True/False for an owner on this host (its pid exists or not); None when it cannot be told."""
     if not owner:
         return None
+    if owner.startswith(RELEASED_PREFIX):
+        return False
     parts = owner.split(":")
     if len(parts) != 3 or parts[0] != socket.gethostname() or not parts[1].isdigit():
         return None
@@ -313,6 +344,11 @@ class LedgerEntry:
     @property
     def posted_platforms(self) -> List[str]:
         return sorted(p for p, o in self.platforms.items() if o.state == POSTED)
+
+    @property
+    def failed_platforms(self) -> List[str]:
+        """Platforms whose send failed (recorded): `ledger retry` sends these again."""
+        return sorted(p for p, o in self.platforms.items() if o.state == FAILED)
 
     def as_dict(self) -> Dict[str, Any]:
         record = {k: v for k, v in self.__dict__.items() if k != "platforms"}
@@ -459,6 +495,26 @@ class PostLedger(_LedgerFile):
 
         return self._run("known_hashes", work)
 
+    def known_among(self, hashes: Sequence[str]) -> Set[str]:
+        """Those of `hashes` a run must not pick (the `known_hashes` rule), by primary-key lookups: the cost
+        grows with len(hashes), not with the ledger's size (the web's random image asks for a few at a time)."""
+        wanted = sorted(set(hashes))
+
+        def work(conn: Connection) -> Set[str]:
+            found: Set[str] = set()
+            for start in range(0, len(wanted), _IN_CHUNK):
+                chunk = wanted[start : start + _IN_CHUNK]
+                marks = ",".join("?" * len(chunk))
+                rows = conn.execute(
+                    f"SELECT content_hash FROM posted_images WHERE content_hash IN ({marks})"
+                    " AND (status != ? OR claimed_at > ? OR posted_at IS NOT NULL)",
+                    (*chunk, CLAIMED, self._stale_before()),
+                )
+                found.update(row[0] for row in rows)
+            return found
+
+        return self._run("known_among", work) if wanted else set()
+
     def get(self, content_hash: str) -> Optional[Dict[str, Any]]:
         """The row for `content_hash` as a dict (results decoded), or None."""
 
@@ -535,6 +591,27 @@ class PostLedger(_LedgerFile):
             return [self._entry_from(conn, row) for row in rows]
 
         return self._run("unfinished", work)
+
+    def partly_failed(self, platforms: Optional[Sequence[str]] = None) -> List[LedgerEntry]:
+        """Finished posts with a platform recorded as 'failed' (a partial failure): `ledger retry` re-sends those.
+
+        With `platforms`, only failures on one of them count (a platform switched off since cannot be re-sent).
+        """
+
+        def work(conn: Connection) -> List[LedgerEntry]:
+            rows = conn.execute(
+                f"SELECT {self._ENTRY_COLUMNS} FROM posted_images p WHERE p.status = ? AND EXISTS ("
+                "SELECT 1 FROM platform_posts o WHERE o.content_hash = p.content_hash AND o.attempt = p.attempt"
+                " AND o.state = ?) ORDER BY p.posted_at, p.content_hash",
+                (POSTED, FAILED),
+            ).fetchall()
+            return [self._entry_from(conn, row) for row in rows]
+
+        entries = self._run("partly_failed", work)
+        if platforms is None:
+            return entries
+        wanted = set(platforms)
+        return [e for e in entries if wanted & set(e.failed_platforms)]
 
     def is_stale(self, entry: LedgerEntry) -> bool:
         """Whether the run holding `entry` is gone: a dead local process, or a claim older than the TTL."""
@@ -625,6 +702,42 @@ class PostLedger(_LedgerFile):
             return (_REPOSTING if posted_at else _CLAIMED_NEW), status, posted_at
 
         return self._write("claim", work)
+
+    def reopen_failed(self, content_hash: str) -> bool:
+        """posted → publishing, held by this instance, so the platforms that FAILED can be sent again.
+
+        One transaction: only a finished post with a failed platform and no unknown one is reopened, and only
+        by one caller (a second retry finds it 'publishing'). The posted platforms keep their 'posted' rows, so
+        `begin_sending` refuses them: a platform recorded as posted is never sent twice. `finish_post` closes it.
+        """
+        now = self._now()
+
+        def work(conn: Connection) -> bool:
+            row = conn.execute(
+                "SELECT attempt FROM posted_images WHERE content_hash = ? AND status = ?", (content_hash, POSTED)
+            ).fetchone()
+            if row is None:
+                return False
+            states = {
+                r[0]
+                for r in conn.execute(
+                    "SELECT state FROM platform_posts WHERE content_hash = ? AND attempt = ?", (content_hash, row[0])
+                )
+            }
+            if FAILED not in states or SENDING in states:
+                return False
+            return (
+                conn.execute(
+                    "UPDATE posted_images SET status = ?, claim_owner = ?, claimed_at = ?"
+                    " WHERE content_hash = ? AND status = ?",
+                    (PUBLISHING, self.owner, now, content_hash, POSTED),
+                ).rowcount
+                == 1
+            )
+
+        reopened = bool(self._write("reopen_failed", work))
+        log_json(logger, logging.INFO, "ledger_reopened_for_retry", content_hash=content_hash, reopened=reopened)
+        return reopened
 
     def mark_publishing(self, content_hash: str) -> None:
         """claimed → publishing. Raises StorageError when this instance no longer holds the claim, so the run
@@ -830,6 +943,54 @@ class PostLedger(_LedgerFile):
             log_json(logger, logging.INFO, "ledger_post_recorded", content_hash=content_hash, image_name=image_name)
         return done
 
+    def with_owner(self, owner: str) -> PostLedger:
+        """This ledger (same connection, same lock) under another owner name: one web request's claims."""
+        return _OwnerView(self, owner)
+
+    def hand_over(self, outcomes: Dict[str, PlatformOutcome]) -> List[str]:
+        """The end of a request: leave nothing this owner holds to look 'held by a live run'.
+
+        1. Platforms still 'sending' whose answer is known in memory (`outcomes`, the platforms' own results)
+           get that outcome: recording it may have failed while the ledger was away.
+        2. Rows on which nothing is posted or unknown are dropped (`abandon`/`release`): free to pick again.
+        3. The rest is marked RELEASED (owner gone), so `ledger retry` and the next CLI run complete it at once.
+        Returns the content hashes handed over in step 3.
+        """
+        now = self._now()
+        held_sql = (
+            "SELECT content_hash, attempt FROM posted_images WHERE claim_owner = ?"
+            " AND (status IN (?, ?) OR (status = ? AND archive_state = ?))"
+        )
+        held_args = (self.owner, CLAIMED, PUBLISHING, POSTED, ARCHIVE_PENDING)
+        if not self._run("hand_over", lambda conn: conn.execute(held_sql, held_args).fetchone()):
+            return []  # the common case (a finished publish): one read, no write lock
+
+        def record(conn: Connection) -> List[str]:
+            rows = conn.execute(held_sql, held_args).fetchall()
+            for content_hash, attempt in rows:
+                for platform, outcome in outcomes.items():
+                    conn.execute(
+                        "UPDATE platform_posts SET state = ?, post_id = ?, error = ?, updated_at = ?"
+                        " WHERE content_hash = ? AND attempt = ? AND platform = ? AND state = ?",
+                        (outcome.state, outcome.post_id, outcome.error, now, content_hash, attempt, platform, SENDING),
+                    )
+            return [row[0] for row in rows]
+
+        held = self._write("hand_over", record)
+        kept = [h for h in held if not self._drop_own(h, (CLAIMED, PUBLISHING), "hand_over_release")]
+
+        def release(conn: Connection) -> None:
+            for content_hash in kept:
+                conn.execute(
+                    "UPDATE posted_images SET claim_owner = ? WHERE content_hash = ? AND claim_owner = ?",
+                    (RELEASED_PREFIX + self.owner, content_hash, self.owner),
+                )
+
+        if kept:
+            self._write("hand_over", release)
+            log_json(logger, logging.WARNING, "ledger_handed_over", owner=self.owner, content_hashes=kept)
+        return kept
+
     def mark_archived(self, content_hash: str) -> None:
         """The posted image left the library (archive done)."""
         self._run(
@@ -988,6 +1149,26 @@ class PostLedger(_LedgerFile):
         log_json(logger, logging.WARNING, "ledger_image_rejected", content_hash=content_hash, image_name=image_name)
 
 
+class _OwnerView(PostLedger):
+    """A PostLedger sharing another's connection and lock under its own owner name (see `with_owner`)."""
+
+    def __init__(self, parent: PostLedger, owner: str) -> None:  # no super().__init__: nothing new is opened
+        self.__dict__.update({k: v for k, v in parent.__dict__.items() if k != "_conn"})
+        self._parent = parent
+        self.owner = owner
+
+    @property  # type: ignore[override]
+    def _conn(self) -> Optional[Connection]:
+        return self._parent._conn
+
+    @_conn.setter
+    def _conn(self, value: Optional[Connection]) -> None:
+        self._parent._conn = value
+
+    def close(self) -> None:
+        """The connection is the parent's: closing the view leaves it open."""
+
+
 def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
@@ -1051,3 +1232,77 @@ class SessionStore(_LedgerFile):
             )
             is not None
         )
+
+    # -- login attempts, admitted and counted in one step ----------------------------------------------------
+
+    def admit_attempt(
+        self, scopes: Sequence[str], since: datetime, limit: int
+    ) -> Tuple[bool, Optional[datetime], str]:
+        """Check AND count one login attempt in ONE transaction: (admitted, oldest failure, attempt stamp).
+
+        Refused (False, with the oldest failure of the first full scope) when any of `scopes` holds `limit`
+        attempts after `since`; otherwise the attempt is recorded under every scope as a failure up front, so
+        concurrent attempts in several workers cannot all pass the same check (a successful login takes its
+        row back with `forget_attempt`). Rows older than `since` are pruned on the way.
+        """
+        now = self._now()
+        cutoff = _iso(since)
+
+        def work(conn: Connection) -> Tuple[bool, Optional[str]]:
+            for scope in scopes:
+                count, oldest = conn.execute(
+                    "SELECT COUNT(*), MIN(at) FROM login_failures WHERE scope = ? AND at > ?", (scope, cutoff)
+                ).fetchone()
+                if int(count) >= limit:
+                    return False, oldest
+            conn.execute("DELETE FROM login_failures WHERE at <= ?", (cutoff,))
+            conn.executemany("INSERT INTO login_failures (scope, at) VALUES (?, ?)", [(s, now) for s in scopes])
+            return True, None
+
+        admitted, oldest = self._write("admit_attempt", work)
+        return admitted, datetime.fromisoformat(oldest) if oldest else None, now
+
+    def forget_attempt(self, scopes: Sequence[str], stamp: str) -> None:
+        """Take back the attempt `admit_attempt` counted at `stamp` (the password was right)."""
+
+        def work(conn: Connection) -> None:
+            conn.executemany(
+                "DELETE FROM login_failures WHERE scope = ? AND at = ?", [(scope, stamp) for scope in scopes]
+            )
+
+        self._write("forget_attempt", work)
+
+    # -- server-side admin sessions --------------------------------------------------------------------------
+
+    def open_session(self, session_id: str, expires_at: datetime) -> None:
+        """Make `session_id` a live session until `expires_at` (only its SHA-256 is stored)."""
+        now = self._now()
+
+        def work(conn: Connection) -> None:
+            conn.execute("DELETE FROM admin_sessions WHERE expires_at <= ?", (now,))
+            conn.execute(
+                "INSERT INTO admin_sessions (session_hash, expires_at) VALUES (?, ?)",
+                (_token_hash(session_id), _iso(expires_at)),
+            )
+
+        self._write("open_session", work)
+
+    def session_live(self, session_id: str) -> bool:
+        """Whether `session_id` was opened here, has not expired and was not closed (logout)."""
+        row = self._run(
+            "session_live",
+            lambda c: c.execute(
+                "SELECT 1 FROM admin_sessions WHERE session_hash = ? AND expires_at > ?",
+                (_token_hash(session_id), self._now()),
+            ).fetchone(),
+        )
+        return row is not None
+
+    def close_session(self, session_id: str) -> bool:
+        """End `session_id` for every worker (logout). True when it was live."""
+        digest = _token_hash(session_id)
+        removed = self._write(
+            "close_session",
+            lambda c: c.execute("DELETE FROM admin_sessions WHERE session_hash = ?", (digest,)).rowcount,
+        )
+        return bool(removed)

@@ -28,7 +28,8 @@ class RequestScopeMiddleware:
             await self.app(scope, receive, send)
             return
         token = request_scope.set(scope)
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            request_scope.reset(token)
+        await self.app(scope, receive, send)
+        # Reset only after a normal end: on an unhandled exception the 500 is sent by Starlette's outermost
+        # error middleware AFTER this frame, and its access event must still name the route. The binding
+        # cannot leak: each request runs in its own task, with its own copy of the context.
+        request_scope.reset(token)

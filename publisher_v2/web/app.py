@@ -49,6 +49,7 @@ from publisher_v2.web.errors import (
     InternalFailure,
     InvalidRequest,
     LoginFailed,
+    PublishNotRecorded,
     UnreadableImage,
     WebError,
 )
@@ -60,6 +61,7 @@ from publisher_v2.web.models import (
     HealthResponse,
     LoginErrorResponse,
     LoginRequest,
+    PublishErrorResponse,
     PublishRequest,
     PublishResponse,
     RandomImageResponse,
@@ -99,7 +101,12 @@ def _error_response(
 
 
 def _web_error_response(exc: WebError, model: Type[ErrorResponse] = ErrorResponse) -> JSONResponse:
-    body = model(detail=exc.detail, error=exc.message, code=exc.code)
+    if isinstance(exc, PublishNotRecorded):  # platforms were called: say what each one answered
+        body: ErrorResponse = PublishErrorResponse(
+            detail=exc.detail, error=exc.message, code=exc.code, filename=exc.filename, results=exc.results
+        )
+    else:
+        body = model(detail=exc.detail, error=exc.message, code=exc.code)
     return JSONResponse(body.model_dump(), status_code=exc.status_code, headers=exc.headers)
 
 
@@ -210,7 +217,7 @@ async def read_json_body(request: Request, model: Type[M], *, required: bool) ->
         errors = exc.errors(include_url=False, include_context=False)
         first = errors[0] if errors else {}
         where = ".".join(str(p) for p in first.get("loc", ())) or "body"
-        detail = [{**err, "loc": ["body", *err.get("loc", ())]} for err in errors]
+        detail = [{**err, "loc": ["body", *err.get("loc", ())], "input": _echo(err.get("input"))} for err in errors]
         raise InvalidRequest(
             f"Invalid body: {where}: {first.get('msg', 'invalid')}", detail=jsonable_encoder(detail)
         ) from None
@@ -219,6 +226,16 @@ async def read_json_body(request: Request, model: Type[M], *, required: bool) ->
 def _validation_detail(kind: str, message: str) -> list:
     """FastAPI's 422 `detail` shape, which upstream's clients received for a bad body."""
     return [{"type": kind, "loc": ["body"], "msg": message, "input": None}]
+
+
+def _echo(value: Any) -> Any:
+    """An input echoed in a 422 `detail`: bytes that are not text (a body that is not UTF-8) are not echoed."""
+    if isinstance(value, (bytes, bytearray)):
+        try:
+            return bytes(value).decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    return value
 
 
 def _json_body_doc(model: Type[BaseModel], required: bool) -> Dict[str, Any]:
@@ -266,7 +283,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = exc.errors()
+        errors = [{**err, "input": _echo(err.get("input"))} if "input" in err else err for err in exc.errors()]
         first = errors[0] if errors else {}
         where = ".".join(str(p) for p in first.get("loc", ())) or "request"
         return _error_response(
@@ -444,7 +461,7 @@ def _add_image_routes(app: FastAPI) -> None:
     @app.post(
         "/api/images/{filename}/publish",
         response_model=PublishResponse,
-        responses=_errors(401, 403, 404, 409, 413, 422, 500, 503),
+        responses={**_errors(401, 403, 404, 409, 413, 422, 503), **_errors(500, model=PublishErrorResponse)},
         openapi_extra=_json_body_doc(PublishRequest, required=False),
         tags=["admin actions"],
     )
@@ -454,8 +471,8 @@ def _add_image_routes(app: FastAPI) -> None:
         """Publish an image (admin) to every enabled platform or to `platforms`; a failure is a result (200)."""
 
         async def run() -> PublishResponse:
-            body = await read_json_body(request, PublishRequest, required=False)  # validated first, as upstream
-            await require_admin(request)
+            await require_admin(request)  # before the body is read: an anonymous client's bytes are never parsed
+            body = await read_json_body(request, PublishRequest, required=False)
             return await service.publish_image(filename, platforms=body.platforms if body else None)
 
         return await admin_action(
@@ -476,23 +493,23 @@ def _add_admin_routes(app: FastAPI) -> None:
         sessions = _sessions(request)
         throttle: LoginThrottle = request.app.state.throttle
         client = _client(request)
+        if not sessions.configured:  # closed whatever the throttle says: nothing to guess
+            applog.log_json(logger, logging.WARNING, "web_admin_login_unconfigured", client=client)
+            refused: WebError = AdminNotConfigured("Admin actions are disabled: no admin password is configured")
+            return _web_error_response(refused, LoginErrorResponse)
         try:
-            throttle.check(client)
+            # The attempt is counted BEFORE the body is read: an unreadable body is a failed attempt too.
+            stamp = throttle.admit(client)
             body = await read_json_body(request, LoginRequest, required=True)  # validated first, as upstream
         except WebError as exc:
             applog.log_json(logger, logging.WARNING, "web_admin_login_failure", reason=exc.code, client=client)
             return _web_error_response(exc, LoginErrorResponse)
         assert body is not None
-        if not sessions.configured:
-            applog.log_json(logger, logging.WARNING, "web_admin_login_unconfigured", client=client)
-            refused: WebError = AdminNotConfigured("Admin actions are disabled: no admin password is configured")
-            return _web_error_response(refused, LoginErrorResponse)
         if not body.password or not sessions.password_matches(body.password):
-            throttle.failed(client)
             reason = "empty_password" if not body.password else "mismatch"
             applog.log_json(logger, logging.WARNING, "web_admin_login_failure", reason=reason, client=client)
             return _web_error_response(LoginFailed("Invalid admin password"), LoginErrorResponse)
-        throttle.succeeded(client)
+        throttle.succeeded(client, stamp)
         response = JSONResponse(AdminResponse(admin=True).model_dump())
         response.set_cookie(value=sessions.issue(), max_age=sessions.ttl, **sessions.cookie_options())  # type: ignore[arg-type]
         applog.log_json(logger, logging.INFO, "web_admin_login_success", client=client, ttl_seconds=sessions.ttl)
@@ -510,9 +527,7 @@ def _add_admin_routes(app: FastAPI) -> None:
     async def logout(request: Request) -> JSONResponse:
         """Drop the admin cookie and revoke it server-side (every worker refuses it from now on)."""
         sessions = _sessions(request)
-        was_admin = sessions.is_admin(request.cookies.get(COOKIE_NAME))
-        if was_admin:
-            sessions.revoke(request.cookies.get(COOKIE_NAME))
+        was_admin = sessions.revoke(request.cookies.get(COOKIE_NAME))  # the session id is deleted for every worker
         response = JSONResponse(AdminResponse(admin=False).model_dump())
         response.delete_cookie(**sessions.cookie_options())  # type: ignore[arg-type]
         applog.log_json(logger, logging.INFO, "web_admin_logout", client=_client(request), was_admin=was_admin)
@@ -528,7 +543,11 @@ def _server_app() -> FastAPI:
     debug = os.environ.get("WEB_DEBUG", "").strip().lower() in ("1", "true", "yes")
     setup_logging(logging.DEBUG if debug else logging.INFO, stream=sys.stderr)
     try:
-        return create_app()
+        application = create_app()
+        # Open the ledger before uvicorn's start-up: a bad or unreachable [State] url / DATABASE_URL is then this
+        # one event naming the setting, not a traceback ending in "Application startup failed".
+        application.state.service.ledger.schema_version()
+        return application
     except SocialMediaPublisherError as exc:
         applog.log_json(logger, logging.ERROR, "web_cannot_start", error=str(exc))  # one event, redacted, like all
         raise SystemExit(1) from None

@@ -8,9 +8,11 @@ The earlier version's admin cookie was an unsigned "1" and its token check was n
 - The signing key is derived from the admin password with PBKDF2 (salted with `WEB_SESSION_SECRET` when set):
   changing the password invalidates every session, and a stolen cookie is no cheap oracle for the password.
 - With no admin password configured the admin actions are closed (503), never open.
-- Logout revokes the cookie server-side, and failed logins are counted, in the ledger's SQLite file
-  (`SessionStore`), so every worker and every restart sees them. Failures count per client AND for the one
-  admin account as a whole: rotating addresses or `X-Forwarded-For` buys no extra guesses.
+- A session is a random id live in the ledger (`SessionStore`, SQLite or PostgreSQL) and carried by the signed
+  cookie; logout deletes it, so the logged-out cookie, however re-encoded, names no live session. Login
+  attempts are checked and counted in one transaction there, so every worker and every restart sees them.
+  Attempts count per client AND for the one admin account as a whole: rotating addresses or
+  `X-Forwarded-For` buys no extra guesses.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Callable, Dict, Mapping, Optional
+from typing import Callable, Dict, Mapping, Optional, Tuple
 
 from itsdangerous import BadSignature, TimestampSigner
 
@@ -144,7 +146,13 @@ class _Signer(TimestampSigner):
 
 
 class AdminSessions:
-    """Checks the admin password and issues / verifies the signed, expiring session cookie."""
+    """Checks the admin password; opens, verifies and ends server-side admin sessions.
+
+    A session is a random id kept live in the shared store (`SessionStore`, the ledger); the cookie carries it,
+    signed and time-stamped. A request is admin only when the cookie's signature and age check out AND the id
+    read from its (signed) payload is still live in the store. Logout deletes the id, so every string that
+    decodes to it, the issued cookie or any re-encoding of its signature, is refused from then on.
+    """
 
     def __init__(
         self,
@@ -154,7 +162,7 @@ class AdminSessions:
     ) -> None:
         self.settings = settings
         self.ttl = settings.cookie_ttl_seconds
-        #: Where logged-out cookies are remembered (shared by every worker); None: no server-side revocation.
+        #: Where live sessions are kept (shared by every worker); None: signature and age only (unit tests).
         self.store = store
         self._signer: Optional[_Signer] = None
         if settings.admin_password:
@@ -169,30 +177,43 @@ class AdminSessions:
         return expected is not None and _same(candidate, expected)
 
     def issue(self) -> str:
-        """A new cookie value: "admin-<nonce>", a timestamp and an HMAC over both.
+        """Open a new session and return its cookie value: "admin-<session id>", a timestamp and an HMAC.
 
-        The nonce makes every session distinct, so revoking one (logout) never revokes another issued in the
-        same second.
+        The id is random (128 bits) and live in the store until it expires or is logged out.
         """
         assert self._signer is not None, "issue() needs an admin password"
-        return self._signer.sign(f"{_ADMIN_VALUE}-{secrets.token_hex(8)}").decode("ascii")
+        session_id = secrets.token_urlsafe(16)
+        if self.store is not None:
+            self.store.open_session(session_id, datetime.now(timezone.utc) + timedelta(seconds=self.ttl))
+        return self._signer.sign(f"{_ADMIN_VALUE}-{session_id}").decode("ascii")
 
-    def is_admin(self, cookie: Optional[str]) -> bool:
-        """True only for a cookie this server signed with the current password less than `ttl` s ago."""
+    def session_id(self, cookie: Optional[str]) -> Optional[str]:
+        """The session id a cookie this server signed (with the current password, less than `ttl` s ago)
+        carries; None for anything else. The id comes from the signed payload, never from the cookie's text."""
         if self._signer is None or not cookie or len(cookie) > 512:
-            return False
+            return None
         try:
             value = self._signer.unsign(cookie, max_age=self.ttl)
         except BadSignature:  # SignatureExpired is a BadSignature too
-            return False
-        if value.partition(b"-")[0] != _ADMIN_VALUE.encode("ascii"):
-            return False
-        return self.store is None or not self.store.is_revoked(cookie)
+            return None
+        prefix, sep, session_id = value.decode("ascii", "replace").partition("-")
+        if prefix != _ADMIN_VALUE or not sep or not session_id:
+            return None
+        return session_id
 
-    def revoke(self, cookie: Optional[str]) -> None:
-        """Refuse `cookie` from now on, in every worker (kept until it would have expired anyway)."""
-        if self.store is not None and cookie:
-            self.store.revoke(cookie, datetime.now(timezone.utc) + timedelta(seconds=self.ttl))
+    def is_admin(self, cookie: Optional[str]) -> bool:
+        """True only for a valid cookie whose session is live in the shared store."""
+        session_id = self.session_id(cookie)
+        if session_id is None:
+            return False
+        return self.store is None or self.store.session_live(session_id)
+
+    def revoke(self, cookie: Optional[str]) -> bool:
+        """End the cookie's session in every worker (logout). True when a live session ended."""
+        session_id = self.session_id(cookie)
+        if self.store is None or session_id is None:
+            return False
+        return self.store.close_session(session_id)
 
     def cookie_options(self) -> Dict[str, object]:
         """Keyword arguments for Response.set_cookie / delete_cookie."""
@@ -227,21 +248,23 @@ class LoginThrottle:
         self.window = window
         self._clock = clock or (lambda: datetime.now(timezone.utc))
 
-    def check(self, client: str) -> None:
-        """Raise TooManyAttempts (with Retry-After) while `client`, or the account, is over its budget."""
-        now = self._clock()
-        for scope in (self.ACCOUNT, "client:" + client):
-            count, oldest = self.store.failures_since(scope, now - self.window)
-            if count >= self.max_failures and oldest is not None:
-                retry = max(1, int((oldest + self.window - now).total_seconds()) + 1)
-                raise TooManyAttempts(
-                    "Too many failed logins; try again later", headers={"Retry-After": str(retry)}
-                )
+    def _scopes(self, client: str) -> Tuple[str, str]:
+        return (self.ACCOUNT, "client:" + client)
 
-    def failed(self, client: str) -> None:
+    def admit(self, client: str) -> str:
+        """Count one login attempt, or raise TooManyAttempts (with Retry-After) while `client`, or the account,
+        is over its budget. Checking and counting are ONE transaction in the shared store, so N workers
+        admit exactly `max_failures` guesses between them. Returns the attempt's stamp for `succeeded`."""
         now = self._clock()
-        self.store.prune_failures(now - self.window)
-        self.store.record_failure((self.ACCOUNT, "client:" + client))
+        admitted, oldest, stamp = self.store.admit_attempt(
+            self._scopes(client), now - self.window, self.max_failures
+        )
+        if not admitted:
+            retry = 1 if oldest is None else max(1, int((oldest + self.window - now).total_seconds()) + 1)
+            raise TooManyAttempts("Too many failed logins; try again later", headers={"Retry-After": str(retry)})
+        return stamp
 
-    def succeeded(self, client: str) -> None:
+    def succeeded(self, client: str, stamp: str) -> None:
+        """The password was right: the attempt is not a failure, and the client's earlier failures are forgiven."""
+        self.store.forget_attempt(self._scopes(client), stamp)
         self.store.forget_failures("client:" + client)

@@ -131,3 +131,18 @@ class InternalFailure(WebError):
     def __init__(self, message: str, code: str) -> None:
         super().__init__(message)
         self.code = code
+
+
+class PublishNotRecorded(WebError):
+    """Platforms were called, then the ledger (or the library) failed: the answer says what each platform did.
+
+    The post is handed over (or expires) for `publisher ledger list` / `retry`, never re-sent by itself.
+    """
+
+    status_code = 500
+    code = "publish_not_recorded"
+
+    def __init__(self, message: str, filename: str, results: Dict[str, Any]) -> None:
+        super().__init__(message)
+        self.filename = filename
+        self.results = results

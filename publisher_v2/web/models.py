@@ -102,3 +102,12 @@ class AdminStatusResponse(BaseModel):
     platforms: List[str] = Field(
         default_factory=list, description="The platforms a publish goes to (listed for an admin only)."
     )
+
+
+class PublishErrorResponse(ErrorResponse):
+    """A publish that failed AFTER platforms were called: what each one answered, so nobody re-posts blind."""
+
+    filename: Optional[str] = None
+    results: Dict[str, PlatformResult] = Field(
+        default_factory=dict, description="Per-platform answers received before the failure."
+    )

@@ -1,8 +1,8 @@
 """WebImageService: what the web page can do with the library, on the very services the CLI uses.
 
 Three actions, each a plain `async def` so the telemetry manifest can time it:
-- `get_random_image`: a listing (stat only), one sidecar read, no image bytes. It prefers images the ledger
-  does not know yet when the listing already carries their content hash; it never hashes candidates for it.
+- `get_random_image`: a listing (stat only), one sidecar read, and a few indexed ledger lookups: it offers only
+  images the ledger does not hold (as the CLI's selection), hashing a candidate once when no cache has its hash.
 - `analyze_and_caption`: answers from an existing sidecar unless asked to refresh; otherwise downloads the
   image, analyses and captions it with the shared AIService and writes the sidecar with the shared
   SidecarWriter.
@@ -16,6 +16,7 @@ Filenames from the URL are checked here before any storage call: a plain image f
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import mimetypes
 import os
@@ -27,7 +28,7 @@ from urllib.parse import quote
 
 from publisher_v2.config.schema import ApplicationConfig
 from publisher_v2.core.exceptions import StorageError
-from publisher_v2.core.models import CaptionSpec, ImageContent, ImageEntry
+from publisher_v2.core.models import CaptionSpec, ImageContent, ImageEntry, PublishResult
 from publisher_v2.core.workflow import WorkflowOrchestrator
 from publisher_v2.services.ai.service import AIService
 from publisher_v2.services.publishers.base import Publisher
@@ -35,7 +36,15 @@ from publisher_v2.services.sidecar import SidecarWriter, content_from_sidecar
 from publisher_v2.services.storage.base import IMAGE_EXTENSIONS, Storage
 from publisher_v2.services.storage.content import fetch_image_content
 from publisher_v2.utils.logging import log_json
-from publisher_v2.utils.state import ImageAlreadyPosted, ImageBusy, PostLedger
+from publisher_v2.utils.state import (
+    FAILED,
+    POSTED,
+    ImageAlreadyPosted,
+    ImageBusy,
+    PlatformOutcome,
+    PostLedger,
+    request_owner,
+)
 from publisher_v2.web.errors import (
     AlreadyPosted,
     ImageNotFound,
@@ -43,6 +52,7 @@ from publisher_v2.web.errors import (
     InvalidRequest,
     NoImages,
     PublishInProgress,
+    PublishNotRecorded,
     ServiceUnavailable,
 )
 from publisher_v2.web.models import AnalyzeResponse, PlatformResult, PublishResponse, RandomImageResponse
@@ -51,8 +61,8 @@ from publisher_v2.web.sidecar_parser import parse_sidecar_text
 logger = logging.getLogger("publisher_v2.web.service")
 
 MAX_FILENAME_LENGTH = 255
-#: Random draws before `_choose` filters the whole listing for images the ledger does not know.
-_RANDOM_DRAWS = 8
+#: Candidates `_choose` hashes and looks up in the ledger per query.
+_RANDOM_BATCH = 4
 _EXTRA_MEDIA_TYPES = {".heic": "image/heic", ".webp": "image/webp", ".bmp": "image/bmp", ".tif": "image/tiff"}
 
 
@@ -120,6 +130,8 @@ class WebImageService:
         self.sidecar_writer = sidecar_writer or SidecarWriter(storage, config.captionfile)
         self.url_for_image = url_for_image
         self._publishing: Set[str] = set()
+        #: Hand-overs the ledger refused (it was away), retried at the next publish or random image.
+        self._unreleased: List[Tuple[PostLedger, Dict[str, PublishResult]]] = []
 
     @classmethod
     def from_config(cls, config: ApplicationConfig) -> WebImageService:
@@ -158,19 +170,28 @@ class WebImageService:
         sd_caption, metadata = parse_sidecar_text(text)
         return sd_caption, metadata, True
 
-    def _choose(self, entries: Sequence[ImageEntry]) -> ImageEntry:
-        """A random image, preferring ones whose (already listed) content hash the ledger has not seen.
+    async def _choose(self, entries: Sequence[ImageEntry]) -> ImageEntry:
+        """A random image the ledger does not hold (posted, rejected, being published): the CLI's rule, so the
+        page never offers an image whose Publish would be refused.
 
-        Posted images usually leave the library (archive), so a few random draws almost always hit a fresh
-        one; only a library full of posted images pays for the full filter.
+        Candidates come in random order, `_RANDOM_BATCH` at a time; a batch costs its content hashes (listed,
+        cached by the storage, or hashed once) and ONE primary-key query, run off the event loop, so the cost
+        does not grow with the ledger (300,000 imported upstream hashes cost what an empty ledger costs).
         """
-        known = self.ledger.known_hashes()
-        for _ in range(_RANDOM_DRAWS):
-            entry = random.choice(entries)
-            if entry.content_hash is None or entry.content_hash not in known:
-                return entry
-        fresh = [e for e in entries if e.content_hash is None or e.content_hash not in known]
-        return random.choice(fresh or list(entries))
+        order = list(entries)
+        random.shuffle(order)
+        for start in range(0, len(order), _RANDOM_BATCH):
+            hashed: List[Tuple[ImageEntry, str]] = []
+            for entry in order[start : start + _RANDOM_BATCH]:
+                try:
+                    hashed.append((entry, await self.storage.content_hash(entry)))
+                except StorageError:
+                    continue  # archived or deleted by another process since the listing
+            known = await asyncio.to_thread(self.ledger.known_among, [digest for _, digest in hashed])
+            for entry, digest in hashed:
+                if digest not in known:
+                    return entry
+        raise NoImages("No image left to offer: the ledger holds every library image as posted or in progress")
 
     async def _temp_url(self, name: str) -> str:
         if self.storage.has_public_links():
@@ -181,10 +202,11 @@ class WebImageService:
 
     async def get_random_image(self) -> RandomImageResponse:
         """A random library image with its sidecar's captions; no image bytes are read."""
+        await self._retry_hand_overs()
         entries = await self.storage.list_images()
         if not entries:
             raise NoImages("No images found")
-        entry = self._choose(entries)
+        entry = await self._choose(entries)
         sd_caption, metadata, present = await self._read_sidecar(entry.name)
         meta = metadata or {}
         log_json(logger, logging.DEBUG, "web_random_image_chosen", filename=entry.name, has_sidecar=present)
@@ -284,12 +306,20 @@ class WebImageService:
         return selected
 
     async def publish_image(self, filename: str, platforms: Optional[List[str]] = None) -> PublishResponse:
-        """Publish `filename` through the CLI workflow (a `--select` run) to all or some enabled platforms."""
+        """Publish `filename` through the CLI workflow (a `--select` run) to all or some enabled platforms.
+
+        The request's claims carry an owner of their own (`request_owner`), and whatever the request still holds
+        when it ends is handed over (`PostLedger.hand_over`): nothing is left 'held by a live run' because the
+        worker lives on. A failure after platforms were called answers with what each platform did.
+        """
+        await self._retry_hand_overs()
         entry = await self._entry(filename)
         publishers = self._select_publishers(platforms)
         if entry.name in self._publishing:
             raise PublishInProgress("This image is being published already")
         self._publishing.add(entry.name)
+        ledger = self.ledger.with_owner(request_owner())
+        answers: Dict[str, PublishResult] = {}
         try:
             log_json(
                 logger,
@@ -302,8 +332,8 @@ class WebImageService:
                 self.config,
                 self.storage,
                 self.ai_service,
-                publishers,
-                ledger=self.ledger,
+                [_Answering(p, answers) for p in publishers],
+                ledger=ledger,
                 sidecar_writer=self.sidecar_writer,
             )
             result = await orchestrator.execute(select_filename=entry.name, reuse_sidecar=True, allow_repost=False)
@@ -311,13 +341,17 @@ class WebImageService:
             raise PublishInProgress(str(exc)) from None
         except ImageAlreadyPosted as exc:
             raise AlreadyPosted(str(exc)) from None
-        except StorageError:
-            # Another process may have archived the image between the lookup and the read: that is a 404, not a
-            # storage fault (the lookup raises ImageNotFound when the image is gone; otherwise the fault stands).
-            await self._entry(filename)
+        except Exception as exc:
+            if answers:  # platforms were called: the answer must say what they did
+                raise self._not_recorded(entry.name, answers, exc) from exc
+            if isinstance(exc, StorageError):
+                # Another process may have archived the image between the lookup and the read: that is a 404,
+                # not a storage fault (the lookup raises ImageNotFound when the image is gone).
+                await self._entry(filename)
             raise
         finally:
             self._publishing.discard(entry.name)
+            await self._hand_over(ledger, answers)
         if result.image_name is None:
             # The workflow could not take the image after all (archived meanwhile, or unreadable).
             if result.error and "not a readable image" in result.error:
@@ -332,3 +366,62 @@ class WebImageService:
             archived=result.archived,
             any_success=result.any_success,
         )
+
+    @staticmethod
+    def _not_recorded(name: str, answers: Dict[str, PublishResult], exc: BaseException) -> PublishNotRecorded:
+        posted = sorted(p for p, r in answers.items() if r.success)
+        log_json(
+            logger,
+            logging.ERROR,
+            "web_publish_not_recorded",
+            filename=name,
+            posted=posted,
+            error_type=type(exc).__name__,
+            error=str(exc),
+        )
+        said = f"posted to {', '.join(posted)}" if posted else "no platform posted"
+        return PublishNotRecorded(
+            f"The publish failed after the platforms answered ({said}); the post is left for"
+            " `publisher ledger list` / `ledger retry`, which never send a posted platform again",
+            name,
+            {p: PlatformResult(success=r.success, post_id=r.post_id, error=r.error) for p, r in answers.items()},
+        )
+
+    async def _hand_over(self, ledger: PostLedger, answers: Dict[str, PublishResult]) -> None:
+        """Hand over what the request still holds; when the ledger is away, remember to try again (the claim's
+        per-request owner makes it expire by the TTL meanwhile, so other processes are never stuck on it)."""
+        outcomes = {
+            p: PlatformOutcome(p, POSTED if r.success else FAILED, r.post_id, r.error) for p, r in answers.items()
+        }
+        try:
+            await asyncio.to_thread(ledger.hand_over, outcomes)
+        except StorageError as exc:
+            self._unreleased.append((ledger, answers))
+            log_json(logger, logging.WARNING, "web_publish_hand_over_pending", owner=ledger.owner, error=str(exc))
+
+    async def _retry_hand_overs(self) -> None:
+        """Hand-overs the ledger refused earlier (it was away), tried again at the next request."""
+        pending, self._unreleased = self._unreleased, []
+        for ledger, answers in pending:
+            await self._hand_over(ledger, answers)
+
+
+class _Answering(Publisher):
+    """A publisher whose answers the request keeps in memory: if the ledger cannot record them, the HTTP answer
+    and the hand-over still can (a platform that raised stays unknown in the ledger: it may have posted)."""
+
+    def __init__(self, inner: Publisher, answers: Dict[str, PublishResult]) -> None:
+        self.inner = inner
+        self.answers = answers
+        self.platform_name = inner.platform_name
+
+    def is_enabled(self) -> bool:
+        return self.inner.is_enabled()
+
+    async def publish(self, image_path: str, caption: str, context: Optional[Dict[str, Any]] = None) -> PublishResult:
+        result = await self.inner.publish(image_path, caption, context)
+        self.answers[self.platform_name] = result
+        return result
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)

@@ -25,6 +25,7 @@ from tests.adapters.peers.httpd import HttpPeer, Reply
 from tests.adapters.peers.openai_fake import API_KEY, CAPTION, SD_CAPTION, FakeOpenAI
 from tests.adapters.peers.smtp_fake import SMTP_PASSWORD, SMTP_USER, SmtpServer
 from tests.adapters.peers.telegram_fake import BOT_TOKEN, CHANNEL_ID, FakeTelegram
+from tests.cli_output import verdict_event
 from tests.conftest import json_events
 
 pytestmark = pytest.mark.slow
@@ -254,3 +255,45 @@ def test_no_secret_appears_in_any_output_even_when_things_go_wrong(stack: Stack)
         if secret == CHANNEL_ID:
             continue  # a channel id is an address, not a credential
         assert secret not in output, f"secret {secret[:6]}… leaked"
+
+
+def test_a_platform_that_failed_is_sent_again_alone_from_the_archive_and_only_once(stack: Stack) -> None:
+    """Issue 22.1/22.2: SMTP refuses mail on the first run (telegram and instagram post, the image is archived);
+    `ledger retry` then sends the email alone, from the Dropbox archive with the archived sidecar's captions."""
+    stack.smtp.refusing = True
+    first = stack.run()
+    assert first.returncode == 3, first.stderr  # posted, but not everywhere
+    name = next(e for e in publisher_events(first.stderr) if e["message"] == "workflow_complete")["image_name"]
+    listing = f"publisher --config {stack.ini} ledger list"
+    assert first.stdout.startswith(f"Published {name} to telegram, instagram; failed on email (SMTP 127.0.0.1:")
+    assert f"; archived; 1 post needs attention: run `{listing}` [correlation_id=" in first.stdout
+    event = verdict_event(first.stderr)
+    assert event["message"] == "cli_partial_failure" and event["exit_code"] == 3
+    assert event["verdict"].startswith(f"publisher: posted {name} only partly: email: SMTP 127.0.0.1:")
+    retry = f"publisher --config {stack.ini} ledger retry {name}"
+    assert event["verdict"].endswith(f"send the failed platforms again with `{retry}`")
+    assert stack.smtp.refused >= 1 and stack.smtp.received == []
+    assert (stack.inbox / "archive" / name).is_file() and not (stack.inbox / name).exists()
+    shown = stack.run("ledger", "list")
+    assert f"{name}  " in shown.stdout and "email      FAILED (SMTP 127.0.0.1:" in shown.stdout
+    assert f"run: publisher --config {stack.ini} ledger retry {name}" in shown.stdout
+    calls_before = stack.openai.kinds()
+
+    stack.smtp.refusing = False
+    retried = stack.run("ledger", "retry", name, "--platform", "email")
+    assert retried.returncode == 0, retried.stderr
+    assert retried.stdout.splitlines()[-1] == f"{name}: finished (posted on email, instagram, telegram)"
+    assert [r.rcpt_tos for r in stack.smtp.received] == [[RECIPIENT], [SMTP_USER]]  # the mail, and its confirmation
+    mail = stack.smtp.received[0].message
+    assert CAPTION in mail["Subject"] and next(mail.iter_attachments()).get_filename() == name
+    assert len(stack.telegram.sent) == 1 and len(stack.graph.published) == 1  # the others were not sent again
+    assert stack.openai.kinds() == calls_before  # the captions came from the archived sidecar
+    assert (stack.inbox / "archive" / name).is_file() and not (stack.inbox / name).exists()
+
+    again = stack.run("ledger", "retry", name)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.startswith(f"{name}: nothing to retry (posted on email, instagram, telegram on ")
+    assert len(stack.smtp.received) == 2 and len(stack.telegram.sent) == 1 and len(stack.graph.published) == 1
+    later = stack.run()
+    assert later.returncode == 0, later.stderr
+    assert "attention" not in later.stdout and later.stdout.startswith("Published ")

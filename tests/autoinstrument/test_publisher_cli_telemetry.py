@@ -14,7 +14,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import pytest
 from telemetry_testkit import REPO
@@ -53,20 +53,10 @@ def base_env(**extra: str) -> Dict[str, str]:
 
 
 @pytest.fixture
-def library(tmp_path: Path) -> Path:
-    """A fresh sample library and its INI (a new one per test: the ledger remembers what was posted)."""
-    root = tmp_path / "library"
-    proc = subprocess.run(
-        [str(BIN / "publisher-sample"), str(root)],
-        env=base_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stderr
-    inis = sorted(root.rglob("*.ini"))
-    assert inis, f"publisher-sample made no INI under {root}"
-    return inis[0]
+def library(tmp_path: Path, sample_copy: Callable[..., Path]) -> Path:
+    """A fresh sample library (`publisher-sample`'s defaults) and its INI: a copy of its own per test, since the
+    ledger remembers what was posted."""
+    return sample_copy(tmp_path / "library", count=36, seed=1)
 
 
 def run_cli(ini: Path, env: Dict[str, str], module: bool = False) -> Tuple[int, List[dict], str]:

@@ -14,18 +14,14 @@ from typing import Any, Dict, List
 
 import pytest
 
-from autoinstrument import report as rpt
-from autoinstrument.report import (
-    Aggregator,
-    BudgetError,
-    aggregate,
-    check_budgets,
-    evaluate_budgets,
-    load_budgets,
-    main,
-    render_text,
-    to_json,
-)
+from autoinstrument.report import Report, main, render_text, to_json
+from autoinstrument.report.aggregate import Aggregator, aggregate
+from autoinstrument.report.budgets import check_budgets, evaluate_budgets
+from autoinstrument.report.decode import NO_MESSAGE, OTHER, SKIP_REASONS
+from autoinstrument.report.document import SCHEMA_VERSION
+from autoinstrument.report.errors import BudgetError
+from autoinstrument.report.read import MAX_LINE_BYTES
+from autoinstrument.report.settings import load_budgets
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -51,7 +47,7 @@ def nearest_rank(values: List[int], p: float) -> int:
     return ordered[max(1, math.ceil(p / 100 * len(ordered))) - 1]
 
 
-def field_summary(report: rpt.Report, name: str, fieldname: str) -> Dict[str, Any]:
+def field_summary(report: Report, name: str, fieldname: str) -> Dict[str, Any]:
     return report.events[name].fields[fieldname].summary()
 
 
@@ -169,7 +165,7 @@ def test_binary_junk_and_non_utf8_bytes_are_decoded_with_replacement() -> None:
 
 
 def test_a_line_over_the_limit_is_skipped_without_losing_the_next_one() -> None:
-    giant = b'{"message": "job", "job_ms": 1, "pad": "' + b"x" * (rpt.MAX_LINE_BYTES * 2) + b'"}\n'
+    giant = b'{"message": "job", "job_ms": 1, "pad": "' + b"x" * (MAX_LINE_BYTES * 2) + b'"}\n'
     stream = io.BytesIO(giant + event("job", job_ms=9).encode() + b"\n" + giant.rstrip(b"\n"))
     agg = Aggregator()
     agg.feed_stream(stream)
@@ -192,13 +188,13 @@ def test_aggregate_consumes_a_generator_lazily() -> None:
 
 def test_an_object_with_ms_fields_but_no_message_is_kept_under_a_placeholder() -> None:
     report = aggregate(['{"job_ms": 3}', '{"message": 7, "job_ms": 4}'])
-    assert report.events[rpt.NO_MESSAGE].count == 2
+    assert report.events[NO_MESSAGE].count == 2
 
 
 def test_event_names_beyond_the_cap_fold_into_other() -> None:
     report = aggregate((event(f"e{i}", x_ms=i) for i in range(10)), max_events=3)
-    assert sorted(report.events) == sorted(["e0", "e1", "e2", rpt.OTHER])
-    assert report.events[rpt.OTHER].count == 7 and report.dropped == {"events_over_cap": 7}
+    assert sorted(report.events) == sorted(["e0", "e1", "e2", OTHER])
+    assert report.events[OTHER].count == 7 and report.dropped == {"events_over_cap": 7}
 
 
 # ---------------------------------------------------------------------------------------------- routes
@@ -282,7 +278,7 @@ def test_top_zero_keeps_no_runs() -> None:
 # ---------------------------------------------------------------------------------------------- budgets
 
 
-def budget_report() -> rpt.Report:
+def budget_report() -> Report:
     lines = [workflow(v, f"c{v}", caption_generation_ms=v // 10) for v in range(1000, 41000, 1000)]  # 40 runs
     lines += [event("web_publish", web_publish_ms=1000), event("web_publish_error", web_publish_ms=45000)]
     return aggregate(lines)
@@ -359,7 +355,7 @@ def test_json_output_has_a_stable_versioned_schema() -> None:
     report = budget_report()
     doc = to_json(report, evaluate_budgets(report, {"workflow_total_ms": 30000}))
     json.dumps(doc)  # serialisable
-    assert doc["schema_version"] == rpt.SCHEMA_VERSION == 1
+    assert doc["schema_version"] == SCHEMA_VERSION == 1
     assert set(doc) == {
         "schema_version",
         "percentile_method",
@@ -377,7 +373,7 @@ def test_json_output_has_a_stable_versioned_schema() -> None:
         "budgets",
         "breached",
     }
-    assert list(doc["skipped"]) == list(rpt.SKIP_REASONS)
+    assert list(doc["skipped"]) == list(SKIP_REASONS)
     assert doc["event_key"] == "message"
     pooled = {row["field"]: row for row in doc["fields"]}
     assert pooled["workflow_total_ms"]["count"] == 40 and pooled["workflow_total_ms"]["joined"] == 0

@@ -10,8 +10,11 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
 
-from autoinstrument.report import aggregate, evaluate_budgets, main
-from autoinstrument.report_html import histogram, render_html, write_html
+from autoinstrument.report import main, render_html
+from autoinstrument.report.aggregate import aggregate
+from autoinstrument.report.budgets import evaluate_budgets
+from autoinstrument.report.html import write_html
+from autoinstrument.report.stats import histogram
 
 VOID = {"meta", "br", "hr", "img", "input", "link", "area", "base", "col", "embed", "source", "track", "wbr"}
 SVG_LEAVES = {"rect", "line", "path", "circle"}  # may be written as <x/> or <x></x>

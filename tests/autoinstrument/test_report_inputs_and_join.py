@@ -13,9 +13,10 @@ from typing import Any, Dict, List
 
 import pytest
 
-from autoinstrument.report import Aggregator, aggregate, evaluate_budgets, main, render_text, to_json
-from autoinstrument.report_html import render_html
-from autoinstrument.report_read import expand_inputs, line_batches
+from autoinstrument.report import main, render_html, render_text, to_json
+from autoinstrument.report.aggregate import Aggregator, aggregate
+from autoinstrument.report.budgets import evaluate_budgets
+from autoinstrument.report.read import expand_inputs, line_batches
 
 PACKAGE = Path(__file__).resolve().parents[2] / "autoinstrument"
 
@@ -244,20 +245,37 @@ def test_the_summary_table_has_one_row_per_field_with_its_budget_status() -> Non
 # ---------------------------------------------------------------------------------------------- layout
 
 
+REPORT = PACKAGE / "report"
+
+
 def _report_imports() -> Dict[str, List[str]]:
+    """Each module of the report package → what it imports from autoinstrument (function-level imports
+    included): a module of the package by its short name, anything else by its full name."""
     graph: Dict[str, List[str]] = {}
-    for path in sorted(PACKAGE.glob("report*.py")):
+    for path in sorted(REPORT.glob("*.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"))
         names = [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module]
         names += [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
-        graph[path.stem] = sorted({n.split(".")[1] for n in names if n.startswith("autoinstrument.report")})
+        deps = set()
+        for name in names:
+            if name == "autoinstrument.report":
+                deps.add("__init__")
+            elif name.startswith("autoinstrument.report."):
+                deps.add(name.split(".")[2])
+            elif name.startswith("autoinstrument"):
+                deps.add(name)
+        graph[path.stem] = sorted(deps)
     return graph
 
 
-def test_report_modules_import_each_other_without_a_cycle() -> None:
+def test_report_modules_import_each_other_without_a_cycle_and_only_the_manifest_besides() -> None:
     graph = _report_imports()
-    assert {"report", "report_stats", "report_read", "report_aggregate", "report_budgets", "report_text"} <= set(graph)
-    assert "report" not in [dep for name, deps in graph.items() if name != "report" for dep in deps]
+    assert {"__init__", "stats", "read", "decode", "records", "aggregate", "budgets", "text", "html", "cli"} <= set(
+        graph
+    )
+    assert "__init__" not in [dep for name, deps in graph.items() if name != "__init__" for dep in deps]
+    outside = {dep for deps in graph.values() for dep in deps if dep.startswith("autoinstrument")}
+    assert outside and all(dep.split(".")[:2] == ["autoinstrument", "manifest"] for dep in outside), outside
     state: Dict[str, int] = {}
 
     def visit(name: str) -> None:
@@ -274,7 +292,9 @@ def test_report_modules_import_each_other_without_a_cycle() -> None:
 
 
 def test_report_modules_hold_no_application_name() -> None:
-    for path in PACKAGE.glob("report*.py"):
+    paths = list(REPORT.glob("*.py"))
+    assert len(paths) >= 10
+    for path in paths:
         assert "publisher" not in path.read_text(encoding="utf-8").lower(), path.name
 
 
@@ -290,90 +310,11 @@ def test_a_long_tail_gets_a_log_axis_with_decade_ticks_and_one_value_still_draws
     assert "(linear scale, 3 samples)" in single and "7 ms" in single
 
 
-# ---------------------------------------------------------------------------------------------- two processes
-
-
-def straddling_log(path: Path, runs: int) -> str:
-    """A log of `runs` publish runs (and noise) whose two-way split point falls between the two events of one
-    run; returns that run's correlation id."""
-    from autoinstrument.report_parallel import split_points
-
-    lines = []
-    for i in range(runs):
-        lines += publish_run(f"run-{i}", 1000 + i % 700, 5000 + (i * 37) % 9000)
-        lines.append(event("web_random_image", method="GET", route="/r", status_code=200, web_random_image_ms=i % 90))
-        if i % 100 == 0:
-            lines += ["garbage", "[1]", ""]
-    for _ in range(200):  # each filler line moves the split point by ~20 bytes, until it lands inside a run
-        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        data = path.read_bytes()
-        cut = split_points(str(path), 2)[1][0]
-        before = json.loads(data[: cut - 1].rsplit(b"\n", 1)[-1] or b"null")
-        after = json.loads(data[cut:].split(b"\n", 1)[0] or b"null")
-        if (
-            isinstance(before, dict)
-            and isinstance(after, dict)
-            and before.get("message") == "workflow_timing"
-            and after.get("message") == "web_publish"
-            and before["correlation_id"] == after["correlation_id"]
-        ):
-            return str(before["correlation_id"])
-        lines.append("x" * 39)
-    raise AssertionError("no split point inside a run")
-
-
-def test_a_run_straddling_the_split_point_is_joined_as_in_one_process(tmp_path: Path) -> None:
-    from autoinstrument.report_parallel import fold_parallel, fold_part, join_parts, merge, split_points
-
-    log = tmp_path / "big.log"
-    straddler = straddling_log(log, 3000)
-    options = Aggregator(top=5).options()
-    sequential = Aggregator(**options)
-    with open(log, "rb") as handle:
-        sequential.feed_stream(handle)
-    one, two = to_json(sequential.report()), to_json(fold_parallel(str(log), 2, options))
-    pooled = next(r for r in one["fields"] if r["field"] == "publish_parallel_ms")
-    assert pooled["count"] == 3000 and pooled["joined"] == 3000
-    assert one == two
-
-    # the straddling run really is split: without the join across the split point it is counted twice
-    (a, b), (c, d) = split_points(str(log), 2)
-    parts = [fold_part(str(log), a, b, options, first=True, last=False), fold_part(str(log), c, d, options, False)]
-    assert straddler in parts[1].head and straddler in parts[0].tail and not parts[0].head and not parts[1].tail
-    unjoined = to_json(merge([fold_part(str(log), a, b, options).report, fold_part(str(log), c, d, options).report]))
-    assert next(r for r in unjoined["fields"] if r["field"] == "publish_parallel_ms")["count"] == 3001
-    join_parts(parts)
-    assert to_json(merge([part.report for part in parts])) == one
-
-
-def test_a_file_split_over_three_processes_gives_the_same_report(tmp_path: Path) -> None:
-    from autoinstrument.report_parallel import fold_parallel, split_points
-
-    lines = []
-    for i in range(3000):
-        lines += publish_run(f"run-{i}", 1000 + i % 700, 5000 + (i * 37) % 9000)
-        if i % 100 == 0:
-            lines += ["garbage", "[1]", ""]
-    log = tmp_path / "big.log"
-    log.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    ranges = split_points(str(log), 3)
-    data = log.read_bytes()
-    assert len(ranges) == 3 and ranges[0][0] == 0 and ranges[-1][1] == len(data)
-    assert all(data[start - 1 : start] == b"\n" for start, _ in ranges[1:])
-    options = Aggregator(top=5).options()
-    sequential = Aggregator(**options)
-    with open(log, "rb") as handle:
-        sequential.feed_stream(handle)
-    assert to_json(fold_parallel(str(log), 3, options)) == to_json(sequential.report())
-
-
-def test_jobs_must_be_positive(capsys: pytest.CaptureFixture) -> None:
-    assert main(["--jobs", "0"]) == 2
-    assert "--jobs must be >= 1" in capsys.readouterr().err
+# ---------------------------------------------------------------------------------------------- caps and edges
 
 
 def test_hostile_numbers_of_event_names_keep_the_caches_bounded() -> None:
-    from autoinstrument import report_aggregate as ra
+    import autoinstrument.report.aggregate as ra
 
     agg = Aggregator(max_events=10)
     agg.feed_lines([event(f"e{i}", x_ms=i).encode() for i in range(ra.CACHE_SIZE + 500)])
@@ -404,26 +345,6 @@ def test_a_list_as_method_in_a_batch_of_several_routes_is_no_method_and_the_repo
         ("web_x", "", "/a"): (1, {"200": 1}),
         ("web_x", "GET", "/b"): (1, {"404": 1}),
     }
-
-
-def test_a_distribution_sent_between_processes_comes_back_the_same() -> None:
-    import pickle
-
-    from autoinstrument.report_stats import FieldStats
-
-    for counts in ({0: 3, 5: 2, 90_000: 1}, {10**30: 1, 3: 2}, {}):  # 64-bit arrays; a huge value; empty
-        sent = FieldStats(counts, invalid=4)
-        back = pickle.loads(pickle.dumps(sent))
-        assert type(back.counts) is type(sent.counts) and back.counts == counts and back.invalid == 4
-        assert back.summary() == sent.summary()
-    # what the parent does with a part's distribution: add it into its own, or adopt it when it has none
-    received = pickle.loads(pickle.dumps(FieldStats({5: 2, 7: 1}, invalid=1)))
-    own = FieldStats({5: 1, 9: 4})
-    own.merge(received)
-    assert own.counts == {5: 3, 7: 1, 9: 4} and own.invalid == 1
-    empty = FieldStats()
-    empty.merge(pickle.loads(pickle.dumps(FieldStats({5: 2, 7: 1}))))
-    assert empty.counts == {5: 2, 7: 1} and empty.summary()["count"] == 3
 
 
 def test_reading_pauses_the_cyclic_collector_and_gives_it_back_as_it_was(tmp_path: Path) -> None:

@@ -294,7 +294,7 @@ def test_a_stop_signal_releases_the_claim_and_ends_with_the_interrupted_verdict(
     event = verdict_event(err)
     assert event["message"] == "cli_interrupted"
     if signum != signal.SIGINT:
-        assert event["verdict"] == f"publisher: stopped by {signal.Signals(signum).name}"
+        assert event["verdict"].startswith(f"publisher: stopped by {signal.Signals(signum).name}; ")
     starts = [e for e in stderr_events(err) if e["message"] == "workflow_start"]
     assert starts and event["correlation_id"] == starts[0]["correlation_id"]
     with ledger_of(ini) as ledger:
@@ -385,7 +385,7 @@ def test_a_run_stopped_by_sigterm_after_a_post_leaves_it_to_the_operator_not_hel
     process.send_signal(signal.SIGTERM)
     _, err = process.communicate(timeout=60)
     assert process.returncode == 143, err
-    assert verdict_event(err)["verdict"] == "publisher: stopped by SIGTERM"
+    assert verdict_event(err)["verdict"].startswith("publisher: stopped by SIGTERM; ")
     (entry,) = json.loads(cli(ini, "ledger", "list", "--json").stdout)["unfinished"]
     assert entry["status"] == "publishing" and entry["owner_alive"] is False  # not "held by a live run"
     unknown = [p for p, o in entry["platforms"].items() if o["state"] == "sending"]

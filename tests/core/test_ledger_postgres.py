@@ -18,7 +18,7 @@ from publisher_v2.config.loader import load_application_config
 from publisher_v2.core.exceptions import ConfigurationError, StorageError
 from publisher_v2.utils.ledger_stores import PostgresStore, SQLiteStore
 from publisher_v2.utils.state import SCHEMA_VERSION, PostLedger, SessionStore
-from tests.cli_output import verdict
+from tests.cli_output import stderr_events, verdict
 from tests.core.conftest import state_ini
 from tests.pg_server import PASSWORD, PASSWORD_USER, ledger_query
 
@@ -209,12 +209,26 @@ def test_a_web_worker_with_an_unreachable_database_stops_at_start_naming_the_set
 ) -> None:
     from tests.web.conftest import free_port, uvicorn_command
 
-    env = {**clean_env, "CONFIG_PATH": str(sample_library), "DATABASE_URL": "postgresql://bob:hunter22x@127.0.0.1:1/db"}
+    closed = free_port()  # nobody listens there
+    env = {
+        **clean_env,
+        "CONFIG_PATH": str(sample_library),
+        "DATABASE_URL": f"postgresql://bob:hunter22x@127.0.0.1:{closed}/db",
+    }
     done = subprocess.run(uvicorn_command(free_port()), env=env, capture_output=True, text=True, timeout=60)
-    output = done.stdout + done.stderr
-    assert done.returncode != 0
-    assert "environment DATABASE_URL: cannot use the PostgreSQL ledger at postgresql://bob@127.0.0.1:1/db" in output
-    assert "hunter22x" not in output
+    assert done.returncode == 1 and done.stdout == ""
+    (event,) = stderr_events(done.stderr)  # ONE line (issue 22.6): no traceback, no "Application startup failed"
+    assert event["message"] == "web_cannot_start" and event["error"].startswith(
+        f"environment DATABASE_URL: cannot use the PostgreSQL ledger at postgresql://bob@127.0.0.1:{closed}/db:"
+    )
+    assert "hunter22x" not in done.stderr
+
+    text = sample_library.read_text(encoding="utf-8")  # the INI's [State] url wins, and is the setting named
+    url = f"postgresql://bob:hunter22x@127.0.0.1:{closed}/ini_db"
+    sample_library.write_text(text.replace("[State]\n", f"[State]\nurl = {url}\n", 1), encoding="utf-8")
+    done = subprocess.run(uvicorn_command(free_port()), env=env, capture_output=True, text=True, timeout=60)
+    (event,) = stderr_events(done.stderr)
+    assert done.returncode == 1 and event["error"].startswith(f"{sample_library}: [State] url: cannot use the ")
 
 
 def test_without_psycopg_the_error_names_the_setting_and_the_extra(

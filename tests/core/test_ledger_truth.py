@@ -78,7 +78,7 @@ def test_a_previous_version_ledger_migrates_and_keeps_every_row(db_file: Path) -
     db = db_file
     write_v1_ledger(db)
     ledger = PostLedger(db)
-    assert ledger.schema_version() == SCHEMA_VERSION == 3
+    assert ledger.schema_version() == SCHEMA_VERSION == 4
     assert ledger.known_hashes() == {"h-posted", "h-publishing", "h-rejected"}
     posted = ledger.entry("h-posted")
     assert posted is not None and posted.status == "posted" and posted.attempt == 1
@@ -90,7 +90,7 @@ def test_a_previous_version_ledger_migrates_and_keeps_every_row(db_file: Path) -
     assert [e.content_hash for e in ledger.unfinished()] == ["h-publishing"]
     ledger.close()
     with sqlite3.connect(db) as raw:
-        assert raw.execute("SELECT version FROM schema_version").fetchall() == [(3,)]
+        assert raw.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
 
 
 def _open_and_count(path: str, queue: multiprocessing.Queue[int]) -> None:

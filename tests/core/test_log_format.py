@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import httpx
 import pytest
@@ -83,9 +83,8 @@ def run_in_pty(command: List[str], env: Dict[str, str], until: Optional[str] = N
     return ANSI.sub("", out.decode(errors="replace")).replace("\r\n", "\n")
 
 
-@pytest.fixture
-def library(tmp_path: Path) -> Path:
-    """`publisher-sample sample_library` (the README's first step); its stderr is JSON-or-nothing too."""
+def test_the_readme_sample_step_prints_json_or_nothing_on_stderr(tmp_path: Path) -> None:
+    """`publisher-sample sample_library` (the README's first step): its stderr is JSON-or-nothing too."""
     made = subprocess.run(
         [str(BIN / "publisher-sample"), str(tmp_path / "sample_library")],
         env=clean_env(),
@@ -96,7 +95,13 @@ def library(tmp_path: Path) -> Path:
     assert made.returncode == 0, made.stderr
     if made.stderr.strip():
         assert_json_lines(made.stderr)
-    return tmp_path / "sample_library" / "publisher.ini"
+    assert (tmp_path / "sample_library" / "publisher.ini").is_file()
+
+
+@pytest.fixture
+def library(tmp_path: Path, sample_copy: Callable[..., Path]) -> Path:
+    """The README's sample library (36 images, `publisher-sample`'s defaults), a copy of its own per test."""
+    return sample_copy(tmp_path / "sample_library", count=36, seed=1)
 
 
 @pytest.mark.parametrize(
@@ -231,7 +236,14 @@ def test_ctrl_c_during_a_run_ends_with_the_interrupted_verdict_event(library: Pa
     _, err = run.communicate(timeout=60)
     assert run.returncode == 1, err[-2000:]
     event = verdict_event(err)  # every line JSON, this one last
-    assert (event["message"], event["verdict"], event["exit_code"]) == ("cli_interrupted", "publisher: interrupted", 1)
+    listing = f"publisher --config {library} ledger list"
+    assert (event["message"], event["exit_code"]) == ("cli_interrupted", 1)
+    assert event["verdict"] == f"publisher: interrupted; a post it left unfinished is listed by `{listing}`"
+    shown = subprocess.run(
+        [str(BIN / "publisher"), "--config", str(library), "ledger", "list"],
+        env=clean_env(), capture_output=True, text=True, timeout=60,
+    )
+    assert shown.stdout.startswith("1 unfinished post(s) in "), shown  # the command the verdict names shows it
 
 
 def test_a_failing_run_under_a_terminal_ends_with_the_verdict_as_a_console_line(library: Path) -> None:

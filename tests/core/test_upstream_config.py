@@ -149,7 +149,11 @@ def test_upstream_instagram_login_is_a_clear_error(
     path = write_ini(
         tmp_path, "[Dropbox]\nimage_folder = /p\n[Content]\ninstagram = true\n[Instagram]\nname = someone\n"
     )
-    with pytest.raises(ConfigurationError, match=r"upstream\.ini: \[Content\] instagram = true needs .*INSTA"):
+    with pytest.raises(
+        ConfigurationError,
+        match=r"upstream\.ini: 2 settings to fix: \[Content\] instagram = true needs .*INSTA_PASSWORD; "
+        r"\[Instagram\] user_id: required .*instagrapi",
+    ):  # both in one error (issue 22.6)
         load_application_config(path)
     monkeypatch.setenv("INSTA_PASSWORD", "an-upstream-password")
     with pytest.raises(ConfigurationError, match=r"upstream\.ini: \[Instagram\] user_id: required .*instagrapi"):

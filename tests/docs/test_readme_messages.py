@@ -61,11 +61,19 @@ def all_posted(ini: Path) -> None:
         assert main(["--config", str(ini)]) == 0
 
 
+def one_post_waiting(ini: Path) -> None:
+    """A run that failed on instagram (exit 3), then instagram works again: the next run says a post waits."""
+    blocked(["instagram"])(ini)
+    assert main(["--config", str(ini)]) == 3
+    (ini.parent / "outbox" / "instagram").unlink()
+
+
 SITUATIONS = {
     "published": ([], None),
     "debug": (["--debug"], None),
     "dry run": (["--dry-publish"], None),
     "partial": ([], blocked(["instagram"])),
+    "a post waits": ([], one_post_waiting),
     "every platform failed": ([], blocked(["telegram", "instagram", "email"])),
     "nothing new": ([], all_posted),
     "no platform": (

@@ -190,8 +190,10 @@ def test_admin_walks_login_next_analyze_publish_logout(
     assert w.disabled("#publish-button") and w.text("#publish-button") == "Published"
     assert posted(library, "telegram") and posted(library, "email") and shown not in library.names()
     release_held()
-    following = w.wait_status("Showing ").removeprefix("Showing ")
-    assert following != shown and following in library.names()
+    # The status line keeps the success after the next image loads (it used to say only "Showing <next>").
+    final = w.wait_status(f"Published {shown} to telegram, email. Now showing ")
+    following = final.removeprefix(f"Published {shown} to telegram, email. Now showing ").removesuffix(".")
+    assert following != shown and following in library.names() and w.text("#filename") == following
     assert not w.disabled("#publish-button") and w.text("#publish-button") == "Publish"
     overflow["published"] = w.horizontal_overflow()
     w.page.unroute_all()
@@ -276,7 +278,8 @@ def test_every_control_is_reachable_and_usable_with_the_keyboard(
     assert w.page.evaluate("document.activeElement.id") == "publish-button"
     w.page.once("dialog", lambda dialog: (w.dialogs.append(dialog.message), dialog.accept()))
     keyboard.press("Enter")
-    w.wait_status("Showing ")
+    w.wait_status("Published ")
+    w.page.wait_for_function("() => document.getElementById('status').textContent.includes('Now showing')")
     assert len(library.names()) == 2 and len(posted(library, "email")) == 1 and len(w.dialogs) == 1
     assert w.problems == []
 
@@ -331,3 +334,35 @@ def test_hostile_filename_and_caption_are_shown_as_text(
     assert "<b>bold</b>" not in dom and 'src="x"' not in dom
     assert dom.count("<img") == 1  # only the page's own image element exists
     assert "Showing &lt;img src=x" in dom  # the activity panel, as text too
+
+
+def test_publish_is_the_primary_button_and_errors_show_the_servers_message(
+    site: Dict[str, object], open_page: Callable[..., Watched]
+) -> None:
+    from publisher_v2.utils.images import dropbox_content_hash
+    from publisher_v2.utils.state import PostLedger
+
+    library: Library = site["library"]  # type: ignore[assignment]
+    w = open_page(site["server"].base_url + "/", VIEWPORTS["desktop"])  # type: ignore[attr-defined]
+    shown = w.wait_status("Showing ").removeprefix("Showing ")
+    log_in(w)
+
+    def look(selector: str) -> Dict[str, str]:
+        return w.page.eval_on_selector(
+            selector,
+            "e => { const s = getComputedStyle(e); return {bg: s.backgroundColor, weight: s.fontWeight}; }",
+        )
+
+    publish, others = look("#publish-button"), [look(s) for s in ("#next-button", "#analyze-button")]
+    assert all(publish["bg"] != other["bg"] for other in others), (publish, others)
+    assert int(publish["weight"]) >= 600 and all(int(o["weight"]) < 600 for o in others)
+
+    # Another run records the shown image as posted meanwhile: Publish is refused with the server's message.
+    with open(library.images / shown, "rb") as stream, PostLedger(library.ledger) as ledger:
+        ledger.record_post(dropbox_content_hash(stream), shown, {"telegram": {"success": True, "post_id": "t-9"}})
+    w.page.once("dialog", lambda dialog: dialog.accept())
+    w.page.locator("#publish-button").click()
+    status = w.wait_status("Publish failed: ")
+    assert status.startswith(f"Publish failed: Image {shown} was already posted on "), status
+    assert "HTTP" not in status and "HTTP 409" not in w.text("#activity")
+    assert [p for p in w.problems if "409" not in p] == []  # the refused publish itself, nothing else

@@ -60,3 +60,8 @@ class Storage(Protocol):
     async def archive_image(self, name: str) -> None:
         """Move the image, and its sidecar when present, into the archive folder."""
         ...
+
+    def archive_view(self) -> Storage:
+        """The archive folder as a storage of its own (same names, sidecars beside them), for re-sending a
+        posted image's failed platforms from the archive."""
+        ...

@@ -12,6 +12,7 @@ local peer.
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import posixpath
 from datetime import datetime, timezone
@@ -162,6 +163,13 @@ class DropboxStorage:
             max_retries=cfg.max_retries,
             retry_backoff_seconds=cfg.retry_backoff_seconds,
         )
+
+    def archive_view(self) -> DropboxStorage:
+        """The archive folder as a library of its own, on the same client (`ledger retry` re-sends from it)."""
+        view = copy.copy(self)
+        view.folder = self.archive_folder
+        view.archive_folder = f"{self.archive_folder}/{self.archive_folder.rsplit('/', 1)[-1]}"
+        return view
 
     # -- paths ---------------------------------------------------------------------------------------------
 

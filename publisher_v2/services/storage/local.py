@@ -428,6 +428,10 @@ class LocalStorage:
         """Move the image, and its sidecar when present, into the archive, never overwriting."""
         await asyncio.to_thread(self._archive, name)
 
+    def archive_view(self) -> LocalStorage:
+        """The archive folder as a library of its own (read-only use: `ledger retry` re-sends from it)."""
+        return LocalStorage(self.archive_folder, archive=self.archive_folder.name)
+
     def close(self) -> None:
         """Close the hash cache connection."""
         self._cache.close()

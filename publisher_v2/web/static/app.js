@@ -74,9 +74,11 @@
     return { ok: response.ok, status: response.status, data: data || {} };
   }
 
+  // The server's own message ("This image was already posted …"), not "HTTP 409: …"; the status code only
+  // when the server sent no message (a proxy's error page, a network failure).
   function describeError(result) {
-    const message = result.data && typeof result.data.error === "string" ? result.data.error : "request failed";
-    return "HTTP " + result.status + ": " + message;
+    if (result.data && typeof result.data.error === "string" && result.data.error) return result.data.error;
+    return "request failed (HTTP " + result.status + ")";
   }
 
   // Runs one action at a time with every button disabled; a thrown error is logged, never left hanging.
@@ -132,19 +134,21 @@
     showAdmin(result.data.admin === true, result.data.configured !== false);
   }
 
-  async function nextImage() {
+  // `done`: the outcome of the action that asked for the next image (a publish); the status line keeps it.
+  async function nextImage(done) {
+    const note = typeof done === "string" ? done : "";
     const result = await request("GET", "/api/images/random");
     if (!result.ok) {
       showImage({});
       $("filename").textContent = "No image to show";
       $("caption").textContent = "";
       log("Next image: " + describeError(result), true);
-      setStatus("No image to show", true);
+      setStatus(note ? note + " No other image to show." : "No image to show", !note);
       return;
     }
     showImage(result.data);
     log("Showing " + state.filename + (result.data.has_sidecar ? " (has sidecar)" : ""), false);
-    setStatus("Showing " + state.filename, false);
+    setStatus(note ? note + " Now showing " + state.filename + "." : "Showing " + state.filename, false);
   }
 
   async function analyze() {
@@ -178,6 +182,11 @@
     setStatus("Publishing " + name + " to " + targets + "…", false);
     const result = await request("POST", "/api/images/" + encodeURIComponent(name) + "/publish", {});
     if (!result.ok) {
+      const answered = result.data && result.data.results ? result.data.results : {};
+      Object.keys(answered).forEach((platform) => {  // a failure after the platforms answered says what they did
+        const outcome = answered[platform] || {};
+        log("Publish " + name + " to " + platform + ": " + (outcome.success ? "posted" : "failed: " + (outcome.error || "unknown error")), !outcome.success);
+      });
       log("Publish " + name + ": " + describeError(result), true);
       setStatus("Publish failed: " + describeError(result), true);
       if (result.status === 403) await loadStatus();
@@ -200,8 +209,10 @@
     const failed = platforms.filter((platform) => !(results[platform] || {}).success);
     state.published = true;
     updateButtons();
-    setStatus("Published " + name + " to " + posted.join(", ") + (failed.length ? "; failed on " + failed.join(", ") : "") + ". Loading the next image…", failed.length > 0);
-    await nextImage();
+    const outcome = "Published " + name + " to " + posted.join(", ") + (failed.length ? "; failed on " + failed.join(", ") : "") + ".";
+    setStatus(outcome + " Loading the next image…", failed.length > 0);
+    await nextImage(outcome);
+    $("status").classList.toggle("error", failed.length > 0);
   }
 
   async function login() {

@@ -39,6 +39,10 @@ class _Handler:
         self.server = server
 
     async def handle_DATA(self, smtp: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's name
+        if self.server.refusing:
+            with self.server.lock:
+                self.server.refused += 1
+            return "554 5.3.0 Mailbox unavailable (the test server refuses mail)"
         message = email.message_from_bytes(
             envelope.original_content or envelope.content, policy=email.policy.default
         )
@@ -59,6 +63,9 @@ class SmtpServer:
         self.user, self.password = user, password
         self.received: List[Received] = []
         self.auth_failures = 0
+        #: While True, every message is refused after DATA with a permanent 554 (a mail server that is down).
+        self.refusing = False
+        self.refused = 0
         self.lock = threading.Lock()
         self.port = free_port()
         self.controller = Controller(

@@ -9,18 +9,15 @@ than the limit; a field with no samples is "no data", not a breach.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Dict, List, Mapping, Optional, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 from autoinstrument.manifest import PERCENTILES as STATISTICS
 from autoinstrument.manifest import budget_limits
-from autoinstrument.report_aggregate import Report
+from autoinstrument.report.errors import BudgetError
+from autoinstrument.report.records import Report
 
 DEFAULT_STATISTIC = "p95"
 BudgetSpec = Union[int, float, Mapping[str, Union[int, float]]]
-
-
-class BudgetError(ValueError):
-    """Budgets that cannot be used (unreadable, not YAML, wrong shape); the message names the place."""
 
 
 @dataclass
@@ -104,6 +101,17 @@ def evaluate_budgets(report: Report, budgets: Mapping[str, BudgetSpec]) -> List[
     return checks
 
 
+def verdict(checks: Sequence[BudgetCheck]) -> str:
+    """The budgets' one-line verdict: breached, met, or not checked at all (no samples of any budgeted field:
+    saying "met" then would pass a gate on nothing)."""
+    failed = sum(1 for check in checks if check.breached)
+    if failed:
+        return f"{failed} budget(s) breached"
+    if checks and all(check.observed is None for check in checks):
+        return "no budget checked: no samples of any budgeted field"
+    return "all budgets met"
+
+
 def check_budgets(report: Report, budgets: Mapping[str, BudgetSpec]) -> List[BudgetCheck]:
     """Only the breached budgets (empty list: the logs are within budget)."""
     return [check for check in evaluate_budgets(report, budgets) if check.breached]
@@ -113,8 +121,8 @@ __all__ = [
     "DEFAULT_STATISTIC",
     "STATISTICS",
     "BudgetCheck",
-    "BudgetError",
     "check_budgets",
     "evaluate_budgets",
     "normalize_budgets",
+    "verdict",
 ]

@@ -1,4 +1,5 @@
-"""What the report takes from a telemetry manifest: budgets, each event's total field, stage order, event key.
+"""What the report takes from a telemetry manifest: budgets, each event's total field, stage order, the stages
+that run in parallel, event key.
 
 Why through the manifest loader: it refuses duplicate keys and names the file, line and key of a mistake;
 re-parsing the YAML here would silently keep the last of two equal keys. A `--budgets` file that is not a
@@ -10,8 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
-from autoinstrument.report_aggregate import DEFAULT_EVENT_KEY
-from autoinstrument.report_budgets import BudgetError, normalize_budgets
+from autoinstrument.report.budgets import normalize_budgets
+from autoinstrument.report.decode import DEFAULT_EVENT_KEY
+from autoinstrument.report.errors import BudgetError
 
 
 @dataclass
@@ -21,6 +23,7 @@ class Settings:
     stage_order: List[str] = field(default_factory=list)
     total_order: List[str] = field(default_factory=list)
     event_key: str = DEFAULT_EVENT_KEY
+    parallel: Dict[str, List[str]] = field(default_factory=dict)
 
 
 def event_key_of(manifest: object) -> str:
@@ -67,6 +70,7 @@ def manifest_settings(path: str) -> Settings:
         stage_order=stage_order,
         total_order=total_order,
         event_key=event_key_of(manifest),
+        parallel={outer: list(inner) for outer, inner in getattr(manifest, "parallel", {}).items()},
     )
 
 

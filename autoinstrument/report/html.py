@@ -6,10 +6,15 @@ that came from a log line (event names, fields, routes, correlation ids, context
 goes through `html.escape` before it reaches the page.
 
 Sections: a summary row per field (what budgets see); budget table; a waterfall of the slowest runs per total
-field (each stage a bar, laid end to end in the manifest's stage order; a stage field is the SUM of its calls
-in the run, so the bars show where time went, not a timeline); a distribution per `_ms` field (histogram of
-the exact counts with tick-labelled axes in ms, p50/p95/p99 markers; a budget outside the data's range is
-drawn past an axis break so it never squeezes the data); per-event and per-route tables; skipped lines.
+field (each stage a bar in the manifest's stage order; the stages its `parallel:` lists are drawn overlapping
+inside their outer stage, see `timeline`; a stage field is the SUM of its calls in the run); a distribution per
+`_ms` field (histogram of the exact counts with tick-labelled axes in ms, p50/p95/p99 markers; a budget outside
+the data's range is drawn past an axis break so it never squeezes the data); per-event and per-route tables;
+skipped lines.
+
+Phone and desktop: the page is never wider than the screen (a viewport meta tag, text that wraps); every table
+and histogram sits in a box of its own that scrolls sideways when it is wider; the waterfall's bars stretch to
+the width there is.
 """
 
 from __future__ import annotations
@@ -17,12 +22,14 @@ from __future__ import annotations
 import html
 import math
 import os
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
-from autoinstrument.report_aggregate import SKIP_DESCRIPTIONS, SKIP_REASONS, Report, Run
-from autoinstrument.report_budgets import BudgetCheck
-from autoinstrument.report_stats import SUMMARY_KEYS, FieldStats, histogram
-from autoinstrument.report_text import SCHEMA_VERSION, field_rows
+from autoinstrument.report.budgets import BudgetCheck, verdict
+from autoinstrument.report.decode import SKIP_DESCRIPTIONS, SKIP_REASONS
+from autoinstrument.report.document import SCHEMA_VERSION, field_rows
+from autoinstrument.report.records import Report, Run
+from autoinstrument.report.stats import SUMMARY_KEYS, FieldStats, histogram
+from autoinstrument.report.timeline import lanes_of, layout, stage_names
 
 #: A colour-blind-friendly qualitative palette (Tableau 10), given to stages in their run order.
 PALETTE = (
@@ -38,26 +45,44 @@ PALETTE = (
     "#bab0ac",
 )
 MAX_BINS = 40
+#: Every table sits in a box of its own that scrolls sideways when the table is wider than the screen (a phone),
+#: so the page itself is never wider than the viewport.
+BOX = '<div class="scroll">'
 #: Nothing may be loaded: no script, no image, no font, no fetch; only the inline style.
 CSP = "default-src 'none'; style-src 'unsafe-inline'"
 
 CSS = """
-body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px;color:#1d1d1f;
-background:#fff;max-width:1100px}
+html{-webkit-text-size-adjust:100%;text-size-adjust:100%}
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;padding:20px 24px;
+color:#1d1d1f;background:#fff;max-width:1400px;box-sizing:border-box}
 h1{font-size:22px;margin:0 0 4px}h2{font-size:18px;margin:28px 0 8px;padding-bottom:2px;border-bottom:1px solid #ddd}
 h3{font-size:15px;margin:22px 0 2px;font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}
-table{border-collapse:collapse;margin:6px 0 12px}
+p,h1,h2,h3,.legend{overflow-wrap:anywhere}
+table{border-collapse:collapse;margin:0}
 th,td{padding:3px 10px;border-bottom:1px solid #eee;text-align:left;vertical-align:top}
 td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
 .breach{color:#b00020;font-weight:600}.ok{color:#1b7f3b}.nodata{color:#777}
-.muted{color:#666}.chart{margin:4px 0 16px}code,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;
-font-size:12.5px}.scroll{overflow-x:auto}
-.runs td{white-space:nowrap}
+.muted{color:#666}code,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:12.5px}
+.scroll,.chart{overflow-x:auto;max-width:100%;-webkit-overflow-scrolling:touch}
+.scroll{margin:6px 0 12px}.chart{margin:4px 0 16px}.chart svg{display:block}
+table.runs{font-size:12.5px}table.runs th,table.runs td{padding:3px 6px}table.runs td.n{white-space:nowrap}
+table.runs th.n{min-width:4em}table.runs td.run{min-width:16em;max-width:24em}
+.run small{color:#666}.run small span{white-space:nowrap}
 table.summary td,table.summary th{padding:3px 8px}table.summary td.n{white-space:nowrap}
 svg text{font:11px system-ui,sans-serif;fill:#333}
 svg text.title{font:12px ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}
 .legend span{display:inline-block;margin-right:14px}
 .sw{display:inline-block;width:11px;height:11px;margin-right:4px;vertical-align:-1px}
+td,th{white-space:nowrap}table.runs th,table.runs td.run{white-space:normal}
+.waterfall{min-width:0}.wrow{display:grid;grid-template-columns:minmax(10em,19em) minmax(0,1fr) 5.5em;column-gap:8px;
+align-items:start;margin:0 0 5px}.wrow>div{min-width:0}.wrow .n{text-align:right;white-space:nowrap;font-size:12.5px}
+.wrow .n,.wlabel{line-height:18px}
+.wlabel{overflow:hidden;text-overflow:ellipsis;white-space:nowrap}.wlabel code{font-size:12px}
+svg.bars{display:block;width:100%}.axis{position:relative;height:16px;font-size:11px;color:#555}
+.axis span{position:absolute;transform:translateX(-50%);white-space:nowrap}.axis span:first-child{transform:none}
+@media (max-width:640px){body{padding:12px 10px}h1{font-size:19px}th,td{padding:3px 6px}
+.wrow{grid-template-columns:minmax(0,1fr) 4.8em;margin-bottom:8px}.wrow .wlabel{grid-column:1/-1}
+.waxis>div:first-child{display:none}}
 """
 
 
@@ -238,79 +263,111 @@ def histogram_svg(name: str, stats: FieldStats, limits: Dict[str, float]) -> str
 # ---------------------------------------------------------------------------------------------- waterfall
 
 
-def waterfall_svg(total_field: str, runs: Sequence[Run], order: Sequence[str] = ()) -> str:
-    """One row per slow run: its stages as bars end to end in run order (`order`, then as they come), over an
-    outline of the total, with a time axis."""
+def waterfall_html(
+    total_field: str,
+    runs: Sequence[Run],
+    order: Sequence[str] = (),
+    parallel: Optional[Mapping[str, Sequence[str]]] = None,
+) -> str:
+    """One row per slow run: its correlation id, its stages as bars over an outline of its total, and the total
+    in ms, under a shared time axis. Stages run in order (`order`, then as they come); the stages that ran at
+    the same time (`parallel`: outer stage → the stages inside it) are drawn from their outer stage's start, one
+    lane each below the run's lane, overlapping (see `timeline`).
+
+    Why HTML rows around one SVG per run: the bars are drawn in a 0..1000 box stretched to the row's width
+    (`preserveAspectRatio="none"`), so the chart fills a phone's screen or a desktop's without scrolling and
+    without shrinking any text: the texts (ids, axis, totals) are HTML beside the bars, not inside the SVG."""
     if not runs:
         return ""
-    names = _stage_names(runs, order)
+    parallel = parallel or {}
+    names = stage_names(runs, order)
     colors = stage_colors(list(order) + [n for n in names if n not in order])
-    label_w, width, row_h, top = 300, 1000, 22, 24
-    plot_w = width - label_w - 70
-    scale = max(max(run.total_ms, sum(run.stages.values())) for run in runs) or 1
-    height = top + row_h * len(runs) + 6
-    parts = [
-        f'<svg role="img" aria-label="slowest runs by {esc(total_field)}" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}">'
-    ]
-    for i, run in enumerate(runs):
-        y = top + i * row_h
+    row_h, lane_h, span = 18, 11, 1000
+    layouts = [layout(run, order, parallel) for run in runs]
+    scale = max(max([run.total_ms] + [bar.end for bar in bars]) for run, bars in zip(runs, layouts)) or 1
+    ticks = linear_ticks(0, scale, 5)
+
+    def at(ms: float) -> float:
+        return span * ms / scale
+
+    axis = "".join(
+        f'<span style="left:{100 * tick / scale:.2f}%">{ms_label(tick)}</span>' for tick in ticks if tick < scale * 0.97
+    )
+    rows = [f'<div class="wrow waxis" aria-hidden="true"><div></div><div class="axis">{axis}</div><div></div></div>']
+    for run, bars in zip(runs, layouts):
+        lanes = lanes_of(bars)
+        height = row_h + (lane_h * lanes + 3 if lanes else 0)
         cid = run.correlation_id or "(no correlation_id)"
-        short = cid if len(cid) <= 38 else cid[:37] + "…"
+        parts = [
+            f'<svg class="bars" role="img" aria-label="{esc(cid)}: {esc(total_field)} {_n(run.total_ms)} ms" '
+            f'viewBox="0 0 {span} {height}" preserveAspectRatio="none" style="height:{height}px">'
+        ]
+        parts += [
+            f'<line x1="{at(t):.1f}" y1="0" x2="{at(t):.1f}" y2="{height}" stroke="#e4e4e4" '
+            'vector-effect="non-scaling-stroke"/>'
+            for t in ticks
+        ]
         parts.append(
-            f'<text x="0" y="{y + 14}"><title>{esc(cid)} {esc(run.event)} {esc(run.timestamp or "")}</title>'
-            f"{esc(short)}</text>"
+            f'<rect class="total" x="0" y="1" width="{at(run.total_ms):.1f}" height="{row_h - 2}" fill="#f4f4f4" '
+            f'stroke="#999" vector-effect="non-scaling-stroke"><title>{esc(total_field)}: {_n(run.total_ms)} ms'
+            "</title></rect>"
         )
-        total_w = plot_w * run.total_ms / scale
-        parts.append(
-            f'<rect x="{label_w}" y="{y + 2}" width="{total_w:.1f}" height="{row_h - 6}" fill="#f4f4f4" '
-            f'stroke="#999"><title>{esc(total_field)}: {_n(run.total_ms)} ms</title></rect>'
-        )
-        x = float(label_w)
-        for name in names:
-            value = run.stages.get(name)
-            if not value:
-                continue
-            w = plot_w * value / scale
+        for bar in bars:
+            if bar.lane:
+                y, h = row_h + 1 + lane_h * (bar.lane - 1), lane_h - 3
+                note = f" (at the same time as the other stages within {esc(bar.within)})"
+            else:
+                y, h, note = 4, row_h - 8, ""
             parts.append(
-                f'<rect x="{x:.1f}" y="{y + 4}" width="{max(w, 0.5):.1f}" height="{row_h - 10}" '
-                f'fill="{colors[name]}"><title>{esc(name)}: {_n(value)} ms</title></rect>'
+                f'<rect class="stage" data-stage="{esc(bar.name)}" data-lane="{bar.lane}" x="{at(bar.start):.1f}" '
+                f'y="{y}" width="{max(at(bar.ms), 0.5):.1f}" height="{h}" fill="{colors[bar.name]}">'
+                f"<title>{esc(bar.name)}: {_n(bar.ms)} ms{note}</title></rect>"
             )
-            x += w
-        parts.append(
-            f'<text x="{label_w + max(total_w, x - label_w) + 6:.1f}" y="{y + 14}">{_n(run.total_ms)} ms</text>'
+        for outer in dict.fromkeys(bar.within for bar in bars if bar.within):  # where the lanes' stages ran
+            host = next((bar for bar in bars if bar.name == outer), None)
+            if host is not None:
+                parts.append(
+                    f'<path d="M{at(host.start):.1f},{row_h - 4} V{height} M{at(host.end):.1f},{row_h - 4} '
+                    f'V{height}" stroke="#777" stroke-dasharray="2,2" fill="none" vector-effect="non-scaling-stroke"/>'
+                )
+        parts.append("</svg>")
+        rows.append(
+            f'<div class="wrow run" data-total="{run.total_ms}">'
+            f'<div class="wlabel" title="{esc(cid)} {esc(run.event)} {esc(run.timestamp or "")}"><code>{esc(cid)}'
+            f'</code></div><div>{"".join(parts)}</div><div class="n">{_n(run.total_ms)} ms</div></div>'
         )
-    for tick in linear_ticks(0, scale, 6):  # the time axis on top
-        x = label_w + plot_w * tick / scale
-        parts.append(
-            f'<line x1="{x:.1f}" y1="{top - 4}" x2="{x:.1f}" y2="{height - 4}" stroke="#e4e4e4"/>'
-            f'<text x="{x:.1f}" y="{top - 8}" text-anchor="middle">{ms_label(tick)}</text>'
-        )
-    parts.append("</svg>")
-    legend = "".join(f'<span><i class="sw" style="background:{colors[n]}"></i>{esc(n)}</span>' for n in names)
-    return "".join(parts) + (f'<div class="legend">{legend}</div>' if legend else "")
+    inner = {name for inners in parallel.values() for name in inners}
+    legend = "".join(
+        f'<span><i class="sw" style="background:{colors[n]}"></i>{esc(n)}{" ∥" if n in inner else ""}</span>'
+        for n in names
+    )
+    return (
+        f'<div class="waterfall" role="group" aria-label="slowest runs by {esc(total_field)}">{"".join(rows)}</div>'
+        + (f'<div class="legend">{legend}</div>' if legend else "")
+    )
 
 
-def _stage_names(runs: Sequence[Run], order: Sequence[str]) -> List[str]:
-    seen = {k: None for run in runs for k in run.stages}
-    return [n for n in order if n in seen] + [n for n in seen if n not in order]
+def _field_head(name: str) -> str:
+    """A field name as a column head that may wrap after its underscores (a narrow column, the exact name)."""
+    return "_<wbr>".join(esc(part) for part in name.split("_"))
 
 
 def _runs_table(runs: Sequence[Run], order: Sequence[str] = ()) -> str:
-    names = _stage_names(runs, order)
-    head = "".join(f'<th class="n">{esc(n)}</th>' for n in names)
+    names = stage_names(runs, order)
+    head = "".join(f'<th class="n">{_field_head(n)}</th>' for n in names)
     rows = []
     for rank, run in enumerate(runs, 1):
         cells = "".join(f'<td class="n">{_n(run.stages.get(n))}</td>' for n in names)
         context = " ".join(f"{esc(k)}={esc(v)}" for k, v in run.context.items())
         rows.append(
-            f'<tr><td class="n">{rank}</td><td><code>{esc(run.correlation_id or "–")}</code></td>'
-            f"<td>{esc(run.event)}</td><td>{esc(run.timestamp or '')}</td>"
-            f'<td class="n">{_n(run.total_ms)}</td>{cells}<td>{context}</td></tr>'
+            f'<tr><td class="n">{rank}</td><td class="run"><code>{esc(run.correlation_id or "–")}</code><br>'
+            f"<small><span>{esc(run.event)}</span> <span>{esc(run.timestamp or '')}</span>"
+            + (f"<br>{context}" if context else "")
+            + f'</small></td><td class="n">{_n(run.total_ms)}</td>{cells}</tr>'
         )
     return (
-        f'<table class="runs"><tr><th class="n">#</th><th>correlation_id</th><th>event</th><th>timestamp</th>'
-        f'<th class="n">total ms</th>{head}<th>context</th></tr>{"".join(rows)}</table>'
+        f'{BOX}<table class="runs"><tr><th class="n">#</th><th>correlation_id, event, timestamp, context</th>'
+        f'<th class="n">total ms</th>{head}</tr>{"".join(rows)}</table></div>'
     )
 
 
@@ -353,8 +410,8 @@ def _summary_table(report: Report, checks: Sequence[BudgetCheck]) -> str:
         '<h2>Fields</h2><p class="muted">One row per <code>_ms</code> field, in ms, pooled over every event that '
         "carries it, each run's sample once (joined on <code>correlation_id</code>; <em>joined</em> counts the "
         "second copies left out). This is what the budgets are checked against.</p>"
-        f'<table class="summary"><tr><th>field</th>{head}<th class="n">budget (ms)</th><th>status</th>'
-        f'<th class="n">joined</th><th>events</th></tr>{"".join(rows)}</table>'
+        f'{BOX}<table class="summary"><tr><th>field</th>{head}<th class="n">budget (ms)</th><th>status</th>'
+        f'<th class="n">joined</th><th>events</th></tr>{"".join(rows)}</table></div>'
     )
 
 
@@ -363,6 +420,7 @@ def render_html(report: Report, checks: Sequence[BudgetCheck] = (), title: str =
     out: List[str] = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f'<meta http-equiv="Content-Security-Policy" content="{CSP}">',
         f'<meta name="generator" content="autoinstrument report, schema {SCHEMA_VERSION}">',
         f"<title>{esc(title)}</title><style>{CSS}</style></head><body>",
@@ -372,6 +430,11 @@ def render_html(report: Report, checks: Sequence[BudgetCheck] = (), title: str =
         "nearest-rank "
         "(the smallest observed value with at least p% of the samples at or below it).</p>",
     ]
+    if not report.events_used:
+        out.append(
+            '<p class="breach">No events read: not one line was a JSON event with <code>_ms</code> fields (a '
+            "console-format log, an empty file?). Nothing was measured and no budget was checked.</p>"
+        )
     if report.fields():
         out.append(_summary_table(report, checks))
     # Budgets
@@ -379,10 +442,9 @@ def render_html(report: Report, checks: Sequence[BudgetCheck] = (), title: str =
     for check in checks:
         limits_by_field.setdefault(check.field, {})[check.statistic] = check.limit
     if checks:
-        failed = sum(1 for c in checks if c.breached)
-        verdict = (
-            f'<p class="breach">{failed} budget(s) breached.</p>' if failed else '<p class="ok">All budgets met.</p>'
-        )
+        said = verdict(checks)
+        cls = "breach" if any(c.breached for c in checks) else ("ok" if said == "all budgets met" else "nodata")
+        summary = f'<p class="{cls}">{esc(said[0].upper() + said[1:])}.</p>'
         rows = []
         for c in checks:
             cls = "breach" if c.breached else ("nodata" if c.observed is None else "ok")
@@ -394,9 +456,9 @@ def render_html(report: Report, checks: Sequence[BudgetCheck] = (), title: str =
                 f"<td>{esc(', '.join(c.events))}</td></tr>"
             )
         out.append(
-            "<h2>Budgets</h2>" + verdict + "<table><tr><th>field</th><th>statistic</th><th>status</th>"
+            f"<h2>Budgets</h2>{summary}{BOX}<table><tr><th>field</th><th>statistic</th><th>status</th>"
             '<th class="n">limit</th><th class="n">observed</th><th class="n">samples</th>'
-            f'<th class="n">over limit</th><th>events</th></tr>{"".join(rows)}</table>'
+            f'<th class="n">over limit</th><th>events</th></tr>{"".join(rows)}</table></div>'
             '<p class="muted">A breach is an observed statistic strictly above its limit; a bare number '
             "in the budgets is a p95 limit.</p>"
         )
@@ -404,16 +466,19 @@ def render_html(report: Report, checks: Sequence[BudgetCheck] = (), title: str =
     stage_order = report.stages()
     if report.slowest:
         out.append(
-            '<h2>Slowest runs</h2><p class="muted">Each row is one run (its correlation id joins every log '
-            "line of that run). Stages are drawn end to end in run order (the manifest's <code>stages:</code> "
-            "order, then fields it does not list, as they first appear). A stage value is the <em>sum</em> of its "
-            "calls within the run; calls may run in parallel or leave gaps, so the bars show where time "
-            "went, not a timeline. The grey outline is the run's total.</p>"
+            '<h2>Slowest runs</h2><p class="muted">Each block is one run (its correlation id joins every log '
+            "line of that run). Stages are drawn one after another in run order (the manifest's "
+            "<code>stages:</code> order, then fields it does not list, as they first appear). Stages the "
+            "manifest lists under <code>parallel:</code> (marked ∥) ran at the same time inside their outer stage: "
+            "each is drawn on a lane of its own below the run, from the outer stage's start, between the dashed "
+            "lines. A stage value is the <em>sum</em> of its calls within the run, so a bar shows how long the "
+            "stage took, not exactly when each call ran. The grey outline is the run's total.</p>"
         )
         for total_field, runs in report.slowest.items():
             out.append(f"<h3>By {esc(total_field)}</h3>")
-            out.append(f'<div class="chart">{waterfall_svg(total_field, runs, stage_order)}</div>')
-            out.append(f'<div class="scroll">{_runs_table(runs, stage_order)}</div>')
+            chart = waterfall_html(total_field, runs, stage_order, report.parallel)
+            out.append(f'<div class="chart">{chart}</div>')
+            out.append(_runs_table(runs, stage_order))
     # Distributions
     fields = report.fields()
     if fields:
@@ -438,7 +503,9 @@ def render_html(report: Report, checks: Sequence[BudgetCheck] = (), title: str =
                 rows.append(
                     f"<tr><td>{label}</td><td>{esc(name)}</td>{_stats_cells(group.fields[name].summary())}</tr>"
                 )
-        out.append(f"<h2>Events</h2><table><tr><th>event</th><th>field</th>{_STATS_HEAD}</tr>{''.join(rows)}</table>")
+        out.append(
+            f"<h2>Events</h2>{BOX}<table><tr><th>event</th><th>field</th>{_STATS_HEAD}</tr>{''.join(rows)}</table></div>"
+        )
     if report.routes:
         rows = []
         for (family, method, route), group in sorted(report.routes.items()):
@@ -451,15 +518,15 @@ def render_html(report: Report, checks: Sequence[BudgetCheck] = (), title: str =
                 )
                 rows.append(f"<tr>{head}<td>{esc(name)}</td>{_stats_cells(group.fields[name].summary())}</tr>")
         out.append(
-            "<h2>Routes</h2><table><tr><th>route</th><th>family</th><th>status codes</th><th>field</th>"
-            f"{_STATS_HEAD}</tr>{''.join(rows)}</table>"
+            f"<h2>Routes</h2>{BOX}<table><tr><th>route</th><th>family</th><th>status codes</th><th>field</th>"
+            f"{_STATS_HEAD}</tr>{''.join(rows)}</table></div>"
         )
     rows = [
         f"<tr><td>{esc(r)}</td><td>{esc(SKIP_DESCRIPTIONS[r])}</td>"
         f'<td class="n">{_n(report.skipped.get(r, 0))}</td></tr>'
         for r in SKIP_REASONS
     ]
-    out.append(f"<h2>Skipped lines</h2><table>{''.join(rows)}</table>")
+    out.append(f"<h2>Skipped lines</h2>{BOX}<table>{''.join(rows)}</table></div>")
     if report.dropped:
         items = ", ".join(f"{esc(k)}: {_n(v)}" for k, v in sorted(report.dropped.items()))
         out.append(f'<p class="muted">Over the caps (folded into "(other)" or not recorded): {items}</p>')
@@ -481,4 +548,4 @@ def write_html(report: Report, checks: Sequence[BudgetCheck], path: str, title: 
         raise
 
 
-__all__ = ["esc", "histogram", "histogram_svg", "render_html", "stage_colors", "waterfall_svg", "write_html"]
+__all__ = ["esc", "histogram", "histogram_svg", "render_html", "stage_colors", "waterfall_html", "write_html"]

@@ -14,15 +14,13 @@ import os
 import sys
 from typing import IO, Iterator, List, Sequence, Tuple
 
+from autoinstrument.report.errors import InputError
+
 MAX_LINE_BYTES = 1 << 20
 CHUNK_BYTES = 1 << 20
 #: What a folder given on the command line contributes.
 FOLDER_PATTERNS = ("*.log", "*.jsonl", "*.gz")
 STDIN = "-"
-
-
-class InputError(Exception):
-    """An input that cannot be found, opened or read (exit code 2)."""
 
 
 def expand_inputs(paths: Sequence[str]) -> List[str]:
@@ -120,7 +118,6 @@ __all__ = [
     "CHUNK_BYTES",
     "FOLDER_PATTERNS",
     "MAX_LINE_BYTES",
-    "InputError",
     "expand_inputs",
     "line_batches",
     "open_input",

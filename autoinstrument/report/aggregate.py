@@ -15,9 +15,7 @@ Once per run: an event of a request (a route event) and the scope event inside i
 stage sample (one `publish_parallel_ms` in `workflow_timing` and in `web_publish`). Events are joined on
 `correlation_id`: a stage field already counted for that id by an event of another name is counted in the
 event's own table but not again in the pooled per-field distribution (budgets, charts). The join remembers the
-last 2 x JOIN_WINDOW ids that carried stage fields; runs log their events close together. When a file is
-split over processes, `record_head` / `join_head` / `join_tail` let report_parallel join the runs that
-straddle a split point.
+last 2 x JOIN_WINDOW ids that carried stage fields; runs log their events close together.
 """
 
 from __future__ import annotations
@@ -25,60 +23,44 @@ from __future__ import annotations
 import gc
 import heapq
 import json
-from collections import ChainMap, Counter
+from collections import Counter
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import IO, Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
-from autoinstrument.report_read import MAX_LINE_BYTES, line_batches
-from autoinstrument.report_stats import FieldStats, ms_value
+from autoinstrument.report.decode import (
+    CORRELATION_KEY,
+    DEFAULT_EVENT_KEY,
+    MAX_TEXT,
+    NO_MESSAGE,
+    NO_MS_FIELDS,
+    OTHER,
+    SKIP_REASONS,
+    TOO_LONG,
+    decode_line,
+    family_of,
+    text_of,
+)
+from autoinstrument.report.read import MAX_LINE_BYTES, line_batches
+from autoinstrument.report.records import Group, Report, Run
+from autoinstrument.report.stats import FieldStats, ms_value
 
 try:  # orjson is a core dependency of the package; the stdlib path keeps the module usable without it
     from orjson import loads as _fast_loads
 except ImportError:  # pragma: no cover
     _fast_loads = json.loads
 
-#: A run's first event in a part of a split file: (event name, stage fields, their ms values or None).
-Head = Tuple[str, Tuple[str, ...], Tuple[Optional[int], ...]]
-#: Why a line was not used, in the order they are shown.
-EMPTY, NOT_JSON, INVALID_JSON, NOT_OBJECT, NO_MS_FIELDS, TOO_LONG = (
-    "empty",
-    "not_json",
-    "invalid_json",
-    "not_object",
-    "no_ms_fields",
-    "too_long",
-)
-SKIP_REASONS = (EMPTY, NOT_JSON, INVALID_JSON, NOT_OBJECT, NO_MS_FIELDS, TOO_LONG)
-SKIP_DESCRIPTIONS = {
-    EMPTY: "blank line",
-    NOT_JSON: "no JSON object on the line",
-    INVALID_JSON: "truncated or invalid JSON",
-    NOT_OBJECT: "JSON, but not an object",
-    NO_MS_FIELDS: "object without any _ms field",
-    TOO_LONG: f"line longer than {MAX_LINE_BYTES:,} bytes",
-}
-
-DEFAULT_EVENT_KEY = "message"
-CORRELATION_KEY = "correlation_id"
 MAX_EVENTS = 1000
 MAX_ROUTES = 1000
 MAX_FIELDS_PER_GROUP = 200
 MAX_TOTALS = 100  # total fields with a slowest-runs list
 CACHE_SIZE = 4096
 JOIN_WINDOW = 8192  # ids per generation; a run logs its events within a few hundred lines
-JOIN_HEAD = 1024  # rows after a split point whose runs are joined with the part before (report_parallel)
-MAX_TEXT = 200  # longest string kept from a log line (event names, ids, context values)
-OTHER = "(other)"
-NO_MESSAGE = "(no message)"
 #: Fields of a slow run kept beside its stages (strings are truncated to MAX_TEXT).
 CONTEXT_KEYS = ("image_name", "filename", "method", "route", "status_code", "success", "archived", "error")
 
-_decoder = json.JSONDecoder()
 _INT = {int}
 NO_MS: Dict[Any, Any] = {}  # the marker for key tuples without any `_ms` key (never filled)
-_JSON_STARTS = frozenset('["-0123456789tfnNI')  # first characters of any JSON value Python's json accepts
 
 
 @contextmanager
@@ -93,153 +75,6 @@ def gc_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
-
-
-def text_of(value: Any) -> str:
-    """A log value as a bounded string."""
-    text = value if isinstance(value, str) else json.dumps(value)
-    return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "…"
-
-
-def family_of(event: str) -> str:
-    """`web_publish_error` and `web_publish` are one family (same route, same total field)."""
-    return event[: -len("_error")] if event.endswith("_error") else event
-
-
-def decode_line(line: str) -> Tuple[Optional[Dict[str, Any]], Optional[str]]:
-    """(object, None) when the line holds a JSON object (after any prefix), else (None, skip reason).
-
-    The forgiving path: trailing text after the object is ignored, NaN/Infinity are read (and then counted
-    as invalid durations)."""
-    if len(line) > MAX_LINE_BYTES:
-        return None, TOO_LONG
-    text = line.strip()
-    if not text:
-        return None, EMPTY
-    try:
-        if text[0] == "{":
-            try:
-                return json.loads(text), None
-            except ValueError:
-                pass  # trailing text after the object: raw_decode below
-            start = 0
-        else:
-            if text[0] in _JSON_STARTS:  # maybe a whole non-object JSON value; a platform prefix is not
-                try:
-                    json.loads(text)
-                    return None, NOT_OBJECT  # an array, a string, a number...
-                except (ValueError, RecursionError):
-                    pass
-            start = text.find("{")
-            if start < 0:
-                return None, NOT_JSON
-        obj, _ = _decoder.raw_decode(text, start)
-    except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
-        return None, INVALID_JSON
-    return obj, None
-
-
-class Group:
-    """Counts and field distributions of one event name or one route."""
-
-    __slots__ = ("count", "fields", "status")
-
-    def __init__(self) -> None:
-        self.count = 0
-        self.fields: Dict[str, FieldStats] = {}
-        self.status: Dict[str, int] = {}
-
-
-@dataclass
-class Run:
-    """One slow run, for the waterfall: its total, the stage fields measured inside it, and how to find it."""
-
-    event: str
-    total_field: str
-    total_ms: int
-    correlation_id: Optional[str]
-    timestamp: Optional[str]
-    stages: Dict[str, int]
-    context: Dict[str, str]
-
-    def to_dict(self) -> Dict[str, Any]:
-        return {
-            "event": self.event,
-            "total_field": self.total_field,
-            "total_ms": self.total_ms,
-            "correlation_id": self.correlation_id,
-            "timestamp": self.timestamp,
-            "stages": dict(self.stages),
-            "context": dict(self.context),
-        }
-
-
-@dataclass
-class Report:
-    """What the Aggregator learned. `order` ranks fields: totals, then stages (manifest order), then the rest."""
-
-    lines: int = 0
-    events_used: int = 0
-    skipped: Dict[str, int] = field(default_factory=dict)
-    events: Dict[str, Group] = field(default_factory=dict)
-    routes: Dict[Tuple[str, str, str], Group] = field(default_factory=dict)
-    slowest: Dict[str, List[Run]] = field(default_factory=dict)
-    dropped: Dict[str, int] = field(default_factory=dict)
-    top: int = 10
-    order: List[str] = field(default_factory=list)
-    totals: List[str] = field(default_factory=list)
-    duplicates: Dict[str, Dict[int, int]] = field(default_factory=dict)
-    event_key: str = DEFAULT_EVENT_KEY
-    _pooled: Dict[str, FieldStats] = field(default_factory=dict, repr=False, compare=False)
-
-    def order_key(self, name: str) -> Tuple[int, str]:
-        """Sort key: a field's place in `order`; unknown fields after, by name."""
-        try:
-            return (self.order.index(name), name)
-        except ValueError:
-            return (len(self.order), name)
-
-    def sort_fields(self, names: Iterable[str]) -> List[str]:
-        return sorted(names, key=self.order_key)
-
-    def fields(self) -> List[str]:
-        """Every `_ms` field seen, totals first, then stages in run (manifest) order."""
-        return self.sort_fields({name for group in self.events.values() for name in group.fields})
-
-    def stages(self) -> List[str]:
-        """The fields that are not a total, in run order (what a waterfall draws)."""
-        return [name for name in self.fields() if name not in self.totals]
-
-    def field_stats(self, name: str) -> FieldStats:
-        """One field's samples pooled across every event that carries it, each run's sample once (worked out
-        once per field: budgets, the text, JSON and HTML all ask; the result is shared, not to be modified)."""
-        pooled = self._pooled.get(name)
-        if pooled is None:
-            pooled = self._pooled[name] = self._pool(name)
-        return pooled
-
-    def _pool(self, name: str) -> FieldStats:
-        carried = [group.fields[name] for group in self.events.values() if name in group.fields]
-        duplicates = self.duplicates.get(name)
-        if len(carried) == 1 and not duplicates:
-            return carried[0]  # one event carries it: its own table is the pool (no copy held)
-        pooled = FieldStats()
-        for stats in carried:
-            pooled.merge(stats)
-        if duplicates:
-            pooled.subtract(duplicates)
-        return pooled
-
-    def duplicate_count(self, name: str) -> int:
-        return sum(self.duplicates.get(name, {}).values())
-
-    def distinct_values(self) -> int:
-        """How many (group, field, ms value) entries are held: what the memory use grows with."""
-        groups = list(self.events.values()) + list(self.routes.values())
-        return sum(len(stats.counts) for group in groups for stats in group.fields.values())
-
-    def events_with(self, name: str) -> List[str]:
-        return sorted(event for event, group in self.events.items() if name in group.fields)
 
 
 class _Shape:
@@ -393,39 +228,6 @@ class Aggregator:
         self._join_new: Dict[Any, Tuple[str, Tuple[str, ...]]] = {}
         self._join_old: Dict[Any, Tuple[str, Tuple[str, ...]]] = {}
         self._carriers: Dict[str, set] = {}  # stage field → the event names that carry it
-        self._head: Optional[Dict[str, Head]] = None  # see record_head
-        self._head_left = 0
-
-    def options(self) -> Dict[str, Any]:
-        """The settings this aggregator was made with (to make another one alike, in another process)."""
-        return {
-            "top": self.top,
-            "totals": dict(self.totals),
-            "stage_order": list(self.stage_order),
-            "event_key": self.event_key,
-            "total_order": list(self.total_order),
-            "max_events": self.max_events,
-            "max_routes": self.max_routes,
-        }
-
-    # -- the join across a split point (report_parallel)
-
-    def record_head(self) -> None:
-        """Remember, for the first JOIN_HEAD rows with stage fields and an id, each id's first event and its
-        stage values: what the part of the file before this one must join (`join_head`). Why not more: a run
-        logs its events a few lines apart, and each entry is held and sent to the parent process."""
-        self._head = {}
-        self._head_left = JOIN_HEAD
-
-    def join_head(self) -> Dict[str, Head]:
-        """correlation id → (event name, stage fields, their ms or None) of the first event of each id, from
-        `record_head`."""
-        return dict(self._head or {})
-
-    def join_tail(self) -> Mapping[Any, Tuple[str, Tuple[str, ...]]]:
-        """The join window as it stands (a view, not a copy): correlation id → (event name, stage fields counted
-        for that run)."""
-        return ChainMap(self._join_new, self._join_old)
 
     # -- input
 
@@ -440,7 +242,7 @@ class Aggregator:
         self.feed_lines([raw.rstrip(b"\r\n")])
 
     def feed_stream(self, stream: IO[bytes]) -> None:
-        """Read a binary stream in large chunks (see report_read.line_batches)."""
+        """Read a binary stream in large chunks (see `read.line_batches`)."""
         with gc_paused():
             for lines, too_long in line_batches(stream):
                 if too_long:
@@ -705,8 +507,6 @@ class Aggregator:
         While no other event name carries any of this shape's stage fields, ids are only remembered (in C);
         the comparison runs once a second carrier has been seen."""
         cids = columns[shape.cid]  # type: ignore[index]
-        if self._head is not None:
-            self._record_head(shape, columns, cids)
         new, old = self._join_new, self._join_old
         if len(new) >= JOIN_WINDOW:
             self._join_old, old = new, new
@@ -742,22 +542,6 @@ class Aggregator:
                     added.append(key)
             if added:
                 new[cid] = (before[0], tuple(before[1]) + tuple(added))
-
-    def _record_head(self, shape: _Shape, columns: _Columns, cids: Sequence[Any]) -> None:
-        """Part of `record_head`: the first event of each id among the first JOIN_HEAD rows, with the values
-        of its stage fields (as `_fold_join` would compare them; a value that is no duration is None)."""
-        if self._head_left <= 0:
-            return
-        head = self._head
-        assert head is not None
-        stages = set(shape.stages)
-        picked = [(key, index) for key, index, _ in shape.ms if key in stages]
-        keys = tuple(key for key, _ in picked)
-        values = list(zip(*(map(ms_value, columns[index]) for _, index in picked))) if picked else []
-        for row_index, cid in enumerate(cids[: self._head_left]):
-            if type(cid) is str and cid and cid not in head:
-                head[cid] = (shape.name, keys, values[row_index] if picked else ())
-        self._head_left -= len(cids)
 
     def _fold_slowest(self, shape: _Shape, rows: List[Tuple[Any, ...]], columns: _Columns) -> None:
         total_field = shape.keys[shape.total]  # type: ignore[index]
@@ -875,20 +659,4 @@ def aggregate_streams(
     return agg.report()
 
 
-__all__ = [
-    "CORRELATION_KEY",
-    "DEFAULT_EVENT_KEY",
-    "NO_MESSAGE",
-    "OTHER",
-    "SKIP_DESCRIPTIONS",
-    "SKIP_REASONS",
-    "Aggregator",
-    "Group",
-    "Report",
-    "Run",
-    "aggregate",
-    "aggregate_streams",
-    "decode_line",
-    "family_of",
-    "text_of",
-]
+__all__ = ["Aggregator", "aggregate", "aggregate_streams", "gc_paused"]

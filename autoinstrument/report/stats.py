@@ -13,7 +13,6 @@ from __future__ import annotations
 import bisect
 import math
 import operator
-from array import array
 from collections import Counter
 from fractions import Fraction
 from itertools import accumulate
@@ -29,29 +28,11 @@ class FieldStats:
     Only `counts` is touched per event (the hot path); n, sum and the statistics are derived on demand.
     """
 
-    __slots__ = ("_counts", "_packed", "invalid")
+    __slots__ = ("counts", "invalid")
 
     def __init__(self, counts: Optional[Dict[int, int]] = None, invalid: int = 0) -> None:
-        self._counts: Counter = Counter(counts) if counts is not None else Counter()
-        self._packed: Optional[Tuple[array, array]] = None  # (values, times) as received from another process
+        self.counts: Counter = Counter(counts) if counts is not None else Counter()
         self.invalid = invalid
-
-    @property
-    def counts(self) -> Counter:
-        """{ms: times}; a distribution received from another process becomes a Counter on first use."""
-        packed = self._packed
-        if packed is not None:
-            dict.update(self._counts, zip(*packed))  # straight into the Counter, no intermediate dict
-            self._packed = None
-        return self._counts
-
-    def __reduce__(self) -> Tuple[Any, ...]:
-        """Pickled as two arrays of 64-bit ints (a part's Report goes back to the parent process): a fraction
-        of the bytes, and the parent adds them into its own Counters without building the part's first."""
-        counts = self.counts
-        if counts and max(counts) < _INT64 and max(counts.values()) < _INT64:
-            return (_from_arrays, (array("q", counts.keys()), array("q", counts.values()), self.invalid))
-        return (FieldStats, (dict(counts), self.invalid))
 
     @property
     def n(self) -> int:
@@ -63,15 +44,11 @@ class FieldStats:
 
     def merge(self, other: FieldStats) -> None:
         own = self.counts
-        packed = other._packed
         if not own:
-            if packed is not None:
-                self._packed = packed  # adopted as received: built on first use
-            else:
-                own.update(other.counts)  # into an empty Counter: a dict copy, in C
+            own.update(other.counts)  # into an empty Counter: a dict copy, in C
         else:
             get = own.get
-            for value, times in zip(*packed) if packed is not None else other.counts.items():
+            for value, times in other.counts.items():
                 own[value] = get(value, 0) + times
         self.invalid += other.invalid
 
@@ -112,15 +89,6 @@ class FieldStats:
     def over(self, limit: float) -> int:
         """How many samples are strictly greater than `limit`."""
         return sum(times for value, times in self.counts.items() if value > limit)
-
-
-_INT64 = 1 << 63
-
-
-def _from_arrays(values: array, times: array, invalid: int) -> FieldStats:
-    stats = FieldStats(invalid=invalid)
-    stats._packed = (values, times)
-    return stats
 
 
 def rank(p: float, n: int) -> int:
