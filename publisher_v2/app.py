@@ -1,6 +1,7 @@
 """The `publisher` command: run the workflow once on a configuration.
 
-Exit 0 when the run did what was asked, 1 otherwise (2 for bad arguments). Expected failures (bad config,
+Exit 0 when the run did what was asked, 1 otherwise (2 for bad arguments; 128 + N when stopped by SIGTERM or
+SIGHUP, see `stop_signals`). Expected failures (bad config,
 nothing to post, unknown image, bad arguments) end stderr with ONE event carrying the one-line verdict
 (`verdict`: `publisher: error: …`), rendered like every other event (JSON, or a console line on a terminal), so
 a log collector never sees a plain-text line; only bugs keep their traceback (itself an event, see
@@ -22,7 +23,9 @@ from publisher_v2.core.models import WorkflowResult
 from publisher_v2.ledger_cli import add_ledger_parser, run_ledger_command
 from publisher_v2.ledger_migrate import add_migrate_parser, run_migrate_command
 from publisher_v2.run_summary import PARTIAL_EVENT, PARTIAL_EXIT, RunMode, ledger_command, render_preview, summarize
-from publisher_v2.utils.logging import redact_text, setup_logging
+from publisher_v2.stop_signals import Stopped, stop_signals_as_interrupt
+from publisher_v2.utils.logging import bound_correlation_id, setup_logging
+from publisher_v2.utils.terminal import quiet_broken_pipe, say
 from publisher_v2.verdict import FAILED, INTERRUPTED, VerdictParser, verdict
 
 
@@ -92,6 +95,15 @@ def main(argv: Optional[List[str]] = None) -> int:
         logging.getLogger().setLevel(args.log_level)
     elif args.preview:
         logging.getLogger().setLevel(logging.WARNING)  # the report replaces the logs
+    # One correlation id for the whole command (the workflow reuses it): every event and the verdict carry it.
+    with bound_correlation_id() as cid, stop_signals_as_interrupt():
+        try:
+            return _command(args, cid)
+        except BrokenPipeError:  # `publisher ledger list | head -3`: the reader has all it wanted
+            return quiet_broken_pipe()
+
+
+def _command(args: argparse.Namespace, cid: str) -> int:
     try:
         if args.command == "ledger":
             return run_ledger_command(args)
@@ -99,22 +111,27 @@ def main(argv: Optional[List[str]] = None) -> int:
             return run_migrate_command(args)
         result, mode, platforms = asyncio.run(_run(args))
     except SocialMediaPublisherError as exc:
-        return verdict(FAILED, f"publisher: error: {exc}")
-    except KeyboardInterrupt:
+        return verdict(FAILED, f"publisher: error: {exc}", correlation_id=cid)
+    except Stopped as exc:
+        hint = f"a post it left unfinished is listed by `{ledger_command(args.config, 'list')}`"
         return verdict(
-            INTERRUPTED,
-            f"publisher: interrupted; a post it left unfinished is listed by `{ledger_command(args.config, 'list')}`",
+            INTERRUPTED, f"publisher: stopped by {exc.name}; {hint}", exc.exit_code, correlation_id=cid, signal=exc.name
         )
+    except KeyboardInterrupt:
+        hint = f"a post it left unfinished is listed by `{ledger_command(args.config, 'list')}`"
+        return verdict(INTERRUPTED, f"publisher: interrupted; {hint}", correlation_id=cid)
     if args.preview and result.success:
-        print(redact_text(render_preview(result)))
+        say(render_preview(result), keep_newlines=True)
         return 0
     for notice in result.notices:
-        print(redact_text(f"publisher: warning: {notice}"))
+        say(f"publisher: warning: {notice}")
     summary = summarize(result, mode, platforms, args.config)
-    print(redact_text(summary.stdout))
+    say(summary.stdout)
     if summary.stderr is not None:
         event = PARTIAL_EVENT if summary.exit_code == PARTIAL_EXIT else FAILED
-        return verdict(event, f"publisher: {summary.stderr}", summary.exit_code, correlation_id=result.correlation_id)
+        return verdict(
+            event, f"publisher: {summary.stderr}", summary.exit_code, correlation_id=result.correlation_id or cid
+        )
     return 0
 
 

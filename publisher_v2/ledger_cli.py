@@ -26,8 +26,9 @@ import json
 from typing import Any, List
 
 from publisher_v2.config.loader import load_application_config
-from publisher_v2.config.schema import ApplicationConfig
+from publisher_v2.config.schema import ALL_PLATFORMS, ApplicationConfig
 from publisher_v2.core.exceptions import StorageError
+from publisher_v2.utils.logging import sanitize
 from publisher_v2.utils.state import (
     ARCHIVE_DONE,
     ARCHIVE_PENDING,
@@ -40,6 +41,7 @@ from publisher_v2.utils.state import (
     owner_alive,
     readable_time,
 )
+from publisher_v2.utils.terminal import escape_controls, say
 
 _UNFINISHED = (CLAIMED, PUBLISHING, POSTED)
 
@@ -90,22 +92,21 @@ def _list(ledger: PostLedger, config: ApplicationConfig, as_json: bool) -> int:
     entries = ledger.unfinished()
     platforms = config.enabled_platforms()
     failed = ledger.partly_failed(platforms)
-    if as_json:
-        print(
-            json.dumps(
-                {
-                    "ledger": ledger.where,
-                    "platforms": platforms,
-                    "unfinished": [e.as_dict() for e in entries],
-                    "failed_platforms": [e.as_dict() for e in failed],
-                }
-            )
-        )
+    if as_json:  # redacted like a log line; json.dumps escapes every control character (\u001b)
+        document = {
+            "ledger": ledger.where,
+            "platforms": platforms,
+            "unfinished": [e.as_dict() for e in entries],
+            "failed_platforms": [e.as_dict() for e in failed],
+        }
+        print(json.dumps(sanitize(document)), flush=True)
         return 0
-    print(f"{len(entries)} unfinished post(s) in {ledger.where}")
+    say(f"{len(entries)} unfinished post(s) in {ledger.where}")
     for entry in entries:
-        print("\n".join(_describe(entry, platforms)))
-    print("\n".join(_describe_failed(failed, config)))
+        for line in _describe(entry, platforms):  # each line escaped whole: a name cannot start a line of its own
+            say(line)
+    for line in _describe_failed(failed, config):
+        say(line)
     return 0
 
 
@@ -134,8 +135,9 @@ def _unfinished_matches(ledger: PostLedger, key: str) -> List[LedgerEntry]:
     ]
 
 
-def _target(ledger: PostLedger, key: str, force: bool) -> LedgerEntry:
-    """The one unfinished entry `key` names, taken over by this process (errors are StorageError)."""
+def _target(ledger: PostLedger, key: str, force: bool, take: bool = True) -> LedgerEntry:
+    """The one unfinished entry `key` names, taken over by this process unless not `take` (errors are
+    StorageError)."""
     matches = _unfinished_matches(ledger, key)
     if not matches:
         raise StorageError(f"No unfinished post matches {key!r} (see `publisher ledger list`)")
@@ -147,6 +149,8 @@ def _target(ledger: PostLedger, key: str, force: bool) -> LedgerEntry:
             f"{entry.image_name} is held by a live run ({entry.claim_owner}, since {entry.claimed_at});"
             " wait for it, or use --force if that run is gone"
         )
+    if not take:
+        return entry
     if not ledger.take_over(entry.content_hash, entry.claim_owner):
         raise StorageError(f"{entry.image_name} changed while we looked; list again")
     taken = ledger.entry(entry.content_hash)
@@ -158,16 +162,18 @@ async def _resolve(args: argparse.Namespace, config: ApplicationConfig, ledger: 
     from publisher_v2.core.workflow import WorkflowOrchestrator
     from publisher_v2.wiring import build_ai_service, build_publishers, build_storage
 
+    _check_arguments(args)
     if args.ledger_action == "retry" and not _unfinished_matches(ledger, args.image):
         return await _retry_failed(args, config, ledger)
-    entry = _target(ledger, args.image, args.force)
-    if args.ledger_action == "release":
-        if not ledger.release_unposted(entry.content_hash):
+    entry = _target(ledger, args.image, args.force, take=args.ledger_action != "release")
+    if args.ledger_action == "release":  # check and drop in one transaction, still held by the owner we saw
+        if not ledger.release_unposted(entry.content_hash, owner=entry.claim_owner):
             raise StorageError(
                 f"Cannot release {entry.image_name}: posted on {', '.join(entry.posted_platforms) or 'none'},"
                 f" unknown on {', '.join(entry.unknown) or 'none'}; use mark-posted or retry"
+                " (or it changed while we looked: list again); nothing was changed"
             )
-        print(f"Released {entry.image_name}: it can be picked again")
+        say(f"Released {entry.image_name}: it can be picked again")
         return 0
     unknown_named = [p for p in args.platform if p in entry.unknown]
     if args.ledger_action == "mark-posted":
@@ -191,14 +197,30 @@ async def _resolve(args: argparse.Namespace, config: ApplicationConfig, ledger: 
         if callable(close):
             close()
     for platform, result in sorted(results.items()):
-        print(f"{platform}: {'posted ' + str(result.post_id) if result.success else 'failed: ' + str(result.error)}")
+        say(f"{platform}: {'posted ' + str(result.post_id) if result.success else 'failed: ' + str(result.error)}")
     final = ledger.entry(entry.content_hash)
     if final is not None and final.status == POSTED and final.archive_state != ARCHIVE_PENDING:
-        print(f"{entry.image_name}: finished (posted on {', '.join(final.posted_platforms)})")
+        say(f"{entry.image_name}: finished (posted on {', '.join(final.posted_platforms)})")
         return 0
-    print(f"{entry.image_name}: still unfinished")
-    print("\n".join(_describe(final, config.enabled_platforms(), ledger.owner) if final else []))
+    say(f"{entry.image_name}: still unfinished")
+    for line in _describe(final, config.enabled_platforms(), ledger.owner) if final else []:
+        say(line)
     return 1 if any(not r.success for r in results.values()) else 0
+
+
+def _check_arguments(args: argparse.Namespace) -> None:
+    """Refuse what the ledger must not record: a platform the program does not know, an empty post id, or a
+    post id with control characters (it would be replayed raw on every later listing)."""
+    for platform in getattr(args, "platform", None) or []:
+        if platform not in ALL_PLATFORMS:
+            raise StorageError(
+                f"--platform '{escape_controls(platform)}': not a platform; expected one of {', '.join(ALL_PLATFORMS)}"
+            )
+    post_id = getattr(args, "post_id", None)
+    if post_id is not None and (not post_id.strip() or escape_controls(post_id) != post_id):
+        raise StorageError(
+            f"--post-id '{escape_controls(post_id)}': must be the platform's post id: not empty, no control characters"
+        )
 
 
 async def _retry_failed(args: argparse.Namespace, config: ApplicationConfig, ledger: PostLedger) -> int:
@@ -216,7 +238,7 @@ async def _retry_failed(args: argparse.Namespace, config: ApplicationConfig, led
     entry = matches[0]
     when = readable_time(entry.posted_at or "")
     if not entry.failed_platforms:
-        print(f"{entry.image_name}: nothing to retry (posted on {_names(entry.posted_platforms)} on {when})")
+        say(f"{entry.image_name}: nothing to retry (posted on {_names(entry.posted_platforms)} on {when})")
         return 0
     enabled = config.enabled_platforms()
     for platform in args.platform:
@@ -248,14 +270,14 @@ async def _retry_failed(args: argparse.Namespace, config: ApplicationConfig, led
         if callable(close):
             close()
     for platform, result in sorted(results.items()):
-        print(f"{platform}: {'posted ' + str(result.post_id) if result.success else 'failed: ' + str(result.error)}")
+        say(f"{platform}: {'posted ' + str(result.post_id) if result.success else 'failed: ' + str(result.error)}")
     final = ledger.entry(entry.content_hash)
     still = final.failed_platforms if final is not None else []
     posted = final.posted_platforms if final is not None else []
     if still:
-        print(f"{entry.image_name}: posted on {_names(posted)}; still failed on {_names(still)}")
+        say(f"{entry.image_name}: posted on {_names(posted)}; still failed on {_names(still)}")
         return 1
-    print(f"{entry.image_name}: finished (posted on {_names(posted)})")
+    say(f"{entry.image_name}: finished (posted on {_names(posted)})")
     return 0
 
 

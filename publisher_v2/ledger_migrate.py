@@ -56,17 +56,20 @@ def copy_ledger(source: SQLiteStore, target: PostgresStore) -> Dict[str, int]:
     """Copy `source` into `target` in one transaction; counts of what was copied and what was there already."""
     if not source.path.is_file():
         raise ConfigurationError(f"{source.where}: no SQLite ledger to copy (see [State] ledger_path or --sqlite)")
-    with PostLedger(source, import_upstream=False) as old:  # brings an older file to the current schema
-        move_legacy_marker(old)  # an earlier version's marker file beside it: into the ledger, then copied
-    reader = open_ledger_connection(source)
     try:
-        images = [tuple(r) for r in reader.execute(f"SELECT {', '.join(_IMAGE_COLUMNS)} FROM posted_images")]
-        outcomes = [tuple(r) for r in reader.execute(f"SELECT {', '.join(_OUTCOME_COLUMNS)} FROM platform_posts")]
-        revoked = [tuple(r) for r in reader.execute("SELECT token_hash, expires_at FROM revoked_sessions")]
-        imports = [tuple(r) for r in reader.execute(f"SELECT {', '.join(_IMPORT_COLUMNS)} FROM ledger_imports")]
-        upstream = [tuple(r) for r in reader.execute("SELECT sha256 FROM upstream_hashes")]
-    finally:
-        reader.close()
+        with PostLedger(source, import_upstream=False) as old:  # brings an older file to the current schema
+            move_legacy_marker(old)  # an earlier version's marker file beside it: into the ledger, then copied
+        reader = open_ledger_connection(source)
+        try:
+            images = [tuple(r) for r in reader.execute(f"SELECT {', '.join(_IMAGE_COLUMNS)} FROM posted_images")]
+            outcomes = [tuple(r) for r in reader.execute(f"SELECT {', '.join(_OUTCOME_COLUMNS)} FROM platform_posts")]
+            revoked = [tuple(r) for r in reader.execute("SELECT token_hash, expires_at FROM revoked_sessions")]
+            imports = [tuple(r) for r in reader.execute(f"SELECT {', '.join(_IMPORT_COLUMNS)} FROM ledger_imports")]
+            upstream = [tuple(r) for r in reader.execute("SELECT sha256 FROM upstream_hashes")]
+        finally:
+            reader.close()
+    except source.errors as exc:  # not a SQLite file, or damaged: one line naming it, nothing copied
+        raise ConfigurationError(f"{source.where}: cannot read the SQLite ledger to copy: {exc}") from None
     try:
         writer = open_ledger_connection(target)
     except target.errors as exc:

@@ -12,7 +12,6 @@ import os
 import re
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
-from urllib.parse import urlsplit
 
 from dotenv import dotenv_values, find_dotenv
 from pydantic import ValidationError
@@ -20,7 +19,7 @@ from pydantic import ValidationError
 from publisher_v2.config.preflight import raise_problems
 from publisher_v2.config.schema import SECTIONS, ApplicationConfig, EmailConfig, Secrets
 from publisher_v2.core.exceptions import ConfigurationError
-from publisher_v2.utils.ledger_stores import check_postgres_url
+from publisher_v2.utils.db_url import check_postgres_url, url_secrets
 from publisher_v2.utils.logging import log_json, register_secret
 
 logger = logging.getLogger("publisher_v2.config")
@@ -52,6 +51,49 @@ def _describe(errors: list, file: Path, section: str) -> str:
 _NATIVE_INLINE_COMMENT = re.compile(r"\s;.*$|\s#(?=\s|$).*$")
 
 
+#: The longest value %-interpolation may produce (upstream's INI values are a few hundred characters at most).
+MAX_INTERPOLATED = 64 * 1024
+_REFERENCE = re.compile(r"%\(([^)]+)\)s")
+
+
+class InterpolationTooLarge(configparser.Error):
+    """A value whose %(name)s references would expand past MAX_INTERPOLATED characters."""
+
+    def __init__(self, section: str, option: str, size: int) -> None:
+        super().__init__(f"[{section}] {option}: expands to {size} characters")
+        self.section, self.option, self.size = section, option, size
+
+
+class BoundedInterpolation(configparser.BasicInterpolation):
+    """Upstream's `%` interpolation, but a value that would expand past MAX_INTERPOLATED characters is refused
+    BEFORE it is built: its size is first computed from the sizes of what it references (each option once),
+    so seven lines that double each other cost microseconds, not seconds and hundreds of MiB."""
+
+    def before_get(self, parser: Any, section: str, option: str, value: str, defaults: Any) -> str:
+        size = self._size(parser, option, value, defaults, 1, {})
+        if size > MAX_INTERPOLATED:
+            raise InterpolationTooLarge(section, option, size)
+        return str(super().before_get(parser, section, option, value, defaults))
+
+    def _size(self, parser: Any, option: str, value: str, defaults: Any, depth: int, known: Dict[str, int]) -> int:
+        """The length `value` expands to (an upper bound when it is malformed; the real expansion then fails
+        with configparser's own error). Stops counting once past the bound."""
+        if depth > configparser.MAX_INTERPOLATION_DEPTH:
+            return 0  # configparser raises InterpolationDepthError itself
+        size = len(value.replace("%%", "%"))
+        for match in _REFERENCE.finditer(value):
+            size -= len(match.group(0))
+            name = parser.optionxform(match.group(1))
+            if name not in known:
+                known[name] = 0  # a reference cycle counts as empty here; configparser reports it
+                raw = defaults.get(name)
+                known[name] = 0 if raw is None else self._size(parser, name, raw, defaults, depth + 1, known)
+            size += known[name]
+            if size > MAX_INTERPOLATED:
+                return size
+        return size
+
+
 def _parse(path: Path, text: str, parser: configparser.ConfigParser) -> configparser.ConfigParser:
     try:
         parser.read_string(text, source=str(path))
@@ -77,17 +119,25 @@ def _read_ini(path: Path) -> Tuple[configparser.ConfigParser, bool]:
     native = _parse(path, text, configparser.ConfigParser(interpolation=None))
     sections = {name.lower() for name in native.sections()}
     if "storage" not in sections and "dropbox" in sections:
-        return _parse(path, text, configparser.ConfigParser(inline_comment_prefixes=(";", "#"))), True
+        upstream = configparser.ConfigParser(inline_comment_prefixes=(";", "#"), interpolation=BoundedInterpolation())
+        return _parse(path, text, upstream), True
     return native, False
 
 
-def _section_values(parser: configparser.ConfigParser, section: str, upstream: bool) -> Dict[str, str]:
+def _section_values(
+    parser: configparser.ConfigParser, section: str, upstream: bool, path: Path
+) -> Dict[str, str]:
     """Keys (lower-case, as upstream matched them) and values of one section, inline comments removed."""
     values: Dict[str, str] = {}
     for key in parser.options(section):
         if upstream:
             try:
                 value = parser.get(section, key)
+            except InterpolationTooLarge:
+                raise ConfigurationError(
+                    f"{path}: [{section}] {key}: its %(name)s references expand to more than {MAX_INTERPOLATED}"
+                    " characters; write %% for a literal %"
+                ) from None
             except configparser.InterpolationError:  # upstream refused a stray `%`; we keep it as written
                 value = parser.get(section, key, raw=True)
         else:
@@ -161,7 +211,11 @@ def load_application_config(
             continue
         present.add(canonical)
         attr, model = SECTIONS[canonical]
-        raw = _section_values(parser, section, upstream)
+        raw = _section_values(parser, section, upstream, path)
+        for key, value in raw.items():  # a password inside a URL setting (`base_url = https://u:pw@proxy/`)
+            if key.endswith("url") and "@" in value:
+                for secret in url_secrets(value):
+                    register_secret(secret)
         if canonical == "Email":
             _email_environment(raw, env, path)
         try:
@@ -209,7 +263,8 @@ def _choose_ledger(config: ApplicationConfig, env: Mapping[str, Optional[str]], 
         config.state.url = None
         return
     config.state._url_setting = setting
-    register_secret(urlsplit(config.state.url).password if "://" in config.state.url else None)
+    for secret in url_secrets(config.state.url):
+        register_secret(secret)
     check_postgres_url(config.state.url, setting)
 
 

@@ -83,6 +83,11 @@ def preflight(config: ApplicationConfig, *, publishes: bool) -> None:
         )
     if config.storage.backend == "local" and config.local.image_folder is not None:
         problems += _check_folder(config, "Local", "image_folder", config.local.image_folder, must_exist=True)
+        archive = config.local.image_folder / config.local.archive
+        if archive.is_symlink():  # posted images (and their sidecars) would leave the library
+            problems.append(
+                _problem(config, "Local", "archive", f"{archive} is a symbolic link; it must be a real folder")
+            )
     if publishes and config.publishing.backend == "outbox":
         outbox = config.publishing.outbox_folder
         problems += _check_folder(config, "Publishing", "outbox_folder", outbox, must_exist=False)

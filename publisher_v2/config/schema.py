@@ -16,6 +16,10 @@ DEFAULT_SYSTEM_PROMPT = "You are a senior social media copywriter. Write authent
 DEFAULT_ROLE_PROMPT = "Write a caption for:"
 
 
+#: Upper bounds of durations (seconds): beyond them a value is a typo, and a huge one overflows the clock.
+MAX_CLAIM_TTL = 365 * 24 * 3600
+MAX_WAIT = 24 * 3600
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True, validate_default=True)
 
@@ -38,9 +42,9 @@ class DropboxConfig(_Section):
 
     image_folder: str = ""
     archive: str = "archive"
-    timeout_seconds: float = Field(default=60.0, gt=0)
+    timeout_seconds: float = Field(default=60.0, gt=0, le=MAX_WAIT)
     max_retries: int = Field(default=3, ge=0, le=10)
-    retry_backoff_seconds: float = Field(default=1.0, ge=0)
+    retry_backoff_seconds: float = Field(default=1.0, ge=0, le=MAX_WAIT)
 
 
 class AIConfig(_Section):
@@ -67,7 +71,7 @@ class OpenAIConfig(_Section):
     sd_caption_role_prompt: Optional[str] = None
     model: Optional[str] = Field(default=None, description="Legacy: one model for vision and caption.")
     base_url: Optional[str] = None
-    timeout_seconds: float = Field(default=60.0, gt=0)
+    timeout_seconds: float = Field(default=60.0, gt=0, le=MAX_WAIT)
     max_retries: int = Field(default=2, ge=0, le=10)
     max_tokens: int = Field(default=800, gt=0)
     rate_limit_per_minute: int = Field(default=20, gt=0)
@@ -103,7 +107,7 @@ class PublishingConfig(_Section):
 
     backend: Literal["outbox", "live"] = "outbox"
     outbox_folder: Path = Path("outbox")
-    timeout_seconds: float = Field(default=60.0, gt=0)
+    timeout_seconds: float = Field(default=60.0, gt=0, le=MAX_WAIT)
 
 
 class TelegramConfig(_Section):
@@ -112,7 +116,7 @@ class TelegramConfig(_Section):
     base_url: Optional[str] = None
     max_width: int = Field(default=1280, gt=0)
     max_retries: int = Field(default=2, ge=0, le=10)
-    retry_backoff_seconds: float = Field(default=1.0, ge=0)
+    retry_backoff_seconds: float = Field(default=1.0, ge=0, le=MAX_WAIT)
 
 
 class InstagramConfig(_Section):
@@ -122,10 +126,10 @@ class InstagramConfig(_Section):
     user_id: str = ""
     graph_base_url: str = "https://graph.facebook.com/v21.0"
     max_width: int = Field(default=1080, gt=0)
-    poll_interval_seconds: float = Field(default=2.0, gt=0)
-    poll_timeout_seconds: float = Field(default=60.0, gt=0)
+    poll_interval_seconds: float = Field(default=2.0, gt=0, le=MAX_WAIT)
+    poll_timeout_seconds: float = Field(default=60.0, gt=0, le=MAX_WAIT)
     max_retries: int = Field(default=2, ge=0, le=10)
-    retry_backoff_seconds: float = Field(default=1.0, ge=0)
+    retry_backoff_seconds: float = Field(default=1.0, ge=0, le=MAX_WAIT)
 
 
 class EmailConfig(_Section):
@@ -154,7 +158,8 @@ class StateConfig(_Section):
     """[State]: the dedup ledger (a SQLite file, or PostgreSQL when `url` or DATABASE_URL is set) and the hash cache."""
 
     ledger_path: Path = Path("publisher_state.sqlite")
-    claim_ttl_seconds: int = Field(default=3600, gt=0)
+    #: At most a year: a claim outliving that is a mistake, and a larger number overflows the clock's arithmetic.
+    claim_ttl_seconds: int = Field(default=3600, gt=0, le=MAX_CLAIM_TTL)
     #: postgresql://user:password@host:port/database: the ledger on PostgreSQL, shared by several machines.
     url: Optional[str] = None
     _url_setting: str = PrivateAttr(default="[State] url")
@@ -212,6 +217,9 @@ class ApplicationConfig(BaseModel):
             names.append("email")
         return names
 
+
+#: Every platform the program can publish to (the names the ledger records), in enabled_platforms' order.
+ALL_PLATFORMS = ("telegram", "instagram", "email")
 
 #: INI section name → (attribute on ApplicationConfig, model). Section names match case-insensitively.
 SECTIONS: dict[str, tuple[str, type[_Section]]] = {

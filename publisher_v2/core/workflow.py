@@ -370,9 +370,20 @@ class WorkflowOrchestrator:
         return True
 
     def _release(self, selection: _Selection) -> None:
-        """Undo our claim after a failure; the ledger refuses when a platform is posted or unknown."""
-        if selection.claimed and not self.ledger.release(selection.content_hash):
-            self.ledger.abandon(selection.content_hash)
+        """Undo our claim after a failure; the ledger refuses when a platform is posted or unknown. A clean-up
+        that fails too is its own event: the failure being handled stays the one reported (the verdict's)."""
+        try:
+            if selection.claimed and not self.ledger.release(selection.content_hash):
+                self.ledger.abandon(selection.content_hash)
+        except Exception as exc:  # noqa: BLE001 - reported here; the caller re-raises the first failure
+            log_json(
+                logger,
+                logging.ERROR,
+                "workflow_cleanup_failed",
+                content_hash=selection.content_hash,
+                error_type=type(exc).__name__,
+                error=str(exc),
+            )
 
     async def _process(self, selection: _Selection, image: ImageContent, options: _RunOptions) -> WorkflowResult:
         name = selection.entry.name

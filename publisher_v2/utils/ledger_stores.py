@@ -18,9 +18,9 @@ import sqlite3
 import time
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, Optional, Sequence, Tuple, TypeVar, Union
-from urllib.parse import urlsplit, urlunsplit
 
 from publisher_v2.core.exceptions import ConfigurationError, StorageError
+from publisher_v2.utils.db_url import check_postgres_url, display_url, url_secrets
 from publisher_v2.utils.logging import register_secret
 
 T = TypeVar("T")
@@ -160,19 +160,6 @@ class SQLiteStore(LedgerStore):
         return str(conn.execute("PRAGMA journal_mode").fetchone()[0])
 
 
-def redact_url(url: str) -> str:
-    """The URL with its password replaced by '***' (for messages and logs)."""
-    try:
-        parts = urlsplit(url)
-        if parts.password is None:
-            return url
-        netloc = parts.netloc.rsplit("@", 1)
-        user = netloc[0].split(":", 1)[0]
-        return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[1]}"))
-    except ValueError:
-        return "<unparsable URL>"
-
-
 class _PgConnection:
     """A psycopg connection that takes the ledger's `?` placeholders (translated once per statement)."""
 
@@ -215,9 +202,10 @@ class PostgresStore(LedgerStore):
     def __init__(self, url: str, setting: str = "[State] url") -> None:
         self.location = url
         self.setting = setting
-        self.where = redact_url(url)
+        self.where = display_url(url)
+        for secret in url_secrets(url):
+            register_secret(secret)
         check_postgres_url(url, setting)
-        register_secret(urlsplit(url).password)
         self.errors = (_psycopg(setting).Error,)
 
     def connect(self) -> _PgConnection:
@@ -269,27 +257,11 @@ class PostgresStore(LedgerStore):
 
     def opening_failed(self, exc: Exception) -> Exception:
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        password = urlsplit(self.location).password
-        if password:
-            text = text.replace(password, "***")
+        for secret in url_secrets(self.location):
+            text = text.replace(secret, "***")
         if isinstance(exc, ConfigurationError):
             return exc
         return ConfigurationError(f"{self.setting}: cannot use the PostgreSQL ledger at {self.where}: {text}")
-
-
-def check_postgres_url(url: str, setting: str) -> None:
-    """A clear ConfigurationError (naming `setting`, never the password) unless `url` is a PostgreSQL URL."""
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError on a bad port
-    except ValueError as exc:
-        raise ConfigurationError(f"{setting}: not a valid PostgreSQL URL ({exc})") from None
-    if parts.scheme not in ("postgresql", "postgres"):
-        raise ConfigurationError(
-            f"{setting}: expected a postgresql://user:password@host:port/database URL, got scheme {parts.scheme!r}"
-        )
-    if not parts.path.strip("/") and "dbname=" not in parts.query:
-        raise ConfigurationError(f"{setting}: the PostgreSQL URL names no database ({redact_url(url)})")
 
 
 def store_for(location: Union[LedgerStore, Path, str], setting: str = "[State] url") -> LedgerStore:

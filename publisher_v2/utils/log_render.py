@@ -17,6 +17,8 @@ from typing import IO, Any, Callable, Dict, Optional
 
 import orjson
 
+from publisher_v2.utils.terminal import escape_controls
+
 FORMAT_ENV = "PUBLISHER_LOG_FORMAT"
 FORMATS = ("json", "console")
 #: The console shows this many leading characters of a correlation id (a UUID4's first group).
@@ -64,10 +66,9 @@ def choose_format(stream: IO[str], environ: Optional[Dict[str, str]] = None) -> 
 
 
 def _one_line(value: Any) -> Any:
-    """A console value may not start a new line (a forged event); control characters are shown escaped."""
-    if isinstance(value, str) and ("\n" in value or "\r" in value or "\x1b" in value):
-        return value.replace("\r", "\\r").replace("\n", "\\n").replace("\x1b", "\\x1b")
-    return value
+    """A console value may not start a new line (a forged event) nor drive the terminal: every control
+    character is shown escaped (see publisher_v2.utils.terminal)."""
+    return escape_controls(value) if isinstance(value, str) else value
 
 
 class ConsoleRenderer:
@@ -98,9 +99,9 @@ class ConsoleRenderer:
                 continue
             if key in line or key in ("event", "exc_info", "stack"):  # names the renderer gives a meaning
                 key = f"field_{key}"
-            line[key] = _one_line(value)
+            line[_one_line(key)] = _one_line(value)
         if exception is not None:
-            line["exception"] = str(exception)
+            line["exception"] = escape_controls(str(exception), keep_newlines=True)  # a traceback keeps its lines
         return self._render(None, line["level"], line)
 
 

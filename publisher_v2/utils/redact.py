@@ -8,6 +8,12 @@ Two kinds of secrets are removed:
   file name (every character outside `[A-Za-z0-9._-]` replaced by `_`), each of these also after
   URL-encoding, and in any letter case.
 
+A part of a secret is a secret too: any run of `RUN` (12) or more characters of a registered value, in any of
+the forms above (a peer echoing the first 22 characters of a token, a password's bytes inside a base64 blob), is
+redacted. Every `RUN`-character window of every form is kept in a set; a text is first probed at every
+`RUN // 2`-th position for a half-window (a run of `RUN` characters always covers one such aligned half), and
+only on a probe hit is every window of the text looked up and the covered stretches replaced.
+
 Why a gate before every regex: most logged strings are ids, names and numbers, so the usual call is a few
 substring tests on one lower-cased copy; the regexes run only when a test hits.
 """
@@ -43,6 +49,9 @@ _PLAIN_CHAR = re.compile(r"[A-Za-z0-9._~@+,() -]")
 #: What a file-name sanitiser leaves of a value (every other character becomes `_`), e.g. in an outbox post id.
 _SLUG_UNSAFE = (re.compile(r"[^A-Za-z0-9._-]"), re.compile(r"[^A-Za-z0-9._-]+"))
 _MIN_FORM = 6  # an encoded fragment shorter than this would match ordinary text
+#: A run of this many characters of a secret (in any form) is redacted wherever it appears.
+RUN = 12
+_HALF = RUN // 2
 
 
 def _keep_prefix(match: re.Match) -> str:
@@ -100,6 +109,20 @@ def _anchor(secret: str) -> str:
     return max(_ANCHOR_RUN.findall(secret.lower()), key=len, default="")
 
 
+def _windows(forms: Iterable[str]) -> Set[str]:
+    """Every RUN-character window of each of `forms`."""
+    return {form[i : i + RUN] for form in forms for i in range(len(form) - RUN + 1)}
+
+
+def _halves(windows: Iterable[str]) -> Set[str]:
+    """Every _HALF-character piece of each window, lower-cased (what the probe looks up)."""
+    return {w[i : i + _HALF].lower() for w in windows for i in range(RUN - _HALF + 1)}
+
+
+#: The text cut into _HALF-character chunks at positions 0, _HALF, 2*_HALF… (in C, by the regex engine).
+_CHUNKS = re.compile(f".{{{_HALF}}}", re.DOTALL)
+
+
 class _Registry:
     """The registered secrets and their forms, replaced whole on each registration (readers never lock)."""
 
@@ -110,6 +133,10 @@ class _Registry:
         self.base64: Tuple[str, ...] = ()  # case-sensitive base64 cores
         self.in_uuid: Tuple[str, ...] = ()  # forms of only hex digits and dashes (usually none)
         self.pattern: Optional[re.Pattern] = None
+        self.runs: Set[str] = set()  # RUN-character windows of the lower-cased forms
+        self.base64_runs: Set[str] = set()  # ... of the base64 cores (case-sensitive)
+        self.halves: Set[str] = set()  # their _HALF-character pieces, lower-cased
+        self.hex_runs = False  # whether a window is only hex digits and dashes (usually not)
         self.lock = threading.Lock()
 
     def add(self, value: str) -> None:
@@ -132,6 +159,9 @@ class _Registry:
             ordered = sorted(everything | b64, key=len, reverse=True)  # longest first: whole before part
             # Publish the pattern before the gates that lead to it (a reader never sees a gate without it).
             self.pattern = re.compile("|".join(re.escape(f) for f in ordered), re.IGNORECASE)
+            self.runs, self.base64_runs = _windows(everything), _windows(b64)
+            self.halves = _halves(self.runs | self.base64_runs)
+            self.hex_runs = any(_UUID_CHARS.fullmatch(w) for w in self.runs | self.base64_runs)
             self.groups = tuple(groups)
             self.base64 = tuple(b64)
             self.in_uuid = tuple(f for f in everything | b64 if _UUID_CHARS.fullmatch(f))
@@ -157,6 +187,46 @@ class _Registry:
 
 
 _registry = _Registry()
+
+
+def _lowered(text: str) -> str:
+    """`text` lower-cased character by character, keeping every index (`str.lower` may lengthen a string)."""
+    lowered = text.lower()
+    if len(lowered) == len(text):
+        return lowered
+    return "".join(ch.lower() if len(ch.lower()) == 1 else ch for ch in text)
+
+
+def _redact_runs(text: str, registry: _Registry) -> str:
+    """`text` with every stretch covered by RUN-character windows of a registered form made `[REDACTED]`.
+
+    A run of RUN characters always covers one chunk at a multiple of _HALF, so a text none of whose chunks is
+    a half-window holds no run: that test is one regex split and one set operation, both in C. Only a text
+    that passes it is looked up window by window."""
+    lowered = _lowered(text)
+    chunks = _CHUNKS.findall(lowered)
+    halves = registry.halves
+    if halves.isdisjoint(chunks):
+        return text
+    # Every window of a run covers a chunk that is a half-window: only the starts next to those are looked up.
+    hits = [k * _HALF for k, chunk in enumerate(chunks) if chunk in halves]
+    starts = sorted({i for at in hits for i in range(max(0, at - _HALF), at + 1)})
+    runs, base64_runs = registry.runs, registry.base64_runs
+    spans = [(i, i + RUN) for i in starts if lowered[i : i + RUN] in runs or text[i : i + RUN] in base64_runs]
+    if not spans:
+        return text
+    merged = [list(spans[0])]
+    for start, end in spans[1:]:  # in order of start
+        if start <= merged[-1][1]:
+            merged[-1][1] = end
+        else:
+            merged.append([start, end])
+    pieces, last = [], 0
+    for start, end in merged:
+        pieces += [text[last:start], REDACTED]
+        last = end
+    pieces.append(text[last:])
+    return "".join(pieces)
 
 
 def register_secret(value: Optional[str]) -> None:
@@ -210,12 +280,16 @@ def all_clean(texts: List[str]) -> bool:
 
 
 def redact_text(text: str) -> str:
-    """`text` with every registered secret (in any of its forms) and every secret shape replaced by
-    `[REDACTED]`. Cheap when there is nothing to redact: a few substring tests, no regex."""
-    if _registry.hit(text):
-        pattern = _registry.pattern
+    """`text` with every registered secret (in any of its forms, whole or any run of RUN characters of it) and
+    every secret shape replaced by `[REDACTED]`. Cheap when there is nothing to redact: a few substring tests,
+    one split and one set operation, no regex search."""
+    registry = _registry
+    if registry.hit(text):
+        pattern = registry.pattern
         if pattern is not None:
             text = pattern.sub(REDACTED, text)
+    if registry.secrets and len(text) >= RUN and (registry.hex_runs or text.strip(_HEX_DASH)):
+        text = _redact_runs(text, registry)  # (an id or hash of hex digits can hold no run but a hex one)
     if _may_hold_pattern(text):
         return _SECRET_PATTERNS.sub(_keep_prefix, text)
     return text

@@ -862,20 +862,25 @@ class PostLedger(_LedgerFile):
         """Drop our 'publishing' row when no platform posted: the image may be tried again."""
         return self._drop_own(content_hash, (PUBLISHING,), "abandon")
 
-    def release_unposted(self, content_hash: str) -> bool:
-        """The operator's release: drop a claim or publishing row on which nothing is posted or unknown."""
-        return self._drop_own(content_hash, (CLAIMED, PUBLISHING), "operator_release")
+    def release_unposted(self, content_hash: str, owner: Optional[str] = None) -> bool:
+        """The operator's release: drop a claim or publishing row on which nothing is posted or unknown. With
+        `owner`, the row must still carry that owner (the one the operator saw): the check and the drop are one
+        transaction, so a refused release changes nothing."""
+        return self._drop_own(content_hash, (CLAIMED, PUBLISHING), "operator_release", owner)
 
-    def _drop_own(self, content_hash: str, statuses: Tuple[str, ...], action: str) -> bool:
-        """Undo our attempt: a first attempt is deleted, a re-post goes back to 'posted'. Never when a platform
-        of this attempt is posted or unknown."""
+    def _drop_own(
+        self, content_hash: str, statuses: Tuple[str, ...], action: str, owner: Optional[str] = None
+    ) -> bool:
+        """Undo our attempt (or `owner`'s): a first attempt is deleted, a re-post goes back to 'posted'. Never
+        when a platform of this attempt is posted or unknown."""
+        holder = self.owner if owner is None else owner
 
         def work(conn: Connection) -> bool:
             marks = ",".join("?" * len(statuses))
             row = conn.execute(
                 f"SELECT attempt, posted_at FROM posted_images WHERE content_hash = ? AND claim_owner = ?"
                 f" AND status IN ({marks})",
-                (content_hash, self.owner, *statuses),
+                (content_hash, holder, *statuses),
             ).fetchone()
             if row is None:
                 return False

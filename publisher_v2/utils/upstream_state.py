@@ -69,13 +69,15 @@ def read_posted(path: Path) -> Tuple[List[str], int]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise ValueError(f"{type(exc).__name__}: {exc}") from None
+    except RecursionError:  # arrays nested thousands deep: not upstream's format, and no stack for it
+        raise ValueError("nested too deeply to be upstream's list of hashes") from None
     if isinstance(data, dict) and isinstance(data.get("hashes"), list):
         data = data["hashes"]
     if not isinstance(data, list):
         raise ValueError("not a JSON array of hashes nor an object with a 'hashes' array")
     hashes, invalid = [], 0
     for item in data:
-        text = str(item).strip().lower()
+        text = item.strip().lower() if isinstance(item, str) else ""  # never str() a nested value
         if _HEX64.match(text):
             hashes.append(text)
         else:
@@ -151,7 +153,7 @@ def move_legacy_marker(ledger: PostLedger) -> Optional[ImportRecord]:
             hashes = sorted({str(h).lower() for h in data["sha256"] if _HEX64.match(str(h).lower())})
             imported, invalid = int(data.get("imported", 0)), int(data.get("invalid", 0))
             path = str(data.get("source") or upstream_posted_path())
-        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
             log_json(logger, logging.WARNING, "upstream_state_marker_unreadable", path=str(marker), error=str(exc))
             return None
         record = ledger.record_import(

@@ -68,7 +68,7 @@ def test_the_guides_sql_makes_a_user_the_ledger_can_run_as(pg_server: object, tm
         [str(BIN / "publisher"), "--config", str(ini), "ledger", "list"], capture_output=True, text=True, timeout=120
     )
     assert listing.returncode == 0 and listing.stdout.startswith(
-        f"0 unfinished post(s) in postgresql://{user}:***@127.0.0.1:"
+        f"0 unfinished post(s) in postgresql://{user}@127.0.0.1:"
     ), listing
 
     with PostLedger(url) as ledger:

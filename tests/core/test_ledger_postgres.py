@@ -33,7 +33,7 @@ def test_the_ini_url_wins_over_database_url_and_sqlite_is_the_default(
     monkeypatch.setenv("DATABASE_URL", "postgresql://envuser:env-pass-1@db.example:5432/fromenv")
     from_env = load_application_config(state_ini(tmp_path)).state.ledger_store()
     assert isinstance(from_env, PostgresStore)
-    assert from_env.where == "postgresql://envuser:***@db.example:5432/fromenv"
+    assert from_env.where == "postgresql://envuser@db.example:5432/fromenv"  # no credential shown
     assert from_env.setting == "environment DATABASE_URL"
     ini = state_ini(tmp_path, "url = postgresql://iniuser:ini-pass-2@db.example/fromini")
     from_ini = load_application_config(ini).state.ledger_store()
@@ -68,7 +68,9 @@ def test_an_unreachable_server_is_a_configuration_error_naming_the_setting(
     with pytest.raises(ConfigurationError) as caught:
         PostLedger(config.state.ledger_store()).known_hashes()
     assert str(caught.value).startswith("environment DATABASE_URL: cannot use the PostgreSQL ledger at")
-    assert PASSWORD not in str(caught.value) and "***" in str(caught.value)
+    assert PASSWORD not in str(caught.value) and f"at postgresql://{PASSWORD_USER}@127.0.0.1:1/postgres" in str(
+        caught.value
+    )
 
 
 def test_a_wrong_password_and_missing_privileges_are_configuration_errors(pg_server: Any) -> None:
@@ -217,7 +219,7 @@ def test_a_web_worker_with_an_unreachable_database_stops_at_start_naming_the_set
     assert done.returncode == 1 and done.stdout == ""
     (event,) = stderr_events(done.stderr)  # ONE line (issue 22.6): no traceback, no "Application startup failed"
     assert event["message"] == "web_cannot_start" and event["error"].startswith(
-        f"environment DATABASE_URL: cannot use the PostgreSQL ledger at postgresql://bob:***@127.0.0.1:{closed}/db:"
+        f"environment DATABASE_URL: cannot use the PostgreSQL ledger at postgresql://bob@127.0.0.1:{closed}/db:"
     )
     assert "hunter22x" not in done.stderr
 

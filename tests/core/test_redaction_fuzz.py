@@ -7,13 +7,21 @@ Cookie, others), path parameters, query strings and JSON bodies (a real `uvicorn
 serving a library whose files are named after them). Every combination of telemetry on/off and JSON/console
 format runs. Every byte the processes print (stdout and stderr) and every response header is collected and
 searched for each secret in each form, and for every 8-character fragment of each secret in any letter case.
+
+A part of a secret is a secret too (issue 21): runs of 12 to 22 characters of each secret (its start, its end,
+a middle part), raw, mixed-case, URL-encoded and base64'd after a prefix (every byte alignment), are echoed by
+the peer and put in names and arguments; the scan also decodes every base64-looking word of the output at each
+alignment and looks for any 12-character run there. The `ledger list` commands (text and JSON) print an
+unfinished post whose image is named after the secrets.
 """
 
 from __future__ import annotations
 
 import base64
 import itertools
+import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -26,6 +34,7 @@ import httpx
 import pytest
 import yaml
 
+from publisher_v2.utils.state import PostLedger
 from tests.adapters.peers.httpd import HttpPeer, Reply, Request
 from tests.conftest import BIN, REPO_ROOT
 
@@ -70,6 +79,39 @@ def form(secret: str, kind: str) -> str:
 
 
 ALL_FORMS: List[str] = [form(s, k) for s in SECRETS.values() for k in KINDS]
+#: The minimum run of a secret that must never be shown (redact.RUN).
+RUN = 12
+
+
+def runs_of(secret: str) -> List[str]:
+    """Truncated copies a peer or a user may echo: the first 22 characters, the last 12, a middle 12."""
+    middle = max(0, (len(secret) - RUN) // 2)
+    return [secret[:22], secret[-RUN:], secret[middle : middle + RUN]]
+
+
+def run_forms(secret: str) -> List[str]:
+    """Each run raw, mixed-case, URL-encoded, and base64'd after 0, 1 and 2 bytes of prefix."""
+    found = []
+    for run in runs_of(secret):
+        found += [run, mixed_case(run), quote(run, safe="")]
+        found += [base64.b64encode((prefix + run).encode()).decode() for prefix in ("", "u", "u:")]
+    return found
+
+
+ALL_RUNS: List[str] = [r for s in SECRETS.values() for r in run_forms(s)]
+_BASE64_WORD = re.compile(r"[A-Za-z0-9+/_-]{16,}={0,2}")
+
+
+def decoded_words(text: str) -> Iterator[str]:
+    """Every base64-looking word of `text` decoded at each of its 4 character alignments (latin-1 text)."""
+    for match in _BASE64_WORD.finditer(text):
+        word = match.group().rstrip("=").replace("-", "+").replace("_", "/")
+        for skip in range(4):
+            part = word[skip:]
+            if len(part) % 4 == 1:  # a lone trailing character carries no whole byte
+                part = part[:-1]
+            if len(part) >= 16:
+                yield base64.b64decode(part + "=" * (-len(part) % 4), validate=False).decode("latin-1")
 
 
 def leaks(text: str) -> List[Tuple[str, str]]:
@@ -85,6 +127,16 @@ def leaks(text: str) -> List[Tuple[str, str]]:
             fragment = secret[i : i + 8].lower()
             if fragment in lowered:
                 found.append((name, f"fragment {fragment!r}"))
+        for i in range(len(secret) - RUN + 1):
+            run = secret[i : i + RUN]
+            encoded = quote(run, safe="").lower()
+            if encoded != run.lower() and encoded in lowered:
+                found.append((name, f"URL-encoded run {run!r}"))
+    for decoded in decoded_words(text):
+        for name, secret in SECRETS.items():
+            for i in range(len(secret) - RUN + 1):
+                if secret[i : i + RUN] in decoded:
+                    found.append((name, f"base64'd run {secret[i : i + RUN]!r}"))
     return found
 
 
@@ -137,7 +189,10 @@ def peer_reply_text() -> str:
     """What a careless peer sends back: every form of every secret, and the SMTP `AUTH PLAIN` blob
     (base64 of NUL user NUL password) that carries a password at another byte alignment."""
     auth_plain = base64.b64encode(f"\0user@example.com\0{SECRETS['EMAIL_PASSWORD']}".encode()).decode()
-    return f"Incorrect API key provided: {' '.join(ALL_FORMS)}; last AUTH PLAIN {auth_plain}"
+    return (
+        f"Incorrect API key provided: {' '.join(ALL_FORMS)}; last AUTH PLAIN {auth_plain};"
+        f" partly: {' '.join(ALL_RUNS)}"
+    )
 
 
 def echoing_peer(request: Request) -> Reply:
@@ -169,7 +224,7 @@ def collected() -> Iterator[Collected]:
 def test_cli_prints_no_secret(tmp_path: Path, telemetry: bool, fmt: str, collected: Collected) -> None:
     ini, names = secret_library(tmp_path / "lib")
     env = base_env(telemetry, fmt)
-    joined = "_".join(ALL_FORMS)  # every secret in every form, in one value
+    joined = "_".join(ALL_FORMS + ALL_RUNS)  # every secret in every form, whole and in runs, in one value
     bad_ini = tmp_path / "bad.ini"
     bad_ini.write_text(ini.read_text(encoding="utf-8") + f"\n[Telegram]\nmax_width = {joined}\n", "utf-8")
     peer = HttpPeer(echoing_peer).start()  # an OpenAI stand-in whose errors quote every secret back
@@ -195,8 +250,15 @@ def test_cli_prints_no_secret(tmp_path: Path, telemetry: bool, fmt: str, collect
         run_cli(env, "--config", str(ini), "--select", names[1]),
         run_cli(env, "--config", str(ini)),
     ]
-    assert [r.returncode for r in runs[-3:]] == [0, 0, 0], runs[-1].stderr[-2000:]
-    assert all(r.returncode != 0 for r in runs[1:-3])
+    with PostLedger(ini.parent / "state" / "ledger.sqlite") as ledger:  # an unfinished post the listing shows
+        for n, shown in enumerate(ALL_FORMS[:8] + [r for r in ALL_RUNS if "/" not in r][:24]):
+            assert ledger.claim(f"{n:064x}", f"{shown}.jpg")
+    listings = [run_cli(env, "--config", str(ini), "ledger", "list", *flag) for flag in ((), ("--json",))]
+    assert [r.returncode for r in listings] == [0, 0], listings[0].stderr[-2000:]
+    assert "unfinished post(s)" in listings[0].stdout and json.loads(listings[1].stdout)["unfinished"]
+    runs += listings
+    assert [r.returncode for r in runs[-5:]] == [0, 0, 0, 0, 0], runs[-3].stderr[-2000:]
+    assert all(r.returncode != 0 for r in runs[1:-5])
     text = "\n".join(r.stdout + r.stderr for r in runs)
     print(f"cli {telemetry=} {fmt}: {len(text.splitlines())} lines scanned, {len(ALL_FORMS)} secret forms tried")
     assert not leaks(text), leaking_lines(text)
@@ -287,4 +349,6 @@ def test_the_scan_finds_each_form_and_fragment() -> None:
         for kind in KINDS:
             assert leaks(f"x {form(secret, kind)} y"), (secret, kind)
         assert leaks(f"x{secret[3:11].upper()}y")
+        for shown in run_forms(secret):
+            assert leaks(f"x {shown} y"), (secret, shown)
 

@@ -394,6 +394,10 @@ class LocalStorage:
             self.archive_folder.mkdir(exist_ok=True)
         except OSError as exc:
             raise StorageError(f"Cannot create archive folder {self.archive_folder}: {exc}") from None
+        if self.archive_folder.is_symlink():  # checked again here: it may have been replaced since start-up
+            raise StorageError(
+                f"Archive folder {self.archive_folder} is a symbolic link: refusing to move {name} out of the library"
+            )
         stem, ext = os.path.splitext(name)
         try:
             target = _move_without_overwrite(source, self.archive_folder, stem, ext)
