@@ -212,6 +212,9 @@ class ScopeRuntime:
     goes on untouched.
     """
 
+    #: the exporters' hub (export/hub.py) when the manifest turns one on; None otherwise (one read per open/close)
+    export: Any = None
+
     def __init__(
         self,
         spec: Any,
@@ -245,7 +248,10 @@ class ScopeRuntime:
             parent = CURRENT.get()
             acc = Accumulator(self, cid, self.fields, parent)
             CURRENT.set(acc)
-            return (parent, acc, var, bound, previous, time.perf_counter())
+            start = time.perf_counter()
+            export = self.export
+            handle = None if export is None else export.scope_opened(self.spec, start)  # never raises
+            return (parent, acc, var, bound, previous, start, handle)
         except Exception as exc:  # our fault, never the app's
             self.fault("scope_open_failed", f"{type(exc).__name__}: {exc}", target=self.spec.target.text)
             return None
@@ -254,7 +260,9 @@ class ScopeRuntime:
         if state is None:
             return
         end = time.perf_counter()
-        parent, acc, var, bound, previous, start = state
+        parent, acc, var, bound, previous, start, handle = state
+        fields: Dict[str, Tuple[float, int]] = {}
+        name = payload = None
         try:
             CURRENT.set(parent)
             fields = acc.close()
@@ -265,6 +273,8 @@ class ScopeRuntime:
         except Exception as err:
             self.fault("scope_close_failed", f"{type(err).__name__}: {err}", target=self.spec.target.text)
         finally:
+            if self.export is not None:  # never raises (export/hub.py)
+                self.export.scope_closed(handle, parent is None, start, end, fields, name, payload, exc)
             if bound:
                 with contextlib.suppress(Exception):
                     var.set(previous)
