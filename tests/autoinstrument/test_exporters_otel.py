@@ -1,0 +1,194 @@
+"""OpenTelemetry end to end: the shop (tests/autoinstrument/shop_app), installed by the start-up switch with
+`exporters.opentelemetry` on, configures the OpenTelemetry SDK the standard way with the SDK's real OTLP/HTTP
+exporter; a receiver on 127.0.0.1 decodes the protobuf payload (`ExportTraceServiceRequest`). The span tree,
+names, attributes and each span's duration against the event's `_ms` field (within 1 ms) are checked, for the
+CLI-like scope (two direct checkouts) and for the mapped web route (two requests, the checkout nested in each).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Dict, Iterator, List
+
+import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+from telemetry_testkit import HERE, subprocess_env
+
+SHOP_EXPORT = HERE / "shop_app" / "telemetry-export.yaml"
+pytestmark = pytest.mark.slow
+
+#: The app's own SDK set-up, as a user writes it (the OTLP endpoint comes from the standard variables).
+RUN_SHOP = """
+import asyncio, json, sys
+from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+provider = TracerProvider(resource=Resource.create({"service.name": "shop"}))
+provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+trace.set_tracer_provider(provider)
+
+import shop_app.__main__ as shop
+json.dump(asyncio.run(shop.main()), sys.stdout)
+provider.shutdown()
+"""
+
+
+class Receiver(ThreadingHTTPServer):
+    """An OTLP/HTTP traces endpoint: keeps every decoded span."""
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.spans: List[Any] = []
+        self.paths: List[str] = []
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: Receiver
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        if self.headers.get("Content-Encoding") == "gzip":
+            body = gzip.decompress(body)
+        request = ExportTraceServiceRequest.FromString(body)
+        self.server.paths.append(self.path)
+        for resource_spans in request.resource_spans:
+            for scope_spans in resource_spans.scope_spans:
+                self.server.spans.extend(scope_spans.spans)
+        reply = ExportTraceServiceResponse().SerializeToString()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", str(len(reply)))
+        self.end_headers()
+        self.wfile.write(reply)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    server = Receiver()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+    thread.join(5)
+
+
+def attributes(span: Any) -> Dict[str, Any]:
+    out = {}
+    for kv in span.attributes:
+        value = kv.value
+        out[kv.key] = getattr(value, value.WhichOneof("value"))
+    return out
+
+
+def ms(span: Any) -> float:
+    return (span.end_time_unix_nano - span.start_time_unix_nano) / 1e6
+
+
+def test_scopes_stages_and_routes_reach_an_otlp_receiver_as_a_span_tree(receiver: Receiver, tmp_path: Path) -> None:
+    manifest = tmp_path / "telemetry.yaml"
+    manifest.write_text(SHOP_EXPORT.read_text(encoding="utf-8"), encoding="utf-8")
+    port = receiver.server_address[1]
+    proc = subprocess.run(
+        [sys.executable, "-c", RUN_SHOP], capture_output=True, text=True, timeout=120, cwd=str(tmp_path),
+        env=subprocess_env(
+            AUTOINSTRUMENT="1", AUTOINSTRUMENT_MANIFEST=str(manifest), XDG_CACHE_HOME=str(tmp_path / "cache"),
+            OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{port}", OTEL_BSP_SCHEDULE_DELAY="50",
+        ),
+    )
+    assert proc.returncode == 0, proc.stderr
+    events = [json.loads(line) for line in proc.stderr.splitlines() if line.startswith("{")]
+    assert not [e for e in events if e["event"] == "autoinstrument_fault"], proc.stderr
+    assert receiver.paths and set(receiver.paths) == {"/v1/traces"}
+    spans = receiver.spans
+    by_id = {span.span_id: span for span in spans}
+    children: Dict[bytes, List[Any]] = {}
+    for span in spans:
+        children.setdefault(span.parent_span_id, []).append(span)
+
+    checkouts = {e["correlation_id"]: e for e in events if e["event"] == "checkout_timing"}
+    orders = {e["correlation_id"]: e for e in events if e["event"] == "order_served"}
+    assert len(checkouts) == 4 and set(orders) == {"order-1", "order-2"}
+
+    # Every checkout is a span named after its event, carrying the correlation id and the result keys, its
+    # duration the event's total; its children are one span per stage field, each lasting that field.
+    scope_spans = [s for s in spans if s.name == "checkout_timing"]
+    assert len(scope_spans) == 4
+    for span in scope_spans:
+        attrs = attributes(span)
+        event = checkouts[attrs["autoinstrument.correlation_id"]]
+        assert {k: attrs[f"autoinstrument.{k}"] for k in ("total", "items", "paid")} == {
+            k: event[k] for k in ("total", "items", "paid")
+        }
+        assert abs(ms(span) - event["checkout_total_ms"]) <= 1.0, (ms(span), event)
+        stages = {child.name: child for child in children.get(span.span_id, [])}
+        assert set(stages) == {"lookup_ms", "price_fetch_ms"}
+        for name, child in stages.items():
+            assert abs(ms(child) - event[name]) <= 1.0, (name, ms(child), event)
+            assert attributes(child)["autoinstrument.calls"] == event["stage_calls"][name]
+            assert child.trace_id == span.trace_id
+            assert span.start_time_unix_nano <= child.start_time_unix_nano
+            assert child.end_time_unix_nano <= span.end_time_unix_nano
+        assert span.status.code == 0  # unset: no error
+
+    # The two direct checkouts are roots; the two web checkouts are children of their request's server span.
+    roots = [s for s in scope_spans if not s.parent_span_id]
+    assert len(roots) == 2
+    servers = [s for s in spans if s.name == "GET /orders/{skus}"]
+    assert len(servers) == 2
+    for server in servers:
+        attrs = attributes(server)
+        event = orders[attrs["autoinstrument.correlation_id"]]
+        assert server.kind == server.SPAN_KIND_SERVER and not server.parent_span_id
+        assert attrs["http.route"] == "/orders/{skus}" and attrs["http.request.method"] == "GET"
+        assert attrs["http.response.status_code"] == 200
+        assert (attrs["autoinstrument.total"], attrs["autoinstrument.paid"]) == (event["total"], event["paid"])
+        assert abs(ms(server) - event["web_order_ms"]) <= 1.0, (ms(server), event)
+        # the stages ran inside the nested checkout: drawn there once, not again under the request
+        (nested,) = children[server.span_id]
+        assert nested.name == "checkout_timing"
+        assert attributes(nested)["autoinstrument.correlation_id"] == event["correlation_id"]
+    # The unmapped request (/nothing) made no span; nothing else was sent.
+    assert len(spans) == 4 + 2 + 4 * 2
+    assert all(s.parent_span_id in by_id for s in spans if s.parent_span_id)
+
+
+def test_an_error_sets_the_span_status(receiver: Receiver, tmp_path: Path) -> None:
+    """A checkout that raises: its span has status ERROR with the exception recorded; the app's exception is
+    unchanged."""
+    manifest = tmp_path / "telemetry.yaml"
+    manifest.write_text(SHOP_EXPORT.read_text(encoding="utf-8"), encoding="utf-8")
+    run = RUN_SHOP.replace(
+        "json.dump(asyncio.run(shop.main()), sys.stdout)",
+        "from shop_app.catalog import Checkout\n"
+        "try:\n    asyncio.run(Checkout().run(None))\nexcept TypeError as exc:\n    print(type(exc).__name__)",
+    )
+    port = receiver.server_address[1]
+    proc = subprocess.run(
+        [sys.executable, "-c", run], capture_output=True, text=True, timeout=120, cwd=str(tmp_path),
+        env=subprocess_env(
+            AUTOINSTRUMENT="1", AUTOINSTRUMENT_MANIFEST=str(manifest), XDG_CACHE_HOME=str(tmp_path / "cache"),
+            OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{port}", OTEL_BSP_SCHEDULE_DELAY="50",
+        ),
+    )
+    assert proc.returncode == 0 and proc.stdout.strip() == "TypeError", proc.stderr
+    (span,) = receiver.spans
+    assert span.name == "checkout_timing"
+    assert span.status.code == span.status.STATUS_CODE_ERROR and span.status.message == "TypeError"
+    assert [e.name for e in span.events] == ["exception"]
+    assert attributes(span)["autoinstrument.error_type"] == "TypeError"
