@@ -127,10 +127,15 @@ class Hub:
         """Whether the middleware answers this (unmapped) request itself: `GET /metrics` with Prometheus on."""
         return self.prometheus is not None and path == METRICS_PATH and method in ("GET", "HEAD")
 
-    async def serve(self, method: str, send: Callable[..., Any]) -> None:
-        """The scrape: the text exposition format of every worker's samples."""
+    async def serve(self, scope: Dict[str, Any], send: Callable[..., Any]) -> None:
+        """The scrape: every worker's samples, in the format the scraper accepts."""
+        method = scope["method"]
         try:
-            body, content_type = self.prometheus.exposition()
+            accept = ""
+            for name, value in scope.get("headers") or ():
+                if name.lower() == b"accept":
+                    accept = value.decode("latin-1")
+            body, content_type = self.prometheus.exposition(accept)
             status = 200
         except Exception as exc:
             self._failed("metrics_exposition_failed", exc)

@@ -18,7 +18,8 @@ from __future__ import annotations
 import os
 from typing import Any, Dict, Iterable, Optional, Tuple
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client.exposition import choose_encoder
 
 from autoinstrument.manifest import Manifest
 
@@ -92,15 +93,17 @@ class PrometheusExporter:
                 child = children[(field, values)] = histogram.labels(*values)
             child.observe(value / 1000.0)
 
-    def exposition(self) -> Tuple[bytes, str]:
-        """The text format of every worker's samples (multiprocess mode) or of this process's."""
+    def exposition(self, accept: str = "") -> Tuple[bytes, str]:
+        """Every worker's samples (multiprocess mode) or this process's, in the format the scraper's Accept
+        header asks for (OpenMetrics for Prometheus, else the text format)."""
         registry: Any = self.registry
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             from prometheus_client import multiprocess
 
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)
-        return generate_latest(registry), CONTENT_TYPE_LATEST
+        encoder, content_type = choose_encoder(accept)
+        return encoder(registry), content_type
 
     def families(self) -> Iterable[Any]:
         return self.registry.collect()

@@ -319,7 +319,7 @@ class TelemetryMiddleware:
                 if t.export is None or not t.export.answers(method, path):
                     await self.app(scope, receive, send_with_id)
                 else:  # GET /metrics with Prometheus on (export/hub.py)
-                    await t.export.serve(method, send_with_id)
+                    await t.export.serve(scope, send_with_id)
             finally:
                 if by_hand:
                     _SERVING.set(False)
