@@ -24,6 +24,8 @@ class Hub:
         self.prometheus = prometheus
         spec = manifest.exporters.prometheus
         self.textfile_dir = spec.textfile_dir if prometheus is not None else None
+        #: the per-request call, bound once
+        self.observe = prometheus.observe if prometheus is not None else None
         self.logger = manifest.log.logger
 
     @classmethod
@@ -90,6 +92,7 @@ class Hub:
             if outermost and self.textfile_dir:
                 from autoinstrument.export.textfile import write
 
+                self.prometheus.sync()
                 write(self.textfile_dir, self.logger, self.prometheus.registry)
         except Exception as err:
             self._failed("metrics_failed", err)
@@ -115,9 +118,10 @@ class Hub:
                 self.otel.request_ended(handle, start, end, payload, status, error, route.field)
             except Exception as exc:
                 self._failed("request_end_failed", exc)
-        if self.prometheus is not None:
+        observe = self.observe
+        if observe is not None:
             try:
-                self.prometheus.observe(event, route.template, f"{status // 100}xx", payload)
+                observe(event, route.template, status, payload)
             except Exception as exc:
                 self._failed("metrics_failed", exc)
 
