@@ -27,6 +27,7 @@ class Hub:
         #: the per-request call, bound once
         self.observe = prometheus.observe if prometheus is not None else None
         self.logger = manifest.log.logger
+        self.textfile: Any = None  # export.textfile.Textfile, made at the first outermost scope exit
 
     @classmethod
     def for_manifest(cls, manifest: Manifest, fault: Callable[..., None]) -> Optional[Hub]:
@@ -90,10 +91,12 @@ class Hub:
         try:
             self.prometheus.observe(name, "", "ok" if exc is None else "error", payload)
             if outermost and self.textfile_dir:
-                from autoinstrument.export.textfile import write
+                if self.textfile is None:
+                    from autoinstrument.export.textfile import Textfile
 
+                    self.textfile = Textfile(self.textfile_dir, self.logger)
                 self.prometheus.sync()
-                write(self.textfile_dir, self.logger, self.prometheus.registry)
+                self.textfile.write(self.prometheus.registry)
         except Exception as err:
             self._failed("metrics_failed", err)
 

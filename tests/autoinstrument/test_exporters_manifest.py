@@ -150,3 +150,19 @@ def test_exporters_off_import_nothing_of_theirs(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert '"checkout_timing"' in proc.stderr  # installed and timing
     assert proc.stdout.strip() == "[]"
+
+
+def test_the_shipped_manifest_shows_the_exporters_commented_and_valid_when_uncommented(tmp_path: Path) -> None:
+    """telemetry.yaml ships the `exporters:` example commented out (off); uncommented, it is a valid section."""
+    from telemetry_testkit import REPO
+
+    text = (REPO / "telemetry.yaml").read_text(encoding="utf-8")
+    assert not load_manifest(str(REPO / "telemetry.yaml")).exporters.enabled
+    head, example = text.split("# exporters:", 1)
+    lines = ("# exporters:" + example).splitlines()
+    uncommented = "\n".join(line[2:] if line.startswith("# ") else line for line in lines)
+    path = tmp_path / "telemetry.yaml"
+    path.write_text(head + uncommented + "\n", encoding="utf-8")
+    exporters = load_manifest(str(path)).exporters
+    assert exporters.opentelemetry.enabled and exporters.prometheus.enabled
+    assert exporters.prometheus.labels == ("archived",)

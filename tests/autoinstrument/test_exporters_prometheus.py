@@ -125,23 +125,46 @@ def test_metrics_and_the_cli_textfile_hold_exactly_the_events(tmp_path: Path) ->
     for key, values in want.items():
         got = scraped[key]
         assert got["count"] == len(values) and abs(got["sum"] - sum(values) / 1000) < 1e-9, (key, got, values)
-        bounds = buckets_for(loaded, key[0][len("autoinstrument_"):-len("_seconds")] + "_ms")
-        for bound in bounds:  # every bucket counts exactly the events at or below its bound
-            assert got[repr(bound) if repr(bound) in got else f"{bound}"] == sum(v / 1000 <= bound for v in values)
+        assert got == scraped_of(values, loaded, key)  # every bucket counts exactly the events at or below it
     # the budgets are bucket bounds (exact quantiles there), and no label carries a path or an id
     assert 2.0 in buckets_for(loaded, "web_order_ms") and 5.0 in buckets_for(loaded, "web_order_ms")
     assert "tea" not in out["metrics"] and "order-1" not in out["metrics"]
 
     # The CLI textfile: written atomically at the exit of each outermost scope (the two direct checkouts, not
-    # the checkouts nested in a request), into the manifest's `textfile_dir`, nothing else left in the folder.
+    # the checkouts nested in a request), into the manifest's `textfile_dir`: the .prom file and its lock, no
+    # temp file left behind.
     folder = tmp_path / "metrics"
-    assert sorted(p.name for p in folder.iterdir()) == ["autoinstrument-shop.telemetry.prom"]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        ".autoinstrument-shop.telemetry.prom.lock", "autoinstrument-shop.telemetry.prom",
+    ]
+    direct = [e for e in events if e["event"] == "checkout_timing" and len(e["correlation_id"]) == 36]
+    assert len(direct) == 2
     textfile = histograms((folder / "autoinstrument-shop.telemetry.prom").read_text(encoding="utf-8"))
-    direct = expected([e for e in events if e["event"] == "checkout_timing" and len(e["correlation_id"]) == 36])
-    assert set(textfile) == set(direct)
-    for key, values in direct.items():
-        assert textfile[key]["count"] == len(values) == 2
-        assert abs(textfile[key]["sum"] - sum(values) / 1000) < 1e-9
+    assert textfile == {key: scraped_of(values, loaded, key) for key, values in expected(direct).items()}
+
+    # A second run adds to the file (cumulative, as Prometheus expects of a histogram), never replaces it.
+    _out, events_again = run_shop(tmp_path, manifest)
+    direct += [e for e in events_again if e["event"] == "checkout_timing" and len(e["correlation_id"]) == 36]
+    assert len(direct) == 4
+    textfile = histograms((folder / "autoinstrument-shop.telemetry.prom").read_text(encoding="utf-8"))
+    assert textfile == {key: scraped_of(values, loaded, key) for key, values in expected(direct).items()}
+
+
+def scraped_of(values: List[int], manifest: Any, key: Tuple[str, Any]) -> Dict[str, float]:
+    """What `histograms()` must read for a series holding exactly `values` (ms)."""
+    bounds = buckets_for(manifest, key[0][len("autoinstrument_"):-len("_seconds")] + "_ms")
+    out: Dict[str, float] = {"count": float(len(values)), "sum": pytest.approx(sum(values) / 1000)}
+    for bound in bounds:
+        out[_le(bound)] = float(sum(v / 1000 <= bound for v in values))
+    out["+Inf"] = float(len(values))
+    return out
+
+
+def _le(bound: float) -> str:
+    """prometheus_client's spelling of a bucket bound."""
+    from prometheus_client.utils import floatToGoString
+
+    return floatToGoString(bound)
 
 
 # ------------------------------------------------------------------------------------- a real Prometheus
