@@ -102,12 +102,12 @@ class Hub:
 
     # ------------------------------------------------------------------------------------------ requests
 
-    def request_started(self, scope: Dict[str, Any], route: Any, start: float) -> Any:
-        """At a mapped request's start reading: its server span (annotated or opened), current while it runs."""
+    def request_started(self, scope: Dict[str, Any], route: Any, start: float, correlation_id: str) -> Any:
+        """At a mapped request's start reading: its span, current while it runs (None without OpenTelemetry)."""
         if self.otel is None:
             return None
         try:
-            return self.otel.request_started(scope, route.method, route.template, start)
+            return self.otel.request_started(scope, route.method, route.template, start, correlation_id)
         except Exception as exc:
             self._failed("request_start_failed", exc)
             return None

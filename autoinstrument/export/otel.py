@@ -10,8 +10,10 @@ is current while it runs (an httpx or SQL span of the app's lands under it).
   (`autoinstrument.calls` = how many calls). The calls' own start times are not kept (the hot path stores
   one float per call), so the stage spans are laid end to end from the scope's start, and a field listed
   under `parallel:` starts with its outer field, as `report`'s timeline draws them;
-- a mapped route: annotates the current server span when there is one (an ASGI instrumentation outside ours),
-  else opens a SERVER span `METHOD /template` (parent: the request's `traceparent`);
+- a mapped route: a span `METHOD /template` lasting the route's `_ms` field: a SERVER span (parent: the
+  request's `traceparent`), or, when an ASGI instrumentation outside ours already made the server span, an
+  INTERNAL child of it, and the server span gets `http.route` and the correlation id at once (it may end as
+  soon as the last body byte passes, before the request's fields are known);
 - attributes: `autoinstrument.correlation_id`, every `_ms` field, the scope's/route's `result` keys;
   an exception or a 5xx sets the span status to ERROR.
 """
@@ -80,21 +82,27 @@ class OpenTelemetryExporter:
 
     # ------------------------------------------------------------------------------------------ requests
 
-    def request_started(self, scope: Dict[str, Any], method: str, template: str, start: float) -> Tuple[Any, ...]:
+    def request_started(
+        self, scope: Dict[str, Any], method: str, template: str, start: float, correlation_id: str
+    ) -> Tuple[Any, ...]:
         current = trace.get_current_span()
         covered: Set[str] = set()
         cover_token = _COVERED.set(covered)
-        if current.is_recording():  # an ASGI instrumentation outside ours made the server span: annotate it
+        if current.is_recording():
+            # An ASGI instrumentation outside ours made the server span: annotate it now (it may end as soon as
+            # the last body byte passes, before this request's fields are known) and time the route in a child.
             current.set_attribute("http.route", template)
-            return current, None, cover_token, covered
-        carrier = {}
-        for name, value in scope.get("headers") or ():
-            carrier[name.decode("latin-1").lower()] = value.decode("latin-1")
-        parent = propagate.extract(carrier)
+            current.set_attribute(PREFIX + "correlation_id", correlation_id)
+            parent, kind = None, SpanKind.INTERNAL
+        else:
+            carrier = {}
+            for name, value in scope.get("headers") or ():
+                carrier[name.decode("latin-1").lower()] = value.decode("latin-1")
+            parent, kind = propagate.extract(carrier), SpanKind.SERVER
         span = self.tracer.start_span(
             f"{method} {template}",
             context=parent,
-            kind=SpanKind.SERVER,
+            kind=kind,
             start_time=epoch_ns(start),
             attributes={"http.request.method": method, "http.route": template},
         )
@@ -111,8 +119,7 @@ class OpenTelemetryExporter:
         route_field: str,
     ) -> None:
         span, token, cover_token, covered = handle
-        if token is not None:
-            otel_context.detach(token)
+        otel_context.detach(token)
         _COVERED.reset(cover_token)
         self._annotate(span, payload, _REQUEST_KEYS)
         span.set_attribute("http.response.status_code", status)
@@ -127,8 +134,7 @@ class OpenTelemetryExporter:
             if name.endswith("_ms") and name not in covered and name != route_field
         ]
         self._stages(span, start, end, own)
-        if token is not None:
-            span.end(end_time=epoch_ns(end))
+        span.end(end_time=epoch_ns(end))
 
     # ------------------------------------------------------------------------------------------ shared
 

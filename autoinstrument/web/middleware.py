@@ -374,7 +374,7 @@ class TelemetryMiddleware:
         error: Optional[BaseException] = None
         start = perf_counter()
         export = t.export
-        span = None if export is None else export.request_started(scope, route, start)  # never raises
+        span = None if export is None else export.request_started(scope, route, start, cid)  # never raises
         try:
             await self.app(scope, receive, send_timed)
         except BaseException as exc:

@@ -195,3 +195,73 @@ def test_an_error_sets_the_span_status(receiver: Receiver, tmp_path: Path) -> No
     assert span.status.code == span.status.STATUS_CODE_ERROR and span.status.message == "TypeError"
     assert [e.name for e in span.events] == ["exception"]
     assert attributes(span)["autoinstrument.error_type"] == "TypeError"
+
+
+#: OpenTelemetry's own ASGI instrumentation OUTSIDE the shop's middleware: its server span is current when our
+#: middleware starts, so the route annotates it (route, correlation id) and times itself in a child span
+#: instead of opening a second server span.
+RUN_UNDER_OTEL_ASGI = """
+import asyncio, json, sys
+from opentelemetry import trace
+from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+memory = InMemorySpanExporter()
+provider = TracerProvider()
+provider.add_span_processor(SimpleSpanProcessor(memory))
+trace.set_tracer_provider(provider)
+
+from shop_app.web import app
+outer = OpenTelemetryMiddleware(app, exclude_spans=["receive", "send"])
+
+async def get(path):
+    sent = []
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+    async def send(message):
+        sent.append(message)
+    scope = {"type": "http", "http_version": "1.1", "method": "GET", "scheme": "http", "path": path,
+             "raw_path": path.encode(), "root_path": "", "query_string": b"", "server": ("127.0.0.1", 80),
+             "client": ("127.0.0.1", 1), "headers": [(b"host", b"shop"), (b"x-request-id", b"order-9")]}
+    await outer(scope, receive, send)
+    return sent[0]["status"]
+
+status = asyncio.run(get("/orders/tea"))
+spans = [{"name": s.name, "kind": s.kind.name, "id": s.context.span_id,
+          "parent": s.parent.span_id if s.parent else None, "ms": (s.end_time - s.start_time) / 1e6,
+          "attributes": dict(s.attributes)} for s in memory.get_finished_spans()]
+json.dump({"status": status, "spans": spans}, sys.stdout)
+"""
+
+
+def test_a_server_span_made_outside_ours_is_annotated_and_the_route_timed_in_a_child(tmp_path: Path) -> None:
+    manifest = tmp_path / "telemetry.yaml"
+    manifest.write_text(SHOP_EXPORT.read_text(encoding="utf-8"), encoding="utf-8")
+    proc = subprocess.run(
+        [sys.executable, "-c", RUN_UNDER_OTEL_ASGI], capture_output=True, text=True, timeout=120, cwd=str(tmp_path),
+        env=subprocess_env(AUTOINSTRUMENT="1", AUTOINSTRUMENT_MANIFEST=str(manifest),
+                           XDG_CACHE_HOME=str(tmp_path / "cache")),
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["status"] == 200
+    events = [json.loads(line) for line in proc.stderr.splitlines() if line.startswith("{")]
+    (order,) = [e for e in events if e["event"] == "order_served"]
+    # One server span, OpenTelemetry's (named by its instrumentation), annotated with our route and id
+    (server,) = [s for s in out["spans"] if s["kind"] == "SERVER"]
+    assert server["name"] == "GET /orders/tea" and server["parent"] is None
+    assert server["attributes"]["http.route"] == "/orders/{skus}"
+    assert server["attributes"]["autoinstrument.correlation_id"] == "order-9"
+    # the route's span is its child, lasting the route's field, carrying the fields and the results
+    (route,) = [s for s in out["spans"] if s["name"] == "GET /orders/{skus}"]
+    assert route["kind"] == "INTERNAL" and route["parent"] == server["id"]
+    assert abs(route["ms"] - order["web_order_ms"]) <= 1.0
+    assert route["attributes"]["autoinstrument.web_order_ms"] == order["web_order_ms"]
+    assert route["attributes"]["autoinstrument.total"] == order["total"]
+    # the checkout nested in the route is the route span's child; nothing drawn twice
+    (checkout,) = [s for s in out["spans"] if s["name"] == "checkout_timing"]
+    assert checkout["parent"] == route["id"]
+    assert sorted(s["name"] for s in out["spans"] if s["parent"] == checkout["id"]) == ["lookup_ms", "price_fetch_ms"]
+    assert len(out["spans"]) == 5
