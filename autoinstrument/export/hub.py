@@ -37,7 +37,7 @@ class Hub:
             try:
                 from autoinstrument.export.otel import OpenTelemetryExporter
 
-                otel = OpenTelemetryExporter(manifest.parallel)
+                otel = OpenTelemetryExporter()
             except ImportError as exc:
                 fault("exporter_unavailable", f"{exc}: pip install opentelemetry-api (the `otel` extra)",
                       target="exporters.opentelemetry", line=spec.opentelemetry.line, manifest=manifest.path)
@@ -59,12 +59,13 @@ class Hub:
 
     # ------------------------------------------------------------------------------------------ scopes
 
-    def scope_opened(self, spec: Any, start: float) -> Any:
-        """At a scope's start reading: its span, current while it runs (None without OpenTelemetry)."""
+    def scope_opened(self, spec: Any, start: float, acc: Any) -> Any:
+        """At a scope's start reading: its span, current while it runs, and the scope's accumulator set to
+        record each stage call (None without OpenTelemetry)."""
         if self.otel is None:
             return None
         try:
-            return self.otel.scope_opened(spec.event, start)
+            return self.otel.scope_opened(spec.event, start, acc)
         except Exception as exc:
             self._failed("scope_open_failed", exc)
             return None
@@ -83,7 +84,7 @@ class Hub:
         """After the scope's event was emitted (`payload` None if building it failed)."""
         if handle is not None:
             try:
-                self.otel.scope_closed(handle, start, end, fields, payload or {}, exc)
+                self.otel.scope_closed(handle, end, payload or {}, exc)
             except Exception as err:
                 self._failed("scope_close_failed", err)
         if self.prometheus is None or payload is None or name is None:
@@ -95,19 +96,21 @@ class Hub:
                     from autoinstrument.export.textfile import Textfile
 
                     self.textfile = Textfile(self.textfile_dir, self.logger)
-                self.prometheus.sync()
                 self.textfile.write(self.prometheus.registry)
         except Exception as err:
             self._failed("metrics_failed", err)
 
     # ------------------------------------------------------------------------------------------ requests
 
-    def request_started(self, scope: Dict[str, Any], route: Any, start: float, correlation_id: str) -> Any:
-        """At a mapped request's start reading: its span, current while it runs (None without OpenTelemetry)."""
+    def request_started(
+        self, scope: Dict[str, Any], route: Any, start: float, correlation_id: str, acc: Any
+    ) -> Any:
+        """At a mapped request's start reading: its span, current while it runs, and the request's accumulator
+        set to record each stage call (None without OpenTelemetry)."""
         if self.otel is None:
             return None
         try:
-            return self.otel.request_started(scope, route.method, route.template, start, correlation_id)
+            return self.otel.request_started(scope, route.method, route.template, start, correlation_id, acc)
         except Exception as exc:
             self._failed("request_start_failed", exc)
             return None
@@ -118,7 +121,7 @@ class Hub:
     ) -> None:
         if handle is not None:
             try:
-                self.otel.request_ended(handle, start, end, payload, status, error, route.field)
+                self.otel.request_ended(handle, end, payload, status, error)
             except Exception as exc:
                 self._failed("request_end_failed", exc)
         observe = self.observe

@@ -15,14 +15,8 @@ to an empty folder before the server starts; each worker then writes its samples
 
 from __future__ import annotations
 
-import atexit
-import contextlib
 import os
-import threading
-import time
-import weakref
-from bisect import bisect_left
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.exposition import choose_encoder
@@ -70,47 +64,33 @@ def _histogram(field: str, buckets: Tuple[float, ...], labels: Tuple[str, ...]) 
     return histogram
 
 
-_NEW: Any = []  # a slot's marker for a key not seen yet (never appended to)
-
-
-class _Series:
-    """One labelled histogram child and the samples observed since they were last moved into it."""
-
-    __slots__ = ("child", "bounds", "pending")
-
-    def __init__(self, child: Any, bounds: Tuple[float, ...]):
-        self.child = child
-        self.bounds = bounds
-        self.pending: List[float] = []
+_NEW: Any = object()  # a slot's marker for a field not seen yet under a key
 
 
 class PrometheusExporter:
     """The metrics side of the hub: `observe` one event's `_ms` fields, `exposition` for `/metrics`.
 
-    The request path only appends each value to its series' list (one C call, atomic under the GIL, like the
-    stages' accumulator); `sync()` moves what was appended into the prometheus_client histograms, counted per
-    bucket with C-level `bisect`, once a second on a daemon thread, before every scrape or textfile write, and
-    at exit. In multiprocess mode that is what reaches the worker's mmap files: a scrape answered by another
-    worker sees this one's samples at most `SYNC_SECONDS` late.
+    Each value goes straight into prometheus_client's histogram with the labelled child's own `observe` (so
+    a scrape, the textfile and the multiprocess mmap files see it at once, and nothing waits in a buffer of
+    ours). What is cached is the lookup: the bound `child.observe` of each (event, route, status, extra
+    labels) and field, resolved once with `histogram.labels(...)`, so a request costs one dict lookup for
+    its key, then one per key of its event, plus prometheus_client's `observe` per `_ms` field.
     """
 
     def __init__(self, manifest: Manifest):
         self.extra = manifest.exporters.prometheus.labels
         labels = BASE_LABELS + self.extra
-        self.bounds = {field: buckets_for(manifest, field) for field in manifest.fields()}
-        self.histograms = {field: _histogram(field, self.bounds[field], labels) for field in manifest.fields()}
-        #: (field, label values) -> its series
-        self.series: Dict[Tuple[str, Tuple[str, ...]], _Series] = {}
-        #: (event, route, status code or "ok"/"error", extra label values...) -> field -> the series' pending list
-        self.slots: Dict[Tuple[Any, ...], Dict[str, List[float]]] = {}
+        self.histograms = {
+            field: _histogram(field, buckets_for(manifest, field), labels) for field in manifest.fields()
+        }
+        #: (event, route, status code or "ok"/"error", extra label values...) -> field -> the child's bound
+        #: `observe` (None for a key of the event that is no histogram's: correlation_id, method, ...)
+        self.slots: Dict[Tuple[Any, ...], Dict[str, Optional[Callable[[float], None]]]] = {}
         self.registry = REGISTRY
-        self.lock = threading.Lock()
-        _syncing(self)
 
     def observe(self, event: str, route: str, status: Any, payload: Dict[str, Any]) -> None:
-        """Append each `_ms` value of one event to its series. `status`: a route's status code, or "ok" /
-        "error" for a scope. The per-request cost is one small-tuple dict lookup, then one dict lookup and one
-        list append per key of the event."""
+        """Observe each `_ms` value of one event, in seconds. `status`: a route's status code, or "ok" /
+        "error" for a scope."""
         key = (event, route, status)
         if self.extra:
             key += tuple(str(payload.get(name, "")) for name in self.extra)
@@ -118,56 +98,28 @@ class PrometheusExporter:
         if slot is None:
             slot = self.slots.setdefault(key, {})
         for field, value in payload.items():
-            pending = slot.get(field, _NEW)
-            if pending is None:  # a key that is no histogram's (correlation_id, method, ...): known
-                continue
-            if pending is _NEW:
-                pending = self._series(key, field, value)
-                if pending is None:
-                    if field not in self.histograms:  # never one: not looked at again
-                        slot[field] = None
+            observe = slot.get(field, _NEW)
+            if observe is _NEW:
+                observe = self._child(key, field, value)
+                if observe is None and field in self.histograms:  # a histogram's field, not a number this time
                     continue
-                slot[field] = pending
-            pending.append(value)
+                slot[field] = observe
+            if observe is not None:
+                observe(value / 1000.0)
 
-    def _series(self, key: Tuple[Any, ...], field: str, value: Any) -> Optional[List[float]]:
-        """The pending list of a new series (None for a value or field that is no histogram's)."""
+    def _child(self, key: Tuple[Any, ...], field: str, value: Any) -> Optional[Callable[[float], None]]:
+        """The bound `observe` of the series of `field` under `key` (None for a field or value that is no
+        histogram's)."""
         histogram = self.histograms.get(field)
         if histogram is None or not isinstance(value, (int, float)) or isinstance(value, bool):
             return None
         status = key[2]
         values = (key[0], key[1], status_class(status) if isinstance(status, int) else str(status)) + key[3:]
-        with self.lock:
-            found = self.series.get((field, values))
-            if found is None:
-                found = self.series[(field, values)] = _Series(histogram.labels(*values), self.bounds[field])
-        return found.pending
-
-    def sync(self) -> None:
-        """Move the appended samples into the histograms (per bucket, one increment per distinct bucket)."""
-        with self.lock:
-            for series in list(self.series.values()):
-                pending = series.pending
-                n = len(pending)
-                if not n:
-                    continue
-                chunk = pending[:n]
-                del pending[:n]  # appends racing with this land after index n: kept for the next sync
-                bounds = series.bounds
-                counts = [0] * (len(bounds) + 1)
-                for ms in chunk:
-                    counts[bisect_left(bounds, ms / 1000.0)] += 1
-                child = series.child
-                child._sum.inc(sum(chunk) / 1000.0)  # prometheus_client's Histogram child: _sum, _buckets
-                buckets = child._buckets
-                for index, count in enumerate(counts):
-                    if count:
-                        buckets[index].inc(count)
+        return histogram.labels(*values).observe
 
     def exposition(self, accept: str = "") -> Tuple[bytes, str]:
         """Every worker's samples (multiprocess mode) or this process's, in the format the scraper's Accept
         header asks for (OpenMetrics for Prometheus, else the text format)."""
-        self.sync()
         registry: Any = self.registry
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             from prometheus_client import multiprocess
@@ -176,36 +128,6 @@ class PrometheusExporter:
             multiprocess.MultiProcessCollector(registry)
         encoder, content_type = choose_encoder(accept)
         return encoder(registry), content_type
-
-
-SYNC_SECONDS = 1.0
-#: every exporter of this process (an uninstalled one drops out when it is collected)
-_exporters: weakref.WeakSet[PrometheusExporter] = weakref.WeakSet()
-_thread_pid = 0
-
-
-def _sync_all() -> None:
-    for exporter in list(_exporters):
-        with contextlib.suppress(Exception):  # retried at the next tick, at the scrape and at exit
-            exporter.sync()
-
-
-def _sync_loop() -> None:
-    while True:
-        time.sleep(SYNC_SECONDS)
-        _sync_all()
-
-
-def _syncing(exporter: PrometheusExporter) -> None:
-    """Register `exporter` with the process's one sync thread (started on first use, again in a forked child:
-    a worker of `gunicorn --preload` syncs its own samples) and the exit hook."""
-    global _thread_pid
-    _exporters.add(exporter)
-    if _thread_pid != os.getpid():
-        if _thread_pid == 0:
-            atexit.register(_sync_all)
-        _thread_pid = os.getpid()
-        threading.Thread(target=_sync_loop, name="autoinstrument-prometheus-sync", daemon=True).start()
 
 
 def status_class(status: Optional[int]) -> str:
