@@ -1,4 +1,4 @@
-"""Scopes, stages and mapped routes as spans, through the OpenTelemetry API only (the `otel` extra).
+"""Scopes, stage calls and mapped routes as spans, through the OpenTelemetry API only (the `otel` extra).
 
 The user configures the SDK and exporter the standard way (`opentelemetry-instrument`, `OTEL_EXPORTER_OTLP_*`,
 or their own `TracerProvider`); without an SDK every call here is the API's no-op. Composes with
@@ -6,10 +6,13 @@ OpenTelemetry's own instrumentations: a scope's span is a child of whatever span
 is current while it runs (an httpx or SQL span of the app's lands under it).
 
 - a scope: a span named after its event, opened at the scope's start reading and ended at its end reading;
-- a stage field: a child span per field that ran, lasting exactly the seconds summed into that `_ms` field
-  (`autoinstrument.calls` = how many calls). The calls' own start times are not kept (the hot path stores
-  one float per call), so the stage spans are laid end to end from the scope's start, and a field listed
-  under `parallel:` starts with its outer field, as `report`'s timeline draws them;
+- a stage CALL: a child span of its innermost scope (or mapped request) named after its field, from the
+  call's own start reading to its end reading (a generator stage: one span per step, its active time), so
+  calls run under `asyncio.gather` overlap as they ran, and a field's spans add up to its `_ms` field. The
+  wrappers record `(field, start, end, calls)` into the scope's accumulator only while a span is exported for
+  it (`Accumulator.records`); the spans are made when the scope ends (a re-entered call is counted once:
+  one span). A scope with more than `Accumulator.records_max` calls gets the first ones and
+  `autoinstrument.stage_spans_truncated`;
 - a mapped route: a span `METHOD /template` lasting the route's `_ms` field: a SERVER span (parent: the
   request's `traceparent`), or, when an ASGI instrumentation outside ours already made the server span, an
   INTERNAL child of it, and the server span gets `http.route` and the correlation id at once (it may end as
@@ -20,8 +23,7 @@ is current while it runs (an httpx or SQL span of the app's lands under it).
 
 from __future__ import annotations
 
-from contextvars import ContextVar
-from typing import Any, Dict, Iterable, Optional, Set, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
@@ -32,10 +34,6 @@ from autoinstrument.export.clock import epoch_ns
 PREFIX = "autoinstrument."
 #: a request event's keys that the span carries under their semantic-convention names instead
 _REQUEST_KEYS = ("method", "route", "status_code", "stage_calls")
-
-#: The fields of the current mapped request that a nested scope already exported as its own stage spans
-#: (the request's span gets stage spans only for the others: nothing is drawn twice).
-_COVERED: ContextVar[Optional[Set[str]]] = ContextVar("autoinstrument_otel_covered", default=None)
 
 
 def _attribute(value: Any) -> Any:
@@ -48,46 +46,34 @@ def _attribute(value: Any) -> Any:
 class OpenTelemetryExporter:
     """The span side of the hub."""
 
-    def __init__(self, parallel: Dict[str, Tuple[str, ...]], version: str = ""):
+    def __init__(self, version: str = ""):
         self.tracer = trace.get_tracer("autoinstrument", version or None)
-        #: inner stage field -> its outer field (`parallel:`): drawn from the outer's start
-        self.outer: Dict[str, str] = {inner: outer for outer, inners in parallel.items() for inner in inners}
 
     # ------------------------------------------------------------------------------------------ scopes
 
-    def scope_opened(self, event: str, start: float) -> Tuple[Any, Any]:
+    def scope_opened(self, event: str, start: float, acc: Any) -> Tuple[Any, Any, Any]:
         span = self.tracer.start_span(event, start_time=epoch_ns(start))
-        return span, otel_context.attach(trace.set_span_in_context(span))
+        _record(acc)
+        return span, otel_context.attach(trace.set_span_in_context(span)), acc
 
     def scope_closed(
-        self,
-        handle: Tuple[Any, Any],
-        start: float,
-        end: float,
-        fields: Dict[str, Tuple[float, int]],
-        payload: Dict[str, Any],
-        exc: Optional[BaseException],
+        self, handle: Tuple[Any, Any, Any], end: float, payload: Dict[str, Any], exc: Optional[BaseException]
     ) -> None:
-        span, token = handle
+        span, token, acc = handle
         otel_context.detach(token)
-        covered = _COVERED.get()
-        if covered is not None:
-            covered.update(fields)
         self._annotate(span, payload)
         if exc is not None:
             span.record_exception(exc)
             span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
-        self._stages(span, start, end, fields.items())
+        self._stages(span, acc)
         span.end(end_time=epoch_ns(end))
 
     # ------------------------------------------------------------------------------------------ requests
 
     def request_started(
-        self, scope: Dict[str, Any], method: str, template: str, start: float, correlation_id: str
+        self, scope: Dict[str, Any], method: str, template: str, start: float, correlation_id: str, acc: Any
     ) -> Tuple[Any, ...]:
         current = trace.get_current_span()
-        covered: Set[str] = set()
-        cover_token = _COVERED.set(covered)
         if current.is_recording():
             # An ASGI instrumentation outside ours made the server span: annotate it now (it may end as soon as
             # the last body byte passes, before this request's fields are known) and time the route in a child.
@@ -106,21 +92,19 @@ class OpenTelemetryExporter:
             start_time=epoch_ns(start),
             attributes={"http.request.method": method, "http.route": template},
         )
-        return span, otel_context.attach(trace.set_span_in_context(span, parent)), cover_token, covered
+        _record(acc)
+        return span, otel_context.attach(trace.set_span_in_context(span, parent)), acc
 
     def request_ended(
         self,
         handle: Tuple[Any, ...],
-        start: float,
         end: float,
         payload: Dict[str, Any],
         status: int,
         error: Optional[BaseException],
-        route_field: str,
     ) -> None:
-        span, token, cover_token, covered = handle
+        span, token, acc = handle
         otel_context.detach(token)
-        _COVERED.reset(cover_token)
         self._annotate(span, payload, _REQUEST_KEYS)
         span.set_attribute("http.response.status_code", status)
         if error is not None:
@@ -128,12 +112,7 @@ class OpenTelemetryExporter:
             span.set_status(Status(StatusCode.ERROR, type(error).__name__))
         elif status >= 500:
             span.set_status(Status(StatusCode.ERROR))
-        own = [
-            (name, (value / 1000.0, 1))
-            for name, value in payload.items()
-            if name.endswith("_ms") and name not in covered and name != route_field
-        ]
-        self._stages(span, start, end, own)
+        self._stages(span, acc)
         span.end(end_time=epoch_ns(end))
 
     # ------------------------------------------------------------------------------------------ shared
@@ -146,25 +125,24 @@ class OpenTelemetryExporter:
             if value is not None:
                 span.set_attribute(PREFIX + key, value)
 
-    def _stages(
-        self, parent: Any, start: float, end: float, fields: Iterable[Tuple[str, Tuple[float, int]]]
-    ) -> None:
-        """One child span per stage field, lasting exactly its summed seconds, laid end to end from `start`
-        (moved back to end with the parent when it would run past it; a field whose calls overlapped, e.g.
-        under `asyncio.gather`, may sum to more than the parent: it then starts with the parent)."""
+    def _stages(self, parent: Any, acc: Any) -> None:
+        """One child span per recorded stage call, from its start reading to its end reading."""
+        records = acc.records
+        if not records:
+            return
+        if len(records) >= acc.records_max:
+            parent.set_attribute(PREFIX + "stage_spans_truncated", len(records))
         parent_context = trace.set_span_in_context(parent)
-        cursor = start
-        starts: Dict[str, float] = {}
-        for name, (seconds, calls) in fields:
-            outer = self.outer.get(name)
-            begin = starts.get(outer, start) if outer is not None else cursor
-            if begin + seconds > end:
-                begin = max(start, end - seconds)
-            starts[name] = begin
+        for field, start, end, calls in tuple(records):  # a copy: a late call may still append
             span = self.tracer.start_span(
-                name, context=parent_context, start_time=epoch_ns(begin),
-                attributes={PREFIX + "calls": calls, PREFIX + "field": name},
+                field, context=parent_context, start_time=epoch_ns(start),
+                attributes={PREFIX + "calls": calls, PREFIX + "field": field},
             )
-            span.end(end_time=epoch_ns(begin + seconds))
-            if outer is None:
-                cursor = begin + seconds
+            span.end(end_time=epoch_ns(end))
+
+
+def _record(acc: Any) -> None:
+    """Make the scope's stage wrappers record each call's interval (Accumulator.records; `limit` 0 sends every
+    call through `overflow`, which appends it)."""
+    acc.records = []
+    acc.limit = 0

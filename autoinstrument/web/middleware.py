@@ -287,6 +287,7 @@ class TelemetryMiddleware:
                 acc.limit = FOLD_AT
                 acc.closed = False
                 acc.late = None
+                acc.records = None
                 acc.owner = route
                 acc.correlation_id = cid
                 acc.collector = (
@@ -374,7 +375,7 @@ class TelemetryMiddleware:
         error: Optional[BaseException] = None
         start = perf_counter()
         export = t.export
-        span = None if export is None else export.request_started(scope, route, start, cid)  # never raises
+        span = None if export is None else export.request_started(scope, route, start, cid, acc)  # never raises
         try:
             await self.app(scope, receive, send_timed)
         except BaseException as exc:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -126,7 +127,12 @@ def test_scopes_stages_and_routes_reach_an_otlp_receiver_as_a_span_tree(receiver
     assert len(checkouts) == 4 and set(orders) == {"order-1", "order-2"}
 
     # Every checkout is a span named after its event, carrying the correlation id and the result keys, its
-    # duration the event's total; its children are one span per stage field, each lasting that field.
+    # duration the event's total; its children are one span per stage CALL, at the call's own start and end:
+    # each at least the call's own sleep (lookup 10 ms, price fetch 20 ms), inside the scope, and a field's
+    # spans add up to its `_ms` field. The two price fetches of a two-item checkout run under asyncio.gather:
+    # their spans overlap; the lookups run one after the other: theirs do not.
+    sleeps = {"lookup_ms": 10.0, "price_fetch_ms": 20.0}
+    overlapping = 0
     scope_spans = [s for s in spans if s.name == "checkout_timing"]
     assert len(scope_spans) == 4
     for span in scope_spans:
@@ -136,18 +142,27 @@ def test_scopes_stages_and_routes_reach_an_otlp_receiver_as_a_span_tree(receiver
             k: event[k] for k in ("total", "items", "paid")
         }
         assert abs(ms(span) - event["checkout_total_ms"]) <= 1.0, (ms(span), event)
-        stages = {child.name: child for child in children.get(span.span_id, [])}
+        stages: Dict[str, List[Any]] = {}
+        for child in children.get(span.span_id, []):
+            stages.setdefault(child.name, []).append(child)
         assert set(stages) == {"lookup_ms", "price_fetch_ms"}
-        for name, child in stages.items():
-            assert abs(ms(child) - event[name]) <= 1.0, (name, ms(child), event)
-            assert attributes(child)["autoinstrument.calls"] == event["stage_calls"][name]
-            assert child.trace_id == span.trace_id
-            assert span.start_time_unix_nano <= child.start_time_unix_nano
-            if ms(child) <= ms(span):  # drawn within its scope
+        for name, calls in stages.items():
+            assert len(calls) == event["stage_calls"][name] == event["items"]  # one span per call
+            assert abs(sum(ms(child) for child in calls) - event[name]) <= 1.0, (name, [ms(c) for c in calls], event)
+            for child in calls:
+                assert ms(child) >= sleeps[name], (name, ms(child))
+                assert attributes(child)["autoinstrument.calls"] == 1
+                assert child.trace_id == span.trace_id
+                assert span.start_time_unix_nano <= child.start_time_unix_nano
                 assert child.end_time_unix_nano <= span.end_time_unix_nano
-            else:  # concurrent calls (asyncio.gather) summed to more than the scope: drawn from its start
-                assert child.start_time_unix_nano == span.start_time_unix_nano
+        lookups = sorted((c.start_time_unix_nano, c.end_time_unix_nano) for c in stages["lookup_ms"])
+        assert all(a[1] <= b[0] for a, b in zip(lookups, lookups[1:])), lookups  # sequential calls
+        fetches = [(c.start_time_unix_nano, c.end_time_unix_nano) for c in stages["price_fetch_ms"]]
+        if len(fetches) == 2:
+            assert max(f[0] for f in fetches) < min(f[1] for f in fetches), fetches  # they overlap
+            overlapping += 1
         assert span.status.code == 0  # unset: no error
+    assert overlapping == 2  # the direct ["tea", "mug"] checkout and the request for /orders/tea,pot
 
     # The two direct checkouts are roots; the two web checkouts are children of their request's server span.
     roots = [s for s in scope_spans if not s.parent_span_id]
@@ -167,7 +182,7 @@ def test_scopes_stages_and_routes_reach_an_otlp_receiver_as_a_span_tree(receiver
         assert nested.name == "checkout_timing"
         assert attributes(nested)["autoinstrument.correlation_id"] == event["correlation_id"]
     # The unmapped request (/nothing) made no span; nothing else was sent.
-    assert len(spans) == 4 + 2 + 4 * 2
+    assert len(spans) == 4 + 2 + sum(sum(e["stage_calls"].values()) for e in checkouts.values()) == 4 + 2 + 12
     assert all(s.parent_span_id in by_id for s in spans if s.parent_span_id)
 
 
@@ -265,3 +280,98 @@ def test_a_server_span_made_outside_ours_is_annotated_and_the_route_timed_in_a_c
     assert checkout["parent"] == route["id"]
     assert sorted(s["name"] for s in out["spans"] if s["parent"] == checkout["id"]) == ["lookup_ms", "price_fetch_ms"]
     assert len(out["spans"]) == 5
+
+
+#: Two different stages under asyncio.gather, and a recursive stage (re-entered: one call), in one scope.
+GATHER_APP = '''
+import asyncio, json, sys, time
+from contextvars import ContextVar
+
+request_id = ContextVar("request_id", default=None)
+
+
+def emit(logger, level, event, **fields):
+    sys.stderr.write(json.dumps(dict(fields, event=event), default=str) + "\\n")
+
+
+class Walker:
+    def walk(self, n):
+        time.sleep(0.005)
+        return n if n == 0 else self.walk(n - 1)
+
+
+async def fetch():
+    await asyncio.sleep(0.03)
+
+
+async def store():
+    await asyncio.sleep(0.04)
+
+
+class Job:
+    async def run(self):
+        Walker().walk(2)
+        await asyncio.gather(fetch(), store())
+        return 1
+'''
+GATHER_MANIFEST = """\
+version: 1
+log: {function: gather_app:emit, logger: gather, correlation: gather_app:request_id}
+scopes:
+  gather_app:Job.run: {event: job_timing, total: job_total_ms}
+stages:
+  gather_app:Walker.walk: walk_ms
+  gather_app:fetch: fetch_ms
+  gather_app:store: store_ms
+exporters:
+  opentelemetry: {enabled: true}
+"""
+RUN_GATHER = """
+import asyncio, json, sys
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+memory = InMemorySpanExporter()
+provider = TracerProvider()
+provider.add_span_processor(SimpleSpanProcessor(memory))
+trace.set_tracer_provider(provider)
+
+import autoinstrument
+assert autoinstrument.install(sys.argv[1])
+import gather_app
+asyncio.run(gather_app.Job().run())
+json.dump([{"name": s.name, "id": s.context.span_id, "parent": s.parent.span_id if s.parent else None,
+            "start": s.start_time, "end": s.end_time, "attributes": dict(s.attributes)}
+           for s in memory.get_finished_spans()], sys.stdout)
+"""
+
+
+def test_stages_under_gather_overlap_and_a_reentered_stage_is_one_span(tmp_path: Path) -> None:
+    (tmp_path / "gather_app.py").write_text(GATHER_APP, encoding="utf-8")
+    manifest = tmp_path / "telemetry.yaml"
+    manifest.write_text(GATHER_MANIFEST, encoding="utf-8")
+    env = subprocess_env(XDG_CACHE_HOME=str(tmp_path / "cache"))
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), env["PYTHONPATH"]])
+    proc = subprocess.run([sys.executable, "-c", RUN_GATHER, str(manifest)], capture_output=True, text=True,
+                          timeout=120, cwd=str(tmp_path), env=env)
+    assert proc.returncode == 0, proc.stderr
+    (event,) = [json.loads(line) for line in proc.stderr.splitlines() if '"job_timing"' in line]
+    spans = json.loads(proc.stdout)
+    (job,) = [s for s in spans if s["name"] == "job_timing"]
+    children = {s["name"]: [c for c in spans if c["parent"] == job["id"] and c["name"] == s["name"]]
+                for s in spans if s["parent"] == job["id"]}
+    # the recursion walk(2) -> walk(1) -> walk(0) is one call (re-entry counted once): one span, the whole walk
+    assert event["stage_calls"] == {"walk_ms": 1, "fetch_ms": 1, "store_ms": 1}
+    assert {name: len(found) for name, found in children.items()} == {"walk_ms": 1, "fetch_ms": 1, "store_ms": 1}
+    assert len(spans) == 4
+    (walk,), (fetch,), (store,) = children["walk_ms"], children["fetch_ms"], children["store_ms"]
+    for name, span in (("walk_ms", walk), ("fetch_ms", fetch), ("store_ms", store)):
+        assert abs((span["end"] - span["start"]) / 1e6 - event[name]) <= 1.0, (name, span, event)
+        assert job["start"] <= span["start"] and span["end"] <= job["end"]
+    assert (walk["end"] - walk["start"]) / 1e6 >= 15.0  # three sleeps of 5 ms
+    # fetch and store ran under asyncio.gather: their spans overlap (both after the walk), as they ran
+    assert walk["end"] <= min(fetch["start"], store["start"])
+    assert max(fetch["start"], store["start"]) < min(fetch["end"], store["end"]), (fetch, store)
+    assert (fetch["end"] - fetch["start"]) / 1e6 >= 30.0 and (store["end"] - store["start"]) / 1e6 >= 40.0
