@@ -99,13 +99,16 @@ class PrometheusExporter:
             slot = self.slots.setdefault(key, {})
         for field, value in payload.items():
             observe = slot.get(field, _NEW)
+            if observe is None:  # most keys: no histogram's
+                continue
             if observe is _NEW:
                 observe = self._child(key, field, value)
-                if observe is None and field in self.histograms:  # a histogram's field, not a number this time
+                if observe is None:
+                    if field not in self.histograms:  # never one: not looked at again
+                        slot[field] = None
                     continue
                 slot[field] = observe
-            if observe is not None:
-                observe(value / 1000.0)
+            observe(value / 1000.0)
 
     def _child(self, key: Tuple[Any, ...], field: str, value: Any) -> Optional[Callable[[float], None]]:
         """The bound `observe` of the series of `field` under `key` (None for a field or value that is no
