@@ -15,7 +15,7 @@ import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Dict, Iterator, List
+from typing import Any, Dict, Iterator, List, Tuple
 
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
@@ -300,6 +300,12 @@ class Walker:
         return n if n == 0 else self.walk(n - 1)
 
 
+def items():
+    for i in range(2):
+        time.sleep(0.003)
+        yield i
+
+
 async def fetch():
     await asyncio.sleep(0.03)
 
@@ -311,6 +317,7 @@ async def store():
 class Job:
     async def run(self):
         Walker().walk(2)
+        list(items())
         await asyncio.gather(fetch(), store())
         return 1
 '''
@@ -321,6 +328,7 @@ scopes:
   gather_app:Job.run: {event: job_timing, total: job_total_ms}
 stages:
   gather_app:Walker.walk: walk_ms
+  gather_app:items: items_ms
   gather_app:fetch: fetch_ms
   gather_app:store: store_ms
 exporters:
@@ -339,6 +347,8 @@ provider.add_span_processor(SimpleSpanProcessor(memory))
 trace.set_tracer_provider(provider)
 
 import autoinstrument
+from autoinstrument.runtime.scope import Accumulator
+Accumulator.records_max = int(sys.argv[2])
 assert autoinstrument.install(sys.argv[1])
 import gather_app
 asyncio.run(gather_app.Job().run())
@@ -348,24 +358,35 @@ json.dump([{"name": s.name, "id": s.context.span_id, "parent": s.parent.span_id 
 """
 
 
-def test_stages_under_gather_overlap_and_a_reentered_stage_is_one_span(tmp_path: Path) -> None:
+def run_gather(tmp_path: Path, records_max: int = 1000) -> Tuple[Dict[str, Any], List[Dict[str, Any]]]:
+    """The gather app's one job under the SDK's in-memory exporter: its event and its finished spans."""
     (tmp_path / "gather_app.py").write_text(GATHER_APP, encoding="utf-8")
     manifest = tmp_path / "telemetry.yaml"
     manifest.write_text(GATHER_MANIFEST, encoding="utf-8")
     env = subprocess_env(XDG_CACHE_HOME=str(tmp_path / "cache"))
     env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), env["PYTHONPATH"]])
-    proc = subprocess.run([sys.executable, "-c", RUN_GATHER, str(manifest)], capture_output=True, text=True,
-                          timeout=120, cwd=str(tmp_path), env=env)
+    proc = subprocess.run([sys.executable, "-c", RUN_GATHER, str(manifest), str(records_max)],
+                          capture_output=True, text=True, timeout=120, cwd=str(tmp_path), env=env)
     assert proc.returncode == 0, proc.stderr
     (event,) = [json.loads(line) for line in proc.stderr.splitlines() if '"job_timing"' in line]
-    spans = json.loads(proc.stdout)
+    return event, json.loads(proc.stdout)
+
+
+def test_stages_under_gather_overlap_and_a_reentered_stage_is_one_span(tmp_path: Path) -> None:
+    event, spans = run_gather(tmp_path)
     (job,) = [s for s in spans if s["name"] == "job_timing"]
+    assert "autoinstrument.stage_spans_truncated" not in job["attributes"]
     children = {s["name"]: [c for c in spans if c["parent"] == job["id"] and c["name"] == s["name"]]
                 for s in spans if s["parent"] == job["id"]}
     # the recursion walk(2) -> walk(1) -> walk(0) is one call (re-entry counted once): one span, the whole walk
-    assert event["stage_calls"] == {"walk_ms": 1, "fetch_ms": 1, "store_ms": 1}
+    assert event["stage_calls"] == {"walk_ms": 1, "items_ms": 1, "fetch_ms": 1, "store_ms": 1}
+    # a generator stage: one span per step (its active time: 2 yields and the end), the first counting the call
+    steps = sorted(children.pop("items_ms"), key=lambda s: s["start"])
+    assert [s["attributes"]["autoinstrument.calls"] for s in steps] == [1, 0, 0]
+    assert abs(sum(s["end"] - s["start"] for s in steps) / 1e6 - event["items_ms"]) <= 1.0, (steps, event)
+    assert all(a["end"] <= b["start"] for a, b in zip(steps, steps[1:]))
     assert {name: len(found) for name, found in children.items()} == {"walk_ms": 1, "fetch_ms": 1, "store_ms": 1}
-    assert len(spans) == 4
+    assert len(spans) == 4 + 3
     (walk,), (fetch,), (store,) = children["walk_ms"], children["fetch_ms"], children["store_ms"]
     for name, span in (("walk_ms", walk), ("fetch_ms", fetch), ("store_ms", store)):
         assert abs((span["end"] - span["start"]) / 1e6 - event[name]) <= 1.0, (name, span, event)
@@ -375,3 +396,13 @@ def test_stages_under_gather_overlap_and_a_reentered_stage_is_one_span(tmp_path:
     assert walk["end"] <= min(fetch["start"], store["start"])
     assert max(fetch["start"], store["start"]) < min(fetch["end"], store["end"]), (fetch, store)
     assert (fetch["end"] - fetch["start"]) / 1e6 >= 30.0 and (store["end"] - store["start"]) / 1e6 >= 40.0
+
+
+def test_a_scope_with_more_stage_calls_than_kept_says_so(tmp_path: Path) -> None:
+    """Past `Accumulator.records_max` calls a scope gets spans for the first ones only, and an attribute saying
+    how many it kept (the event's fields still count every call)."""
+    event, spans = run_gather(tmp_path, records_max=2)
+    (job,) = [s for s in spans if s["name"] == "job_timing"]
+    assert job["attributes"]["autoinstrument.stage_spans_truncated"] == 2
+    assert sorted(s["name"] for s in spans if s["parent"] == job["id"]) == ["items_ms", "walk_ms"]
+    assert event["stage_calls"] == {"walk_ms": 1, "items_ms": 1, "fetch_ms": 1, "store_ms": 1}
