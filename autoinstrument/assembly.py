@@ -25,9 +25,18 @@ def _hold() -> Callable[..., Any]:
     return hold
 
 
+def _exporters(manifest: Manifest, fault: Callable[..., None]) -> Any:
+    """The exporters' hub, or None: with every exporter off, nothing of `autoinstrument.export` is imported."""
+    if not manifest.exporters.enabled:
+        return None
+    from autoinstrument.export import build
+
+    return build(manifest, fault)
+
+
 def install(manifest: Union[None, str, Manifest] = None, *, defer_report: bool = False) -> bool:
-    """`runtime.install.install` with the web part."""
+    """`runtime.install.install` with the web part and the exporters."""
     from autoinstrument.runtime.install import WebPart
     from autoinstrument.runtime.install import install as _install
 
-    return _install(manifest, defer_report=defer_report, web=WebPart(_attach, _hold))
+    return _install(manifest, defer_report=defer_report, web=WebPart(_attach, _hold), exporters=_exporters)

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import inspect
 import json
 import os
@@ -239,6 +240,66 @@ def _check_log(manifest: Manifest) -> List[Result]:
             out.append(Result(FAIL, ref.line, ref.text, section, None, None, str(exc)))
         except Exception as exc:
             out.append(Result(FAIL, ref.line, ref.text, section, None, None, f"{type(exc).__name__}: {exc}"))
+    return out
+
+
+# --------------------------------------------------------------------------------------------- exporters
+
+#: exporter -> (the module its extra provides, the pip extra to install)
+EXTRAS = {
+    "opentelemetry": ("opentelemetry.trace", "opentelemetry-api", "otel"),
+    "prometheus": ("prometheus_client", "prometheus-client", "prometheus"),
+}
+
+
+def _importable(module: str) -> bool:
+    """Whether `module` can be imported, found without importing it (its package is imported, nothing more)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _writable_folder(path: str) -> Optional[str]:
+    """Why a CLI run could not write its textfile into `path` (None when it can): made at run time if missing,
+    so its nearest existing parent must be writable."""
+    probe = path
+    while not os.path.exists(probe):
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            break
+        probe = parent
+    if not os.path.isdir(probe):
+        return f"{probe} is not a folder"
+    if not os.access(probe, os.W_OK | os.X_OK):
+        return f"{probe} is not writable by this user"
+    return None
+
+
+def _check_exporters(manifest: Manifest) -> List[Result]:
+    """Each enabled exporter: its extra importable; Prometheus' textfile folder writable."""
+    out: List[Result] = []
+    spec = manifest.exporters
+    for name, sub in (("opentelemetry", spec.opentelemetry), ("prometheus", spec.prometheus)):
+        if not sub.enabled:
+            continue
+        module, distribution, extra = EXTRAS[name]
+        section = f"exporters.{name}"
+        if _importable(module):
+            out.append(Result(OK, sub.line, name, section, None, f"{module} importable"))
+        else:
+            out.append(Result(FAIL, sub.line, name, section, None, None,
+                              f"{module} is not installed: pip install {distribution} (the `{extra}` extra), "
+                              f"or turn exporters.{name}.enabled off"))
+    prom = spec.prometheus
+    if prom.enabled and prom.textfile_dir:
+        why = _writable_folder(prom.textfile_dir)
+        section = "exporters.prometheus.textfile_dir"
+        if why is None:
+            out.append(Result(OK, prom.textfile_line, prom.textfile_dir, section, None, "writable textfile folder"))
+        else:
+            out.append(Result(FAIL, prom.textfile_line, prom.textfile_dir, section, None, None,
+                              f"a CLI run cannot write its textfile there: {why}"))
     return out
 
 
@@ -473,6 +534,7 @@ def run_check(path: Optional[str] = None, build_app: bool = False) -> CheckRepor
     _overlaps(resolved, by_key)
     if manifest is not None:
         results.extend(_check_web(manifest, build_app))
+        results.extend(_check_exporters(manifest))
     results.sort(key=lambda r: (r.line, r.section))
     return CheckReport(path, results)
 

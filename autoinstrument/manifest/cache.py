@@ -11,7 +11,7 @@ import os
 import sys
 import zlib
 
-VERSION = 2
+VERSION = 3  # 3: Manifest.exporters
 
 
 def _file(path, kind):

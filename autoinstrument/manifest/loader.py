@@ -16,11 +16,14 @@ from typing import Any, Dict, List, Optional, Tuple
 from autoinstrument.manifest import cache
 from autoinstrument.manifest.model import (
     Budget,
+    ExportersSpec,
     LineMapping,
     LogSpec,
     Manifest,
     ManifestError,
+    OpenTelemetrySpec,
     Problem,
+    PrometheusSpec,
     Ref,
     RouteSpec,
     ScopeSpec,
@@ -150,7 +153,8 @@ def _from_plain(value: Any) -> Any:
             if not _PLAIN_TYPES:
                 _PLAIN_TYPES.update(
                     (cls.__name__, cls)
-                    for cls in (Manifest, LogSpec, StageSpec, ScopeSpec, RouteSpec, WebSpec, Budget, Ref)
+                    for cls in (Manifest, LogSpec, StageSpec, ScopeSpec, RouteSpec, WebSpec, Budget, Ref,
+                                ExportersSpec, OpenTelemetrySpec, PrometheusSpec)
                 )
             return _PLAIN_TYPES[tag[1:]](*(_from_plain(v) for v in items))
     if isinstance(value, dict):

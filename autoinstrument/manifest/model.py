@@ -125,6 +125,41 @@ class Budget:
 
 
 @dataclass(frozen=True)
+class OpenTelemetrySpec:
+    """`exporters.opentelemetry`: scopes, stages and mapped routes as spans through the OpenTelemetry API."""
+
+    enabled: bool = False
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class PrometheusSpec:
+    """`exporters.prometheus`: one histogram per `_ms` field. `textfile_dir` (absolute, resolved against the
+    manifest's folder) receives a CLI run's node_exporter textfile; `buckets` (ms) replace the default ladder
+    plus the budgets' thresholds; `labels` are extra `result` keys used as labels (never a path parameter)."""
+
+    enabled: bool = False
+    line: int = 0
+    textfile_dir: Optional[str] = None
+    textfile_line: int = 0
+    buckets: Tuple[float, ...] = ()
+    labels: Tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ExportersSpec:
+    """The `exporters:` section. Off by default: the JSON events are written either way."""
+
+    opentelemetry: OpenTelemetrySpec = field(default_factory=OpenTelemetrySpec)
+    prometheus: PrometheusSpec = field(default_factory=PrometheusSpec)
+    line: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.opentelemetry.enabled or self.prometheus.enabled
+
+
+@dataclass(frozen=True)
 class Manifest:
     path: str
     version: int
@@ -136,6 +171,7 @@ class Manifest:
     #: stage field → the stage fields called inside it at the same time (only the report reads it: it draws
     #: them overlapping, within the outer stage's bar, instead of end to end)
     parallel: Dict[str, Tuple[str, ...]] = field(default_factory=dict)
+    exporters: ExportersSpec = field(default_factory=ExportersSpec)
 
     @property
     def event_key(self) -> str:

@@ -7,17 +7,21 @@ them; the runtime reports them as one fault).
 from __future__ import annotations
 
 import keyword
+import os
 from re import compile as regex
 from typing import Any, Dict, List, Optional, Tuple
 
 from autoinstrument.manifest.model import (
     PERCENTILES,
     Budget,
+    ExportersSpec,
     LineMapping,
     LogSpec,
     Manifest,
     ManifestError,
+    OpenTelemetrySpec,
     Problem,
+    PrometheusSpec,
     Ref,
     RouteSpec,
     ScopeSpec,
@@ -123,7 +127,9 @@ def validate(data: Any, path: str) -> Manifest:
     c = _Checker(path)
     if not isinstance(data, dict):
         raise ManifestError([Problem(path, 1, "(top)", "the manifest must be a YAML mapping")])
-    c.known_keys(data, ("version", "log", "scopes", "stages", "web", "budgets", "parallel"), "")
+    c.known_keys(
+        data, ("version", "log", "scopes", "stages", "web", "budgets", "parallel", "exporters"), ""
+    )
 
     version = data.get("version", 1)
     if version != 1:
@@ -150,9 +156,10 @@ def validate(data: Any, path: str) -> Manifest:
     manifest = Manifest(path, 1, log, tuple(scopes), tuple(stages), web, ())
     budgets = _validate_budgets(c, data, set(manifest.fields()))
     parallel = _validate_parallel(c, data, stage_fields)
+    exporters = _validate_exporters(c, data, manifest)
     if c.problems:
         raise ManifestError(c.problems)
-    return Manifest(path, 1, log, tuple(scopes), tuple(stages), web, tuple(budgets), parallel)
+    return Manifest(path, 1, log, tuple(scopes), tuple(stages), web, tuple(budgets), parallel, exporters)
 
 
 def _validate_log(c: _Checker, data: LineMapping) -> LogSpec:
@@ -397,6 +404,98 @@ def _validate_parallel(c: _Checker, data: LineMapping, stage_fields: set) -> Dic
             else:
                 owner[name] = outer
         out[outer] = tuple(inner)
+    return out
+
+
+#: Label names that are an id (one series per request): refused like a path parameter.
+_ID_LABELS = ("correlation_id", "request_id", "trace_id", "span_id")
+
+
+def _enabled(c: _Checker, section: LineMapping, where: str) -> bool:
+    value = section.get("enabled", False)
+    if not isinstance(value, bool):
+        c.fail(c.line_of(section, "enabled"), f"{where}.enabled", "must be true or false")
+        return False
+    return value
+
+
+def _validate_exporters(c: _Checker, data: LineMapping, manifest: Manifest) -> ExportersSpec:
+    """`exporters: {opentelemetry: {enabled}, prometheus: {enabled, textfile_dir, buckets, labels}}`, off by
+    default. A label that would give one series per request (a path parameter, an id) is refused here, with
+    its line: Prometheus keeps every label combination as a series forever."""
+    if "exporters" not in data:
+        return ExportersSpec()
+    section = c.mapping(data.get("exporters"), c.line_of(data, "exporters"), "exporters")
+    if section is None:
+        return ExportersSpec()
+    c.known_keys(section, ("opentelemetry", "prometheus"), "exporters")
+    otel = OpenTelemetrySpec()
+    body = c.mapping(section.get("opentelemetry"), c.line_of(section, "opentelemetry"), "exporters.opentelemetry")
+    if body is not None and "opentelemetry" in section:
+        c.known_keys(body, ("enabled",), "exporters.opentelemetry")
+        otel = OpenTelemetrySpec(_enabled(c, body, "exporters.opentelemetry"), c.line_of(section, "opentelemetry"))
+    prom = PrometheusSpec()
+    where = "exporters.prometheus"
+    body = c.mapping(section.get("prometheus"), c.line_of(section, "prometheus"), where)
+    if body is not None and "prometheus" in section:
+        c.known_keys(body, ("enabled", "textfile_dir", "buckets", "labels"), where)
+        enabled = _enabled(c, body, where)
+        textfile = c.string(body, "textfile_dir", where)
+        if textfile is not None:
+            textfile = os.path.expanduser(textfile)
+            if not os.path.isabs(textfile):  # relative to the manifest's folder, not to wherever cron starts
+                textfile = os.path.join(os.path.dirname(os.path.abspath(c.path)), textfile)
+            textfile = os.path.normpath(textfile)
+        buckets: List[float] = []
+        raw = body.get("buckets", [])
+        line = c.line_of(body, "buckets")
+        if not isinstance(raw, list) or not all(
+            isinstance(b, (int, float)) and not isinstance(b, bool) and b > 0 for b in raw
+        ):
+            c.fail(line, f"{where}.buckets", "must be a list of positive numbers of milliseconds")
+        elif any(b >= a for a, b in zip(raw[1:], raw)):
+            c.fail(line, f"{where}.buckets", "must be in increasing order")
+        else:
+            buckets = [float(b) for b in raw]
+        labels = _labels(c, body, where, manifest)
+        prom = PrometheusSpec(
+            enabled, c.line_of(section, "prometheus"), textfile, c.line_of(body, "textfile_dir"), tuple(buckets),
+            tuple(labels),
+        )
+    return ExportersSpec(otel, prom, c.line_of(data, "exporters"))
+
+
+def _labels(c: _Checker, body: LineMapping, where: str, manifest: Manifest) -> List[str]:
+    """Extra labels: `result` keys of a scope or route. A path parameter or an id is refused (cardinality)."""
+    raw = body.get("labels", [])
+    line = c.line_of(body, "labels")
+    if not isinstance(raw, list) or not all(isinstance(r, str) and r.isidentifier() for r in raw):
+        c.fail(line, f"{where}.labels", "must be a list of result key names")
+        return []
+    params: Dict[str, str] = {}
+    keys = set()
+    for scope in manifest.scopes:
+        keys.update(scope.result)
+    for route in manifest.web.routes if manifest.web else ():
+        keys.update(route.result)
+        for match in TEMPLATE_PARAM_RE.finditer(route.template):
+            params.setdefault(match.group(1), f"{route.method} {route.template}")
+    out: List[str] = []
+    for name in raw:
+        if name in params:
+            c.fail(
+                line, f"{where}.labels",
+                f"{name!r} is a path parameter of {params[name]}: one series per distinct path would explode "
+                "the metric's cardinality (the route template is already a label)",
+            )
+        elif name in _ID_LABELS or name.endswith("_id"):
+            c.fail(line, f"{where}.labels", f"{name!r} is an id: one series per request would explode cardinality")
+        elif name in ("event", "route", "status_class", "le"):
+            c.fail(line, f"{where}.labels", f"{name!r} is already a label")
+        elif name not in keys:
+            c.fail(line, f"{where}.labels", f"{name!r} is not a `result` key of any scope or route")
+        else:
+            out.append(name)
     return out
 
 

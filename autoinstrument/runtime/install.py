@@ -86,6 +86,8 @@ class _State:
         self.stage_fields = tuple(sorted({stage.field for stage in manifest.stages}))
         for spec in list(manifest.scopes) + list(manifest.stages):
             self.by_module.setdefault(spec.target.module, []).append(spec)
+        #: the exporters' hub (export/hub.py), None when the manifest's exporters are off
+        self.export: Any = None
         self._web: Any = None  # web.attachment.AppAttachment, built when first needed (see `web`)
         #: the log function, put behind the one-event-per-request gate (merge.py) when routes are mapped
         self.gate_ref: Optional[Ref] = None
@@ -137,7 +139,11 @@ _resolve_ref = resolve_ref
 
 
 def install(
-    manifest: Union[None, str, Manifest] = None, *, defer_report: bool = False, web: Optional[WebPart] = None
+    manifest: Union[None, str, Manifest] = None,
+    *,
+    defer_report: bool = False,
+    web: Optional[WebPart] = None,
+    exporters: Optional[Callable[[Manifest, Callable[..., None]], Any]] = None,
 ) -> bool:
     """Wrap every target of the manifest (now, or when its module is imported). False if nothing was
     installed. `web` plugs in the web part (`autoinstrument.install` passes it); without it a `web:` section
@@ -167,6 +173,11 @@ def install(
             return False
         emitter = Emitter(loaded.log, defer=defer_report)
         state = _State(loaded, emitter, web)
+        if exporters is not None:  # the exporters' hub (assembly.py builds it: the runtime never imports it)
+            try:
+                state.export = exporters(loaded, emitter.fault)
+            except Exception as exc:
+                emitter.fault("exporters_unavailable", f"{type(exc).__name__}: {exc}", manifest=loaded.path)
         if loaded.web is not None and web is None:
             emitter.fault(
                 "web_unavailable", "installed without the web part: the web section is not applied",
@@ -330,6 +341,8 @@ def _make(state: _State, spec: Union[ScopeSpec, StageSpec], raw: Any, target: Re
             on_open=state.emitter.ready,
             fields=state.stage_fields,
         )
+        if state.export is not None:
+            runtime.export = state.export
         wrapper = wrappers.scope_wrapper(function, runtime.open, runtime.close)
     kind = wrappers.kind_of(function)
     if descriptor is not None:

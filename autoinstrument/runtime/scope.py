@@ -20,6 +20,9 @@ to flow back out of a context):
   stages of the workflow it ran, while `workflow_timing` stays exactly as it was, and a callable scope
   nested in another callable scope still reports only its own stages (nothing is counted twice).
 - Outside any scope `CURRENT.get()` is None and a stage costs that one read.
+- Each call's own interval, for OpenTelemetry: when the scope's span is exported, the exporter sets `records`
+  to a list and `limit` to 0, so every stage call takes the rare branch (`overflow`), which appends
+  `(field, start, end, calls)`; a scope without an exporter keeps `limit` at FOLD_AT and pays nothing more.
 - A stage that finishes after its scope closed finds `closed` set and is reported as
   `autoinstrument_late_stage` (once per scope and field), not silently dropped. (A thread finishing in the
   same microsecond as the close may be both counted and reported; it is never lost.)
@@ -38,6 +41,8 @@ from autoinstrument.runtime.ids import new_request_id
 CURRENT: ContextVar[Optional[Accumulator]] = ContextVar("autoinstrument_scope", default=None)
 
 FOLD_AT = 8192
+#: per scope, the stage calls kept for OpenTelemetry (a scope with more gets the first ones only, and says so)
+RECORDS_MAX = 1000
 IDLE = (None, False)  # a field's marker when no call of it runs in this context
 
 _markers: Dict[str, ContextVar] = {}
@@ -91,6 +96,7 @@ class Accumulator:
         "inclusive",
         "collector",
         "request",
+        "records",
     )
 
     def __init__(
@@ -114,16 +120,23 @@ class Accumulator:
         self.collector: Optional[Accumulator] = None
         #: the mapped web request this scope runs in (middleware._Request), if any: the log gate's one check
         self.request: Any = None
+        #: (field, start, end, calls) of each stage call, when an exporter draws them (export/otel.py); else None
+        self.records: Optional[List[Tuple[str, float, float, int]]] = None
         if parent is not None:
             self.collector = parent if parent.inclusive else parent.collector
             self.request = parent.request
+
+    #: how many stage calls `records` keeps (a class attribute: the exporter reads it without importing this floor)
+    records_max = RECORDS_MAX
 
     #: True for an accumulator closed without taking the lock (a web request, middleware.py): it sets `closed`
     #: first, then reads; so an `add` or `fold` that sees `closed` set only after its own write reports the
     #: sample late (it may have been counted too: never lost).
     unlocked_close = False
 
-    def add(self, field: str, seconds: float, calls: int = 1) -> None:
+    def add(self, field: str, seconds: float, calls: int = 1, start: Optional[float] = None) -> None:
+        """`start`: the perf_counter reading the call (or generator step) started at; None for totals moved
+        from a nested scope (its calls were recorded there)."""
         with self.lock:
             closed = self.closed
             if not closed:
@@ -133,15 +146,25 @@ class Accumulator:
                 else:
                     slot[0] += seconds
                     slot[1] += calls
+                records = self.records
+                if records is not None and start is not None and len(records) < self.records_max:
+                    records.append((field, start, start + seconds, calls))
         if closed or (self.unlocked_close and self.closed):
             self.report_late(field, seconds)
 
-    def overflow(self, field: str, seconds: float) -> None:
-        """The rare branch of the hot path: the list is long (fold it) or the scope has closed (late)."""
+    def overflow(self, field: str, seconds: float, start: float = 0.0) -> None:
+        """The rare branch of the hot path: the list is long (fold it), the scope has closed (late), or the
+        scope records each call for OpenTelemetry (`limit` 0: append the call's interval)."""
         if self.closed:
             self.report_late(field, seconds)
-        else:
-            self.fold()
+            return
+        records = self.records
+        if records is not None:
+            if len(records) < self.records_max:
+                records.append((field, start, start + seconds, 1))  # a list append: atomic under the GIL
+            if len(self.lists.get(field, ())) <= FOLD_AT:
+                return
+        self.fold()
 
     def fold(self) -> None:
         """Move the samples present now into totals. Appends racing with this land after index n: kept."""
@@ -212,6 +235,9 @@ class ScopeRuntime:
     goes on untouched.
     """
 
+    #: the exporters' hub (export/hub.py) when the manifest turns one on; None otherwise (one read per open/close)
+    export: Any = None
+
     def __init__(
         self,
         spec: Any,
@@ -245,7 +271,10 @@ class ScopeRuntime:
             parent = CURRENT.get()
             acc = Accumulator(self, cid, self.fields, parent)
             CURRENT.set(acc)
-            return (parent, acc, var, bound, previous, time.perf_counter())
+            start = time.perf_counter()
+            export = self.export
+            handle = None if export is None else export.scope_opened(self.spec, start, acc)  # never raises
+            return (parent, acc, var, bound, previous, start, handle)
         except Exception as exc:  # our fault, never the app's
             self.fault("scope_open_failed", f"{type(exc).__name__}: {exc}", target=self.spec.target.text)
             return None
@@ -254,7 +283,9 @@ class ScopeRuntime:
         if state is None:
             return
         end = time.perf_counter()
-        parent, acc, var, bound, previous, start = state
+        parent, acc, var, bound, previous, start, handle = state
+        fields: Dict[str, Tuple[float, int]] = {}
+        name = payload = None
         try:
             CURRENT.set(parent)
             fields = acc.close()
@@ -265,6 +296,8 @@ class ScopeRuntime:
         except Exception as err:
             self.fault("scope_close_failed", f"{type(err).__name__}: {err}", target=self.spec.target.text)
         finally:
+            if self.export is not None:  # never raises (export/hub.py)
+                self.export.scope_closed(handle, parent is None, start, end, fields, name, payload, exc)
             if bound:
                 with contextlib.suppress(Exception):
                     var.set(previous)

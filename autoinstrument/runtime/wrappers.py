@@ -129,9 +129,9 @@ def _sync_stage(field: str, fault: Fault) -> Callable[..., Any]:
                 samples = acc.lists[field]
                 samples.append(t1 - t0)
                 if len(samples) > acc.limit:
-                    acc.overflow(field, t1 - t0)
+                    acc.overflow(field, t1 - t0, t0)
             except KeyError:
-                acc.add(field, t1 - t0)
+                acc.add(field, t1 - t0, 1, t0)
             except Exception as err:
                 fault(err)
 
@@ -161,9 +161,9 @@ def _coroutine_stage(field: str, fault: Fault) -> Callable[..., Any]:
                 samples = acc.lists[field]
                 samples.append(t1 - t0)
                 if len(samples) > acc.limit:
-                    acc.overflow(field, t1 - t0)
+                    acc.overflow(field, t1 - t0, t0)
             except KeyError:
-                acc.add(field, t1 - t0)
+                acc.add(field, t1 - t0, 1, t0)
             except Exception as err:
                 fault(err)
 
@@ -250,7 +250,7 @@ def _step(method: Callable[..., Any], arg: Any, field: str, calls: int, fault: F
         t1 = time.perf_counter()
         mark[1] = False
         try:
-            acc.add(field, t1 - t0, calls)
+            acc.add(field, t1 - t0, calls, t0)
         except Exception as err:
             with contextlib.suppress(Exception):
                 fault(err)
@@ -274,7 +274,7 @@ async def _astep(method: Callable[..., Any], arg: Any, field: str, calls: int, f
         t1 = time.perf_counter()
         mark[1] = False
         try:
-            acc.add(field, t1 - t0, calls)
+            acc.add(field, t1 - t0, calls, t0)
         except Exception as err:
             with contextlib.suppress(Exception):
                 fault(err)

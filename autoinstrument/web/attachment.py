@@ -194,4 +194,5 @@ def attach(state: Any) -> AppAttachment:
         direct=emitter.direct,
         direct_failed=emitter.direct_failed,
     )
+    telemetry.export = getattr(state, "export", None)
     return AppAttachment(state.manifest.web.app, telemetry)

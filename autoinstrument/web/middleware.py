@@ -74,6 +74,8 @@ class WebTelemetry:
     ):
         self.spec = spec
         self.emit = emit
+        #: the exporters' hub (export/hub.py) when the manifest turns one on, set by the attachment; else None
+        self.export: Any = None
         #: the per-request event's path: `emit` without the deferral check (the first request ends it)
         self.emit_now = emit_now or emit
         self.fault = fault
@@ -285,6 +287,7 @@ class TelemetryMiddleware:
                 acc.limit = FOLD_AT
                 acc.closed = False
                 acc.late = None
+                acc.records = None
                 acc.owner = route
                 acc.correlation_id = cid
                 acc.collector = (
@@ -314,7 +317,10 @@ class TelemetryMiddleware:
             if by_hand:
                 _SERVING.set(True)
             try:
-                await self.app(scope, receive, send_with_id)
+                if t.export is None or not t.export.answers(method, path):
+                    await self.app(scope, receive, send_with_id)
+                else:  # GET /metrics with Prometheus on (export/hub.py)
+                    await t.export.serve(scope, send_with_id)
             finally:
                 if by_hand:
                     _SERVING.set(False)
@@ -368,6 +374,8 @@ class TelemetryMiddleware:
             _SERVING.set(True)
         error: Optional[BaseException] = None
         start = perf_counter()
+        export = t.export
+        span = None if export is None else export.request_started(scope, route, start, cid, acc)  # never raises
         try:
             await self.app(scope, receive, send_timed)
         except BaseException as exc:
@@ -430,6 +438,8 @@ class TelemetryMiddleware:
                         t.direct_failed(exc, event, payload, level)  # type: ignore[misc]
                 else:
                     t.emit_now(event, payload, level)
+                if export is not None:
+                    export.request_ended(span, route, start, end, payload, code, error, event)
             except Exception as err:
                 t.failed("event_failed", err)
             error = None  # the exception's traceback holds this frame: no cycle
