@@ -28,19 +28,10 @@ from typing import Any, List
 from publisher_v2.config.loader import load_application_config
 from publisher_v2.config.schema import ALL_PLATFORMS, ApplicationConfig
 from publisher_v2.core.exceptions import StorageError
+from publisher_v2.ledger import PostLedger, open_ledger
+from publisher_v2.ledger.records import LedgerEntry, owner_alive, readable_time
+from publisher_v2.ledger.schema import ARCHIVE_DONE, ARCHIVE_PENDING, CLAIMED, POSTED, PUBLISHING, SENDING
 from publisher_v2.utils.logging import sanitize
-from publisher_v2.utils.state import (
-    ARCHIVE_DONE,
-    ARCHIVE_PENDING,
-    CLAIMED,
-    POSTED,
-    PUBLISHING,
-    SENDING,
-    LedgerEntry,
-    PostLedger,
-    owner_alive,
-    readable_time,
-)
 from publisher_v2.utils.terminal import escape_controls, say
 
 _UNFINISHED = (CLAIMED, PUBLISHING, POSTED)
@@ -288,7 +279,7 @@ def _names(platforms: List[str]) -> str:
 def run_ledger_command(args: argparse.Namespace) -> int:
     """Run `publisher ledger ...`; expected failures raise SocialMediaPublisherError (one line, exit 1)."""
     config = load_application_config(args.config, args.env)
-    with PostLedger(config.state.ledger_store(), config.state.claim_ttl_seconds) as ledger:
+    with open_ledger(config) as ledger:
         if args.ledger_action == "list":
             return _list(ledger, config, args.json)
         return asyncio.run(_resolve(args, config, ledger))

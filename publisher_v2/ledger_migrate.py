@@ -18,9 +18,11 @@ from typing import Any, Dict, List
 
 from publisher_v2.config.loader import load_application_config
 from publisher_v2.core.exceptions import ConfigurationError
-from publisher_v2.utils.ledger_stores import PostgresStore, SQLiteStore
-from publisher_v2.utils.state import PostLedger, open_ledger_connection, readable_time
-from publisher_v2.utils.upstream_state import UpstreamImport, import_posted_file, move_legacy_marker
+from publisher_v2.ledger import PostLedger, store_of
+from publisher_v2.ledger.records import readable_time
+from publisher_v2.ledger.schema import open_ledger_connection
+from publisher_v2.ledger.stores import PostgresStore, SQLiteStore
+from publisher_v2.ledger.upstream import UpstreamImport, import_posted_file, move_legacy_marker
 
 _IMAGE_COLUMNS = (
     "content_hash", "image_name", "status", "claim_owner", "claimed_at", "posted_at", "results", "reason",
@@ -57,7 +59,7 @@ def copy_ledger(source: SQLiteStore, target: PostgresStore) -> Dict[str, int]:
     if not source.path.is_file():
         raise ConfigurationError(f"{source.where}: no SQLite ledger to copy (see [State] ledger_path or --sqlite)")
     try:
-        with PostLedger(source, import_upstream=False) as old:  # brings an older file to the current schema
+        with PostLedger(source) as old:  # brings an older file to the current schema
             move_legacy_marker(old)  # an earlier version's marker file beside it: into the ledger, then copied
         reader = open_ledger_connection(source)
         try:
@@ -108,7 +110,7 @@ def copy_ledger(source: SQLiteStore, target: PostgresStore) -> Dict[str, int]:
 def run_migrate_command(args: argparse.Namespace) -> int:
     """Run `publisher migrate-to-postgres`; prints the counts. Expected failures raise (one line, exit 1)."""
     config = load_application_config(args.config, args.env)
-    target = config.state.ledger_store()
+    target = store_of(config)
     if not isinstance(target, PostgresStore):
         raise ConfigurationError(
             f"{config.config_path}: [State] url: set it (or DATABASE_URL) to the postgresql:// URL to copy the"
@@ -124,7 +126,7 @@ def run_migrate_command(args: argparse.Namespace) -> int:
         f" upstream import records: {counts['imports_copied']} copied"
     )
     posted = getattr(args, "posted_json", None)
-    with PostLedger(target, import_upstream=False) as ledger:
+    with PostLedger(target) as ledger:
         outcome = import_posted_file(ledger, Path(posted).resolve() if posted else None)
     print(describe_upstream_import(outcome))
     return 1 if outcome.status == "corrupt" else 0

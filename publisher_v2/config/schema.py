@@ -164,11 +164,10 @@ class StateConfig(_Section):
     url: Optional[str] = None
     _url_setting: str = PrivateAttr(default="[State] url")
 
-    def ledger_store(self) -> Any:
-        """The ledger's store (publisher_v2/utils/ledger_stores.py): PostgreSQL if a URL is set, else SQLite."""
-        from publisher_v2.utils.ledger_stores import ledger_store
-
-        return ledger_store(self.url, self._url_setting, self.ledger_path)
+    @property
+    def url_setting(self) -> str:
+        """Where `url` came from ('[State] url' or DATABASE_URL), for messages about it."""
+        return self._url_setting
 
 
 class Secrets(BaseModel):

@@ -27,6 +27,10 @@ from publisher_v2.core.models import (
     PublishResult,
     WorkflowResult,
 )
+from publisher_v2.ledger import PostLedger, open_ledger
+from publisher_v2.ledger.records import ClaimConflict, LedgerEntry, PlatformOutcome, readable_time
+from publisher_v2.ledger.schema import ARCHIVE_DONE, ARCHIVE_PENDING, CLAIMED, FAILED, POSTED, PUBLISHING, SENDING
+from publisher_v2.ledger.upstream import UPSTREAM_RESULTS, is_upstream_posted
 from publisher_v2.services.ai.service import AIService
 from publisher_v2.services.publishers.base import Publisher
 from publisher_v2.services.sidecar import SidecarWriter, read_approved_content
@@ -36,21 +40,6 @@ from publisher_v2.utils.captions import format_caption
 from publisher_v2.utils.images import InvalidImageError
 from publisher_v2.utils.logging import bound_correlation_id, log_json
 from publisher_v2.utils.staging import make_staging, remove_dead_staging
-from publisher_v2.utils.state import (
-    ARCHIVE_DONE,
-    ARCHIVE_PENDING,
-    CLAIMED,
-    FAILED,
-    POSTED,
-    PUBLISHING,
-    SENDING,
-    ClaimConflict,
-    LedgerEntry,
-    PlatformOutcome,
-    PostLedger,
-    readable_time,
-)
-from publisher_v2.utils.upstream_state import UPSTREAM_RESULTS, is_upstream_posted
 
 logger = logging.getLogger("publisher_v2.workflow")
 
@@ -116,7 +105,7 @@ class WorkflowOrchestrator:
         self.ai_service = ai_service
         self.publishers = [p for p in publishers if p.is_enabled()]
         self.ledger = (
-            ledger if ledger is not None else PostLedger(config.state.ledger_store(), config.state.claim_ttl_seconds)
+            ledger if ledger is not None else open_ledger(config)
         )
         self.sidecar_writer = sidecar_writer or SidecarWriter(storage, config.captionfile)
 

@@ -39,7 +39,6 @@ from publisher_v2.core.exceptions import (
 )
 from publisher_v2.utils.images import InvalidImageError
 from publisher_v2.utils.logging import setup_logging
-from publisher_v2.utils.state import SessionStore
 from publisher_v2.web.access import RequestScopeMiddleware
 from publisher_v2.web.auth import COOKIE_NAME, AdminSessions, LoginThrottle, WebSettings, check_api_auth
 from publisher_v2.web.errors import (
@@ -67,6 +66,7 @@ from publisher_v2.web.models import (
     RandomImageResponse,
 )
 from publisher_v2.web.service import WebImageService
+from publisher_v2.web.sessions import SessionStore
 
 logger = logging.getLogger("publisher_v2.web")
 

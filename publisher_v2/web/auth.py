@@ -30,8 +30,8 @@ from typing import Callable, Dict, Mapping, Optional, Tuple
 from itsdangerous import BadSignature, TimestampSigner
 
 from publisher_v2.utils.logging import register_secret
-from publisher_v2.utils.state import SessionStore
 from publisher_v2.web.errors import TooManyAttempts, Unauthorized
+from publisher_v2.web.sessions import SessionStore
 
 COOKIE_NAME = "pv2_admin"  # upstream's name, so its clients and proxies keep working
 DEFAULT_COOKIE_TTL = 3600  # upstream's default

@@ -17,7 +17,7 @@ from typing import Dict, Optional
 
 import pytest
 
-from publisher_v2.utils.state import PostLedger
+from publisher_v2.ledger import PostLedger
 from tests.cli_output import stderr_events, verdict_event
 from tests.conftest import BIN
 

@@ -11,7 +11,7 @@ from typing import Dict, List
 import pytest
 
 from publisher_v2.core.exceptions import StorageError
-from publisher_v2.utils.state import PostLedger
+from publisher_v2.ledger import PostLedger
 from tests.core.conftest import FakeClock
 
 

@@ -12,7 +12,8 @@ from typing import Dict, List, Tuple
 
 import pytest
 
-from publisher_v2.utils.state import SCHEMA_VERSION, PostLedger
+from publisher_v2.ledger import PostLedger
+from publisher_v2.ledger.schema import SCHEMA_VERSION
 from tests.conftest import BIN, REPO_ROOT
 
 pytestmark = pytest.mark.usefixtures("clean_env")

@@ -16,8 +16,10 @@ import pytest
 
 from publisher_v2.config.loader import load_application_config
 from publisher_v2.core.exceptions import ConfigurationError, StorageError
-from publisher_v2.utils.ledger_stores import PostgresStore, SQLiteStore
-from publisher_v2.utils.state import SCHEMA_VERSION, PostLedger, SessionStore
+from publisher_v2.ledger import PostLedger, store_of
+from publisher_v2.ledger.schema import SCHEMA_VERSION
+from publisher_v2.ledger.stores import PostgresStore, SQLiteStore
+from publisher_v2.web.sessions import SessionStore
 from tests.cli_output import stderr_events, verdict
 from tests.core.conftest import state_ini
 from tests.pg_server import PASSWORD, PASSWORD_USER, ledger_query
@@ -29,14 +31,14 @@ def test_the_ini_url_wins_over_database_url_and_sqlite_is_the_default(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clean_env: Dict[str, str]
 ) -> None:
     plain = load_application_config(state_ini(tmp_path))
-    assert isinstance(plain.state.ledger_store(), SQLiteStore)
+    assert isinstance(store_of(plain), SQLiteStore)
     monkeypatch.setenv("DATABASE_URL", "postgresql://envuser:env-pass-1@db.example:5432/fromenv")
-    from_env = load_application_config(state_ini(tmp_path)).state.ledger_store()
+    from_env = store_of(load_application_config(state_ini(tmp_path)))
     assert isinstance(from_env, PostgresStore)
     assert from_env.where == "postgresql://envuser@db.example:5432/fromenv"  # no credential shown
     assert from_env.setting == "environment DATABASE_URL"
     ini = state_ini(tmp_path, "url = postgresql://iniuser:ini-pass-2@db.example/fromini")
-    from_ini = load_application_config(ini).state.ledger_store()
+    from_ini = store_of(load_application_config(ini))
     assert isinstance(from_ini, PostgresStore) and from_ini.where.endswith("/fromini")
     assert from_ini.setting == f"{ini}: [State] url"
 
@@ -66,7 +68,7 @@ def test_an_unreachable_server_is_a_configuration_error_naming_the_setting(
     monkeypatch.setenv("DATABASE_URL", closed)
     config = load_application_config(state_ini(tmp_path))
     with pytest.raises(ConfigurationError) as caught:
-        PostLedger(config.state.ledger_store()).known_hashes()
+        PostLedger(store_of(config)).known_hashes()
     assert str(caught.value).startswith("environment DATABASE_URL: cannot use the PostgreSQL ledger at")
     assert PASSWORD not in str(caught.value) and f"at postgresql://{PASSWORD_USER}@127.0.0.1:1/postgres" in str(
         caught.value

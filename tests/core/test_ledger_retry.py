@@ -13,7 +13,7 @@ from typing import List
 
 import pytest
 
-from publisher_v2.utils.state import PostLedger
+from publisher_v2.ledger import PostLedger
 from tests.cli_output import verdict_lines
 
 PUBLISHER = Path(sys.executable).with_name("publisher")

@@ -18,15 +18,12 @@ import pytest
 
 from publisher_v2.config.loader import load_application_config
 from publisher_v2.core.exceptions import StorageError
+from publisher_v2.ledger import PostLedger
+from publisher_v2.ledger.records import ImageAlreadyPosted, ImageBusy
+from publisher_v2.ledger.schema import SCHEMA_VERSION
 from publisher_v2.services.publishers.outbox import INCOMING, OutboxPublisher
 from publisher_v2.utils.images import dropbox_content_hash
-from publisher_v2.utils.state import (
-    SCHEMA_VERSION,
-    ImageAlreadyPosted,
-    ImageBusy,
-    PostLedger,
-    SessionStore,
-)
+from publisher_v2.web.sessions import SessionStore
 from tests.cli_output import verdict_lines
 from tests.core.conftest import FakeClock
 from tests.pg_server import ledger_query

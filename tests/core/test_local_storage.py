@@ -13,10 +13,10 @@ from PIL import Image
 
 from publisher_v2.core.exceptions import StorageError
 from publisher_v2.core.models import ImageEntry
+from publisher_v2.ledger import PostLedger
 from publisher_v2.services.storage.base import Storage
 from publisher_v2.services.storage.local import LocalStorage
 from publisher_v2.utils.images import dropbox_content_hash
-from publisher_v2.utils.state import PostLedger
 
 
 def _jpeg(color: tuple = (10, 20, 30), size: tuple = (64, 48)) -> bytes:

@@ -34,7 +34,7 @@ import httpx
 import pytest
 import yaml
 
-from publisher_v2.utils.state import PostLedger
+from publisher_v2.ledger import PostLedger
 from tests.adapters.peers.httpd import HttpPeer, Reply, Request
 from tests.conftest import BIN, REPO_ROOT
 

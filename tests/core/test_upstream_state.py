@@ -16,8 +16,9 @@ from typing import Any, Dict, List, Tuple
 
 import pytest
 
-from publisher_v2.utils.state import MIGRATIONS, PostLedger
-from publisher_v2.utils.upstream_state import (
+from publisher_v2.ledger import PostLedger, open_ledger
+from publisher_v2.ledger.schema import MIGRATIONS
+from publisher_v2.ledger.upstream import (
     IMPORTED_NAME,
     MOVED_SUFFIX,
     SOURCE,
@@ -76,7 +77,7 @@ def test_valid_file_in_the_object_form_is_imported_once(
     caplog.set_level(logging.DEBUG)
     hashes = fake_hashes(5)
     cache.write_text(json.dumps({"hashes": hashes + [hashes[0].upper(), "not-a-hash", 12]}))
-    with PostLedger(db) as ledger:
+    with open_ledger(db) as ledger:
         assert ledger.posted_count() == 5
         for h in hashes:
             row = ledger.get(ledger_key(h))
@@ -90,7 +91,7 @@ def test_valid_file_in_the_object_form_is_imported_once(
     assert marker_files(db) == []  # ... and nowhere else
     # Opened again, even with a longer file: imported once only.
     cache.write_text(json.dumps(hashes + [hashlib.sha256(b"later").hexdigest()]))
-    with PostLedger(db) as ledger:
+    with open_ledger(db) as ledger:
         assert ledger.posted_count() == 5
         assert import_upstream_posted(ledger) is None
         again = import_posted_file(ledger)
@@ -100,11 +101,11 @@ def test_valid_file_in_the_object_form_is_imported_once(
 
 def test_a_row_already_in_the_ledger_is_left_as_it_is(db: object, cache: Path) -> None:
     h, other = fake_hashes(2, "posted by both")
-    with PostLedger(db) as ledger:  # nothing to import yet
+    with open_ledger(db) as ledger:  # nothing to import yet
         ledger.record_post(ledger_key(h), "mine.jpg", {"telegram": {"success": True, "post_id": "42"}})
         assert ledger.claim(ledger_key(other), "claimed.jpg")
     cache.write_text(json.dumps([h, other]))
-    with PostLedger(db) as ledger:
+    with open_ledger(db) as ledger:
         row = ledger.get(ledger_key(h))
         assert row is not None and row["image_name"] == "mine.jpg"
         entry = ledger.entry(ledger_key(h))
@@ -120,7 +121,7 @@ def test_a_corrupt_file_is_reported_and_skipped_never_fatal(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     cache.write_bytes(content)
-    with PostLedger(db) as ledger:
+    with open_ledger(db) as ledger:
         assert ledger.posted_count() == 0
         assert ledger.claim("a" * 64, "x.jpg") is True  # the ledger works
     [event] = logged(caplog, "upstream_state_corrupt")
@@ -128,7 +129,7 @@ def test_a_corrupt_file_is_reported_and_skipped_never_fatal(
     assert import_rows(db) == []  # not marked: tried again next time
     # Fixed later: imported then.
     cache.write_text(json.dumps([hashlib.sha256(b"fixed").hexdigest()]))
-    with PostLedger(db) as ledger:
+    with open_ledger(db) as ledger:
         assert ledger.posted_count() == 1
     assert len(logged(caplog, "upstream_state_imported")) == 1
     assert import_rows(db) == [(SOURCE, 1, 1, 0)]
@@ -138,7 +139,7 @@ def test_an_absent_file_changes_nothing_and_logs_nothing(
     db: object, cache: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    with PostLedger(db) as ledger:
+    with open_ledger(db) as ledger:
         assert ledger.posted_count() == 0
         assert ledger.import_record(SOURCE) is None
         assert import_posted_file(ledger).status == "absent"
@@ -150,7 +151,7 @@ def test_the_database_decides_between_two_importers_that_both_saw_no_import(db: 
     """Both checked before either wrote (the window a file lock or a process lock used to cover): the
     import record's primary key lets the first commit win; the second changes nothing."""
     hashes = fake_hashes(50)
-    first, second = PostLedger(db, import_upstream=False), PostLedger(db, import_upstream=False)
+    first, second = PostLedger(db), PostLedger(db)
     assert first.import_record(SOURCE) is None and second.import_record(SOURCE) is None
     keys = [ledger_key(h) for h in hashes]
     won = first.record_import(SOURCE, "/a/posted.json", hashes, keys, UPSTREAM_RESULTS, image_name=IMPORTED_NAME)
@@ -166,7 +167,7 @@ def test_the_database_decides_between_two_importers_that_both_saw_no_import(db: 
 def _race_import(location: str, posted: str, barrier: Any, out: Any) -> None:
     try:
         target: object = Path(location) if not location.startswith("postgresql") else location
-        ledger = PostLedger(target, import_upstream=False)  # type: ignore[arg-type]
+        ledger = PostLedger(target)  # type: ignore[arg-type]
         ledger.schema_version()  # connected and migrated before the start line
         barrier.wait(30)
         outcome = import_posted_file(ledger, Path(posted))
@@ -194,7 +195,7 @@ def test_processes_racing_to_import_import_once(db: object, tmp_path: Path) -> N
             if proc.is_alive():
                 proc.kill()
     assert sorted(results) == [("already_imported", 3000)] * 3 + [("imported", 3000)], results
-    assert PostLedger(db, import_upstream=False).posted_count() == 3000
+    assert PostLedger(db).posted_count() == 3000
     assert import_rows(db) == [(SOURCE, 3000, 3000, 0)]
     assert ledger_query(db, "SELECT COUNT(*) FROM platform_posts") == [(3000,)]
 
@@ -203,9 +204,9 @@ def test_upstream_hashes_are_recognised_by_every_instance(db: object, cache: Pat
     """The hash of an image over 4 MiB cannot be mapped to a ledger key: the ledger keeps upstream's hashes."""
     big = fake_hashes(1, "a big image")[0]
     cache.write_text(json.dumps([big]))
-    with PostLedger(db) as importer:
+    with open_ledger(db) as importer:
         assert is_upstream_posted(importer, big)
-    with PostLedger(db) as other:  # another process, maybe on another host
+    with open_ledger(db) as other:  # another process, maybe on another host
         assert is_upstream_posted(other, big) and is_upstream_posted(other, big.upper())
         assert not is_upstream_posted(other, fake_hashes(1, "never posted")[0])
 
@@ -277,7 +278,7 @@ def test_an_image_over_4_mib_posted_by_upstream_is_recognised_once_downloaded(
     skipped = [e for e in first_events + second_events if e["message"] == "image_skipped_posted_by_upstream"]
     assert [e["image_name"] for e in skipped] == ["big.png"]
     assert (images / "big.png").is_file()  # never published, so never archived
-    with PostLedger(location) as ledger:  # type: ignore[arg-type]
+    with open_ledger(location) as ledger:  # type: ignore[arg-type]
         for name in ("big.png", "small.jpg"):
             assert [entry.status for entry in ledger.find(name)] == ["posted"], name
 
@@ -316,7 +317,7 @@ def test_an_old_marker_file_is_moved_into_the_ledger_and_nothing_is_imported_twi
     write_v2_ledger_with_old_import(db_file, hashes, summary)
     later = fake_hashes(1, "added to posted.json after the import")[0]
     cache.write_text(json.dumps(hashes + [later]))  # a longer file: the old import must still count as done
-    with PostLedger(db_file) as ledger:
+    with open_ledger(db_file) as ledger:
         assert ledger.schema_version() == 4
         assert ledger.posted_count() == 4 and ledger.get(ledger_key(later)) is None
         assert all(is_upstream_posted(ledger, h) for h in hashes)  # the hashes of big images survive the move
@@ -328,7 +329,7 @@ def test_an_old_marker_file_is_moved_into_the_ledger_and_nothing_is_imported_twi
     [moved] = logged(caplog, "upstream_state_marker_moved")
     assert moved["hashes"] == 4 and moved["moved_to"].endswith(".upstream-import.json.moved")
     assert not logged(caplog, "upstream_state_imported")
-    with PostLedger(db_file) as ledger:  # opened again: the ledger's record decides, nothing is read or logged
+    with open_ledger(db_file) as ledger:  # opened again: the ledger's record decides, nothing is read or logged
         assert ledger.posted_count() == 4
     assert len([e for e in logged(caplog) if e["message"].startswith("upstream_state")]) == 1
 
@@ -336,7 +337,7 @@ def test_an_old_marker_file_is_moved_into_the_ledger_and_nothing_is_imported_twi
 def _open_ledger(path: str, barrier: Any, out: Any) -> None:
     try:
         barrier.wait(30)
-        with PostLedger(Path(path)) as ledger:
+        with open_ledger(Path(path)) as ledger:
             out.put(ledger.posted_count())
     except Exception as exc:  # noqa: BLE001 - reported to the test
         out.put(f"error: {type(exc).__name__}: {exc}")
@@ -375,7 +376,7 @@ def test_an_unreadable_old_marker_is_reported_and_posted_json_imported_without_d
     hashes = fake_hashes(3)
     write_v2_ledger_with_old_import(db_file, hashes[:2], "")
     cache.write_text(json.dumps(hashes))
-    with PostLedger(db_file) as ledger:
+    with open_ledger(db_file) as ledger:
         assert ledger.posted_count() == 3
         assert all(is_upstream_posted(ledger, h) for h in hashes)
     assert [e["path"] for e in logged(caplog, "upstream_state_marker_unreadable")] == [str(legacy_marker_path(db_file))]
@@ -396,7 +397,7 @@ def _migrate(ini: Path, *extra: str) -> subprocess.CompletedProcess:
 def test_migrate_to_postgres_imports_posted_json_once_and_says_so(tmp_path: Path, cache: Path, pg_server: Any) -> None:
     url = pg_server.url(pg_server.new_database())
     hashes = fake_hashes(3)
-    with PostLedger(tmp_path / "state" / "ledger.sqlite") as old:  # its own post of the first upstream image
+    with open_ledger(tmp_path / "state" / "ledger.sqlite") as old:  # its own post of the first upstream image
         old.record_post(ledger_key(hashes[0]), "a.jpg", {"telegram": {"success": True, "post_id": "t-1"}})
     ini = state_ini(tmp_path, f"url = {url}")
     cache.write_text("[not json")  # corrupt: reported, not imported, tried again
@@ -417,7 +418,7 @@ def test_migrate_to_postgres_imports_posted_json_once_and_says_so(tmp_path: Path
         f"from {cache} (3 hashes: 2 imported, 1 already present, 1 invalid entries skipped); nothing imported now"
         in second.stdout
     )
-    with PostLedger(url, import_upstream=False) as ledger:
+    with PostLedger(url) as ledger:
         assert ledger.posted_count() == 3
         entry = ledger.entry(ledger_key(hashes[0]))
         assert entry is not None and entry.posted_platforms == ["telegram"]  # the copied row, kept
@@ -442,6 +443,6 @@ def test_migrate_to_postgres_carries_an_import_the_sqlite_ledger_made(
     assert "images: 2 copied, 0 already there (kept)" in done.stdout
     assert "upstream import records: 1 copied" in done.stdout
     assert "Upstream posted.json: already imported on 2" in done.stdout and "(2 hashes: 2 imported" in done.stdout
-    with PostLedger(url) as ledger:
+    with open_ledger(url) as ledger:
         assert ledger.posted_count() == 2 and all(is_upstream_posted(ledger, h) for h in hashes)
     assert not legacy_marker_path(sqlite_path).exists()  # type: ignore[union-attr]

@@ -27,8 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
+from publisher_v2.ledger.post_ledger import PostLedger
+from publisher_v2.ledger.records import ImportRecord
 from publisher_v2.utils.logging import log_json
-from publisher_v2.utils.state import ImportRecord, PostLedger
 
 logger = logging.getLogger("publisher_v2.state.upstream")
 

@@ -1,6 +1,6 @@
 """Where the ledger lives: one SQLite file (the default), or a PostgreSQL database (psycopg 3, `postgres` extra).
 
-The ledger's SQL (`publisher_v2/utils/state.py`) is written once, with `?` placeholders and statements both
+The ledger's SQL (`publisher_v2/ledger/`) is written once, with `?` placeholders and statements both
 databases speak (`INSERT ... ON CONFLICT`, `CAST(? AS TEXT)`). A store only opens connections, runs a
 check-then-write transaction the way its database serialises one, and runs the schema migration under a
 database lock. Neither store uses a process lock:
@@ -10,6 +10,7 @@ database lock. Neither store uses a process lock:
   or a unique-key violation on the same new row); the loser runs again from the start on fresh data. The
   migration holds a transaction-scoped advisory lock, so processes starting together migrate once.
 """
+
 
 from __future__ import annotations
 
@@ -22,11 +23,9 @@ from typing import Any, Callable, Dict, Iterable, Optional, Sequence, Tuple, Typ
 from publisher_v2.core.exceptions import ConfigurationError, StorageError
 from publisher_v2.utils.db_url import check_postgres_url, display_url, url_secrets
 from publisher_v2.utils.logging import register_secret
+from publisher_v2.utils.sqlite_wal import connect_wal
 
 T = TypeVar("T")
-
-#: How long a writer waits for another one's lock before failing (milliseconds).
-BUSY_TIMEOUT_MS = 15_000
 
 #: Seconds a PostgreSQL connection attempt may take before the setting is reported as unreachable.
 PG_CONNECT_TIMEOUT = 10
@@ -36,47 +35,6 @@ _MIGRATION_LOCK = 0x6C6564676572
 
 #: Attempts of one PostgreSQL write transaction that lost races before giving up.
 _PG_ATTEMPTS = 60
-
-
-def _enable_wal(conn: sqlite3.Connection) -> str:
-    """Switch the file to WAL (a persistent setting), retrying while another process does the same.
-
-    SQLite answers "database is locked" at once, without calling the busy handler, when two connections
-    change the journal mode of a new file together (seen with four processes starting on a fresh ledger).
-    """
-    delay = 0.005
-    for _ in range(60):
-        mode = str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower()
-        if mode == "wal":
-            return mode
-        try:
-            return str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]).lower()
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) and "busy" not in str(exc):
-                raise
-        time.sleep(delay)
-        delay = min(delay * 2, 0.25)
-    return str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]).lower()
-
-
-def connect_wal(path: Path) -> sqlite3.Connection:
-    """An autocommit connection in WAL mode with a busy timeout, usable from any thread (callers lock).
-
-    Autocommit (isolation_level=None) leaves transactions to us: BEGIN IMMEDIATE where a read decides a write.
-    """
-    conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
-    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    try:
-        mode = _enable_wal(conn)
-    except BaseException:
-        conn.close()
-        raise
-    if mode != "wal":
-        conn.close()
-        raise sqlite3.OperationalError(f"cannot switch to WAL journal mode (got {mode!r})")
-    # NORMAL is durable across application crashes in WAL mode; only a power cut may lose the last commits.
-    conn.execute("PRAGMA synchronous = NORMAL")
-    return conn
 
 
 class LedgerStore:
