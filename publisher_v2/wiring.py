@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import List
 
 from publisher_v2.config.schema import ApplicationConfig
-from publisher_v2.core.exceptions import ConfigurationError
 from publisher_v2.core.workflow import WorkflowOrchestrator
+from publisher_v2.domain.errors import ConfigurationError
 from publisher_v2.ledger import open_ledger
 from publisher_v2.services.ai.rate_limit import AsyncRateLimiter
 from publisher_v2.services.ai.service import AIService

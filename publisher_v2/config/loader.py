@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from publisher_v2.config.preflight import raise_problems
 from publisher_v2.config.schema import SECTIONS, ApplicationConfig, EmailConfig, Secrets
-from publisher_v2.core.exceptions import ConfigurationError
+from publisher_v2.domain.errors import ConfigurationError
 from publisher_v2.utils.db_url import check_postgres_url, url_secrets
 from publisher_v2.utils.logging import log_json, register_secret
 

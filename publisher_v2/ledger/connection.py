@@ -10,7 +10,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Optional, TypeVar, Union
 
-from publisher_v2.core.exceptions import StorageError
+from publisher_v2.domain.errors import StorageError
 from publisher_v2.ledger.schema import Connection, _iso, _utc_now, open_ledger_connection
 from publisher_v2.ledger.stores import LedgerStore, store_for
 

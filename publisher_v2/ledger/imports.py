@@ -10,7 +10,7 @@ import json
 import logging
 from typing import Any, Dict, Optional, Sequence, Set
 
-from publisher_v2.core.exceptions import StorageError
+from publisher_v2.domain.errors import StorageError
 from publisher_v2.ledger.queries import _IN_CHUNK, LedgerQueries
 from publisher_v2.ledger.records import ImportRecord
 from publisher_v2.ledger.schema import FAILED, POSTED, Connection

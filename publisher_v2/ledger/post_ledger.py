@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple, Union
 
-from publisher_v2.core.exceptions import StorageError
+from publisher_v2.domain.errors import StorageError
 from publisher_v2.ledger.imports import LedgerImports
 from publisher_v2.ledger.records import (
     RELEASED_PREFIX,

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, List, Optional, Tuple, Union
 
-from publisher_v2.core.exceptions import StorageError
+from publisher_v2.domain.errors import StorageError
 from publisher_v2.ledger.stores import LedgerStore, SQLiteStore, store_for
 from publisher_v2.utils.logging import log_json
 

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, Optional, Sequence, Tuple, TypeVar, Union
 
-from publisher_v2.core.exceptions import ConfigurationError, StorageError
+from publisher_v2.domain.errors import ConfigurationError, StorageError
 from publisher_v2.utils.db_url import check_postgres_url, display_url, url_secrets
 from publisher_v2.utils.logging import register_secret
 from publisher_v2.utils.sqlite_wal import connect_wal

@@ -27,9 +27,10 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 from urllib.parse import quote
 
 from publisher_v2.config.schema import ApplicationConfig
-from publisher_v2.core.exceptions import StorageError
-from publisher_v2.core.models import CaptionSpec, ImageContent, ImageEntry, PublishResult
 from publisher_v2.core.workflow import WorkflowOrchestrator
+from publisher_v2.domain.captions import parse_sidecar_text
+from publisher_v2.domain.errors import StorageError
+from publisher_v2.domain.models import CaptionSpec, ImageContent, ImageEntry, PublishResult
 from publisher_v2.ledger import PostLedger, open_ledger
 from publisher_v2.ledger.records import ImageAlreadyPosted, ImageBusy, PlatformOutcome, request_owner
 from publisher_v2.ledger.schema import FAILED, POSTED
@@ -50,7 +51,6 @@ from publisher_v2.web.errors import (
     ServiceUnavailable,
 )
 from publisher_v2.web.models import AnalyzeResponse, PlatformResult, PublishResponse, RandomImageResponse
-from publisher_v2.web.sidecar_parser import parse_sidecar_text
 
 logger = logging.getLogger("publisher_v2.web.service")
 

@@ -13,7 +13,7 @@ import signal
 import sys
 from typing import Any, Callable, Dict, Tuple
 
-from publisher_v2.app import main
+from publisher_v2.cli.app import main
 from publisher_v2.core.workflow import WorkflowOrchestrator
 from publisher_v2.ledger import PostLedger
 from publisher_v2.services.publishers.outbox import OutboxPublisher

@@ -11,8 +11,8 @@ from typing import List, Optional, Tuple
 import pytest
 from PIL import Image
 
-from publisher_v2.core.exceptions import AIServiceError
-from publisher_v2.core.models import CaptionResult, CaptionSpec, ImageAnalysis, ImageContent
+from publisher_v2.domain.errors import AIServiceError
+from publisher_v2.domain.models import CaptionResult, CaptionSpec, ImageAnalysis, ImageContent
 from publisher_v2.services.ai import (
     AIService,
     AsyncRateLimiter,

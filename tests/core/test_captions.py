@@ -10,8 +10,7 @@ from typing import Any, Dict
 
 import pytest
 
-from publisher_v2.core.models import ImageAnalysis
-from publisher_v2.utils.captions import (
+from publisher_v2.domain.captions import (
     build_caption_sidecar,
     build_metadata_phase1,
     build_metadata_phase2,
@@ -19,7 +18,7 @@ from publisher_v2.utils.captions import (
     parse_sidecar_text,
     utc_timestamp,
 )
-from publisher_v2.web.sidecar_parser import parse_sidecar_text as web_parse
+from publisher_v2.domain.models import ImageAnalysis
 
 #: A hashtag: '#' (or several) and word characters, not glued to a word ("C#" and "UX#n" are not hashtags).
 HASHTAG = re.compile(r"(?<![\w&])#+\w+")
@@ -245,10 +244,6 @@ def test_a_sidecar_with_only_metadata_has_no_caption() -> None:
 
 def test_cr_only_line_ends_are_understood() -> None:
     assert parse_sidecar_text("cap\r\r# ---\r# a: 1\r") == ("cap", {"a": "1"})
-
-
-def test_the_web_parser_is_the_same_function() -> None:
-    assert web_parse is parse_sidecar_text
 
 
 def _random_text(rng: random.Random, length: int) -> str:

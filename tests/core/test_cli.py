@@ -10,7 +10,7 @@ from typing import List, Tuple
 
 import pytest
 
-from publisher_v2.app import main
+from publisher_v2.cli.app import main
 from tests.cli_output import stderr_events, verdict, verdict_event
 from tests.conftest import BIN, json_events
 

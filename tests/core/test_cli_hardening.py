@@ -38,7 +38,7 @@ def cli(ini: Path, *args: str, env: Optional[Dict[str, str]] = None, runner: str
 
 
 def library(tmp_path: Path, count: int = 2) -> Path:
-    from publisher_v2.sample import main as make_sample
+    from publisher_v2.cli.sample import main as make_sample
 
     assert make_sample([str(tmp_path / "lib"), "--count", str(count), "--seed", "5"]) == 0
     return tmp_path / "lib" / "publisher.ini"

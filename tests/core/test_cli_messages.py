@@ -12,9 +12,9 @@ from typing import List, Tuple
 
 import pytest
 
-from publisher_v2.app import main
-from publisher_v2.core.models import PublishResult, WorkflowResult
-from publisher_v2.run_summary import MAX_REASON, RunMode, first_reason, summarize
+from publisher_v2.cli.app import main
+from publisher_v2.cli.run_summary import MAX_REASON, RunMode, first_reason, summarize
+from publisher_v2.domain.models import PublishResult, WorkflowResult
 from tests.cli_output import stderr_events, verdict, verdict_event
 from tests.conftest import json_events
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from publisher_v2.config.loader import load_application_config
-from publisher_v2.core.exceptions import ConfigurationError
+from publisher_v2.domain.errors import ConfigurationError
 from tests.conftest import SECRET_VARS
 
 

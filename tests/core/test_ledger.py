@@ -10,7 +10,7 @@ from typing import Dict, List
 
 import pytest
 
-from publisher_v2.core.exceptions import StorageError
+from publisher_v2.domain.errors import StorageError
 from publisher_v2.ledger import PostLedger
 from tests.core.conftest import FakeClock
 

@@ -43,7 +43,7 @@ def statements(sql: str, names: Dict[str, str]) -> List[Tuple[str, str]]:
 def test_the_guides_sql_makes_a_user_the_ledger_can_run_as(pg_server: object, tmp_path: Path) -> None:
     import psycopg
 
-    from publisher_v2.sample import main as make_sample
+    from publisher_v2.cli.sample import main as make_sample
 
     suffix = uuid.uuid4().hex[:8]
     user, database, password = f"publisher_{suffix}", f"publisher_{suffix}", f"pw-{suffix}-Xy9"

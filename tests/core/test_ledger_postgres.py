@@ -15,7 +15,7 @@ from typing import Any, Dict
 import pytest
 
 from publisher_v2.config.loader import load_application_config
-from publisher_v2.core.exceptions import ConfigurationError, StorageError
+from publisher_v2.domain.errors import ConfigurationError, StorageError
 from publisher_v2.ledger import PostLedger, store_of
 from publisher_v2.ledger.schema import SCHEMA_VERSION
 from publisher_v2.ledger.stores import PostgresStore, SQLiteStore
@@ -237,7 +237,7 @@ def test_without_psycopg_the_error_names_the_setting_and_the_extra(
     sample_library: Path, clean_env: Dict[str, str]
 ) -> None:
     code = (
-        "import sys; sys.modules['psycopg'] = None; from publisher_v2.app import main;"
+        "import sys; sys.modules['psycopg'] = None; from publisher_v2.cli.app import main;"
         f" sys.exit(main(['--config', {str(sample_library)!r}]))"
     )
     env = {**clean_env, "DATABASE_URL": "postgresql://bob@db.example/ledger"}

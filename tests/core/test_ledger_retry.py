@@ -37,7 +37,7 @@ def posts(outbox: Path, name: str) -> List[str]:
 @pytest.fixture
 def partly_posted(tmp_path: Path) -> tuple:
     """A sample library whose first run posted to telegram and email, failed on instagram, and archived."""
-    from publisher_v2.sample import main as make_sample
+    from publisher_v2.cli.sample import main as make_sample
 
     assert make_sample([str(tmp_path / "lib"), "--count", "2", "--seed", "5"]) == 0
     ini, outbox = tmp_path / "lib" / "publisher.ini", tmp_path / "lib" / "outbox"
@@ -117,7 +117,7 @@ def test_only_one_of_two_retries_reopens_a_post(db: object) -> None:
 def test_retry_finds_an_image_the_archive_renamed_to_avoid_a_clash(tmp_path: Path) -> None:
     from PIL import Image
 
-    from publisher_v2.sample import main as make_sample
+    from publisher_v2.cli.sample import main as make_sample
 
     assert make_sample([str(tmp_path / "lib"), "--count", "1", "--seed", "6"]) == 0
     ini, outbox, images = tmp_path / "lib" / "publisher.ini", tmp_path / "lib" / "outbox", tmp_path / "lib" / "images"

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from publisher_v2.config.loader import load_application_config
-from publisher_v2.core.exceptions import StorageError
+from publisher_v2.domain.errors import StorageError
 from publisher_v2.ledger import PostLedger
 from publisher_v2.ledger.records import ImageAlreadyPosted, ImageBusy
 from publisher_v2.ledger.schema import SCHEMA_VERSION
@@ -262,7 +262,7 @@ def _cli(ini: Path, *args: str, killer_stage: str = "") -> subprocess.CompletedP
 
 @pytest.mark.slow
 def test_the_operator_command_completes_a_run_killed_after_its_first_post(tmp_path: Path) -> None:
-    from publisher_v2.sample import main as make_sample
+    from publisher_v2.cli.sample import main as make_sample
 
     assert make_sample([str(tmp_path / "lib"), "--count", "1", "--seed", "3"]) == 0
     ini, outbox = tmp_path / "lib" / "publisher.ini", tmp_path / "lib" / "outbox"
@@ -305,7 +305,7 @@ def test_the_operator_command_completes_a_run_killed_after_its_first_post(tmp_pa
 
 @pytest.mark.slow
 def test_the_operator_command_leaves_a_live_runs_post_alone_without_force(tmp_path: Path) -> None:
-    from publisher_v2.sample import main as make_sample
+    from publisher_v2.cli.sample import main as make_sample
 
     assert make_sample([str(tmp_path / "lib"), "--count", "1", "--seed", "3"]) == 0
     ini = tmp_path / "lib" / "publisher.ini"
@@ -353,7 +353,7 @@ def test_local_storage_treats_a_symlink_out_of_the_library_as_absent(tmp_path: P
 
 @pytest.mark.slow
 def test_a_later_run_completes_interrupted_posts_that_need_no_decision(tmp_path: Path) -> None:
-    from publisher_v2.sample import main as make_sample
+    from publisher_v2.cli.sample import main as make_sample
 
     assert make_sample([str(tmp_path / "lib"), "--count", "3", "--seed", "4"]) == 0
     ini, lib = tmp_path / "lib" / "publisher.ini", tmp_path / "lib"

@@ -11,8 +11,8 @@ from typing import List
 import pytest
 from PIL import Image
 
-from publisher_v2.core.exceptions import StorageError
-from publisher_v2.core.models import ImageEntry
+from publisher_v2.domain.errors import StorageError
+from publisher_v2.domain.models import ImageEntry
 from publisher_v2.ledger import PostLedger
 from publisher_v2.services.storage.base import Storage
 from publisher_v2.services.storage.local import LocalStorage

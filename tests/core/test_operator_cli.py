@@ -24,7 +24,7 @@ def run(ini: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 def library(tmp_path: Path, count: int = 2) -> Path:
-    from publisher_v2.sample import main as make_sample
+    from publisher_v2.cli.sample import main as make_sample
 
     assert make_sample([str(tmp_path / "lib"), "--count", str(count), "--seed", "5"]) == 0
     return tmp_path / "lib" / "publisher.ini"
@@ -97,7 +97,7 @@ def test_ctrl_c_while_the_cli_starts_ends_with_the_interrupted_verdict(tmp_path:
         event = verdict_event(err)  # every line an event, the verdict last
         assert event["message"] == "cli_interrupted" and out == "", (delay, event)
         verdicts.append(event["verdict"])
-    assert "publisher: interrupted" in verdicts, verdicts  # the start-up path (publisher_v2.console)
+    assert "publisher: interrupted" in verdicts, verdicts  # the start-up path (publisher_v2.cli.console)
     assert {v for v in verdicts if v != "publisher: interrupted"} <= {
         f"publisher: interrupted; a post it left unfinished is listed by `publisher --config {ini} ledger list`"
     }

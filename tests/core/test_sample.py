@@ -11,10 +11,10 @@ from typing import Dict, List
 import pytest
 from PIL import Image
 
-from publisher_v2.app import main as publisher_main
+from publisher_v2.cli.app import main as publisher_main
+from publisher_v2.cli.sample import main as sample_main
 from publisher_v2.config.loader import load_application_config
-from publisher_v2.sample import main as sample_main
-from publisher_v2.utils.captions import parse_sidecar_text
+from publisher_v2.domain.captions import parse_sidecar_text
 from tests.cli_output import stderr_events, verdict, verdict_event
 from tests.conftest import BIN, json_events
 

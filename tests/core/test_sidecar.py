@@ -14,12 +14,12 @@ import pytest
 from PIL import Image
 
 from publisher_v2.config.schema import CaptionFileConfig
-from publisher_v2.core.exceptions import StorageError
-from publisher_v2.core.models import CaptionResult, CaptionSpec, ImageAnalysis, ImageContent
+from publisher_v2.domain.captions import parse_sidecar_text
+from publisher_v2.domain.errors import StorageError
+from publisher_v2.domain.models import CaptionResult, CaptionSpec, ImageAnalysis, ImageContent
 from publisher_v2.services.ai import OfflineVisionAnalyzer, TemplateCaptionGenerator
 from publisher_v2.services.sidecar import SidecarWriter
 from publisher_v2.services.storage.local import LocalStorage
-from publisher_v2.utils.captions import parse_sidecar_text
 from publisher_v2.utils.images import sha256_hex
 
 PHASE1 = [

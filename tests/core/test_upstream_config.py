@@ -9,7 +9,7 @@ import pytest
 
 from publisher_v2.config.loader import load_application_config
 from publisher_v2.config.schema import DEFAULT_ROLE_PROMPT, DEFAULT_SYSTEM_PROMPT
-from publisher_v2.core.exceptions import ConfigurationError
+from publisher_v2.domain.errors import ConfigurationError
 from tests.conftest import SECRET_VARS
 from tests.core.conftest import logged
 

@@ -17,7 +17,7 @@ from typing import Dict, List, Tuple
 
 import pytest
 
-from publisher_v2.sample import main as make_sample
+from publisher_v2.cli.sample import main as make_sample
 from tests.conftest import BIN, REPO_ROOT, json_events
 
 GUIDE = REPO_ROOT / "docs_v2" / "operator-guide.md"

@@ -21,8 +21,8 @@ import openai
 from openai import AsyncOpenAI
 
 from publisher_v2.config.schema import ApplicationConfig, OpenAIConfig
-from publisher_v2.core.exceptions import AIServiceError, ConfigurationError
-from publisher_v2.core.models import CaptionResult, CaptionSpec, ImageAnalysis, ImageContent
+from publisher_v2.domain.errors import AIServiceError, ConfigurationError
+from publisher_v2.domain.models import CaptionResult, CaptionSpec, ImageAnalysis, ImageContent
 from publisher_v2.utils.logging import log_json, sanitize
 
 logger = logging.getLogger("publisher_v2.ai.openai")

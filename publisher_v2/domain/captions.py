@@ -15,7 +15,7 @@ import unicodedata
 from datetime import datetime, timezone
 from typing import Any, Dict, List, Optional, Tuple
 
-from publisher_v2.core.models import ImageAnalysis
+from publisher_v2.domain.models import ImageAnalysis
 
 #: Maximum caption length per platform, in characters; anything else gets GENERIC_LIMIT.
 CAPTION_LIMITS: Dict[str, int] = {"instagram": 2200, "telegram": 4096, "email": 240}

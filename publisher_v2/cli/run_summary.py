@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, is_dataclass
 from typing import Any, Dict, List, Optional
 
-from publisher_v2.core.models import PublishResult, WorkflowResult
+from publisher_v2.domain.models import PublishResult, WorkflowResult
 from publisher_v2.utils.logging import sanitize
 
 #: A reason longer than this is cut, so one platform's stack of errors never floods the line.

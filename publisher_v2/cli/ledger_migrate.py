@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 from publisher_v2.config.loader import load_application_config
-from publisher_v2.core.exceptions import ConfigurationError
+from publisher_v2.domain.errors import ConfigurationError
 from publisher_v2.ledger import PostLedger, store_of
 from publisher_v2.ledger.records import readable_time
 from publisher_v2.ledger.schema import open_ledger_connection

@@ -27,7 +27,7 @@ from typing import Any, List
 
 from publisher_v2.config.loader import load_application_config
 from publisher_v2.config.schema import ALL_PLATFORMS, ApplicationConfig
-from publisher_v2.core.exceptions import StorageError
+from publisher_v2.domain.errors import StorageError
 from publisher_v2.ledger import PostLedger, open_ledger
 from publisher_v2.ledger.records import LedgerEntry, owner_alive, readable_time
 from publisher_v2.ledger.schema import ARCHIVE_DONE, ARCHIVE_PENDING, CLAIMED, POSTED, PUBLISHING, SENDING

@@ -25,6 +25,3 @@ class AIServiceError(SocialMediaPublisherError):
 class PublishingError(SocialMediaPublisherError):
     """A publisher failed; publishers turn this into a failed PublishResult, never a crash."""
 
-
-class NoImagesError(SocialMediaPublisherError):
-    """The library holds no image, or every image has been posted already."""
