@@ -15,18 +15,18 @@ import sys
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Dict, Optional, Tuple
 
-from dotenv import dotenv_values
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 # Events go through the module attribute (applog.log_json), read at call time, so a wrapper put on it later
 # (the telemetry's one-event-per-request gate) sees every call whatever the import order.
 import publisher_v2.utils.logging as applog
-from publisher_v2.config.loader import find_env_file, load_application_config
+from publisher_v2.config.loader import load_application_config, read_environment
 from publisher_v2.config.preflight import preflight
 from publisher_v2.config.schema import ApplicationConfig
 from publisher_v2.domain.errors import ConfigurationError, SocialMediaPublisherError
 from publisher_v2.utils.logging import setup_logging
+from publisher_v2.utils.switches import is_on
 from publisher_v2.web.access import RequestScopeMiddleware
 from publisher_v2.web.auth import AdminSessions, LoginThrottle, WebSettings
 from publisher_v2.web.responses import install_error_handlers
@@ -36,19 +36,6 @@ from publisher_v2.web.service import WebImageService
 from publisher_v2.web.sessions import SessionStore
 
 logger = logging.getLogger("publisher_v2.web")
-
-
-def read_environment(env_path: Optional[str]) -> Dict[str, Optional[str]]:
-    """The process environment over the ENV_PATH file, else a `.env` found upwards from the working directory
-    (as upstream's load_dotenv did); the real environment wins, as in the CLI."""
-    merged: Dict[str, Optional[str]] = {}
-    env_file = find_env_file(env_path or None)
-    if env_file is not None:
-        if not env_file.is_file():
-            raise ConfigurationError(f"{env_path}: environment file not found (ENV_PATH)")
-        merged.update(dotenv_values(env_file))
-    merged.update(os.environ)
-    return merged
 
 
 def load_config_from_environment() -> Tuple[ApplicationConfig, Dict[str, Optional[str]]]:
@@ -61,7 +48,7 @@ def load_config_from_environment() -> Tuple[ApplicationConfig, Dict[str, Optiona
     env_path = os.environ.get("ENV_PATH") or None
     config = load_application_config(config_path, env_path)
     preflight(config, publishes=False)  # a library that is not a folder refuses the start, not every request
-    return config, read_environment(env_path)
+    return config, read_environment(env_path, "ENV_PATH")
 
 
 # -- the app -------------------------------------------------------------------------------------------------
@@ -78,7 +65,7 @@ def create_app(
         config, env = load_config_from_environment()
     if settings is None:
         settings = WebSettings.from_env(
-            env if env is not None else read_environment(os.environ.get("ENV_PATH"))
+            env if env is not None else read_environment(os.environ.get("ENV_PATH") or None, "ENV_PATH")
         )
     if service is None:
         assert config is not None
@@ -126,7 +113,7 @@ def create_app(
 def _server_app() -> FastAPI:
     """The app a server runs: JSON logs on stderr (DEBUG with upstream's WEB_DEBUG), config from the environment,
     a one-line refusal."""
-    debug = os.environ.get("WEB_DEBUG", "").strip().lower() in ("1", "true", "yes")
+    debug = is_on(os.environ.get("WEB_DEBUG"))
     setup_logging(logging.DEBUG if debug else logging.INFO, stream=sys.stderr)
     try:
         application = create_app()
