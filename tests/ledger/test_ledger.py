@@ -12,7 +12,7 @@ import pytest
 
 from publisher_v2.domain.errors import StorageError
 from publisher_v2.ledger import PostLedger
-from tests.core.conftest import FakeClock
+from tests.ledger.conftest import FakeClock
 
 
 def test_ledger_creates_parent_folder_and_uses_wal(db_file: Path) -> None:

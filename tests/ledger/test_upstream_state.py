@@ -31,7 +31,7 @@ from publisher_v2.ledger.upstream import (
     upstream_posted_path,
 )
 from tests.conftest import BIN, json_events
-from tests.core.conftest import logged, state_ini
+from tests.ledger.conftest import logged, state_ini
 from tests.pg_server import ledger_query
 
 

@@ -19,11 +19,11 @@ import pytest
 
 from publisher_v2.ledger import PostLedger
 from tests.cli_output import stderr_events, verdict_event
-from tests.conftest import BIN
+from tests.conftest import BIN, CORE_HELPERS
 
 pytestmark = pytest.mark.usefixtures("clean_env")
 
-HERE = Path(__file__).resolve().parent
+HERE = CORE_HELPERS
 CONTROLS = "\x1b]0;owned\x07\x08\x1b[2K\x9b1A"  # OSC title + BEL, BS, erase line, C1 CSI
 EVIL_NAME = f"evil{CONTROLS}.jpg"
 

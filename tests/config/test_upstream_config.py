@@ -11,7 +11,7 @@ from publisher_v2.config.loader import load_application_config
 from publisher_v2.config.schema import DEFAULT_ROLE_PROMPT, DEFAULT_SYSTEM_PROMPT
 from publisher_v2.domain.errors import ConfigurationError
 from tests.conftest import SECRET_VARS
-from tests.core.conftest import logged
+from tests.ledger.conftest import logged
 
 DATA = Path(__file__).resolve().parent / "upstream_data"
 UPSTREAM_ENV = {

@@ -21,7 +21,8 @@ from publisher_v2.ledger.schema import SCHEMA_VERSION
 from publisher_v2.ledger.stores import PostgresStore, SQLiteStore
 from publisher_v2.web.sessions import SessionStore
 from tests.cli_output import stderr_events, verdict
-from tests.core.conftest import state_ini
+from tests.conftest import CORE_HELPERS
+from tests.ledger.conftest import state_ini
 from tests.pg_server import PASSWORD, PASSWORD_USER, ledger_query
 
 PUBLISHER = str(Path(sys.executable).with_name("publisher"))
@@ -179,7 +180,7 @@ def test_a_server_restart_mid_run_fails_the_run_cleanly_and_nothing_is_posted_tw
     pause = tmp_path / "pause"
     pause.mkdir()
     env = {**clean_env, "DATABASE_URL": url, "PAUSE_DIR": str(pause)}
-    helper = Path(__file__).with_name("pause_after_post.py")
+    helper = CORE_HELPERS / "pause_after_post.py"
     run = subprocess.Popen([sys.executable, str(helper), "--config", str(sample_library)], env=env,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 60

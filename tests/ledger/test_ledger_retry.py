@@ -15,9 +15,10 @@ import pytest
 
 from publisher_v2.ledger import PostLedger
 from tests.cli_output import verdict_lines
+from tests.conftest import CORE_HELPERS
 
 PUBLISHER = Path(sys.executable).with_name("publisher")
-KILLER = Path(__file__).with_name("stage_killer.py")
+KILLER = CORE_HELPERS / "stage_killer.py"
 
 
 def cli(ini: Path, *args: str, killer_stage: str = "") -> subprocess.CompletedProcess:

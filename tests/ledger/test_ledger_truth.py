@@ -25,7 +25,8 @@ from publisher_v2.services.publishers.outbox import INCOMING, OutboxPublisher
 from publisher_v2.utils.images import dropbox_content_hash
 from publisher_v2.web.sessions import SessionStore
 from tests.cli_output import verdict_lines
-from tests.core.conftest import FakeClock
+from tests.conftest import CORE_HELPERS
+from tests.ledger.conftest import FakeClock
 from tests.pg_server import ledger_query
 
 V1_SCHEMA = """
@@ -250,7 +251,7 @@ def test_session_store_is_shared_between_instances(db: Path) -> None:
 
 def _cli(ini: Path, *args: str, killer_stage: str = "") -> subprocess.CompletedProcess:
     prefix = (
-        [sys.executable, str(Path(__file__).with_name("stage_killer.py")), killer_stage]
+        [sys.executable, str(CORE_HELPERS / "stage_killer.py"), killer_stage]
         if killer_stage
         else [str(Path(sys.executable).with_name("publisher"))]
     )
