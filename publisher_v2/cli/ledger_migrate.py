@@ -2,7 +2,7 @@
 
 A deployment outgrows one machine when runs or web workers on several hosts must share the ledger. The
 operator stops the runs, points `[State] url` (or DATABASE_URL) at an empty (or partly filled) PostgreSQL
-database and runs this command: every image row with its per-platform outcomes, and every revoked session, is
+database and runs this command: every image row with its per-platform outcomes and the import records are
 copied in ONE transaction. An image the database already knows keeps the database's row (so running the command
 again copies nothing and changes nothing); login failures are not copied (they only count for 5 minutes).
 
@@ -65,7 +65,6 @@ def copy_ledger(source: SQLiteStore, target: PostgresStore) -> Dict[str, int]:
         try:
             images = [tuple(r) for r in reader.execute(f"SELECT {', '.join(_IMAGE_COLUMNS)} FROM posted_images")]
             outcomes = [tuple(r) for r in reader.execute(f"SELECT {', '.join(_OUTCOME_COLUMNS)} FROM platform_posts")]
-            revoked = [tuple(r) for r in reader.execute("SELECT token_hash, expires_at FROM revoked_sessions")]
             imports = [tuple(r) for r in reader.execute(f"SELECT {', '.join(_IMPORT_COLUMNS)} FROM ledger_imports")]
             upstream = [tuple(r) for r in reader.execute("SELECT sha256 FROM upstream_hashes")]
         finally:
@@ -82,11 +81,8 @@ def copy_ledger(source: SQLiteStore, target: PostgresStore) -> Dict[str, int]:
         new_images = [row for row in images if row[0] not in known]
         new_hashes = {row[0] for row in new_images}
         new_outcomes = [row for row in outcomes if row[0] in new_hashes]  # a kept row keeps its own outcomes
-        sessions_before = conn.execute("SELECT COUNT(*) FROM revoked_sessions").fetchone()[0]
         _insert(conn, "posted_images", _IMAGE_COLUMNS, new_images, "content_hash")
         _insert(conn, "platform_posts", _OUTCOME_COLUMNS, new_outcomes, "content_hash, attempt, platform")
-        _insert(conn, "revoked_sessions", ("token_hash", "expires_at"), revoked, "token_hash")
-        sessions_after = conn.execute("SELECT COUNT(*) FROM revoked_sessions").fetchone()[0]
         known_imports = {row[0] for row in conn.execute("SELECT source FROM ledger_imports")}
         new_imports = [row for row in imports if row[0] not in known_imports]
         _insert(conn, "ledger_imports", _IMPORT_COLUMNS, new_imports, "source")
@@ -95,7 +91,6 @@ def copy_ledger(source: SQLiteStore, target: PostgresStore) -> Dict[str, int]:
             "images_copied": len(new_images),
             "images_already_there": len(images) - len(new_images),
             "outcomes_copied": len(new_outcomes),
-            "revoked_sessions_copied": int(sessions_after - sessions_before),
             "imports_copied": len(new_imports),
         }
 
@@ -122,7 +117,6 @@ def run_migrate_command(args: argparse.Namespace) -> int:
     print(
         f"  images: {counts['images_copied']} copied, {counts['images_already_there']} already there (kept);"
         f" platform outcomes: {counts['outcomes_copied']} copied;"
-        f" revoked sessions: {counts['revoked_sessions_copied']} copied;"
         f" upstream import records: {counts['imports_copied']} copied"
     )
     posted = getattr(args, "posted_json", None)

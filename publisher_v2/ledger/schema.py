@@ -166,12 +166,19 @@ def _migrate_to_v4(conn: Connection) -> None:
         conn.execute(statement)
 
 
+def _migrate_to_v5(conn: Connection) -> None:
+    """Version 5: `revoked_sessions` dropped. Since version 4 nothing reads it (a logout deletes the session's
+    row in `admin_sessions`, see `_V4_STATEMENTS`), so its rows could refuse nothing any more."""
+    conn.execute("DROP TABLE IF EXISTS revoked_sessions")
+
+
 #: (version, migration) in order. A later store (or an import of older state) appends here.
 MIGRATIONS: List[Tuple[int, Callable[[Connection], None]]] = [
     (1, _migrate_to_v1),
     (2, _migrate_to_v2),
     (3, _migrate_to_v3),
     (4, _migrate_to_v4),
+    (5, _migrate_to_v5),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

@@ -19,20 +19,11 @@ def _token_hash(token: str) -> str:
 
 
 class SessionStore(LedgerConnection):
-    """Admin login failures and revoked session cookies, in the ledger file, so every worker sees them.
+    """Admin login attempts and live sessions, in the ledger, so every worker sees them.
 
     Only SHA-256 digests of cookies are stored; rows older than their window or expiry are pruned as new
     ones arrive, so the tables stay small.
     """
-
-    def record_failure(self, scopes: Sequence[str]) -> None:
-        """One failed login, counted under each of `scopes` (e.g. the account and the client)."""
-        now = self._now()
-
-        def work(conn: Connection) -> None:
-            conn.executemany("INSERT INTO login_failures (scope, at) VALUES (?, ?)", [(s, now) for s in scopes])
-
-        self._write("record_failure", work)
 
     def failures_since(self, scope: str, since: datetime) -> Tuple[int, Optional[datetime]]:
         """(count, oldest time) of failures under `scope` after `since`."""
@@ -52,31 +43,6 @@ class SessionStore(LedgerConnection):
 
     def prune_failures(self, before: datetime) -> None:
         self._run("prune_failures", lambda c: c.execute("DELETE FROM login_failures WHERE at < ?", (_iso(before),)))
-
-    def revoke(self, token: str, expires_at: datetime) -> None:
-        """Refuse `token` from now on, in every worker (until it would have expired anyway)."""
-        now = self._now()
-
-        def work(conn: Connection) -> None:
-            conn.execute("DELETE FROM revoked_sessions WHERE expires_at < ?", (now,))
-            conn.execute(
-                "INSERT INTO revoked_sessions (token_hash, expires_at) VALUES (?, ?)"
-                " ON CONFLICT (token_hash) DO NOTHING",
-                (_token_hash(token), _iso(expires_at)),
-            )
-
-        self._write("revoke", work)
-
-    def is_revoked(self, token: str) -> bool:
-        return (
-            self._run(
-                "is_revoked",
-                lambda c: c.execute(
-                    "SELECT 1 FROM revoked_sessions WHERE token_hash = ?", (_token_hash(token),)
-                ).fetchone(),
-            )
-            is not None
-        )
 
     # -- login attempts, admitted and counted in one step ----------------------------------------------------
 

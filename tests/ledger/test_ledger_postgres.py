@@ -8,7 +8,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Dict
 
@@ -19,7 +18,6 @@ from publisher_v2.domain.errors import ConfigurationError, StorageError
 from publisher_v2.ledger import PostLedger, store_of
 from publisher_v2.ledger.schema import SCHEMA_VERSION
 from publisher_v2.ledger.stores import PostgresStore, SQLiteStore
-from publisher_v2.web.sessions import SessionStore
 from tests.cli_output import stderr_events, verdict
 from tests.conftest import CORE_HELPERS
 from tests.ledger.conftest import state_ini
@@ -114,7 +112,6 @@ def test_copying_a_sqlite_ledger_into_postgresql_is_idempotent(tmp_path: Path, p
     old.record_post("h-posted", "a.jpg", {"telegram": {"success": True, "post_id": "t-1"}, "email": False})
     assert old.claim("h-claimed", "b.jpg")
     old.mark_rejected("h-bad", "c.txt.jpg", "not an image")
-    SessionStore(sqlite_path).revoke("cookie-1", datetime(2099, 1, 1, tzinfo=timezone.utc))
     old.close()
     url = pg_server.url(pg_server.new_database())
     already = PostLedger(url)
@@ -126,17 +123,16 @@ def test_copying_a_sqlite_ledger_into_postgresql_is_idempotent(tmp_path: Path, p
         for _ in range(2)
     ]
     assert [o.returncode for o in outputs] == [0, 0], [o.stderr for o in outputs]
-    assert "images: 3 copied, 0 already there (kept); platform outcomes: 2 copied; revoked sessions: 1 copied" in (
+    assert "images: 3 copied, 0 already there (kept); platform outcomes: 2 copied; upstream import" in (
         outputs[0].stdout
     )
-    assert "images: 0 copied, 3 already there (kept); platform outcomes: 0 copied; revoked sessions: 0 copied" in (
+    assert "images: 0 copied, 3 already there (kept); platform outcomes: 0 copied; upstream import" in (
         outputs[1].stdout
     )
     copied = PostLedger(url)
     assert copied.known_hashes() == {"h-posted", "h-claimed", "h-bad", "h-posted-pg"}
     entry = copied.entry("h-posted")
     assert entry is not None and entry.posted_platforms == ["telegram"] and entry.platforms["email"].state == "failed"
-    assert SessionStore(url).is_revoked("cookie-1")
     assert ledger_query(url, "SELECT COUNT(*) FROM platform_posts") == [(3,)]
 
 

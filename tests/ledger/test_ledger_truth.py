@@ -1,5 +1,5 @@
 """The ledger as the one truth: schema migration, per-platform outcomes, re-posts, take-over, and the stores
-shared by web workers (login failures, revoked sessions). Real SQLite files, real processes."""
+shared by web workers (login attempts, admin sessions). Real SQLite files, real processes."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from publisher_v2.config.loader import load_application_config
 from publisher_v2.domain.errors import StorageError
 from publisher_v2.ledger import PostLedger
 from publisher_v2.ledger.records import ImageAlreadyPosted, ImageBusy
-from publisher_v2.ledger.schema import SCHEMA_VERSION
+from publisher_v2.ledger.schema import MIGRATIONS, SCHEMA_VERSION
 from publisher_v2.services.publishers.outbox import INCOMING, OutboxPublisher
 from publisher_v2.utils.images import dropbox_content_hash
 from publisher_v2.web.sessions import SessionStore
@@ -76,7 +76,7 @@ def test_a_previous_version_ledger_migrates_and_keeps_every_row(db_file: Path) -
     db = db_file
     write_v1_ledger(db)
     ledger = PostLedger(db)
-    assert ledger.schema_version() == SCHEMA_VERSION == 4
+    assert ledger.schema_version() == SCHEMA_VERSION == 5
     assert ledger.known_hashes() == {"h-posted", "h-publishing", "h-rejected"}
     posted = ledger.entry("h-posted")
     assert posted is not None and posted.status == "posted" and posted.attempt == 1
@@ -239,14 +239,33 @@ def test_staging_left_by_dead_runs_is_removed_when_a_publisher_starts(tmp_path: 
 def test_session_store_is_shared_between_instances(db: Path) -> None:
     one, two = SessionStore(db), SessionStore(db)
     now = datetime.now(timezone.utc)
-    one.revoke("cookie-a", now + timedelta(minutes=5))
-    assert two.is_revoked("cookie-a") and not two.is_revoked("cookie-b")
-    stored = ledger_query(db, "SELECT * FROM revoked_sessions")  # only a digest is stored, never the cookie
-    assert len(stored) == 1 and "cookie-a" not in str(stored)
-    one.record_failure(("account", "client:1.2.3.4"))
-    two.record_failure(("account", "client:5.6.7.8"))
+    one.open_session("session-a", now + timedelta(minutes=5))
+    assert two.session_live("session-a") and not two.session_live("session-b")
+    stored = ledger_query(db, "SELECT * FROM admin_sessions")  # only a digest is stored, never the session id
+    assert len(stored) == 1 and "session-a" not in str(stored)
+    assert two.close_session("session-a") and not one.session_live("session-a")
+    assert one.admit_attempt(("account", "client:1.2.3.4"), now - timedelta(minutes=1), limit=5)[0]
+    assert two.admit_attempt(("account", "client:5.6.7.8"), now - timedelta(minutes=1), limit=5)[0]
     assert one.failures_since("account", now - timedelta(minutes=1))[0] == 2
     assert two.failures_since("client:1.2.3.4", now - timedelta(minutes=1))[0] == 1
+
+
+def test_a_version_4_ledger_loses_the_unread_revoked_sessions_table_and_nothing_else(db_file: Path) -> None:
+    db_file.parent.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(db_file) as raw:
+        for _, step in MIGRATIONS[:4]:
+            step(raw)
+        raw.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        raw.execute("INSERT INTO schema_version (version) VALUES (4)")
+        raw.execute("INSERT INTO revoked_sessions (token_hash, expires_at) VALUES ('x', '2099-01-01')")
+        raw.execute("INSERT INTO admin_sessions (session_hash, expires_at) VALUES ('y', '2099-01-01')")
+        raw.execute("INSERT INTO posted_images (content_hash, image_name, status) VALUES ('h', 'a.jpg', 'posted')")
+    with PostLedger(db_file) as ledger:
+        assert ledger.schema_version() == 5
+        assert ledger.known_hashes() == {"h"}
+    tables = {row[0] for row in ledger_query(db_file, "SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert "revoked_sessions" not in tables and {"posted_images", "admin_sessions", "login_failures"} <= tables
+    assert ledger_query(db_file, "SELECT session_hash FROM admin_sessions") == [("y",)]
 
 
 def _cli(ini: Path, *args: str, killer_stage: str = "") -> subprocess.CompletedProcess:
