@@ -169,7 +169,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             ini = str(work / "lib" / "publisher.ini")
             job = [sys.executable, "-c", "import random, sys; random.seed(20); "
                    f"sys.argv = ['publisher', '--config', {ini!r}, '--dry-publish']; "
-                   "from publisher_v2.app import main; sys.exit(main())"]
+                   "from publisher_v2.cli.app import main; sys.exit(main())"]
             counts: Dict[str, List[int]] = {"off": [], "on": []}
             envs = {"off": clean_env(XDG_CACHE_HOME=cache, PYTHONHASHSEED="0"),
                     "on": clean_env(PUBLISHER_AUTOINSTRUMENT="1", XDG_CACHE_HOME=cache, PYTHONHASHSEED="0")}

@@ -30,7 +30,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from publisher_v2.utils.state import PostLedger  # noqa: E402
+from publisher_v2.ledger import PostLedger  # noqa: E402
 
 PLATFORMS = ("telegram", "instagram", "email")
 

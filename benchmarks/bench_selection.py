@@ -87,7 +87,7 @@ def real_hashes(folder: Path, cache_file: Path) -> Dict[str, str]:
 
 def make_late_ledger(path: Path, hashes: Dict[str, str], posted: int, seed: int) -> List[str]:
     """A ledger with `posted` images recorded as posted; returns the names left unposted."""
-    from publisher_v2.utils.state import PostLedger
+    from publisher_v2.ledger import PostLedger
 
     names = sorted(hashes)
     random.Random(seed).shuffle(names)
@@ -178,8 +178,8 @@ async def _measure(spec: Dict[str, Any]) -> Dict[str, Any]:
                 raise
             mode = f"replica ({exc.name} not importable)"
     if orchestrator is None:
+        from publisher_v2.ledger import PostLedger
         from publisher_v2.services.storage.local import LocalStorage
-        from publisher_v2.utils.state import PostLedger
 
         storage = LocalStorage(library, hash_cache_path=state_file)
         ledger = PostLedger(state_file)

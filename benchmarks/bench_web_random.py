@@ -36,12 +36,12 @@ from benchmarks.bench_web import build_library, free_port, start_server, stop_se
 def fill_ledger(ini: Path, count: int) -> None:
     """`count` upstream hashes imported into the library's ledger (posted rows + the upstream hash table)."""
     from publisher_v2.config.loader import load_application_config
-    from publisher_v2.utils.state import PostLedger
+    from publisher_v2.ledger import PostLedger, store_of
 
     config = load_application_config(ini)
     upstream = [hashlib.sha256(f"upstream-{i}".encode()).hexdigest() for i in range(count)]
     keys = [hashlib.sha256(bytes.fromhex(h)).hexdigest() for h in upstream]  # as upstream_state.ledger_key
-    with PostLedger(config.state.ledger_store(), import_upstream=False) as ledger:
+    with PostLedger(store_of(config)) as ledger:
         ledger.record_import(
             "bench:posted.json",
             None,
@@ -118,9 +118,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                 stop_server(process)
 
         from publisher_v2.config.loader import load_application_config
-        from publisher_v2.utils.state import PostLedger
+        from publisher_v2.ledger import PostLedger, store_of
 
-        with PostLedger(load_application_config(ini_b).state.ledger_store(), import_upstream=False) as ledger:
+        with PostLedger(store_of(load_application_config(ini_b))) as ledger:
             batch = [hashlib.sha256(f"candidate-{i}".encode()).hexdigest() for i in range(4)]
             old_way = per_call(ledger.known_hashes, 5)
             known_among = getattr(ledger, "known_among", None)  # absent in a tree before the fix (--compare runs)

@@ -9,13 +9,13 @@ from __future__ import annotations
 from typing import List
 
 from publisher_v2.config.schema import ApplicationConfig
-from publisher_v2.core.exceptions import ConfigurationError
 from publisher_v2.core.workflow import WorkflowOrchestrator
+from publisher_v2.domain.errors import ConfigurationError
+from publisher_v2.ledger import open_ledger
 from publisher_v2.services.ai.rate_limit import AsyncRateLimiter
 from publisher_v2.services.ai.service import AIService
 from publisher_v2.services.publishers.base import Publisher
 from publisher_v2.services.storage.base import Storage
-from publisher_v2.utils.state import PostLedger
 
 
 def _missing_extra(extra: str, exc: ImportError) -> ConfigurationError:
@@ -88,5 +88,5 @@ def build_orchestrator(config: ApplicationConfig) -> WorkflowOrchestrator:
         storage,
         build_ai_service(config),
         build_publishers(config),
-        ledger=PostLedger(config.state.ledger_store(), config.state.claim_ttl_seconds),
+        ledger=open_ledger(config),
     )

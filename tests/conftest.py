@@ -20,6 +20,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="publisher-tests-xdg-")
 atexit.register(shutil.rmtree, os.environ["XDG_CACHE_HOME"], True)
 BIN = Path(sys.executable).parent
+#: The workflow's kill-test helpers (run as scripts by the ledger and CLI tests): tests/core/stage_killer.py, ...
+CORE_HELPERS = Path(__file__).resolve().parent / "core"
 
 SECRET_VARS = (
     "DROPBOX_APP_KEY",

@@ -109,7 +109,7 @@ class ThrowawayPostgres:
 
 def ledger_query(location: object, sql: str, params: tuple = ()) -> list:
     """Rows of one statement (`?` placeholders) on a ledger of either store, outside the classes under test."""
-    from publisher_v2.utils.state import open_ledger_connection
+    from publisher_v2.ledger.schema import open_ledger_connection
 
     conn = open_ledger_connection(location)  # type: ignore[arg-type]
     try:

@@ -93,7 +93,7 @@ def _library(root: Path) -> Tuple[Path, List[str]]:
         [
             sys.executable,
             "-c",
-            "import sys; from publisher_v2.sample import main; sys.exit(main(sys.argv[1:]))",
+            "import sys; from publisher_v2.cli.sample import main; sys.exit(main(sys.argv[1:]))",
             "--count",
             COUNT,
             "--seed",

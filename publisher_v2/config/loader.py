@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from publisher_v2.config.preflight import raise_problems
 from publisher_v2.config.schema import SECTIONS, ApplicationConfig, EmailConfig, Secrets
-from publisher_v2.core.exceptions import ConfigurationError
+from publisher_v2.domain.errors import ConfigurationError
 from publisher_v2.utils.db_url import check_postgres_url, url_secrets
 from publisher_v2.utils.logging import log_json, register_secret
 
@@ -173,12 +173,16 @@ def _ini_syntax_error(path: Path, exc: configparser.Error) -> str:
     return f"{where}: not a valid INI file ({exc.message.splitlines()[0]})"
 
 
-def _environment(env_path: Optional[Union[str, Path]]) -> Mapping[str, Optional[str]]:
+def read_environment(env_path: Optional[Union[str, Path]], setting: Optional[str] = None) -> Dict[str, Optional[str]]:
+    """The process environment over the `env_path` file, else a `.env` found upwards from the working directory
+    (as upstream's load_dotenv did). The real environment wins. The CLI and the web app both read it here;
+    `setting` names where a missing file was given (ENV_PATH) in the error."""
     merged: Dict[str, Optional[str]] = {}
     env_file = find_env_file(env_path)
     if env_file is not None:
         if not env_file.is_file():
-            raise ConfigurationError(f"{env_file}: environment file not found")
+            where = f" ({setting})" if setting else ""
+            raise ConfigurationError(f"{env_file}: environment file not found{where}")
         merged.update(dotenv_values(env_file))
     merged.update(os.environ)  # the real environment wins over the file
     return merged
@@ -200,7 +204,7 @@ def load_application_config(
     """
     path = Path(config_file_path)
     parser, upstream = _read_ini(path)
-    env = _environment(env_path)
+    env = read_environment(env_path)
     by_lower = {name.lower(): name for name in SECTIONS}
     values: Dict[str, Any] = {"config_path": path.resolve()}
     present = set()

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import List, Optional, Sequence, Union
 
 from publisher_v2.config.schema import ApplicationConfig
-from publisher_v2.core.exceptions import ConfigurationError
+from publisher_v2.domain.errors import ConfigurationError
 
 PLATFORM_KEYS = "telegram, instagram, email"
 

@@ -7,9 +7,11 @@ Secrets never come from the INI: they are read from the environment into `Secret
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, SecretStr, model_validator
+
+from publisher_v2.utils.switches import parse_switch
 
 #: Upstream's prompt defaults (an upstream INI that leaves them out keeps meaning the same prompts).
 DEFAULT_SYSTEM_PROMPT = "You are a senior social media copywriter. Write authentic, concise, platform-aware captions."
@@ -19,6 +21,18 @@ DEFAULT_ROLE_PROMPT = "Write a caption for:"
 #: Upper bounds of durations (seconds): beyond them a value is a typo, and a huge one overflows the clock.
 MAX_CLAIM_TTL = 365 * 24 * 3600
 MAX_WAIT = 24 * 3600
+
+def _switch(value: Any) -> bool:
+    """An INI boolean in the one vocabulary (publisher_v2/utils/switches.py); anything else names the key."""
+    parsed = parse_switch(value)
+    if parsed is None:
+        raise ValueError("not a boolean (use 1/yes/true/on or 0/no/false/off)")
+    return parsed
+
+
+#: A boolean INI setting.
+Switch = Annotated[bool, BeforeValidator(_switch)]
+
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True, validate_default=True)
@@ -64,8 +78,8 @@ class OpenAIConfig(_Section):
     caption_model: str = "gpt-4o-mini"
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     role_prompt: str = DEFAULT_ROLE_PROMPT
-    sd_caption_enabled: bool = True
-    sd_caption_single_call_enabled: bool = True
+    sd_caption_enabled: Switch = True
+    sd_caption_single_call_enabled: Switch = True
     sd_caption_model: Optional[str] = None
     sd_caption_system_prompt: Optional[str] = None
     sd_caption_role_prompt: Optional[str] = None
@@ -94,12 +108,12 @@ class ContentConfig(_Section):
     """[Content]: what to post and where (each platform is a switch)."""
 
     hashtag_string: str = ""
-    archive: bool = True
-    debug: bool = False
-    telegram: bool = False
-    instagram: bool = False
-    fetlife: bool = False  # historical name of the email publisher
-    email: bool = False
+    archive: Switch = True
+    debug: Switch = False
+    telegram: Switch = False
+    instagram: Switch = False
+    fetlife: Switch = False  # historical name of the email publisher
+    email: Switch = False
 
 
 class PublishingConfig(_Section):
@@ -139,7 +153,7 @@ class EmailConfig(_Section):
     recipient: str = ""
     smtp_server: str = "smtp.gmail.com"
     smtp_port: int = Field(default=587, gt=0, lt=65536)
-    confirmation_to_sender: bool = True
+    confirmation_to_sender: Switch = True
     confirmation_tags_count: int = Field(default=5, ge=0)
     confirmation_tags_nature: str = "short, lowercase, human-friendly topical nouns; no hashtags; no emojis"
     caption_target: Literal["subject", "body", "both"] = "subject"
@@ -149,8 +163,8 @@ class EmailConfig(_Section):
 class CaptionFileConfig(_Section):
     """[CaptionFile]: the Stable-Diffusion caption sidecar."""
 
-    enabled: bool = True
-    extended_metadata_enabled: bool = False
+    enabled: Switch = True
+    extended_metadata_enabled: Switch = False
     artist_alias: str = ""
 
 
@@ -164,11 +178,10 @@ class StateConfig(_Section):
     url: Optional[str] = None
     _url_setting: str = PrivateAttr(default="[State] url")
 
-    def ledger_store(self) -> Any:
-        """The ledger's store (publisher_v2/utils/ledger_stores.py): PostgreSQL if a URL is set, else SQLite."""
-        from publisher_v2.utils.ledger_stores import ledger_store
-
-        return ledger_store(self.url, self._url_setting, self.ledger_path)
+    @property
+    def url_setting(self) -> str:
+        """Where `url` came from ('[State] url' or DATABASE_URL), for messages about it."""
+        return self._url_setting
 
 
 class Secrets(BaseModel):

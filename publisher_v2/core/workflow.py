@@ -7,18 +7,19 @@ timing code here. The orchestrator speaks only to protocols (storage, AI service
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import random
 import shutil
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from publisher_v2.config.schema import ApplicationConfig
-from publisher_v2.core.exceptions import StorageError
-from publisher_v2.core.models import (
+from publisher_v2.core.recovery import LedgerRecovery
+from publisher_v2.core.run_options import _describe_failure, _RunOptions, _Selection
+from publisher_v2.domain.captions import format_caption
+from publisher_v2.domain.errors import StorageError
+from publisher_v2.domain.models import (
     CaptionResult,
     CaptionSpec,
     ImageAnalysis,
@@ -27,30 +28,18 @@ from publisher_v2.core.models import (
     PublishResult,
     WorkflowResult,
 )
+from publisher_v2.ledger import PostLedger, open_ledger
+from publisher_v2.ledger.records import ClaimConflict, readable_time
+from publisher_v2.ledger.schema import ARCHIVE_DONE, ARCHIVE_PENDING, POSTED
+from publisher_v2.ledger.upstream import UPSTREAM_RESULTS, is_upstream_posted
 from publisher_v2.services.ai.service import AIService
 from publisher_v2.services.publishers.base import Publisher
 from publisher_v2.services.sidecar import SidecarWriter, read_approved_content
 from publisher_v2.services.storage.base import Storage
 from publisher_v2.services.storage.content import fetch_image_content
-from publisher_v2.utils.captions import format_caption
 from publisher_v2.utils.images import InvalidImageError
 from publisher_v2.utils.logging import bound_correlation_id, log_json
 from publisher_v2.utils.staging import make_staging, remove_dead_staging
-from publisher_v2.utils.state import (
-    ARCHIVE_DONE,
-    ARCHIVE_PENDING,
-    CLAIMED,
-    FAILED,
-    POSTED,
-    PUBLISHING,
-    SENDING,
-    ClaimConflict,
-    LedgerEntry,
-    PlatformOutcome,
-    PostLedger,
-    readable_time,
-)
-from publisher_v2.utils.upstream_state import UPSTREAM_RESULTS, is_upstream_posted
 
 logger = logging.getLogger("publisher_v2.workflow")
 
@@ -60,46 +49,7 @@ NO_NEW_IMAGES = "No new images to post"
 WORKDIR_PREFIX = "publisher_v2_"
 
 
-@dataclass
-class _Selection:
-    """The image a run works on, and whether this run holds its ledger claim."""
-
-    entry: ImageEntry
-    content_hash: str
-    claimed: bool
-    #: Set when `--select` takes an image already recorded as posted (its documented bypass).
-    reposting: bool = False
-
-
-@dataclass
-class _RunOptions:
-    select_filename: Optional[str]
-    dry_publish: bool
-    preview_mode: bool
-    debug: bool
-    reuse_sidecar: bool = False
-    allow_repost: bool = True
-    skipped: Set[str] = field(default_factory=set)
-    image_name: Optional[str] = None  # the image being processed, for the failure description
-
-    @property
-    def side_effects(self) -> bool:
-        """False when the run must leave the library, the platforms and the ledger untouched."""
-        return not (self.dry_publish or self.preview_mode)
-
-
-def _describe_failure(exc: BaseException, image_name: Optional[str]) -> None:
-    """Say on the exception what the run's result would have said (image, not successful, not archived), so
-    whoever reports the failed run (the telemetry's summary, a caller) need not guess."""
-    for attr, value in (("image_name", image_name), ("success", False), ("archived", False)):
-        try:
-            if getattr(exc, attr, None) is None:
-                setattr(exc, attr, value)
-        except Exception:  # noqa: BLE001, S110 - an exception type that refuses attributes keeps its own
-            pass
-
-
-class WorkflowOrchestrator:
+class WorkflowOrchestrator(LedgerRecovery):
     """Runs one publishing workflow over the configured storage, AI service and publishers."""
 
     def __init__(
@@ -115,9 +65,7 @@ class WorkflowOrchestrator:
         self.storage = storage
         self.ai_service = ai_service
         self.publishers = [p for p in publishers if p.is_enabled()]
-        self.ledger = (
-            ledger if ledger is not None else PostLedger(config.state.ledger_store(), config.state.claim_ttl_seconds)
-        )
+        self.ledger = ledger if ledger is not None else open_ledger(config)
         self.sidecar_writer = sidecar_writer or SidecarWriter(storage, config.captionfile)
 
     async def execute(
@@ -239,64 +187,6 @@ class WorkflowOrchestrator:
         if entry.failed_platforms:
             text += f"; it failed on {', '.join(entry.failed_platforms)}: `publisher ledger retry {name}` sends those"
         return text
-
-    async def _complete_interrupted(self) -> None:
-        """Finish posts of dead runs that need no decision: no platform outcome unknown, so sending the missing
-        platforms (or just archiving) cannot post anything twice. The others are reported for the operator."""
-        waiting = []
-        for entry in self.ledger.unfinished():
-            if entry.status == CLAIMED or not self.ledger.is_stale(entry):
-                continue  # a live run's, or a claim that simply expires after the TTL
-            if entry.unknown:
-                waiting.append(entry)
-                continue
-            if not self.ledger.take_over(entry.content_hash, entry.claim_owner):
-                continue  # another run is completing it
-            log_json(
-                logger,
-                logging.WARNING,
-                "ledger_completing_interrupted",
-                image_name=entry.image_name,
-                content_hash=entry.content_hash,
-                posted=entry.posted_platforms,
-            )
-            taken = self.ledger.entry(entry.content_hash)
-            try:
-                if taken is not None:
-                    await self.complete_post(taken)
-            except StorageError as exc:
-                log_json(logger, logging.ERROR, "ledger_complete_failed", image_name=entry.image_name, error=str(exc))
-        if waiting:
-            log_json(
-                logger,
-                logging.WARNING,
-                "ledger_unfinished_posts",
-                count=len(waiting),
-                unknown_platforms=sum(len(e.unknown) for e in waiting),
-                images=[e.image_name for e in waiting[:10]],
-                resolve="publisher --config FILE ledger list",
-            )
-
-    def _attention_after_run(self) -> List[str]:
-        """`needs_attention`, but a ledger that fails now (after the run's own work) never turns the run's result
-        into an error: the count is then left out, with a warning."""
-        try:
-            return self.needs_attention()
-        except StorageError as exc:
-            log_json(logger, logging.WARNING, "ledger_attention_unknown", error=str(exc))
-            return []
-
-    def needs_attention(self) -> List[str]:
-        """Images of posts only the operator can move on: a platform that failed (`ledger retry`), or a post
-        no live run holds that is not finished (an unknown outcome, an archive still pending). Expiring claims
-        and posts a live run is working on are not counted."""
-        waiting = [
-            e.image_name
-            for e in self.ledger.unfinished()
-            if e.status != CLAIMED and (e.claim_owner == self.ledger.owner or self.ledger.is_stale(e))
-        ]
-        enabled = [p.platform_name for p in self.publishers]
-        return waiting + [e.image_name for e in self.ledger.partly_failed(enabled)]
 
     async def _list_images(self) -> List[ImageEntry]:
         """Stage: the storage's listing (no image bytes are read)."""
@@ -442,115 +332,6 @@ class WorkflowOrchestrator:
         if archived:
             self.ledger.mark_archived(content_hash)
         return archived
-
-    async def complete_post(self, entry: LedgerEntry, send: bool = True) -> Dict[str, PublishResult]:
-        """Finish an interrupted post this ledger instance has taken over (the operator command).
-
-        With `send`, sends ONLY to enabled platforms that are neither posted nor unknown ('sending'); then
-        records the post and archives. Unknown platforms must be resolved first (posted, or not posted);
-        until then the post stays unfinished. Returns the new per-platform results.
-        """
-        name = entry.image_name
-        results: Dict[str, PublishResult] = {}
-        if entry.status == CLAIMED:  # its run died before any platform was contacted
-            self.ledger.mark_publishing(entry.content_hash)
-            entry.status = PUBLISHING
-        if entry.status != POSTED:
-            missing = {p for p, o in entry.platforms.items() if o.state == FAILED}
-            missing |= {p.platform_name for p in self.publishers if p.platform_name not in entry.platforms}
-            targets = [p for p in self.publishers if p.platform_name in missing] if send else []
-            if targets:
-                results = await self._resend(entry, targets)
-            entry.platforms.update(
-                (platform, PlatformOutcome(platform, POSTED if r.success else FAILED, r.post_id, r.error))
-                for platform, r in results.items()
-            )
-            never_sent = [p.platform_name for p in self.publishers if p.platform_name not in entry.platforms]
-            if never_sent or any(o.state == SENDING for o in entry.platforms.values()):
-                return results  # unfinished until every platform has a known outcome
-            if not self.ledger.finish_post(entry.content_hash, name, archive=self.config.content.archive):
-                return results
-            entry.archive_state = ARCHIVE_PENDING if self.config.content.archive else None
-        if entry.archive_state == ARCHIVE_PENDING:
-            await self._archive_pending(entry)
-        return results
-
-    async def _archive_pending(self, entry: LedgerEntry) -> None:
-        """Archive a recorded post's image, or note that it left the library already."""
-        stored = await self.storage.get_image(entry.image_name)
-        if stored is None or await self.storage.content_hash(stored) != entry.content_hash:
-            self.ledger.mark_archived(entry.content_hash)  # moved already (the run died after archiving)
-        elif await self._archive_image(entry.image_name):
-            self.ledger.mark_archived(entry.content_hash)
-
-    async def resend_failed(self, entry: LedgerEntry, platforms: Sequence[str]) -> Dict[str, PublishResult]:
-        """Send a FINISHED post again to `platforms`, which must be among its failed ones (`ledger retry`).
-
-        The post is reopened in the ledger first (one caller wins; posted platforms stay posted, so they are
-        refused by `begin_sending`), the image and its sidecar captions are read from the library or, once
-        archived, from the archive, each outcome is recorded as it happens, then the post is finished again.
-        """
-        targets = [p for p in self.publishers if p.platform_name in set(platforms) & set(entry.failed_platforms)]
-        if not targets:
-            return {}
-        if not self.ledger.reopen_failed(entry.content_hash):
-            raise StorageError(f"{entry.image_name}: another command is re-sending it, or it changed; list again")
-        log_json(
-            logger,
-            logging.WARNING,
-            "ledger_resending_failed",
-            image_name=entry.image_name,
-            content_hash=entry.content_hash,
-            platforms=[p.platform_name for p in targets],
-        )
-        try:
-            return await self._resend(entry, targets)
-        finally:
-            await self._finish_resend(entry)
-
-    async def _finish_resend(self, entry: LedgerEntry) -> None:
-        """Record the reopened post as posted again (unless an outcome is unknown: then it stays for the
-        operator), keeping its archive state: archived stays archived, a pending archive is done now."""
-        if not self.ledger.finish_post(entry.content_hash, entry.image_name, archive=self.config.content.archive):
-            return
-        if entry.archive_state == ARCHIVE_DONE:
-            self.ledger.mark_archived(entry.content_hash)
-        elif self.config.content.archive:
-            await self._archive_pending(entry)
-
-    async def _resend(self, entry: LedgerEntry, targets: Sequence[Publisher]) -> Dict[str, PublishResult]:
-        """Publish `entry`'s image (from the library, else the archive) to `targets`, recording each outcome."""
-        storage, stored_name = await self._locate(entry)
-        image = await fetch_image_content(storage, stored_name)
-        approved = await read_approved_content(storage, image)  # the sidecar beside the stored name
-        image = dataclasses.replace(image, name=entry.image_name)  # posted under the name it was posted with
-        if approved is None:
-            fresh = await self._analyze_image(image)
-            approved = (fresh, await self._generate_caption(fresh))
-        analysis, captions = approved
-        return await self._publish_all(image, captions, analysis, entry.content_hash, targets)
-
-    async def _locate(self, entry: LedgerEntry) -> Tuple[Storage, str]:
-        """(storage, name) of the bytes `entry` recorded: the library's image, or its copy in the archive (an
-        archived image may carry a suffix added to avoid a clash: `photo_1.jpg`, `photo (1).jpg`)."""
-        stored = await self.storage.get_image(entry.image_name)
-        if stored is not None and await self.storage.content_hash(stored) == entry.content_hash:
-            return self.storage, entry.image_name
-        archive = self.storage.archive_view()
-        stem = Path(entry.image_name).stem
-        suffix = Path(entry.image_name).suffix.lower()
-        candidates = [
-            e
-            for e in await archive.list_images()
-            if e.name.startswith(stem) and Path(e.name).suffix.lower() == suffix
-        ]
-        candidates.sort(key=lambda e: (e.name != entry.image_name, e.name))
-        for candidate in candidates:
-            if await archive.content_hash(candidate) == entry.content_hash:
-                return archive, candidate.name
-        raise StorageError(
-            f"Image {entry.image_name} ({entry.content_hash[:12]}) is neither in the library nor in its archive"
-        )
 
     async def _load_approved_content(self, image: ImageContent) -> Optional[Tuple[ImageAnalysis, CaptionResult]]:
         """The analysis and captions already recorded in the image's sidecar, or None."""

@@ -12,15 +12,15 @@ import logging
 from typing import Any, Dict, List, Optional, Tuple
 
 from publisher_v2.config.schema import CaptionFileConfig
-from publisher_v2.core.exceptions import StorageError
-from publisher_v2.core.models import CaptionResult, ImageAnalysis, ImageContent
-from publisher_v2.services.storage.base import Storage
-from publisher_v2.utils.captions import (
+from publisher_v2.domain.captions import (
     build_caption_sidecar,
     build_metadata_phase1,
     build_metadata_phase2,
     parse_sidecar_text,
 )
+from publisher_v2.domain.errors import StorageError
+from publisher_v2.domain.models import CaptionResult, ImageAnalysis, ImageContent
+from publisher_v2.services.storage.base import Storage
 from publisher_v2.utils.logging import log_json
 
 logger = logging.getLogger("publisher_v2.sidecar")

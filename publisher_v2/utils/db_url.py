@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import List, Optional, Tuple
 from urllib.parse import SplitResult, parse_qsl, quote, unquote, unquote_plus, urlencode, urlsplit, urlunsplit
 
-from publisher_v2.core.exceptions import ConfigurationError
+from publisher_v2.domain.errors import ConfigurationError
 
 #: Query parameters whose value is a credential (libpq's names; compared in lower case).
 SECRET_PARAMS = frozenset(("password", "sslpassword"))

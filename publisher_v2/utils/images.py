@@ -14,7 +14,7 @@ from typing import BinaryIO, Tuple, Union
 
 from PIL import Image, UnidentifiedImageError
 
-from publisher_v2.core.exceptions import StorageError
+from publisher_v2.domain.errors import StorageError
 
 #: Dropbox hashes files in blocks of this many bytes.
 DROPBOX_BLOCK_SIZE = 4 * 1024 * 1024

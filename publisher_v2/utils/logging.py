@@ -7,7 +7,7 @@ texts; see `publisher_v2.utils.redact`), then rendered by ONE handler as a JSON 
 uvicorn's loggers (start-up, shutdown, errors, access lines) into it, so a server started with
 `uvicorn publisher_v2.web.app:app` prints nothing else. uvicorn's supervisor (`--workers`, `--reload`) never
 imports the app: its `--log-config publisher_v2/web/uvicorn_logging.json` builds the same handler
-(`event_handler`). A CLI's one-line verdict is an event too (`publisher_v2.verdict`).
+(`event_handler`). A CLI's one-line verdict is an event too (`publisher_v2.cli.verdict`).
 
 The correlation id lives in a ContextVar owned here: whoever binds it (the workflow, a web request, a
 telemetry scope) makes every `log_json` call inside carry it.

@@ -30,8 +30,9 @@ from typing import Callable, Dict, Mapping, Optional, Tuple
 from itsdangerous import BadSignature, TimestampSigner
 
 from publisher_v2.utils.logging import register_secret
-from publisher_v2.utils.state import SessionStore
+from publisher_v2.utils.switches import is_on
 from publisher_v2.web.errors import TooManyAttempts, Unauthorized
+from publisher_v2.web.sessions import SessionStore
 
 COOKIE_NAME = "pv2_admin"  # upstream's name, so its clients and proxies keep working
 DEFAULT_COOKIE_TTL = 3600  # upstream's default
@@ -40,7 +41,6 @@ MAX_COOKIE_TTL = 3600
 _ADMIN_VALUE = "admin"
 _SIGNER_SALT = "publisher_v2.web.admin-session"
 _KDF_ITERATIONS = 200_000
-_TRUTHY = frozenset({"1", "true", "yes", "on"})
 
 
 def _clean(value: Optional[str]) -> Optional[str]:
@@ -77,7 +77,7 @@ class WebSettings:
             admin_password=_clean(env.get("web_admin_pw")) or _clean(env.get("WEB_ADMIN_PW")),
             session_secret=_clean(env.get("WEB_SESSION_SECRET")),
             cookie_ttl_seconds=_ttl(env.get("WEB_ADMIN_COOKIE_TTL_SECONDS")),
-            secure_cookies=str(env.get("WEB_SECURE_COOKIES") or "").strip().lower() in _TRUTHY,
+            secure_cookies=is_on(env.get("WEB_SECURE_COOKIES")),
         )
         for secret in (
             settings.auth_token,

@@ -27,24 +27,19 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 from urllib.parse import quote
 
 from publisher_v2.config.schema import ApplicationConfig
-from publisher_v2.core.exceptions import StorageError
-from publisher_v2.core.models import CaptionSpec, ImageContent, ImageEntry, PublishResult
 from publisher_v2.core.workflow import WorkflowOrchestrator
+from publisher_v2.domain.captions import parse_sidecar_text
+from publisher_v2.domain.errors import StorageError
+from publisher_v2.domain.models import CaptionSpec, ImageContent, ImageEntry, PublishResult
+from publisher_v2.ledger import PostLedger, open_ledger
+from publisher_v2.ledger.records import ImageAlreadyPosted, ImageBusy, PlatformOutcome, request_owner
+from publisher_v2.ledger.schema import FAILED, POSTED
 from publisher_v2.services.ai.service import AIService
 from publisher_v2.services.publishers.base import Publisher
 from publisher_v2.services.sidecar import SidecarWriter, content_from_sidecar
 from publisher_v2.services.storage.base import IMAGE_EXTENSIONS, Storage
 from publisher_v2.services.storage.content import fetch_image_content
 from publisher_v2.utils.logging import log_json
-from publisher_v2.utils.state import (
-    FAILED,
-    POSTED,
-    ImageAlreadyPosted,
-    ImageBusy,
-    PlatformOutcome,
-    PostLedger,
-    request_owner,
-)
 from publisher_v2.web.errors import (
     AlreadyPosted,
     ImageNotFound,
@@ -56,7 +51,6 @@ from publisher_v2.web.errors import (
     ServiceUnavailable,
 )
 from publisher_v2.web.models import AnalyzeResponse, PlatformResult, PublishResponse, RandomImageResponse
-from publisher_v2.web.sidecar_parser import parse_sidecar_text
 
 logger = logging.getLogger("publisher_v2.web.service")
 
@@ -144,7 +138,7 @@ class WebImageService:
             storage,
             build_ai_service(config),
             build_publishers(config),
-            PostLedger(config.state.ledger_store(), config.state.claim_ttl_seconds),
+            open_ledger(config),
         )
 
     def close(self) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from publisher_v2.config.loader import load_application_config
 from publisher_v2.config.schema import ApplicationConfig
-from publisher_v2.core.exceptions import ConfigurationError
+from publisher_v2.domain.errors import ConfigurationError
 from publisher_v2.services.ai.openai_adapter import CaptionGeneratorOpenAI, VisionAnalyzerOpenAI
 from publisher_v2.services.publishers.email import EmailPublisher
 from publisher_v2.services.publishers.instagram import InstagramPublisher

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from publisher_v2.config.schema import EmailConfig
-from publisher_v2.core.models import ImageAnalysis
+from publisher_v2.domain.models import ImageAnalysis
 from publisher_v2.services.publishers.email import EmailPublisher, normalise_tags
 from tests.adapters.conftest import Tls
 from tests.adapters.peers.smtp_fake import SMTP_PASSWORD, SMTP_USER, SmtpServer, free_port

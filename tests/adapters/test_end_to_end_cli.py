@@ -27,24 +27,13 @@ from tests.adapters.peers.smtp_fake import SMTP_PASSWORD, SMTP_USER, SmtpServer
 from tests.adapters.peers.telegram_fake import BOT_TOKEN, CHANNEL_ID, FakeTelegram
 from tests.cli_output import verdict_event
 from tests.conftest import json_events
+from tests.manifest_fields import scope_totals, stage_fields
 
 pytestmark = pytest.mark.slow
 
 PUBLISHER = Path(sys.executable).parent / "publisher"
 RECIPIENT = "upload@photos.example.net"
-STAGE_FIELDS = (
-    "dropbox_list_images_ms",
-    "image_selection_ms",
-    "vision_analysis_ms",
-    "caption_generation_ms",
-    "sidecar_write_ms",
-    "publish_parallel_ms",
-    "telegram_publish_ms",  # per platform, from the live publishers (telemetry.yaml)
-    "instagram_publish_ms",
-    "email_publish_ms",
-    "archive_ms",
-    "workflow_total_ms",
-)
+STAGE_FIELDS = stage_fields() + scope_totals()  # every field telemetry.yaml declares
 SECRETS: Dict[str, str] = {
     "DROPBOX_APP_KEY": DROPBOX_APP_KEY,
     "DROPBOX_APP_SECRET": DROPBOX_APP_SECRET,

@@ -13,8 +13,8 @@ import pytest
 from PIL import Image
 
 from publisher_v2.config.schema import OpenAIConfig
-from publisher_v2.core.exceptions import AIServiceError
-from publisher_v2.core.models import CaptionSpec, ImageAnalysis, ImageContent
+from publisher_v2.domain.errors import AIServiceError
+from publisher_v2.domain.models import CaptionSpec, ImageAnalysis, ImageContent
 from publisher_v2.services.ai.base import CaptionGenerator, VisionAnalyzer
 from publisher_v2.services.ai.openai_adapter import CaptionGeneratorOpenAI, VisionAnalyzerOpenAI
 from publisher_v2.services.ai.rate_limit import AsyncRateLimiter

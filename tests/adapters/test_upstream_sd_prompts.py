@@ -9,7 +9,7 @@ import pytest
 
 from publisher_v2.config.loader import load_application_config
 from publisher_v2.config.schema import OpenAIConfig
-from publisher_v2.core.models import CaptionSpec, ImageAnalysis
+from publisher_v2.domain.models import CaptionSpec, ImageAnalysis
 from publisher_v2.services.ai.openai_adapter import CaptionGeneratorOpenAI
 from tests.adapters.peers.httpd import HttpPeer
 from tests.adapters.peers.openai_fake import API_KEY, FakeOpenAI

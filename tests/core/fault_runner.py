@@ -18,10 +18,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from publisher_v2.app import main
-from publisher_v2.core.exceptions import StorageError
+from publisher_v2.cli.app import main
 from publisher_v2.core.workflow import WorkflowOrchestrator
-from publisher_v2.utils.state import PostLedger
+from publisher_v2.domain.errors import StorageError
+from publisher_v2.ledger import PostLedger
 
 _analyze = WorkflowOrchestrator._analyze_image
 

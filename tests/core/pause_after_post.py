@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from publisher_v2.app import main
+from publisher_v2.cli.app import main
 from publisher_v2.services.publishers.outbox import OutboxPublisher
 
 _original = OutboxPublisher.publish

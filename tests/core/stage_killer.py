@@ -13,11 +13,11 @@ import signal
 import sys
 from typing import Any, Callable, Dict, Tuple
 
-from publisher_v2.app import main
+from publisher_v2.cli.app import main
 from publisher_v2.core.workflow import WorkflowOrchestrator
+from publisher_v2.ledger import PostLedger
 from publisher_v2.services.publishers.outbox import OutboxPublisher
 from publisher_v2.services.storage.local import LocalStorage
-from publisher_v2.utils.state import PostLedger
 
 #: stage → (class, method, does this return value mean the stage happened?)
 STAGES: Dict[str, Tuple[type, str, Callable[[Any], bool]]] = {

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from publisher_v2.config.loader import load_application_config
-from publisher_v2.utils.captions import build_caption_sidecar
+from publisher_v2.domain.captions import build_caption_sidecar
 from publisher_v2.utils.images import sha256_hex
 from publisher_v2.wiring import build_orchestrator
 

@@ -13,8 +13,8 @@ from typing import Callable, List, Set
 
 import pytest
 
-from publisher_v2.app import main
-from publisher_v2.sample import main as make_sample
+from publisher_v2.cli.app import main
+from publisher_v2.cli.sample import main as make_sample
 from tests.cli_output import verdict_lines
 from tests.conftest import REPO_ROOT
 

@@ -7,9 +7,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from publisher_v2.utils.state import SessionStore
 from publisher_v2.web.auth import AdminSessions, LoginThrottle, WebSettings
 from publisher_v2.web.errors import TooManyAttempts
+from publisher_v2.web.sessions import SessionStore
 
 
 class Clock:

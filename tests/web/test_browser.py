@@ -339,8 +339,8 @@ def test_hostile_filename_and_caption_are_shown_as_text(
 def test_publish_is_the_primary_button_and_errors_show_the_servers_message(
     site: Dict[str, object], open_page: Callable[..., Watched]
 ) -> None:
+    from publisher_v2.ledger import PostLedger
     from publisher_v2.utils.images import dropbox_content_hash
-    from publisher_v2.utils.state import PostLedger
 
     library: Library = site["library"]  # type: ignore[assignment]
     w = open_page(site["server"].base_url + "/", VIEWPORTS["desktop"])  # type: ignore[attr-defined]

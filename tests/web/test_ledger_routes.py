@@ -13,8 +13,8 @@ from typing import List
 import pytest
 from fastapi.testclient import TestClient
 
+from publisher_v2.ledger import PostLedger
 from publisher_v2.utils.images import dropbox_content_hash
-from publisher_v2.utils.state import PostLedger
 from tests.cli_output import verdict
 from tests.conftest import BIN, json_events
 from tests.web.conftest import DEFAULT_INI, ClientFactory, Library, login, make_image, make_library

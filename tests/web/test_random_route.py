@@ -15,8 +15,8 @@ from typing import Callable
 import httpx
 import pytest
 
+from publisher_v2.ledger import PostLedger
 from publisher_v2.utils.images import dropbox_content_hash
-from publisher_v2.utils.state import PostLedger
 from tests.conftest import BIN
 from tests.web.conftest import ADMIN_PASSWORD, Server, make_library
 

@@ -12,10 +12,10 @@ from typing import Callable, List
 import pytest
 from fastapi.testclient import TestClient
 
-from publisher_v2.core.models import ImageEntry
+from publisher_v2.domain.captions import format_caption
+from publisher_v2.domain.models import ImageEntry
+from publisher_v2.ledger import PostLedger
 from publisher_v2.services.storage.local import LocalStorage
-from publisher_v2.utils.captions import format_caption
-from publisher_v2.utils.state import PostLedger
 from publisher_v2.web.errors import PublishInProgress
 from publisher_v2.web.service import WebImageService
 from tests.web.conftest import DEFAULT_INI, ClientFactory, Library, make_image, make_library

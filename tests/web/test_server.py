@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from publisher_v2.config.loader import load_application_config
-from publisher_v2.utils.captions import format_caption
+from publisher_v2.domain.captions import format_caption
 from tests.cli_output import stderr_events
 from tests.conftest import REPO_ROOT
 from tests.web.conftest import Server, free_port, uvicorn_command

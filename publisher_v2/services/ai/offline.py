@@ -20,8 +20,8 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from PIL import Image, ImageStat, UnidentifiedImageError
 
-from publisher_v2.core.exceptions import AIServiceError
-from publisher_v2.core.models import CaptionResult, CaptionSpec, ImageAnalysis, ImageContent
+from publisher_v2.domain.errors import AIServiceError
+from publisher_v2.domain.models import CaptionResult, CaptionSpec, ImageAnalysis, ImageContent
 
 #: Hue bands (upper bound in degrees) and their names when (dark, muted, vivid, light).
 HUE_NAMES: Tuple[Tuple[int, str, str, str, str], ...] = (

@@ -21,9 +21,10 @@ import openai
 from openai import AsyncOpenAI
 
 from publisher_v2.config.schema import ApplicationConfig, OpenAIConfig
-from publisher_v2.core.exceptions import AIServiceError, ConfigurationError
-from publisher_v2.core.models import CaptionResult, CaptionSpec, ImageAnalysis, ImageContent
+from publisher_v2.domain.errors import AIServiceError, ConfigurationError
+from publisher_v2.domain.models import CaptionResult, CaptionSpec, ImageAnalysis, ImageContent
 from publisher_v2.utils.logging import log_json, sanitize
+from publisher_v2.utils.switches import is_on
 
 logger = logging.getLogger("publisher_v2.ai.openai")
 
@@ -93,16 +94,6 @@ def _as_list(value: Any) -> List[str]:
     return [text] if text else []
 
 
-def _as_bool(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, (int, float)):
-        return value != 0
-    if isinstance(value, str):
-        return value.strip().lower() in ("true", "yes", "y", "1")
-    return False
-
-
 def parse_json_object(text: Optional[str]) -> Optional[Dict[str, Any]]:
     """The JSON object in `text` (also inside a ```json fence), or None when there is none."""
     if not text:
@@ -131,7 +122,7 @@ def analysis_from_json(data: Dict[str, Any], model_version: str) -> ImageAnalysi
     return ImageAnalysis(
         description=description,
         mood=_as_text(data.get("mood")) or "unspecified",
-        nsfw=_as_bool(data.get("nsfw")),
+        nsfw=is_on(data.get("nsfw")),
         model_version=model_version,
         **lists,
         **texts,

@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 from typing import Awaitable, Callable, Optional, TypeVar
 
-from publisher_v2.core.exceptions import AIServiceError
-from publisher_v2.core.models import CaptionResult, CaptionSpec, ImageAnalysis, ImageContent
+from publisher_v2.domain.errors import AIServiceError
+from publisher_v2.domain.models import CaptionResult, CaptionSpec, ImageAnalysis, ImageContent
 from publisher_v2.services.ai.base import CaptionGenerator, VisionAnalyzer
 from publisher_v2.services.ai.rate_limit import AsyncRateLimiter
 from publisher_v2.utils.logging import log_json

@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any, Dict, Optional
 
-from publisher_v2.core.models import PublishResult
+from publisher_v2.domain.models import PublishResult
 
 
 class Publisher(ABC):

@@ -22,8 +22,8 @@ from typing import Any, Dict, List, Optional, Tuple
 import aiosmtplib
 
 from publisher_v2.config.schema import ApplicationConfig, EmailConfig
-from publisher_v2.core.exceptions import ConfigurationError
-from publisher_v2.core.models import PublishResult
+from publisher_v2.domain.errors import ConfigurationError
+from publisher_v2.domain.models import PublishResult
 from publisher_v2.services.publishers.base import Publisher
 from publisher_v2.utils.logging import log_json, sanitize
 

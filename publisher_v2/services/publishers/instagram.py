@@ -17,8 +17,8 @@ from typing import Any, Dict, Optional
 import httpx
 
 from publisher_v2.config.schema import ApplicationConfig, InstagramConfig
-from publisher_v2.core.exceptions import ConfigurationError, PublishingError
-from publisher_v2.core.models import PublishResult
+from publisher_v2.domain.errors import ConfigurationError, PublishingError
+from publisher_v2.domain.models import PublishResult
 from publisher_v2.services.publishers.base import Publisher
 from publisher_v2.utils.logging import log_json, sanitize
 

@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any, Dict, Optional, Type
 
 from publisher_v2.config.schema import ApplicationConfig
-from publisher_v2.core.exceptions import StorageError
-from publisher_v2.core.models import PublishResult
+from publisher_v2.domain.errors import StorageError
+from publisher_v2.domain.models import PublishResult
 from publisher_v2.services.publishers.base import Publisher
 from publisher_v2.utils.images import resize_copy
 from publisher_v2.utils.logging import get_correlation_id, log_json

@@ -25,8 +25,8 @@ from telegram.error import (
 from telegram.request import HTTPXRequest
 
 from publisher_v2.config.schema import ApplicationConfig
-from publisher_v2.core.exceptions import ConfigurationError
-from publisher_v2.core.models import PublishResult
+from publisher_v2.domain.errors import ConfigurationError
+from publisher_v2.domain.models import PublishResult
 from publisher_v2.services.publishers.base import Publisher
 from publisher_v2.utils.images import resize_copy
 from publisher_v2.utils.logging import log_json, sanitize

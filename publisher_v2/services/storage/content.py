@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 
-from publisher_v2.core.models import ImageContent
+from publisher_v2.domain.models import ImageContent
 from publisher_v2.services.storage.base import Storage
 from publisher_v2.utils.images import check_image, sha256_hex
 

@@ -24,8 +24,8 @@ from dropbox import exceptions as dbx_exc
 from dropbox import files as dbx_files
 
 from publisher_v2.config.schema import ApplicationConfig
-from publisher_v2.core.exceptions import ConfigurationError, StorageError
-from publisher_v2.core.models import ImageEntry
+from publisher_v2.domain.errors import ConfigurationError, StorageError
+from publisher_v2.domain.models import ImageEntry
 from publisher_v2.services.storage.base import IMAGE_EXTENSIONS
 from publisher_v2.utils.logging import log_json, sanitize
 

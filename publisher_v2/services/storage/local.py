@@ -18,12 +18,12 @@ import threading
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from publisher_v2.core.exceptions import StorageError
-from publisher_v2.core.models import ImageEntry
+from publisher_v2.domain.errors import StorageError
+from publisher_v2.domain.models import ImageEntry
 from publisher_v2.services.storage.base import IMAGE_EXTENSIONS
 from publisher_v2.utils.images import dropbox_content_hash
 from publisher_v2.utils.logging import log_json
-from publisher_v2.utils.state import connect_wal
+from publisher_v2.utils.sqlite_wal import connect_wal
 
 logger = logging.getLogger("publisher_v2.storage.local")
 
