@@ -64,10 +64,11 @@ class TargetRecord:
 class WebPart:
     """What the web part (`autoinstrument.web`, the floor above) plugs into an install, named here as two
     callables so that the runtime never imports it: `attach(state)` builds the app's attachment (on_import,
-    describe, detach, report, late, problem, ref, telemetry); `hold()` returns the log gate's wrapper function."""
+    describe, detach, report, late, problem, ref, telemetry); `gate()` returns the log gate's maker (the log
+    function -> the function behind the gate)."""
 
     attach: Callable[[Any], Any]
-    hold: Callable[[], Callable[..., Any]]
+    gate: Callable[[], Callable[[Any], Callable[..., Any]]]
 
 
 class _State:
@@ -282,7 +283,8 @@ def _patch(state: _State, spec: Union[ScopeSpec, StageSpec], module: Any, late: 
         reason = str(exc) if plain else f"{type(exc).__name__}: {exc}"
         state.missing[target.text] = reason
         state.emitter.fault(
-            "target_unusable", reason, target=target.text, line=target.line, manifest=state.manifest.path
+            "target_missing" if isinstance(exc, targets.TargetMissing) else "target_unusable", reason,
+            target=target.text, line=target.line, manifest=state.manifest.path
         )
 
 
