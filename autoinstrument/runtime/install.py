@@ -297,7 +297,7 @@ def _gate(state: _State, module: Any, late: bool) -> None:
         if wrappers.is_ours(raw):
             return
         assert state.web_part is not None  # gate_ref is set only with a web part
-        installed = wrappers.gate_wrapper(raw, state.web_part.hold())
+        installed = wrappers.gate_wrapper(raw, state.web_part.gate())
         wrapt.apply_patch(owner, attr, installed)
         state.gate = Patch(owner, attr, raw, installed, inherited, ref.text, "log gate", late)
     except Exception as exc:
@@ -398,7 +398,7 @@ def _records(state: _State) -> List[TargetRecord]:
 
 
 def labels(records: List[TargetRecord]) -> Dict[str, List[str]]:
-    """The records as the `autoinstrument_installed` event writes them: {"wrapped": ["mod:Cls.f (sync)"],
+    """The records as labels (what `autoinstrument_installed` once listed in full): {"wrapped": ["mod:Cls.f (sync)"],
     "late": ["mod:Cls.f"], "missing": ["mod:g (why)"], "pending": ["mod:h"]} ("wrapped" includes the late)."""
     out: Dict[str, List[str]] = {"wrapped": [], "late": [], "missing": [], "pending": []}
     for record in records:
@@ -439,9 +439,16 @@ def _installed_fields() -> Dict[str, Any]:
         return {}
     records = _records(state)
     _report_missing(state, records)
-    fields: Dict[str, Any] = {"manifest": state.manifest.path}
-    fields.update(labels(records))
-    return fields
+    return summary(state.manifest.path, records)
+
+
+def summary(manifest: str, records: List[TargetRecord]) -> Dict[str, Any]:
+    """The `autoinstrument_installed` event: counts and the problems only, one short line (the full list is
+    `installed_targets()` or `autoinstrument check`): {"manifest", "wrapped": n (the late ones included),
+    "late": n, "pending": n, "missing": ["mod:g (why)"]}."""
+    named = labels(records)
+    return {"manifest": manifest, "wrapped": len(named["wrapped"]), "late": len(named["late"]),
+            "pending": len(named["pending"]), "missing": named["missing"]}
 
 
 def _at_exit() -> None:
