@@ -16,7 +16,7 @@ Public API (docs_v2/autoinstrument.md), everything imported lazily so that `impo
     activate(...)              the start-up switch (what the .pth lines call)
     check.run_check(path)      resolve every target without running the app (`autoinstrument check`)
     report.main(argv)          statistics and budgets from JSON log lines (`autoinstrument report`)
-    __version__                from the installed distribution's metadata
+    __version__                the library's own version (its distribution's metadata, else `_version.py`)
 """
 
 from __future__ import annotations
@@ -86,18 +86,17 @@ def activate(
 
 
 def _version() -> str:
-    """The version of the distribution that ships this package (found by its files, whatever its name)."""
+    """The library's own version: its distribution's metadata when installed alone (`autoinstrument`, built by
+    packaging/autoinstrument/pyproject.toml), else the version that build reads (`_version.py`), as when the
+    package runs bundled in another distribution (publisher_v2's) or from a source checkout."""
     from importlib import metadata
 
     try:
         return metadata.version(__name__)
     except metadata.PackageNotFoundError:
-        pass
-    for dist in metadata.distributions():
-        for file in dist.files or ():
-            if str(file) in (f"{__name__}/__init__.py", f"{__name__}.pth"):
-                return dist.version
-    return "unknown (not installed)"
+        from autoinstrument._version import __version__ as version
+
+        return version
 
 
 def __getattr__(name: str) -> Any:
