@@ -85,7 +85,7 @@ def activate(
     return _activate(enable_var, manifest_var, default_manifest)
 
 
-def _version() -> str:
+def _own_version() -> str:
     """The library's own version: its distribution's metadata when installed alone (`autoinstrument`, built by
     packaging/autoinstrument/pyproject.toml), else the version that build reads (`_version.py`), as when the
     package runs bundled in another distribution (publisher_v2's) or from a source checkout."""
@@ -113,7 +113,7 @@ def __getattr__(name: str) -> Any:
 
         return importlib.import_module(f"{__name__}.{name}")
     if name == "__version__":
-        version = _version()
+        version = _own_version()
         globals()["__version__"] = version
         return version
     raise AttributeError(f"module 'autoinstrument' has no attribute {name!r}")
