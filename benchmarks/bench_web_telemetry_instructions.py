@@ -190,9 +190,8 @@ def main(argv: Optional[List[str]] = None) -> int:
 def opcodes_main(args: argparse.Namespace) -> int:
     work = Path(tempfile.mkdtemp(prefix="bench_web_opcodes_"))
     try:
-        ini = build_library(work, 1000)
         variants = [v for v in args.variants.split(",") if v]
-        counts = {v: count_opcodes(ini, v, args.requests) for v in variants}
+        counts = {v: count_opcodes(build_library(work / v, 1000), v, args.requests) for v in variants}
     finally:
         shutil.rmtree(work, ignore_errors=True)
     off = counts["off"]

@@ -75,10 +75,10 @@ def merged(
     telemetry-owned ones (`owned`: correlation id, the route's and the stages' `_ms` fields) always win.
     """
     logger, app_level, event, fields = held
-    out = dict(fields)
-    for key, value in payload.items():
-        if key in owned or key not in out:
-            out[key] = value
+    out = {**fields, **payload}  # the app's keys first, then the telemetry's new ones; no per-key loop
+    for key in fields.keys() & payload.keys():  # usually none: a key in both is the app's unless ours
+        if key not in owned:
+            out[key] = fields[key]
     if isinstance(app_level, int) and app_level > level:
         level = app_level
     return logger, level, event, out
