@@ -88,7 +88,7 @@ def activate(
 def _own_version() -> str:
     """The library's own version: its distribution's metadata when installed alone (`autoinstrument`, built by
     packaging/autoinstrument/pyproject.toml), else the version that build reads (`_version.py`), as when the
-    package runs bundled in another distribution (publisher_v2's) or from a source checkout."""
+    package runs bundled in another distribution (an app's wheel that ships it) or from a source checkout."""
     from importlib import metadata
 
     try:
