@@ -88,7 +88,7 @@ class _State:
         for spec in list(manifest.scopes) + list(manifest.stages):
             self.by_module.setdefault(spec.target.module, []).append(spec)
         self._web: Any = None  # web.attachment.AppAttachment, built when first needed (see `web`)
-        #: the log function, put behind the one-event-per-request gate (merge.py) when routes are mapped
+        #: the log function, put behind the one-event-per-request gate (web/gate.py) when routes are mapped
         self.gate_ref: Optional[Ref] = None
         self.gate: Optional[Patch] = None
         if manifest.web is not None and manifest.web.routes and manifest.log.function is not None and web_part:
@@ -289,7 +289,8 @@ def _patch(state: _State, spec: Union[ScopeSpec, StageSpec], module: Any, late: 
 
 
 def _gate(state: _State, module: Any, late: bool) -> None:
-    """Put the manifest's log function behind the one-event-per-request gate (merge.py)."""
+    """Put the manifest's log function behind the one-event-per-request gate (web/gate.py): a plain closure,
+    set and restored like a target."""
     ref = state.gate_ref
     assert ref is not None
     try:
