@@ -16,7 +16,7 @@ Public API (docs_v2/autoinstrument.md), everything imported lazily so that `impo
     activate(...)              the start-up switch (what the .pth lines call)
     check.run_check(path)      resolve every target without running the app (`autoinstrument check`)
     report.main(argv)          statistics and budgets from JSON log lines (`autoinstrument report`)
-    __version__                from the installed distribution's metadata
+    __version__                the library's own version (its distribution's metadata, else `_version.py`)
 """
 
 from __future__ import annotations
@@ -85,19 +85,18 @@ def activate(
     return _activate(enable_var, manifest_var, default_manifest)
 
 
-def _version() -> str:
-    """The version of the distribution that ships this package (found by its files, whatever its name)."""
+def _own_version() -> str:
+    """The library's own version: its distribution's metadata when installed alone (`autoinstrument`, built by
+    packaging/autoinstrument/pyproject.toml), else the version that build reads (`_version.py`), as when the
+    package runs bundled in another distribution (an app's wheel that ships it) or from a source checkout."""
     from importlib import metadata
 
     try:
         return metadata.version(__name__)
     except metadata.PackageNotFoundError:
-        pass
-    for dist in metadata.distributions():
-        for file in dist.files or ():
-            if str(file) in (f"{__name__}/__init__.py", f"{__name__}.pth"):
-                return dist.version
-    return "unknown (not installed)"
+        from autoinstrument._version import __version__ as version
+
+        return version
 
 
 def __getattr__(name: str) -> Any:
@@ -114,7 +113,7 @@ def __getattr__(name: str) -> Any:
 
         return importlib.import_module(f"{__name__}.{name}")
     if name == "__version__":
-        version = _version()
+        version = _own_version()
         globals()["__version__"] = version
         return version
     raise AttributeError(f"module 'autoinstrument' has no attribute {name!r}")

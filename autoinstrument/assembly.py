@@ -19,10 +19,10 @@ def _attach(state: Any) -> Any:
     return attach(state)
 
 
-def _hold() -> Callable[..., Any]:
-    from autoinstrument.web.gate import hold
+def _gate() -> Callable[[Any], Callable[..., Any]]:
+    from autoinstrument.web.gate import gate
 
-    return hold
+    return gate
 
 
 def _exporters(manifest: Manifest, fault: Callable[..., None]) -> Any:
@@ -39,4 +39,4 @@ def install(manifest: Union[None, str, Manifest] = None, *, defer_report: bool =
     from autoinstrument.runtime.install import WebPart
     from autoinstrument.runtime.install import install as _install
 
-    return _install(manifest, defer_report=defer_report, web=WebPart(_attach, _hold), exporters=_exporters)
+    return _install(manifest, defer_report=defer_report, web=WebPart(_attach, _gate), exporters=_exporters)

@@ -32,6 +32,7 @@ FAIL, 2 when the manifest file cannot be read or the command line is wrong.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import importlib.util
 import inspect
@@ -73,6 +74,8 @@ class Result:
 class CheckReport:
     manifest: str
     results: List[Result]
+    #: hints about what the manifest leads to, not faults (e.g. path parameters withheld without log.redact)
+    notes: List[str] = dataclasses.field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -536,7 +539,27 @@ def run_check(path: Optional[str] = None, build_app: bool = False) -> CheckRepor
         results.extend(_check_web(manifest, build_app))
         results.extend(_check_exporters(manifest))
     results.sort(key=lambda r: (r.line, r.section))
-    return CheckReport(path, results)
+    return CheckReport(path, results, _notes(manifest) if manifest is not None else [])
+
+
+def _notes(manifest: Manifest) -> List[str]:
+    """What a user would otherwise find out from the events: path parameters withheld without `log.redact`."""
+    web, log = manifest.web, manifest.log
+    if web is None or log.redact is not None:
+        return []
+    routes = [r for r in web.routes if TEMPLATE_PARAM_RE.search(r.template)]
+    if not routes:
+        return []
+    first = routes[0]
+    where = f"{first.method} {first.template} (line {first.line})" + (
+        f" and {len(routes) - 1} more" if len(routes) > 1 else ""
+    )
+    when = "are" if log.function is None else "are, whenever the log function fails,"
+    return [
+        f"path parameters of {where} {when} written to stderr as '[N characters withheld: the manifest names "
+        "no log.redact]': the stderr fallback writes no app string it cannot redact; name a str -> str "
+        "function as log.redact to have them written redacted"
+    ]
 
 
 # --------------------------------------------------------------------------------------------- rendering
@@ -556,6 +579,7 @@ def render_text(report: CheckReport) -> str:
     counts = report.counts()
     lines = [f"autoinstrument check: {report.manifest}"]
     lines += [render_line(r) for r in report.results]
+    lines += [f"note: {note}" for note in report.notes]
     lines.append(
         f"{len(report.results)} checked: {counts[OK]} ok, {counts[SKIP]} skipped, {counts[FAIL]} failed"
     )
@@ -568,6 +592,7 @@ def to_json(report: CheckReport) -> Dict[str, Any]:
         "ok": report.ok,
         "counts": {k.lower(): v for k, v in report.counts().items()},
         "results": [asdict(r) for r in report.results],
+        "notes": report.notes,
     }
 
 

@@ -18,7 +18,7 @@ from typing import List, Optional, Sequence
 
 
 def version() -> str:
-    """`autoinstrument.__version__`: the version of the distribution that ships the package."""
+    """`autoinstrument.__version__`: the library's own version (its distribution's, else `_version.py`)."""
     import autoinstrument
 
     return autoinstrument.__version__

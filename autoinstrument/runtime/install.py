@@ -64,10 +64,11 @@ class TargetRecord:
 class WebPart:
     """What the web part (`autoinstrument.web`, the floor above) plugs into an install, named here as two
     callables so that the runtime never imports it: `attach(state)` builds the app's attachment (on_import,
-    describe, detach, report, late, problem, ref, telemetry); `hold()` returns the log gate's wrapper function."""
+    describe, detach, report, late, problem, ref, telemetry); `gate()` returns the log gate's maker (the log
+    function -> the function behind the gate)."""
 
     attach: Callable[[Any], Any]
-    hold: Callable[[], Callable[..., Any]]
+    gate: Callable[[], Callable[[Any], Callable[..., Any]]]
 
 
 class _State:
@@ -89,7 +90,7 @@ class _State:
         #: the exporters' hub (export/hub.py), None when the manifest's exporters are off
         self.export: Any = None
         self._web: Any = None  # web.attachment.AppAttachment, built when first needed (see `web`)
-        #: the log function, put behind the one-event-per-request gate (merge.py) when routes are mapped
+        #: the log function, put behind the one-event-per-request gate (web/gate.py) when routes are mapped
         self.gate_ref: Optional[Ref] = None
         self.gate: Optional[Patch] = None
         if manifest.web is not None and manifest.web.routes and manifest.log.function is not None and web_part:
@@ -293,12 +294,14 @@ def _patch(state: _State, spec: Union[ScopeSpec, StageSpec], module: Any, late: 
         reason = str(exc) if plain else f"{type(exc).__name__}: {exc}"
         state.missing[target.text] = reason
         state.emitter.fault(
-            "target_unusable", reason, target=target.text, line=target.line, manifest=state.manifest.path
+            "target_missing" if isinstance(exc, targets.TargetMissing) else "target_unusable", reason,
+            target=target.text, line=target.line, manifest=state.manifest.path
         )
 
 
 def _gate(state: _State, module: Any, late: bool) -> None:
-    """Put the manifest's log function behind the one-event-per-request gate (merge.py)."""
+    """Put the manifest's log function behind the one-event-per-request gate (web/gate.py): a plain closure,
+    set and restored like a target."""
     ref = state.gate_ref
     assert ref is not None
     try:
@@ -306,7 +309,7 @@ def _gate(state: _State, module: Any, late: bool) -> None:
         if wrappers.is_ours(raw):
             return
         assert state.web_part is not None  # gate_ref is set only with a web part
-        installed = wrappers.gate_wrapper(raw, state.web_part.hold())
+        installed = wrappers.gate_wrapper(raw, state.web_part.gate())
         wrapt.apply_patch(owner, attr, installed)
         state.gate = Patch(owner, attr, raw, installed, inherited, ref.text, "log gate", late)
     except Exception as exc:
@@ -409,7 +412,7 @@ def _records(state: _State) -> List[TargetRecord]:
 
 
 def labels(records: List[TargetRecord]) -> Dict[str, List[str]]:
-    """The records as the `autoinstrument_installed` event writes them: {"wrapped": ["mod:Cls.f (sync)"],
+    """The records as labels (what `autoinstrument_installed` once listed in full): {"wrapped": ["mod:Cls.f (sync)"],
     "late": ["mod:Cls.f"], "missing": ["mod:g (why)"], "pending": ["mod:h"]} ("wrapped" includes the late)."""
     out: Dict[str, List[str]] = {"wrapped": [], "late": [], "missing": [], "pending": []}
     for record in records:
@@ -450,9 +453,16 @@ def _installed_fields() -> Dict[str, Any]:
         return {}
     records = _records(state)
     _report_missing(state, records)
-    fields: Dict[str, Any] = {"manifest": state.manifest.path}
-    fields.update(labels(records))
-    return fields
+    return summary(state.manifest.path, records)
+
+
+def summary(manifest: str, records: List[TargetRecord]) -> Dict[str, Any]:
+    """The `autoinstrument_installed` event: counts and the problems only, one short line (the full list is
+    `installed_targets()` or `autoinstrument check`): {"manifest", "wrapped": n (the late ones included),
+    "late": n, "pending": n, "missing": ["mod:g (why)"]}."""
+    named = labels(records)
+    return {"manifest": manifest, "wrapped": len(named["wrapped"]), "late": len(named["late"]),
+            "pending": len(named["pending"]), "missing": named["missing"]}
 
 
 def _at_exit() -> None:

@@ -19,6 +19,10 @@ from autoinstrument.manifest import Ref
 from autoinstrument.runtime.wrappers import UnsupportedTarget, is_ours, timeable
 
 
+class TargetMissing(AttributeError):
+    """The manifest names an attribute its module or class does not have (the fault `target_missing`)."""
+
+
 def find(module: Any, ref: Ref) -> Tuple[Any, str, Any, bool]:
     """(owner, attribute, raw object, inherited) for `module:Owner.attr`, through `wrapt.resolve_path` (a
     class's MRO read through `vars()`, so nothing is bound); AttributeError in plain words."""
@@ -29,7 +33,7 @@ def find(module: Any, ref: Ref) -> Tuple[Any, str, Any, bool]:
     except ImportError:  # a lazy module __getattr__ importing an optional dependency: the caller says so
         raise
     except Exception:  # wrapt's PathResolutionError (2.x) or AttributeError (1.x): say which part is missing
-        raise AttributeError(_missing(module, ref)) from None
+        raise TargetMissing(_missing(module, ref)) from None
     if inspect.isclass(owner):
         defining = next((k for k in inspect.getmro(owner) if attr in vars(k)), None)
         if defining is None:

@@ -15,7 +15,9 @@ Each wrapper is `(wrapped, instance, args, kwargs)`:
   as unwrapped) and return a driver that times only the ACTIVE time of each `send`/`throw`/`close` step
   (`asend`/`athrow`/`aclose`), holding the marker inside a step only, never across a `yield`;
 - scopes open an accumulator around a sync or coroutine call;
-- the log gate holds the app's own event of a mapped request (`web.gate.hold`, given by the web part).
+- the log gate, which holds the app's own event of a mapped request, is NOT a FunctionWrapper: it is the web
+  part's plain closure (`web.gate.gate`), checked and marked here (`gate_wrapper`), because it runs on every
+  app log call and wrapt's call path around a module function costs more than the gate itself.
 
 What wrapt alone does not do, added here: `TimedWrapper` pickles by reference (a module function by its
 qualified name, a bound method as `getattr(instance, name)`), where wrapt's proxies raise
@@ -27,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import time
+from types import FunctionType
 from typing import Any, Callable, Optional, Tuple
 
 import wrapt
@@ -343,17 +346,22 @@ def scope_wrapper(fn: Any, open_scope: Callable[[], Any], close_scope: Callable[
     return _wrap(fn, _SCOPES[kind](open_scope, close_scope), ("scope", None, kind))
 
 
-def gate_wrapper(fn: Any, hold: Callable[..., Any]) -> TimedWrapper:
-    """The manifest's log function behind the one-event-per-request gate, whose wrapper function `hold` the web
-    part gives (`web.gate.hold`); plain functions only. Out of a scope wrapt calls `fn` itself (`enabled`)."""
+GATE_MARK = "__autoinstrument_gate__"  # in the gate closure's __dict__: ("log_gate", None, kind)
+
+
+def gate_wrapper(fn: Any, make_gate: Callable[[Any], Callable[..., Any]]) -> Callable[..., Any]:
+    """The manifest's log function behind the one-event-per-request gate: `make_gate(fn)` (the web part's
+    `web.gate.gate`, a plain closure with `__wrapped__`), marked as ours; plain functions only."""
     kind = kind_of(fn)
     if kind != SYNC:
         raise UnsupportedTarget(f"the log function must be a plain function, not a {kind} function")
-    return _wrap(fn, hold, ("log_gate", None, kind), CURRENT.get)
+    gate = make_gate(fn)
+    vars(gate)[GATE_MARK] = ("log_gate", None, kind)
+    return gate
 
 
 def is_ours(obj: Any) -> bool:
-    """True for a wrapper made here (also inside a classmethod/staticmethod)."""
+    """True for a wrapper made here (also inside a classmethod/staticmethod), or our log gate."""
     if isinstance(obj, (classmethod, staticmethod)):
         obj = obj.__func__
-    return type(obj) is TimedWrapper
+    return type(obj) is TimedWrapper or (type(obj) is FunctionType and GATE_MARK in obj.__dict__)

@@ -12,13 +12,18 @@ telemetry's own event, as before.
 
 Cost outside a mapped request: the gate reads one ContextVar (`scope.CURRENT`, which the middleware sets to
 the request itself; a scope inside a request knows its `request`) and, inside a scope that is not in a
-request, one attribute; then it calls the original function with the same arguments (the gate is a wrapt
-FunctionWrapper, `wrappers.gate_wrapper`, whose wrapper function is `hold`).
+request, one attribute; then it calls the original function with the same arguments. The gate is ONE plain
+closure (`gate`), set with wrapt's `apply_patch` like every target and restored by identity at uninstall, with
+`__wrapped__` and the original's name and docstring (`functools.wraps`). It is not a wrapt FunctionWrapper on
+purpose: the gate is neither a stage nor a scope, and wrapt's C `__call__` around a module function (a `__self__`
+lookup per call) plus a wrapper frame cost ~0.5-0.9 us per app log call, several per request, measured side by
+side in `benchmarks/bench_log_gate.py` (docs_v2/benchmarks.md, issue 20).
 A held call returns None, as a `log_json(logger, level, event, **fields)` function does.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any, Callable, Dict, Optional, Tuple
 
@@ -34,25 +39,31 @@ def status_level(status: Any, exc: Optional[BaseException]) -> int:
     return logging.INFO
 
 
-def hold(wrapped: Callable[..., Any], instance: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
-    """The gate itself, a wrapt wrapper around the manifest's log function (`runtime.wrappers.gate_wrapper`,
-    called only inside a scope): inside a mapped request, hold the first call naming the route's event."""
-    acc = CURRENT.get()
-    request = acc.request if acc is not None else None
-    if request is None:
-        return wrapped(*args, **kwargs)
-    slot = request.held  # None once the request has ended
-    if slot is None or len(args) < 3:
-        return wrapped(*args, **kwargs)
-    event = args[2]
-    route = request.owner
-    if event != route.event and event != route.error_event:
-        return wrapped(*args, **kwargs)
-    entry = (args[0], args[1], event, kwargs)
-    slot.append(entry)  # atomic: of two threads racing, only the one whose entry is first is held
-    if slot[0] is not entry:
-        return wrapped(*args, **kwargs)
-    return None
+def gate(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """`fn` behind the gate: inside a mapped request, the first call naming the route's event is held."""
+    current = CURRENT.get
+
+    def log_gate(*args: Any, **kwargs: Any) -> Any:
+        acc = current()
+        if acc is None:
+            return fn(*args, **kwargs)
+        request = acc.request
+        if request is None:
+            return fn(*args, **kwargs)
+        slot = request.held  # None once the request has ended
+        if slot is None or len(args) < 3:
+            return fn(*args, **kwargs)
+        event = args[2]
+        route = request.owner
+        if event != route.event and event != route.error_event:
+            return fn(*args, **kwargs)
+        entry = (args[0], args[1], event, kwargs)
+        slot.append(entry)  # atomic: of two threads racing, only the one whose entry is first is held
+        if slot[0] is not entry:
+            return fn(*args, **kwargs)
+        return None
+
+    return functools.wraps(fn)(log_gate)
 
 
 def merged(
@@ -64,10 +75,10 @@ def merged(
     telemetry-owned ones (`owned`: correlation id, the route's and the stages' `_ms` fields) always win.
     """
     logger, app_level, event, fields = held
-    out = dict(fields)
-    for key, value in payload.items():
-        if key in owned or key not in out:
-            out[key] = value
+    out = {**fields, **payload}  # the app's keys first, then the telemetry's new ones; no per-key loop
+    for key in fields.keys() & payload.keys():  # usually none: a key in both is the app's unless ours
+        if key not in owned:
+            out[key] = fields[key]
     if isinstance(app_level, int) and app_level > level:
         level = app_level
     return logger, level, event, out

@@ -388,8 +388,6 @@ class TelemetryMiddleware:
                 _SERVING.set(False)
             try:
                 CURRENT.set(previous_acc)
-                if var is not None:
-                    var.set(previous_cid)
             except Exception as err:  # pragma: no cover - ContextVar.set does not fail in the same context
                 t.failed("unbind_failed", err)
             held = acc.held
@@ -442,6 +440,13 @@ class TelemetryMiddleware:
                     export.request_ended(span, route, start, end, payload, code, error, event)
             except Exception as err:
                 t.failed("event_failed", err)
+            # Unbound only now: the app's log function, writing the request's one event above, reads the
+            # request's id from the correlation ContextVar as it did for its own calls during the request.
+            if var is not None:
+                try:
+                    var.set(previous_cid)
+                except Exception as err:  # pragma: no cover - ContextVar.set does not fail in the same context
+                    t.failed("unbind_failed", err)
             error = None  # the exception's traceback holds this frame: no cycle
 
 

@@ -6,13 +6,15 @@ The targets are real modules of the fixture app (`fixture_app/checked*.py`); not
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 from typing import Callable, List
 
 import pytest
 from fixture_app import checked, checked_web
-from telemetry_testkit import LOG_SECTION, REPO
+from telemetry_testkit import LOG_SECTION, REPO, subprocess_env
 
 from autoinstrument.check import FAIL, OK, SKIP, CheckReport, Result, main, render_text, run_check
 from autoinstrument.runtime import install as hooks
@@ -444,3 +446,28 @@ def test_json_output_lists_every_result_with_status_and_line(
     assert doc["ok"] is False and doc["counts"] == {"ok": 3, "skip": 0, "fail": 1}
     failed = [r for r in doc["results"] if r["status"] == "FAIL"]
     assert failed[0]["line"] == line_of(path, "checked:nope") and failed[0]["target"] == "fixture_app.checked:nope"
+
+
+def test_check_says_why_path_parameters_would_be_withheld_without_log_redact(write_manifest: Write) -> None:
+    """Issue 22 item 7: without `log.redact` the stderr fallback withholds path parameters; `check` says so
+    (installed console script, real process), and says nothing once a redaction function is named."""
+    script = Path(sys.executable).parent / "autoinstrument"
+    routes = "GET /items/{item_id}: item_ms\nPOST /api/items/{item_id}/publish: publish_ms\n"
+    bare = web_manifest(write_manifest, "app", routes)
+    redacted = write_manifest(
+        LOG_SECTION + "  redact: fixture_app.applog:redact_text\n"
+        + "web:\n  app: fixture_app.checked_web:app\n  routes:\n" + textwrap.indent(routes, "    ")
+    )
+    env = subprocess_env()
+    out = subprocess.run([str(script), "check", bare], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    (note,) = [line for line in out.stdout.splitlines() if line.startswith("note: ")]
+    line = next(n for n, text in enumerate(Path(bare).read_text().splitlines(), 1) if "/items/" in text)
+    assert f"GET /items/{{item_id}} (line {line}) and 1 more are, whenever the log function fails," in note
+    assert "name a str -> str function as log.redact" in note
+    quiet = subprocess.run([str(script), "check", redacted], env=env, capture_output=True, text=True, timeout=120)
+    assert quiet.returncode == 0, quiet.stdout + quiet.stderr
+    assert "note:" not in quiet.stdout
+    as_json = subprocess.run([str(script), "check", "--json", bare], env=env, capture_output=True, text=True,
+                             timeout=120)
+    assert json.loads(as_json.stdout)["notes"] == [note[len("note: "):]]

@@ -56,6 +56,7 @@ def test_a_typo_in_a_method_and_in_a_module(tmp_path):
     method = faults["fixture_app.workflow:Orchestrator._select_imag"]
     assert method["line"] == line_of(manifest, "_select_imag")
     assert method["detail"] == "class Orchestrator has no attribute '_select_imag'"
+    assert method["fault"] == "target_missing"  # as the docs say (issue 22 item 7): not target_unusable
     module = faults["fixture_app.workflw:Orchestrator.analyze"]
     assert module["line"] == line_of(manifest, "workflw") and "'fixture_app.workflw' not found" in module["detail"]
     package = faults["nosuchpackage.mod:f"]  # found at once: the top-level package is looked up without importing

@@ -92,10 +92,8 @@ def test_publisher_with_autoinstrument_emits_one_workflow_timing(library):
     run_ids = {e["correlation_id"] for e in events if e.get("correlation_id")}
     assert run_ids == {timing["correlation_id"]}
     installed = only(events, "autoinstrument_installed")
-    assert installed["missing"] == [] and installed["late"] == []
-    assert any(
-        w.startswith("publisher_v2.core.workflow:WorkflowOrchestrator.execute") for w in installed["wrapped"]
-    )
+    assert installed["missing"] == [] and installed["late"] == 0 and installed["wrapped"] == 11
+    assert len(json.dumps(installed)) < 300  # counts and problems only (issue 22): the list is `autoinstrument check`
     assert not [e for e in events if e.get("message") == "autoinstrument_fault"]
 
 

@@ -209,3 +209,70 @@ def test_the_apps_event_logged_inside_a_nested_scope_is_merged_too(app_module):
     assert event["inner"] is True and event["correlation_id"] == "nest-1" and "web_nested_ms" in event
     (timing,) = named("nested_timing")
     assert timing["correlation_id"] == "nest-1" and "web_nested_ms" not in timing
+
+
+RID_APP = """
+import logging
+
+from fastapi import FastAPI
+
+from fixture_app import applog
+
+logger = logging.getLogger("fixture.app")
+app = FastAPI()
+
+
+@app.get("/rid/{name}")
+def rid(name: str):
+    applog.rid_log(logger, logging.INFO, "rid_inside", name=name)
+    applog.rid_log(logger, logging.INFO, "web_rid", name=name)
+    return {"ok": True}
+
+
+@app.get("/own")
+def own():
+    return {"ok": True}
+"""
+
+
+def test_the_apps_log_function_reads_the_requests_id_in_the_merged_event(tmp_path, monkeypatch, write_manifest):
+    """Issue 22 item 7: an app's log function that reads the correlation ContextVar itself (here as `rid`) sees
+    the request's id in the one merged event and in the telemetry's own event, as in its calls during the
+    request (it once read None: the id was unbound before the event was written)."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "ridfixture.py").write_text(RID_APP, encoding="utf-8")
+    log = LOG_SECTION.replace("fixture_app.applog:log_json", "fixture_app.applog:rid_log")
+    routes = "  routes:\n    GET /rid/{name}: web_rid_ms\n    GET /own: web_own_ms\n"
+    assert autoinstrument.install(write_manifest(log + "web:\n  app: ridfixture:app\n" + routes))
+    try:
+        module = importlib.import_module("ridfixture")
+        with TestClient(module.app) as client:
+            assert client.get("/rid/a.jpg", headers={"X-Request-ID": "rid-1"}).status_code == 200
+            assert client.get("/own", headers={"X-Request-ID": "rid-2"}).status_code == 200
+    finally:
+        sys.modules.pop("ridfixture", None)
+    (inside,) = named("rid_inside")
+    assert inside["rid"] == "rid-1"
+    (merged_event,) = named("web_rid")  # the app's event, merged with the telemetry's
+    assert merged_event["rid"] == "rid-1" and merged_event["correlation_id"] == "rid-1"
+    assert merged_event["name"] == "a.jpg" and "web_rid_ms" in merged_event
+    (own,) = named("web_own")  # no app event: the telemetry's own, through the same function
+    assert own["rid"] == "rid-2" and own["correlation_id"] == "rid-2"
+    assert applog.correlation_id.get() is None  # unbound after the request
+
+
+def test_the_gate_is_a_plain_closure_that_looks_like_the_log_function(app_module):
+    """Not a wrapt proxy (its C call path cost ~0.9 us per app log call, benchmarks/bench_log_gate.py), yet it
+    answers for the original: __wrapped__, name, docstring, signature; calls outside a request pass through."""
+    import inspect
+
+    import wrapt
+
+    gate = applog.log_json
+    original = gate.__wrapped__
+    assert gate is not original and inspect.isfunction(gate) and not isinstance(gate, wrapt.ObjectProxy)
+    assert (gate.__name__, gate.__qualname__, gate.__doc__) == (original.__name__, original.__qualname__,
+                                                                original.__doc__)
+    assert inspect.signature(gate) == inspect.signature(original)
+    assert gate(logging.getLogger("fixture.app"), logging.INFO, "web_item", outside=1) is None
+    assert named("web_item") == [{"level": "INFO", "logger": "fixture.app", "message": "web_item", "outside": 1}]
