@@ -59,7 +59,8 @@ def test_secure_cookies_setting_marks_the_cookie_secure(make_client: ClientFacto
     ("raw", "expected"), [(None, 3600), ("5", 60), ("99999", 3600), ("120", 120), ("soon", 3600), ("", 3600)]
 )
 def test_cookie_ttl_comes_from_the_environment_clamped_to_60_3600(raw: object, expected: int) -> None:
-    env = {"web_admin_pw": "x" * 8}
+    # The password is registered as a secret for the whole process: no run of "x" that other tests send.
+    env = {"web_admin_pw": "ttl-test-admin-pw"}
     if raw is not None:
         env["WEB_ADMIN_COOKIE_TTL_SECONDS"] = raw  # type: ignore[assignment]
     assert WebSettings.from_env(env).cookie_ttl_seconds == expected
