@@ -1,7 +1,8 @@
 """A package's import graph drawn from its source with `ast`, and its strongly connected components.
 
 Every `import` counts, module-level or inside a function (TYPE_CHECKING blocks included), so a lazy import
-cannot hide a circle. The same approach as tests/autoinstrument/test_import_layers.py, for any package.
+cannot hide a circle. Used for publisher_v2 (tests/test_publisher_layers.py) and autoinstrument
+(tests/autoinstrument/test_import_layers.py).
 """
 
 from __future__ import annotations
