@@ -31,12 +31,15 @@ from autoinstrument.runtime.scope import CURRENT
 
 
 def status_level(status: Any, exc: Optional[BaseException]) -> int:
-    """The level a request's event gets from its outcome: < 400 INFO, 4xx WARNING, 5xx or an exception ERROR."""
-    if exc is not None or not isinstance(status, int) or status >= 500:
-        return logging.ERROR
-    if status >= 400:
-        return logging.WARNING
-    return logging.INFO
+    """The level a request's event gets from its outcome: < 400 INFO, 4xx WARNING, 5xx or an exception ERROR.
+
+    One expression over module constants (it runs once per request): no attribute load, no second branch."""
+    if exc is None and isinstance(status, int):
+        return _INFO if status < 400 else _WARNING if status < 500 else _ERROR
+    return _ERROR
+
+
+_INFO, _WARNING, _ERROR = logging.INFO, logging.WARNING, logging.ERROR
 
 
 def gate(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -54,8 +57,7 @@ def gate(fn: Callable[..., Any]) -> Callable[..., Any]:
         if slot is None or len(args) < 3:
             return fn(*args, **kwargs)
         event = args[2]
-        route = request.owner
-        if event != route.event and event != route.error_event:
+        if event not in request.owner.events:  # (event, error_event): one C-level compare of both
             return fn(*args, **kwargs)
         entry = (args[0], args[1], event, kwargs)
         slot.append(entry)  # atomic: of two threads racing, only the one whose entry is first is held
@@ -76,9 +78,10 @@ def merged(
     """
     logger, app_level, event, fields = held
     out = {**fields, **payload}  # the app's keys first, then the telemetry's new ones; no per-key loop
-    for key in fields.keys() & payload.keys():  # usually none: a key in both is the app's unless ours
-        if key not in owned:
-            out[key] = fields[key]
+    if not fields.keys().isdisjoint(payload):  # usually not: a key in both is the app's unless ours
+        for key in fields.keys() & payload.keys():
+            if key not in owned:
+                out[key] = fields[key]
     if isinstance(app_level, int) and app_level > level:
         level = app_level
     return logger, level, event, out

@@ -20,6 +20,7 @@ import contextlib
 import threading
 from contextvars import ContextVar
 from logging import INFO
+from operator import itemgetter, methodcaller
 from time import perf_counter
 from typing import Any, Awaitable, Callable, Dict, Iterable, List, MutableMapping, Optional, Tuple
 
@@ -169,16 +170,21 @@ def _json_body(headers: Iterable[Tuple[bytes, bytes]]) -> Optional[bytearray]:
 
 
 def _with_header(message: Message, header: Tuple[bytes, bytes]) -> Message:
-    """A copy of the start message with our header appended (unless the app set it); the app's own message
-    and header list are never mutated (a reused Response object must not grow headers)."""
+    """A copy of the start message with our header appended (unless the app set it, in any case); the app's own
+    message and header list are never mutated (a reused Response object must not grow headers).
+
+    The search is C-level (`in` over a `map` of lowered names: no bytecode per header); `header[0]` is lower
+    case, so `key.lower() == name` is the whole case-insensitive compare."""
     headers = message.get("headers") or ()
-    name = header[0]
-    for key, _value in headers:
-        if key == name or (len(key) == len(name) and key.lower() == name):
-            return message
+    if header[0] in map(_lower, map(_name, headers)):
+        return message
     copy = dict(message)
     copy["headers"] = [*headers, header]
     return copy
+
+
+_name = itemgetter(0)
+_lower = methodcaller("lower")
 
 
 def _add_totals(
@@ -201,24 +207,13 @@ def _add_totals(
         route.known = known + fresh
 
 
-def _emit_merged(telemetry: WebTelemetry, acc: _Request, held: Tuple[Any, ...], payload: Dict[str, Any],
-                 level: int, function: Optional[Callable[..., Any]]) -> None:
-    """The app's held call and the telemetry's fields as ONE event (`gate.merged`, the one reference), written
-    by the app's log function directly when it is usable, else through the emitter."""
-    owned: Tuple[str, ...] = ()
-    if not held[3].keys().isdisjoint(payload):  # only a key in both needs to know which fields are ours
-        route = acc.owner
-        mine = {"correlation_id", route.field, *tuple(acc.totals)}
-        mine.update(field for field, samples in acc.lists.items() if samples)
-        owned = tuple(mine)
-    logger, level, name, fields = merged(held, payload, level, owned)
-    if function is None:
-        telemetry.emit(name, fields, level, logger)
-        return
-    try:
-        function(logger, level, name, **fields)
-    except Exception as exc:
-        telemetry.direct_failed(exc, name, fields, level)
+def _owned(acc: _Request) -> Tuple[str, ...]:
+    """The fields of a request's event that are the telemetry's own (they win over the app's same keys in
+    `gate.merged`): asked only when the app's held event shares a key with the telemetry's."""
+    route = acc.owner
+    mine = {"correlation_id", route.field, *tuple(acc.totals)}
+    mine.update(field for field, samples in acc.lists.items() if samples)
+    return tuple(mine)
 
 
 class TelemetryMiddleware:
@@ -426,14 +421,20 @@ class TelemetryMiddleware:
                     event = route.error_event
                 else:
                     event = route.error_event if level != INFO else route.event
+                if held:  # the app's held call and ours as ONE event (`gate.merged`, the one reference)
+                    entry = held[0]
+                    owned = () if entry[3].keys().isdisjoint(payload) else _owned(acc)
+                    logger, written_level, name, fields = merged(entry, payload, level, owned)
+                else:
+                    logger, written_level, name, fields = t.logger, level, event, payload
                 function = t.function
-                if held:
-                    _emit_merged(t, acc, held[0], payload, level, function)
-                elif function is not None:
+                if function is not None:
                     try:
-                        function(t.logger, level, event, **payload)
+                        function(logger, written_level, name, **fields)
                     except Exception as exc:
-                        t.direct_failed(exc, event, payload, level)  # type: ignore[misc]
+                        t.direct_failed(exc, name, fields, written_level)  # type: ignore[misc]
+                elif held:
+                    t.emit(name, fields, written_level, logger)
                 else:
                     t.emit_now(event, payload, level)
                 if export is not None:
