@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Container, Dict, Optional, Tuple
 
 from autoinstrument.runtime.scope import CURRENT
 
@@ -69,12 +69,14 @@ def gate(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def merged(
-    held: Tuple[Any, Any, str, Dict[str, Any]], payload: Dict[str, Any], level: int, owned: Tuple[str, ...]
+    held: Tuple[Any, Any, str, Dict[str, Any]], payload: Dict[str, Any], level: int, owned: Container[str]
 ) -> Tuple[Any, int, str, Dict[str, Any]]:
     """(logger, level, event, fields) of the one event for a request whose app event was held.
 
     The app's fields are kept; the telemetry's fields are added where the app did not set them, and the
     telemetry-owned ones (`owned`: correlation id, the route's and the stages' `_ms` fields) always win.
+    `owned` is any container: the middleware passes the request itself (`_Request.__contains__`), so the set
+    of owned fields is never built; it is asked only for a key both sides set (the fast path: none).
     """
     logger, app_level, event, fields = held
     out = {**fields, **payload}  # the app's keys first, then the telemetry's new ones; no per-key loop

@@ -141,6 +141,17 @@ class _Request(Accumulator):
     lock = _LOCK  # held only to fold samples, never around app code
     unlocked_close = True  # closed in __call__ without the lock (see Accumulator.unlocked_close)
 
+    def __contains__(self, field: object) -> bool:
+        """Whether `field` of the request's event is the telemetry's own (it wins over the app's same key in
+        `gate.merged`): the correlation id, the route's field, and each stage field that ran. Asked only for a
+        key the app's held event shares with ours, so nothing is built per request."""
+        return (
+            field == "correlation_id"
+            or field == self.owner.field
+            or field in self.totals
+            or bool(self.lists.get(field))  # type: ignore[arg-type]
+        )
+
 
 def _kept(body: bytearray, message: Message, telemetry: WebTelemetry) -> Optional[bytearray]:
     """`body` with the message's chunk appended; None once it would pass BODY_LIMIT (or on a fault)."""
@@ -205,15 +216,6 @@ def _add_totals(
     fresh = tuple(field for field, _slot in totals if field not in known)
     if fresh:
         route.known = known + fresh
-
-
-def _owned(acc: _Request) -> Tuple[str, ...]:
-    """The fields of a request's event that are the telemetry's own (they win over the app's same keys in
-    `gate.merged`): asked only when the app's held event shares a key with the telemetry's."""
-    route = acc.owner
-    mine = {"correlation_id", route.field, *tuple(acc.totals)}
-    mine.update(field for field, samples in acc.lists.items() if samples)
-    return tuple(mine)
 
 
 class TelemetryMiddleware:
@@ -422,9 +424,7 @@ class TelemetryMiddleware:
                 else:
                     event = route.error_event if level != INFO else route.event
                 if held:  # the app's held call and ours as ONE event (`gate.merged`, the one reference)
-                    entry = held[0]
-                    owned = () if entry[3].keys().isdisjoint(payload) else _owned(acc)
-                    logger, written_level, name, fields = merged(entry, payload, level, owned)
+                    logger, written_level, name, fields = merged(held[0], payload, level, acc)
                 else:
                     logger, written_level, name, fields = t.logger, level, event, payload
                 function = t.function
