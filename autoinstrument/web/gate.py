@@ -54,9 +54,12 @@ def gate(fn: Callable[..., Any]) -> Callable[..., Any]:
         if request is None:
             return fn(*args, **kwargs)
         slot = request.held  # None once the request has ended
-        if slot is None or len(args) < 3:
+        if slot is None:
             return fn(*args, **kwargs)
-        event = args[2]
+        try:
+            event = args[2]
+        except IndexError:  # fewer than 3 positional arguments: not an event call (free when not raised)
+            return fn(*args, **kwargs)
         if event not in request.owner.events:  # (event, error_event): one C-level compare of both
             return fn(*args, **kwargs)
         entry = (args[0], args[1], event, kwargs)

@@ -96,8 +96,6 @@ class WebTelemetry:
         self.redactor = redactor
         self.request_header = spec.request_header.lower().encode("latin-1")
         self.response_header = spec.response_header.lower().encode("latin-1")
-        #: their lengths: a header of another length is skipped with one compare
-        self.request_size = len(self.request_header)
         table = RouteTable(spec.routes, self)
         self.static = table.static
         self.dynamic = table.dynamic
@@ -255,11 +253,12 @@ class TelemetryMiddleware:
                 t.first_request()
             cid = None
             wanted = t.request_header
-            size = t.request_size
-            for name, value in scope.get("headers") or ():
-                if len(name) == size and (name == wanted or name.lower() == wanted):
-                    cid = t.validate(value)
-                    break
+            headers = scope.get("headers") or ()
+            if wanted in map(_lower, map(_name, headers)):  # C-level: no bytecode per header when absent
+                for name, value in headers:
+                    if name.lower() == wanted:  # `wanted` is lower case
+                        cid = t.validate(value)
+                        break
             if cid is None:
                 cid = t.generate()
             header = (t.response_header, cid.encode("ascii"))
