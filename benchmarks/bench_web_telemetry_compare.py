@@ -251,13 +251,33 @@ def summarize(samples: Dict[str, List[float]]) -> Dict[str, Dict[str, float]]:
 OURS = ("autoinstrument", "autoinstrument_web_only")
 
 
+def ratio_interval(samples: Dict[str, List[float]], ours: str, resamples: int = 2000) -> Tuple[float, float]:
+    """The 5th..95th percentile of `ours`' ratio to the app-log floor over bootstrap resamples of the rounds
+    (rounds drawn with replacement, each keeping its own `off`, floor and `ours` blocks together): how far the
+    median ratio could move with another run's rounds on the same machine (seeded: the same samples give the
+    same interval)."""
+    draw = random.Random(20).choices
+    off, floor, mine = samples["off"], samples["app_log_floor"], samples[ours]
+    index = range(len(off))
+    ratios = []
+    for _ in range(resamples):
+        picked = draw(index, k=len(off))
+        added = statistics.median([mine[i] - off[i] for i in picked])
+        base = statistics.median([floor[i] - off[i] for i in picked])
+        ratios.append(added / base if base > 0 else float("inf"))
+    ratios.sort()
+    return ratios[resamples // 20], ratios[(resamples * 19) // 20]
+
+
 def ratio_of(figures: Dict[str, Dict[str, float]], ours: str = "autoinstrument") -> float:
     """`ours`' added time over the app-log floor's (medians of paired differences)."""
     floor = figures["app_log_floor"]["overhead_us"]
     return figures[ours]["overhead_us"] / floor if floor > 0 else float("inf")
 
 
-def print_table(title: str, figures: Dict[str, Dict[str, float]], target: float) -> None:
+def print_table(
+    title: str, figures: Dict[str, Dict[str, float]], target: float, samples: Dict[str, List[float]]
+) -> None:
     print(title)
     print(f"{'variant':<22}{'us/request':>12}{'overhead us':>14}{'p10..p90':>18}")
     for variant in VARIANTS:
@@ -269,6 +289,8 @@ def print_table(title: str, figures: Dict[str, Dict[str, float]], target: float)
         print(f"{ours} - app-log floor, paired per round: {d['median_us']:+.1f} us "
               f"(p10..p90 {d['p10_us']:+.1f}..{d['p90_us']:+.1f}); "
               f"added / floor's added: {ratio_of(figures, ours):.2f} (target <= {target})")
+        low, high = ratio_interval(samples, ours)
+        print(f"  {ours} / floor, bootstrap over rounds, p5..p95: {low:.2f}..{high:.2f}")
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -325,6 +347,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         "autoinstrument_web_only_to_app_log_floor_cpu_time": round(
             ratio_of(cpu_figures, "autoinstrument_web_only"), 2
         ),
+        "web_only_ratio_bootstrap_p5_p95": ratio_interval(samples, "autoinstrument_web_only"),
+        "web_only_ratio_cpu_time_bootstrap_p5_p95": ratio_interval(cpu_samples, "autoinstrument_web_only"),
         "target": args.target,
         "verified_header": verified,
         "events_written": events,
@@ -336,8 +360,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     else:
         print(f"GET /api/images/random in process, {args.rounds} rounds x {args.per_block} requests per variant "
               f"(Python {result['python']}, {result['cpus']} CPUs)")
-        print_table("wall clock (the reported figure):", figures, args.target)
-        print_table("process CPU time (what the neighbours' load disturbs least):", cpu_figures, args.target)
+        print_table("wall clock (the reported figure):", figures, args.target, samples)
+        print_table("process CPU time (what the neighbours' load disturbs least):", cpu_figures, args.target,
+                    cpu_samples)
     failed = False
     if not all(verified.values()):
         print(f"FAIL: a variant does not answer the correlation header: {verified}", file=sys.stderr)

@@ -13,7 +13,7 @@ uvicorn process serving N and 6N requests (the difference cancels start-up), to 
 into a share of a whole request.
 
     .venv/bin/python benchmarks/bench_web_telemetry_instructions.py [--requests 200] [--e2e] [--variants a,b]
-    .venv/bin/python benchmarks/bench_web_telemetry_instructions.py --opcodes [--requests 200]
+    .venv/bin/python benchmarks/bench_web_telemetry_instructions.py --opcodes [--requests 200] [--by-function]
 
 Needs Debian's valgrind (`apt-get install valgrind`). `--opcodes` counts interpreted bytecodes instead (no
 valgrind: `sys.settrace` with opcode events, same loop, same seed): on this pure-Python path the wall clock
@@ -24,6 +24,7 @@ callgrind counts as one instruction).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -32,7 +33,7 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 import httpx
 
@@ -82,6 +83,21 @@ sys.settrace(tracer)
 functools.reduce(step,""",
 ) + "\nsys.settrace(None)\nprint(counted[0])\n"
 
+# The same count per function (`--by-function`): where a variant's bytecodes go, as one JSON object.
+OPCODES_BY_FUNCTION = CHILD.replace(
+    "functools.reduce(step,",
+    """import sys, json, collections
+counted = collections.Counter()
+def tracer(frame, event, arg):
+    frame.f_trace_opcodes = True
+    if event == "opcode":
+        code = frame.f_code
+        counted[os.path.basename(code.co_filename) + ":" + code.co_name] += 1
+    return tracer
+sys.settrace(tracer)
+functools.reduce(step,""",
+) + "\nsys.settrace(None)\nprint(json.dumps(counted))\n"
+
 
 def callgrind_total(out_file: Path) -> int:
     for line in out_file.read_text().splitlines():
@@ -103,14 +119,19 @@ def count_in_process(ini: Path, variant: str, requests: int, work: Path) -> floa
     return callgrind_total(out) / requests
 
 
-def count_opcodes(ini: Path, variant: str, requests: int) -> float:
+def count_opcodes(ini: Path, variant: str, requests: int, by_function: bool = False) -> Any:
+    """Bytecodes per request (or, `by_function`, a dict of them per `file:function`)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PUBLISHER_", "AUTOINSTRUMENT"))}
     env.update(CONFIG_PATH=str(ini), PYTHONPATH=os.pathsep.join([str(REPO), str(HERE)]))
     env.update(BENCH_VARIANT=variant, BENCH_REQUESTS=str(requests), PYTHONHASHSEED="0")
     out = subprocess.run(
-        [sys.executable, "-c", OPCODES], env=env, check=True, capture_output=True, text=True
-    ).stdout.split()
-    return int(out[-1]) / requests
+        [sys.executable, "-c", OPCODES_BY_FUNCTION if by_function else OPCODES],
+        env=env, check=True, capture_output=True, text=True,
+    ).stdout.split("\n")
+    last = [line for line in out if line.strip()][-1]
+    if by_function:
+        return {name: count / requests for name, count in json.loads(last).items()}
+    return int(last) / requests
 
 
 def count_uvicorn(ini: Path, requests: int, work: Path, tag: str) -> int:
@@ -146,6 +167,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--e2e", action="store_true", help="also count a whole uvicorn request (slow)")
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset")
     parser.add_argument("--opcodes", action="store_true", help="count bytecodes (sys.settrace), not instructions")
+    parser.add_argument("--by-function", action="store_true", help="with --opcodes: per function, against off")
     args = parser.parse_args(argv)
     if args.opcodes:
         return opcodes_main(args)
@@ -191,9 +213,14 @@ def opcodes_main(args: argparse.Namespace) -> int:
     work = Path(tempfile.mkdtemp(prefix="bench_web_opcodes_"))
     try:
         variants = [v for v in args.variants.split(",") if v]
-        counts = {v: count_opcodes(build_library(work / v, 1000), v, args.requests) for v in variants}
+        if args.by_function:
+            per = {v: count_opcodes(build_library(work / v, 1000), v, args.requests, True) for v in variants}
+        else:
+            counts = {v: count_opcodes(build_library(work / v, 1000), v, args.requests) for v in variants}
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    if args.by_function:
+        return print_by_function(per, variants)
     off = counts["off"]
     print(f"bytecodes executed per GET /api/images/random in-process ({args.requests} requests, seeded):")
     for variant in variants:
@@ -202,6 +229,21 @@ def opcodes_main(args: argparse.Namespace) -> int:
         if ours in counts and "app_log_floor" in counts:
             ratio = (counts[ours] - off) / (counts["app_log_floor"] - off)
             print(f"  {ours} / app-log floor (added bytecodes): {ratio:.2f}")
+    return 0
+
+
+def print_by_function(per: Dict[str, Dict[str, float]], variants: List[str]) -> int:
+    """Each variant's bytecodes per request per function, added over `off` (functions that differ only)."""
+    off = per.get("off", {})
+    for variant in variants:
+        if variant == "off":
+            continue
+        counts = per[variant]
+        added = {name: counts.get(name, 0.0) - off.get(name, 0.0) for name in set(counts) | set(off)}
+        print(f"{variant}: {sum(added.values()):+,.0f} bytecodes per request over off")
+        for name, value in sorted(added.items(), key=lambda item: -abs(item[1])):
+            if abs(value) >= 1:
+                print(f"  {value:+8,.0f}  {name}")
     return 0
 
 

@@ -60,8 +60,7 @@ def marker_var(field: str) -> ContextVar:
 
 def to_ms(seconds: float) -> int:
     """Integer milliseconds, rounded half up, never negative (plain arithmetic: it runs per field per event)."""
-    ms = int(seconds * 1000.0 + 0.5)
-    return ms if ms > 0 else 0
+    return int(seconds * 1000.0 + 0.5) if seconds > 0.0 else 0
 
 
 class _LazyLists(dict):

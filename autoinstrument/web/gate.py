@@ -25,18 +25,21 @@ from __future__ import annotations
 
 import functools
 import logging
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Container, Dict, Optional, Tuple
 
 from autoinstrument.runtime.scope import CURRENT
 
 
 def status_level(status: Any, exc: Optional[BaseException]) -> int:
-    """The level a request's event gets from its outcome: < 400 INFO, 4xx WARNING, 5xx or an exception ERROR."""
-    if exc is not None or not isinstance(status, int) or status >= 500:
-        return logging.ERROR
-    if status >= 400:
-        return logging.WARNING
-    return logging.INFO
+    """The level a request's event gets from its outcome: < 400 INFO, 4xx WARNING, 5xx or an exception ERROR.
+
+    One expression over module constants (it runs once per request): no attribute load, no second branch."""
+    if exc is None and isinstance(status, int):
+        return _INFO if status < 400 else _WARNING if status < 500 else _ERROR
+    return _ERROR
+
+
+_INFO, _WARNING, _ERROR = logging.INFO, logging.WARNING, logging.ERROR
 
 
 def gate(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -51,11 +54,13 @@ def gate(fn: Callable[..., Any]) -> Callable[..., Any]:
         if request is None:
             return fn(*args, **kwargs)
         slot = request.held  # None once the request has ended
-        if slot is None or len(args) < 3:
+        if slot is None:
             return fn(*args, **kwargs)
-        event = args[2]
-        route = request.owner
-        if event != route.event and event != route.error_event:
+        try:
+            event = args[2]
+        except IndexError:  # fewer than 3 positional arguments: not an event call (free when not raised)
+            return fn(*args, **kwargs)
+        if event not in request.owner.events:  # (event, error_event): one C-level compare of both
             return fn(*args, **kwargs)
         entry = (args[0], args[1], event, kwargs)
         slot.append(entry)  # atomic: of two threads racing, only the one whose entry is first is held
@@ -67,18 +72,21 @@ def gate(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def merged(
-    held: Tuple[Any, Any, str, Dict[str, Any]], payload: Dict[str, Any], level: int, owned: Tuple[str, ...]
+    held: Tuple[Any, Any, str, Dict[str, Any]], payload: Dict[str, Any], level: int, owned: Container[str]
 ) -> Tuple[Any, int, str, Dict[str, Any]]:
     """(logger, level, event, fields) of the one event for a request whose app event was held.
 
     The app's fields are kept; the telemetry's fields are added where the app did not set them, and the
     telemetry-owned ones (`owned`: correlation id, the route's and the stages' `_ms` fields) always win.
+    `owned` is any container: the middleware passes the request itself (`_Request.__contains__`), so the set
+    of owned fields is never built; it is asked only for a key both sides set (the fast path: none).
     """
     logger, app_level, event, fields = held
     out = {**fields, **payload}  # the app's keys first, then the telemetry's new ones; no per-key loop
-    for key in fields.keys() & payload.keys():  # usually none: a key in both is the app's unless ours
-        if key not in owned:
-            out[key] = fields[key]
+    if not fields.keys().isdisjoint(payload):  # usually not: a key in both is the app's unless ours
+        for key in fields.keys() & payload.keys():
+            if key not in owned:
+                out[key] = fields[key]
     if isinstance(app_level, int) and app_level > level:
         level = app_level
     return logger, level, event, out

@@ -95,7 +95,7 @@ class WebTelemetry:
         self.redactor = redactor
         self.request_header = spec.request_header.lower().encode("latin-1")
         self.response_header = spec.response_header.lower().encode("latin-1")
-        #: their lengths: a header of another length is skipped with one compare
+        #: its length: a header of another length is skipped with one compare
         self.request_size = len(self.request_header)
         table = RouteTable(spec.routes, self)
         self.static = table.static
@@ -140,6 +140,17 @@ class _Request(Accumulator):
     lock = _LOCK  # held only to fold samples, never around app code
     unlocked_close = True  # closed in __call__ without the lock (see Accumulator.unlocked_close)
 
+    def __contains__(self, field: object) -> bool:
+        """Whether `field` of the request's event is the telemetry's own (it wins over the app's same key in
+        `gate.merged`): the correlation id, the route's field, and each stage field that ran. Asked only for a
+        key the app's held event shares with ours, so nothing is built per request."""
+        return (
+            field == "correlation_id"
+            or field == self.owner.field
+            or field in self.totals
+            or bool(self.lists.get(field))  # type: ignore[arg-type]
+        )
+
 
 def _kept(body: bytearray, message: Message, telemetry: WebTelemetry) -> Optional[bytearray]:
     """`body` with the message's chunk appended; None once it would pass BODY_LIMIT (or on a fault)."""
@@ -169,12 +180,17 @@ def _json_body(headers: Iterable[Tuple[bytes, bytes]]) -> Optional[bytearray]:
 
 
 def _with_header(message: Message, header: Tuple[bytes, bytes]) -> Message:
-    """A copy of the start message with our header appended (unless the app set it); the app's own message
-    and header list are never mutated (a reused Response object must not grow headers)."""
+    """A copy of the start message with our header appended (unless the app set it, in any case); the app's own
+    message and header list are never mutated (a reused Response object must not grow headers).
+
+    `header[0]` is lower case, so `key.lower() == name` is the whole case-insensitive compare, and a name of
+    another length is skipped with one `len` compare (a C-level `in map(...)` search was fewer bytecodes but
+    twice the time: `benchmarks/bench_hot_path_copies.py`)."""
     headers = message.get("headers") or ()
     name = header[0]
+    size = len(name)
     for key, _value in headers:
-        if key == name or (len(key) == len(name) and key.lower() == name):
+        if len(key) == size and key.lower() == name:
             return message
     copy = dict(message)
     copy["headers"] = [*headers, header]
@@ -199,26 +215,6 @@ def _add_totals(
     fresh = tuple(field for field, _slot in totals if field not in known)
     if fresh:
         route.known = known + fresh
-
-
-def _emit_merged(telemetry: WebTelemetry, acc: _Request, held: Tuple[Any, ...], payload: Dict[str, Any],
-                 level: int, function: Optional[Callable[..., Any]]) -> None:
-    """The app's held call and the telemetry's fields as ONE event (`gate.merged`, the one reference), written
-    by the app's log function directly when it is usable, else through the emitter."""
-    owned: Tuple[str, ...] = ()
-    if not held[3].keys().isdisjoint(payload):  # only a key in both needs to know which fields are ours
-        route = acc.owner
-        mine = {"correlation_id", route.field, *tuple(acc.totals)}
-        mine.update(field for field, samples in acc.lists.items() if samples)
-        owned = tuple(mine)
-    logger, level, name, fields = merged(held, payload, level, owned)
-    if function is None:
-        telemetry.emit(name, fields, level, logger)
-        return
-    try:
-        function(logger, level, name, **fields)
-    except Exception as exc:
-        telemetry.direct_failed(exc, name, fields, level)
 
 
 class TelemetryMiddleware:
@@ -260,7 +256,7 @@ class TelemetryMiddleware:
             wanted = t.request_header
             size = t.request_size
             for name, value in scope.get("headers") or ():
-                if len(name) == size and (name == wanted or name.lower() == wanted):
+                if len(name) == size and name.lower() == wanted:  # `wanted` is lower case
                     cid = t.validate(value)
                     break
             if cid is None:
@@ -426,14 +422,18 @@ class TelemetryMiddleware:
                     event = route.error_event
                 else:
                     event = route.error_event if level != INFO else route.event
+                if held:  # the app's held call and ours as ONE event (`gate.merged`, the one reference)
+                    logger, written_level, name, fields = merged(held[0], payload, level, acc)
+                else:
+                    logger, written_level, name, fields = t.logger, level, event, payload
                 function = t.function
-                if held:
-                    _emit_merged(t, acc, held[0], payload, level, function)
-                elif function is not None:
+                if function is not None:
                     try:
-                        function(t.logger, level, event, **payload)
+                        function(logger, written_level, name, **fields)
                     except Exception as exc:
-                        t.direct_failed(exc, event, payload, level)  # type: ignore[misc]
+                        t.direct_failed(exc, name, fields, written_level)  # type: ignore[misc]
+                elif held:
+                    t.emit(name, fields, written_level, logger)
                 else:
                     t.emit_now(event, payload, level)
                 if export is not None:

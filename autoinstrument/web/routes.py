@@ -65,6 +65,7 @@ class Route:
 
     __slots__ = (
         "spec", "regex", "method", "template", "field", "event", "error_event", "result", "telemetry", "known",
+        "events",
     )
 
     def __init__(self, spec: RouteSpec, telemetry: Any):
@@ -75,6 +76,8 @@ class Route:
         self.field = spec.field
         self.event = spec.event
         self.error_event = spec.error_event
+        #: both names the log gate holds, as one tuple (`event in events`: one C-level compare per request)
+        self.events = (spec.event, spec.error_event)
         self.result = spec.result
         self.telemetry = telemetry
         #: the stage fields this route's requests produced so far (pre-allocated in the next request)

@@ -41,6 +41,8 @@ async def _app(scope, receive, send):
     case = CASE
     if case.get("seconds") is not None:
         CURRENT.get().add("sample_ms", case["seconds"])
+    if case.get("listed") is not None:  # a stage sample as the wrappers' hot path appends it
+        CURRENT.get().lists.setdefault("sample_ms", []).append(case["listed"])
     if case.get("log") is not None:
         level, fields = case["log"]
         applog.log_json(logger, level, "case_served", **fields)
@@ -167,3 +169,20 @@ def test_the_merged_event_is_the_reference_for_every_case(app_module, app_level,
         logging.getLevelName(level), logger.name, name
     )
     assert event["correlation_id"] != "forged" and event["web_case_ms"] >= 0
+
+
+@pytest.mark.parametrize("how", ["seconds", "listed"])
+def test_a_stage_field_the_app_also_sets_is_owned_by_the_telemetry_in_the_merged_event(app_module, how):
+    """The middleware asks the request itself which keys are ours (`_Request.__contains__`, no set built):
+    a stage field that ran wins over the app's same key, like the reference given the owned fields by name."""
+    fields = {"sample_ms": "app's", "status_code": "app's", "image": "f"}
+    _sent, event = request(app_module, {how: 0.0123, "log": (logging.INFO, fields)})
+    ours = {
+        "correlation_id": event["correlation_id"], "web_case_ms": event["web_case_ms"], "method": "GET",
+        "route": "/case", "status_code": 200, "sample_ms": to_ms(0.0123),
+    }  # fmt: skip
+    held = (logging.getLogger("fixture.app"), logging.INFO, "case_served", dict(fields))
+    owned = ("correlation_id", "web_case_ms", "sample_ms")
+    _logger, _level, _name, expected = merged(held, ours, status_level(200, None), owned)
+    got = {k: v for k, v in event.items() if k not in ("level", "logger", "message")}
+    assert got == expected and got["sample_ms"] == 12 and got["status_code"] == "app's"
